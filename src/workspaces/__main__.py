@@ -1,0 +1,3 @@
+from workspaces.cli import main
+
+main()

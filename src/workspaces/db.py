@@ -1,0 +1,106 @@
+"""Database URLs and engines: the CLI's sync engines (psycopg, sqlite3) are built here."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
+
+from workspaces.schema.errors import SchemaError
+
+_PG_ALIASES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+asyncpg",
+               "postgresql+psycopg2"}
+_SQLITE_ALIASES = {"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"}
+
+
+def parse_url(raw: str) -> URL:
+    """Parse DATABASE_URL; accept the usual spellings of PostgreSQL and SQLite URLs."""
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError:
+        raise SchemaError(
+            "bad_url",
+            "The database URL is not valid.",
+            fix="Use postgresql://user:password@host:5432/dbname or sqlite:///path/to/file.db",
+        ) from None
+    if url.drivername in _PG_ALIASES:
+        return url.set(drivername="postgresql+psycopg")
+    if url.drivername in _SQLITE_ALIASES:
+        return url.set(drivername="sqlite")
+    raise SchemaError(
+        "unsupported_database",
+        f"Databases of kind {url.drivername!r} are not supported.",
+        fix="Use a postgresql:// or sqlite:/// URL.",
+    )
+
+
+def display_url(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file behind an SQLite URL, or None for an in-memory database."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+def whoami() -> str:
+    """`user@host`, recorded in the ledger and shown to whoever waits for the deploy lock."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def create_sync_engine(
+    url: URL,
+    *,
+    read_only: bool = False,
+    sqlite_immediate: bool = False,
+    busy_timeout: float = 60.0,
+    application_name: str = "workspaces",
+) -> Engine:
+    """An engine for one CLI command: no pooling, transactional DDL on SQLite too."""
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, read_only=read_only, immediate=sqlite_immediate,
+                              busy_timeout=busy_timeout)
+    connect_args: dict[str, Any] = {
+        "application_name": application_name[:63],
+        "connect_timeout": 10,
+    }
+    if read_only:
+        connect_args["options"] = "-c default_transaction_read_only=on"
+    return create_engine(url, poolclass=NullPool, connect_args=connect_args)
+
+
+def _sqlite_engine(url: URL, *, read_only: bool, immediate: bool, busy_timeout: float) -> Engine:
+    path = sqlite_path(url)
+    connect_args: dict[str, Any] = {"timeout": busy_timeout}
+    if read_only and path is not None:
+        # A URI with mode=ro never creates the file and never writes.
+        url = url.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
+    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin, so DDL
+        # is transactional (sqlite3 would otherwise commit before each CREATE).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

@@ -1,0 +1,196 @@
+"""Errors of the schema toolkit: a stable code, one sentence a person can act on, an exit code."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+
+class Exit(IntEnum):
+    OK = 0
+    ERROR = 1
+    PENDING = 2
+    FAILED = 3
+    DIVERGED = 4
+    DRIFT = 5
+
+
+class SchemaError(Exception):
+    """A problem the operator can fix; rendered as `error[code]: message` plus the next step."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        fix: str | None = None,
+        exit_code: Exit = Exit.ERROR,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.fix = fix
+        self.exit_code = exit_code
+        self.detail = detail
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "fix": self.fix,
+            "detail": self.detail,
+            "exit_code": int(self.exit_code),
+        }
+
+
+# SQLSTATE -> (code, what happened, what to do). The database's own text follows as `detail`.
+_SQLSTATES: dict[str, tuple[str, str, str]] = {
+    "42501": (
+        "permission_denied",
+        "the database role lacks a privilege it needs (often CREATE on the schema)",
+        "grant it (for example `GRANT CREATE ON SCHEMA public TO <role>`) or run as the owner",
+    ),
+    "42P01": (
+        "undefined_table",
+        "a table it refers to does not exist",
+        "check `workspaces db status` and `workspaces db verify`; apply or repair what is missing",
+    ),
+    "42P07": (
+        "duplicate_table",
+        "an object it creates already exists",
+        "if it was created by hand, check it and run `workspaces db resolve --applied <id>`",
+    ),
+    "42710": (
+        "duplicate_object",
+        "an object it creates already exists",
+        "if it was created by hand, check it and run `workspaces db resolve --applied <id>`",
+    ),
+    "42701": (
+        "duplicate_column",
+        "a column it adds already exists",
+        "if it was added by hand, check it and run `workspaces db resolve --applied <id>`",
+    ),
+    "23503": (
+        "foreign_key_violation",
+        "existing rows violate a foreign key",
+        "fix or delete the rows that point at missing parents, then retry",
+    ),
+    "23505": (
+        "unique_violation",
+        "existing rows violate a unique constraint",
+        "remove the duplicate rows, then retry",
+    ),
+    "55P03": (
+        "lock_not_available",
+        "a table it needs is locked by another session",
+        "retry when the long transaction holding the lock has finished",
+    ),
+    "57014": (
+        "statement_timeout",
+        "a statement ran past the statement timeout",
+        "retry at a quieter time or raise statement_timeout for the deploy role",
+    ),
+    "28000": (
+        "authentication_failed",
+        "the database refused the login",
+        "check the user name in DATABASE_URL and the server's pg_hba.conf",
+    ),
+    "28P01": (
+        "authentication_failed",
+        "the database refused the password",
+        "check the user and password in DATABASE_URL",
+    ),
+    "3D000": (
+        "database_missing",
+        "the database named in the URL does not exist",
+        "create it (`createdb <name>`) or fix DATABASE_URL",
+    ),
+}
+
+_CONNECTION_HINTS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "connection refused",
+        "connection_refused",
+        "nothing is listening at the database address",
+        "start the database or fix the host and port in DATABASE_URL",
+    ),
+    (
+        "could not translate host name",
+        "unknown_host",
+        "the database host name does not resolve",
+        "fix the host in DATABASE_URL",
+    ),
+    (
+        "no such file or directory",
+        "connection_refused",
+        "no database server socket at that path",
+        "start the database or fix the host in DATABASE_URL",
+    ),
+    (
+        "unable to open database file",
+        "sqlite_open_failed",
+        "the SQLite file cannot be opened",
+        "check that the folder exists and is writable",
+    ),
+    (
+        "readonly database",
+        "permission_denied",
+        "the SQLite file is read-only",
+        "make the file and its folder writable by this user",
+    ),
+    (
+        "database is locked",
+        "lock_timeout",
+        "another process holds the SQLite database",
+        "retry when it has finished, or raise --lock-timeout",
+    ),
+    (
+        "timeout expired",
+        "connection_timeout",
+        "the database did not answer in time",
+        "check that the server is up and reachable",
+    ),
+)
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", exc)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return str(state) if state else None
+
+
+def database_message(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return " ".join(text.split())
+
+
+def translate(exc: SQLAlchemyError, *, doing: str, migration_id: str | None = None) -> SchemaError:
+    """Turn a database exception into one sentence naming what failed, why, and the next step."""
+    state = sqlstate_of(exc)
+    detail = database_message(exc)
+    where = f"migration {migration_id}" if migration_id else doing
+    if state and state in _SQLSTATES:
+        code, why, fix = _SQLSTATES[state]
+        if migration_id:
+            fix = fix.replace("<id>", migration_id)
+        return SchemaError(code, f"{where} failed: {why}.", fix=fix, detail=detail)
+    lowered = detail.lower()
+    for needle, code, why, fix in _CONNECTION_HINTS:
+        if needle in lowered:
+            return SchemaError(code, f"{where} failed: {why}.", fix=fix, detail=detail)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return SchemaError(
+            "connection_lost",
+            f"{where} failed: the connection to the database was lost.",
+            fix="check the database server, then rerun the command",
+            detail=detail,
+        )
+    return SchemaError(
+        "database_error",
+        f"{where} failed: the database reported an error.",
+        fix="read the database's message below; `workspaces db status` shows the state",
+        detail=detail,
+    )

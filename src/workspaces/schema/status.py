@@ -1,0 +1,240 @@
+"""Read-only analysis: what is applied, pending, failed, diverged or drifted, and what to run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, inspect, text
+
+from workspaces.schema import ledger
+from workspaces.schema.errors import Exit
+from workspaces.schema.expected import ObjectKey, SchemaModel, build_model
+from workspaces.schema.live import DIFFERS, EXTRA, MISSING, Difference, compare, missing_keys
+from workspaces.schema.revisions import Migration, MigrationSet
+
+PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    exit_code: Exit
+    message: str
+    fix: str | None = None
+    migration_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "exit_code": int(self.exit_code),
+            "migration": self.migration_id,
+            "message": self.message,
+            "fix": self.fix,
+        }
+
+
+@dataclass
+class MigrationState:
+    migration: Migration
+    state: str  # applied | pending | failed
+    latest: ledger.Entry | None
+    checksum_ok: bool = True
+    objects_present: bool = False
+    creates: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.migration.id,
+            "title": self.migration.title,
+            "state": self.state,
+            "checksum_ok": self.checksum_ok,
+            "creates_tables": self.creates,
+            "last": self.latest.as_dict() if self.latest else None,
+        }
+
+
+@dataclass
+class Report:
+    database: str
+    server: str
+    ledger_exists: bool
+    migrations: list[MigrationState]
+    unknown: list[ledger.Entry] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> Exit:
+        return max((p.exit_code for p in self.problems), default=Exit.OK)
+
+    def in_state(self, state: str) -> list[MigrationState]:
+        return [m for m in self.migrations if m.state == state]
+
+    @property
+    def applied_ids(self) -> list[str]:
+        return [m.migration.id for m in self.migrations if m.state == ledger.APPLIED]
+
+    def blocking(self) -> list[Problem]:
+        """Problems that stop deploy: failed, diverged, modified."""
+        return [p for p in self.problems if p.exit_code in (Exit.FAILED, Exit.DIVERGED)]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "server": self.server,
+            "exit_code": int(self.exit_code),
+            "ledger_exists": self.ledger_exists,
+            "migrations": [m.as_dict() for m in self.migrations],
+            "unknown_migrations": [
+                {"id": e.migration_id, **e.as_dict()} for e in self.unknown
+            ],
+            "differences": [d.as_dict() for d in self.differences],
+            "problems": [p.as_dict() for p in self.problems],
+        }
+
+
+def server_version(conn: Connection) -> str:
+    if conn.dialect.name == "postgresql":
+        return f"PostgreSQL {conn.execute(text('SHOW server_version')).scalar_one()}"
+    return f"SQLite {conn.execute(text('select sqlite_version()')).scalar_one()}"
+
+
+def applied_model(report: Report, migrations: MigrationSet) -> SchemaModel:
+    applied = set(report.applied_ids)
+    return build_model(m for m in migrations if m.id in applied)
+
+
+def model_through(migrations: MigrationSet, migration_id: str) -> SchemaModel:
+    """The schema after this migration and every one before it: what it builds on and adds."""
+    end = migrations.position(migration_id)
+    return build_model(migrations.migrations[: end + 1])
+
+
+def objects_missing(conn: Connection, model: SchemaModel, migration_id: str) -> list[ObjectKey]:
+    """Objects the migration creates (per the model) that the live database lacks or has wrong."""
+    missing = missing_keys(model, compare(conn, model))
+    return sorted(k for k in model.created_by(migration_id) if k in missing)
+
+
+def analyze(
+    conn: Connection, migrations: MigrationSet, *, database: str, check_live: bool = True
+) -> Report:
+    has_ledger = ledger.exists(conn)
+    entries = ledger.read(conn) if has_ledger else []
+    latest = ledger.latest_by_migration(entries)
+    whole = build_model(migrations)
+    states: list[MigrationState] = []
+    for migration in migrations:
+        entry = latest.get(migration.id)
+        state = PENDING if entry is None or entry.outcome == ledger.ROLLED_BACK else entry.outcome
+        checksum_ok = not (
+            state == ledger.APPLIED and entry and entry.checksum != migration.checksum
+        )
+        creates = [k.table for k in whole.created_by(migration.id) if k.kind == "table"]
+        states.append(MigrationState(migration, state, entry, checksum_ok, creates=creates))
+    report = Report(
+        database=database,
+        server=server_version(conn),
+        ledger_exists=has_ledger,
+        migrations=states,
+        unknown=[
+            e for mid, e in latest.items()
+            if mid not in migrations and e.outcome != ledger.ROLLED_BACK
+        ],
+    )
+    _ledger_problems(report)
+    if check_live:
+        _live_problems(conn, report, migrations)
+    return report
+
+
+def _ledger_problems(report: Report) -> None:
+    add = report.problems.append
+    for entry in report.unknown:
+        add(Problem(
+            "diverged", Exit.DIVERGED,
+            f"The database records migration {entry.migration_id} ({entry.outcome}), "
+            "which this code does not have.",
+            fix="Deploy the code that contains it, or if it was abandoned, roll it back with "
+                "that code; see docs/production-migrations.md (exit code 4).",
+            migration_id=entry.migration_id,
+        ))
+    for state in report.migrations:
+        mid = state.migration.id
+        if not state.checksum_ok:
+            add(Problem(
+                "checksum_mismatch", Exit.DIVERGED,
+                f"Migration {mid} was applied from a different version of "
+                f"{state.migration.path.name} (the file changed after it landed).",
+                fix=f"Restore the file from version control; if the change is deliberate and "
+                    f"harmless, accept it with `workspaces db resolve --applied {mid}`.",
+                migration_id=mid,
+            ))
+        elif state.state == ledger.FAILED:
+            error = (state.latest.error or "").splitlines()[0] if state.latest else ""
+            add(Problem(
+                "failed", Exit.FAILED,
+                f"Migration {mid} failed ({error}) and blocks deploys.",
+                fix=f"Fix the cause, then `workspaces db resolve --rolled-back {mid}` and "
+                    f"`workspaces db deploy` to retry; or, if you completed it by hand, "
+                    f"`workspaces db resolve --applied {mid}`.",
+                migration_id=mid,
+            ))
+        elif state.state == PENDING:
+            add(Problem(
+                "pending", Exit.PENDING, f"Migration {mid} is pending.",
+                fix="workspaces db deploy", migration_id=mid,
+            ))
+
+
+def _live_problems(conn: Connection, report: Report, migrations: MigrationSet) -> None:
+    add = report.problems.append
+    model = applied_model(report, migrations)
+    report.differences = compare(conn, model)
+    for difference in report.differences:
+        if difference.kind == EXTRA:
+            continue
+        mid = difference.migration_id or "an applied migration"
+        if difference.kind == MISSING:
+            add(Problem(
+                "drift_missing", Exit.DRIFT,
+                f"Migration {mid} is recorded as applied but {difference.describe()}.",
+                fix="workspaces db repair (or `workspaces db resolve --rolled-back "
+                    f"{mid}` then `workspaces db deploy` if everything it made is gone)",
+                migration_id=difference.migration_id,
+            ))
+        elif difference.kind == DIFFERS:
+            add(Problem(
+                "drift_differs", Exit.DRIFT,
+                f"Migration {mid} is recorded as applied but {difference.describe()}.",
+                fix="Change it back by hand (repair never rewrites existing objects); "
+                    "`workspaces db verify` shows the expected definition.",
+                migration_id=difference.migration_id,
+            ))
+    pending = report.in_state(PENDING)
+    if not pending:
+        return
+    live_tables = set(inspect(conn).get_table_names()) - {ledger.LEDGER_TABLE}
+    if not report.ledger_exists and live_tables:
+        add(Problem(
+            "no_ledger", Exit.PENDING,
+            f"The database has tables ({', '.join(sorted(live_tables)[:5])}) but no migration "
+            "ledger: it predates this toolkit.",
+            fix="workspaces db baseline (records as applied each migration whose objects "
+                "are verified present)",
+        ))
+        return
+    for state in pending:
+        mid = state.migration.id
+        ahead = model_through(migrations, mid)
+        created = ahead.created_by(mid)
+        if created and not objects_missing(conn, ahead, mid):
+            state.objects_present = True
+            add(Problem(
+                "objects_present", Exit.PENDING,
+                f"Migration {mid} is pending but everything it creates already exists "
+                "(created by hand?).",
+                fix=f"Check the objects, then `workspaces db resolve --applied {mid}`.",
+                migration_id=mid,
+            ))
