@@ -118,10 +118,11 @@ def objects_missing(conn: Connection, model: SchemaModel, migration_id: str) -> 
 
 
 def analyze(
-    conn: Connection, migrations: MigrationSet, *, database: str, check_live: bool = True
+    conn: Connection | None, migrations: MigrationSet, *, database: str, check_live: bool = True
 ) -> Report:
-    has_ledger = ledger.exists(conn)
-    entries = ledger.read(conn) if has_ledger else []
+    """The full picture; `conn` None stands for a database that does not exist yet."""
+    has_ledger = conn is not None and ledger.exists(conn)
+    entries = ledger.read(conn) if conn is not None and has_ledger else []
     latest = ledger.latest_by_migration(entries)
     whole = build_model(migrations)
     states: list[MigrationState] = []
@@ -135,7 +136,7 @@ def analyze(
         states.append(MigrationState(migration, state, entry, checksum_ok, creates=creates))
     report = Report(
         database=database,
-        server=server_version(conn),
+        server=server_version(conn) if conn is not None else "not created yet",
         ledger_exists=has_ledger,
         migrations=states,
         unknown=[
@@ -144,7 +145,7 @@ def analyze(
         ],
     )
     _ledger_problems(report)
-    if check_live:
+    if check_live and conn is not None:
         _live_problems(conn, report, migrations)
     return report
 
@@ -192,9 +193,12 @@ def _live_problems(conn: Connection, report: Report, migrations: MigrationSet) -
     add = report.problems.append
     model = applied_model(report, migrations)
     report.differences = compare(conn, model)
+    gone = {d.key.table for d in report.differences
+            if d.kind == MISSING and d.key.kind == "table"}
     for difference in report.differences:
-        if difference.kind == EXTRA:
-            continue
+        if difference.kind == EXTRA or (difference.key.kind != "table"
+                                        and difference.key.table in gone):
+            continue  # a missing table's indexes are implied by it
         mid = difference.migration_id or "an applied migration"
         if difference.kind == MISSING:
             add(Problem(

