@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -109,7 +110,27 @@ _SQLSTATES: dict[str, tuple[str, str, str]] = {
     ),
 }
 
+# Errors raised while connecting often carry no SQLSTATE; their text is stable across versions.
+# (pattern searched in the lower-cased message, code, what happened, what to do)
 _CONNECTION_HINTS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "password authentication failed",
+        "authentication_failed",
+        "the database refused the password",
+        "check the user and password in DATABASE_URL",
+    ),
+    (
+        r'role ".*" does not exist',
+        "authentication_failed",
+        "the database refused the login: no such role",
+        "check the user name in DATABASE_URL",
+    ),
+    (
+        r'database ".*" does not exist',
+        "database_missing",
+        "the database named in the URL does not exist",
+        "create it (`createdb <name>`) or fix DATABASE_URL",
+    ),
     (
         "connection refused",
         "connection_refused",
@@ -178,8 +199,8 @@ def translate(exc: SQLAlchemyError, *, doing: str, migration_id: str | None = No
             fix = fix.replace("<id>", migration_id)
         return SchemaError(code, f"{where} failed: {why}.", fix=fix, detail=detail)
     lowered = detail.lower()
-    for needle, code, why, fix in _CONNECTION_HINTS:
-        if needle in lowered:
+    for pattern, code, why, fix in _CONNECTION_HINTS:
+        if re.search(pattern, lowered):
             return SchemaError(code, f"{where} failed: {why}.", fix=fix, detail=detail)
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return SchemaError(

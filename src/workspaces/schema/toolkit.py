@@ -114,6 +114,12 @@ class Toolkit:
     def status(self) -> Report:
         path = sqlite_path(self.url)
         if path is not None and not path.exists():
+            if not path.parent.is_dir():
+                raise SchemaError(
+                    "sqlite_open_failed",
+                    f"The folder {path.parent} of the SQLite database does not exist.",
+                    fix="Create the folder or fix DATABASE_URL.",
+                )
             return analyze(None, self.migrations, database=display_url(self.url))
         engine = self._engine(read_only=True)
         try:

@@ -1,0 +1,168 @@
+"""Rollback, failed migrations, and the errors an operator meets, each with a code and a next step."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import INIT, INVITES, Cli
+from workspaces.schema.ledger import LEDGER_TABLE
+
+
+def _seed_invites(cli: Cli, count: int) -> None:
+    now = datetime.now(UTC).isoformat(sep=" ")
+    user, workspace = uuid.uuid4().hex, uuid.uuid4().hex
+    # SQLAlchemy's Uuid is a native uuid on PostgreSQL and 32 hex characters on SQLite.
+    fmt = (lambda u: f"'{uuid.UUID(u)}'") if cli.is_pg else (lambda u: f"'{u}'")
+    statements = [
+        f"INSERT INTO users (id, email, name, password_hash, created_at, updated_at) VALUES "
+        f"({fmt(user)}, 'a@example.com', 'A', 'x', '{now}', '{now}')",
+        f"INSERT INTO workspaces (id, name, slug, created_at) VALUES "
+        f"({fmt(workspace)}, 'W', 'w', '{now}')",
+    ]
+    for n in range(count):
+        statements.append(
+            "INSERT INTO workspace_invites (id, workspace_id, email, role, token, status, "
+            f"expires_at, created_at, created_by_user_id) VALUES ({fmt(uuid.uuid4().hex)}, "
+            f"{fmt(workspace)}, 'p{n}@example.com', 'member', '{n:064d}', 'pending', '{now}', "
+            f"'{now}', {fmt(user)})"
+        )
+    assert cli("db", "execute", "--stdin", stdin=";\n".join(statements) + ";").exit_code == 0
+
+
+def test_rollback_shows_row_counts_and_needs_confirmation(cli: Cli) -> None:
+    cli("db", "deploy")
+    _seed_invites(cli, 3)
+    refused = cli("db", "rollback")  # no terminal and no --yes
+    assert refused.exit_code == 1
+    assert "drops table workspace_invites: 3 rows" in refused.stdout
+    assert "error[confirmation_required]" in refused.stderr
+    assert "workspace_invites" in cli.tables()
+
+    run = cli("db", "rollback", "--yes")
+    assert run.exit_code == 0, run.output
+    assert f"rolled back {INVITES}" in run.stdout
+    assert "workspace_invites" not in cli.tables()
+    assert cli("db", "status").exit_code == 2
+    assert cli("db", "deploy").exit_code == 0
+    assert cli("db", "status").exit_code == 0
+
+
+def test_rollback_to_an_id_undoes_every_later_migration(cli: Cli) -> None:
+    cli("db", "deploy")
+    run = cli("db", "rollback", INIT, "--yes", "--json")
+    assert run.exit_code == 0, run.output
+    doc = json.loads(run.stdout[run.stdout.index("{"):])
+    assert doc["rolled_back"] == [INVITES, INIT]
+    assert cli.tables() == {LEDGER_TABLE}
+    assert cli("db", "status").exit_code == 2
+
+
+def test_rollback_refuses_when_the_objects_are_already_gone(cli: Cli) -> None:
+    cli("db", "deploy")
+    cli.sql("DROP TABLE workspace_invites")
+    run = cli("db", "rollback", "--yes")
+    assert run.exit_code == 5
+    assert "already missing" in run.stderr
+    assert f"resolve --rolled-back {INVITES}" in run.stderr
+
+
+def _add_revision(versions: Path, body: str, name: str = "20250201000000_broken") -> str:
+    (versions / f"{name}.py").write_text(
+        f'"""A later migration."""\n\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
+        f'revision = "{name}"\ndown_revision = "{INVITES}"\n\n\n'
+        f"def upgrade() -> None:\n{body}\n\n\ndef downgrade() -> None:\n"
+        f'    op.drop_table("audit_events")\n'
+    )
+    return name
+
+
+# The second statement fails on both databases: the table exists already.
+BROKEN = """    op.create_table("audit_events", sa.Column("id", sa.Integer(), primary_key=True))
+    op.create_table("workspaces", sa.Column("id", sa.Integer(), primary_key=True))"""
+FIXED = """    op.create_table("audit_events", sa.Column("id", sa.Integer(), primary_key=True))"""
+DANGLING_FK = """    op.create_table(
+        "audit_events",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("owner_id", sa.Integer(), sa.ForeignKey("no_such_table.id")),
+    )"""
+
+
+def test_a_failed_migration_leaves_nothing_behind_and_is_recorded(custom_cli: Cli,
+                                                                   versions: Path) -> None:
+    cli = custom_cli
+    broken = _add_revision(versions, BROKEN)
+    run = cli("db", "deploy")
+    assert run.exit_code == 3, run.output
+    assert f"migration {broken} failed" in run.stderr
+    assert f"resolve --rolled-back {broken}" in run.stderr
+    assert "already exists" in run.stderr
+    assert "audit_events" not in cli.tables()  # its first statement was rolled back too
+    assert "workspace_invites" in cli.tables()  # earlier migrations stay applied
+
+    rows = cli.sql(f"SELECT outcome, error, finished_at FROM {LEDGER_TABLE} "
+                   f"WHERE migration_id = '{broken}'")
+    assert len(rows) == 1 and rows[0][0] == "failed" and "workspaces" in str(rows[0][1])
+    assert rows[0][2] is None
+
+    status = cli("db", "status")
+    assert status.exit_code == 3
+    assert f"[failed] Migration {broken} failed" in status.stdout
+    assert cli("db", "deploy").exit_code == 3  # blocked until resolved
+
+    # The fix: correct the revision, mark the attempt rolled back, deploy again.
+    _add_revision(versions, FIXED)
+    resolved = cli("db", "resolve", "--rolled-back", broken)
+    assert resolved.exit_code == 0, resolved.output
+    assert "failed attempt cleared" in resolved.stdout
+    assert cli("db", "deploy").exit_code == 0
+    assert cli("db", "status").exit_code == 0
+
+
+@pytest.mark.postgres_only
+def test_a_foreign_key_to_a_missing_table_names_the_migration(pg_url: str, versions: Path) -> None:
+    cli = Cli(pg_url, {"WORKSPACES_MIGRATIONS_DIR": str(versions)})
+    broken = _add_revision(versions, DANGLING_FK)
+    run = cli("db", "deploy")
+    assert run.exit_code == 3
+    assert f"error[undefined_table]: migration {broken} failed: a table it refers to does not " \
+        "exist." in run.stderr
+    assert 'relation "no_such_table" does not exist' in run.stderr
+    assert "audit_events" not in cli.tables()
+
+
+def test_execute_reports_the_failing_statement_and_changes_nothing(cli: Cli) -> None:
+    script = "CREATE TABLE scratch (id integer);\nINSERT INTO scratch VALUES (1);\n" \
+             "INSERT INTO missing_table VALUES (1);\n"
+    run = cli("db", "execute", "--stdin", stdin=script)
+    assert run.exit_code == 1
+    assert "Statement 3 of 3 failed" in run.stderr
+    assert "missing_table" in run.stderr
+    assert "scratch" not in cli.tables()
+
+
+def test_execute_from_a_file_and_argument_errors(cli: Cli, tmp_path: Path) -> None:
+    script = tmp_path / "fix.sql"
+    script.write_text("-- a comment\nCREATE TABLE scratch (id integer);\n")
+    run = cli("db", "execute", "--file", str(script))
+    assert run.exit_code == 0
+    assert "Ran 1 statement(s)" in run.stdout
+    assert "scratch" in cli.tables()
+    assert cli("db", "execute").exit_code == 1
+    empty = cli("db", "execute", "--stdin", stdin="-- nothing\n")
+    assert empty.exit_code == 1 and "error[empty_script]" in empty.stderr
+
+
+def test_sql_prints_the_migration_for_the_configured_database(cli: Cli) -> None:
+    up = cli("db", "sql", INVITES)
+    assert up.exit_code == 0
+    assert "CREATE TABLE workspace_invites" in up.stdout
+    assert "REFERENCES workspaces (id) ON DELETE CASCADE" in up.stdout
+    assert ("UUID" in up.stdout) == cli.is_pg
+    down = cli("db", "sql", INVITES, "--down")
+    assert "DROP TABLE workspace_invites" in down.stdout
+    assert cli.tables() == set()  # connects to nothing
