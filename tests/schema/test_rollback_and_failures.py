@@ -1,4 +1,4 @@
-"""Rollback, failed migrations, and the errors an operator meets, each with a code and a next step."""
+"""Rollback, failed migrations and the errors an operator meets: a code and a next step each."""
 
 from __future__ import annotations
 
