@@ -219,11 +219,11 @@ def _live_problems(conn: Connection, report: Report, migrations: MigrationSet) -
     pending = report.in_state(PENDING)
     if not pending:
         return
-    live_tables = set(inspect(conn).get_table_names()) - {ledger.LEDGER_TABLE}
-    if not report.ledger_exists and live_tables:
+    ours = set(inspect(conn).get_table_names()) & set(build_model(migrations).tables)
+    if not report.ledger_exists and ours:
         add(Problem(
             "no_ledger", Exit.PENDING,
-            f"The database has tables ({', '.join(sorted(live_tables)[:5])}) but no migration "
+            f"The database has tables ({', '.join(sorted(ours))}) but no migration "
             "ledger: it predates this toolkit.",
             fix="workspaces db baseline (records as applied each migration whose objects "
                 "are verified present)",

@@ -1,0 +1,103 @@
+"""`db new`, the recorded per-migration schema, and status staying read-only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import INIT, INVITES, Cli
+from workspaces.schema.expected import ObjectKey, build_model, downgrade_operations
+from workspaces.schema.ledger import LEDGER_TABLE
+from workspaces.schema.revisions import MigrationSet
+
+
+def test_the_model_knows_which_migration_created_each_object() -> None:
+    migrations = MigrationSet()
+    model = build_model(migrations)
+    assert model.origin[ObjectKey("table", "workspace_invites")] == INVITES
+    assert model.origin[ObjectKey("column", "users", "email")] == INIT
+    assert model.origin[ObjectKey("unique", "workspace_invites", "uq_workspace_invites_token")] \
+        == INVITES
+    assert model.origin[ObjectKey("foreign_key", "workspace_invites",
+                                  "fk_workspace_invites_workspace_id_workspaces")] == INVITES
+    invites = model.to_metadata().tables["workspace_invites"]
+    assert {i.name for i in invites.indexes} == {"ix_workspace_invites_workspace_id_email",
+                                                 "ix_workspace_invites_workspace_id_status"}
+    fk = next(iter(invites.c.workspace_id.foreign_keys))
+    assert fk.ondelete == "CASCADE" and fk.target_fullname == "workspaces.id"
+    assert not invites.c.email.nullable and invites.c.accepted_at.nullable
+
+
+def test_later_operations_fold_into_the_model(versions: Path) -> None:
+    (versions / "20250301000000_more.py").write_text(
+        '"""More."""\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
+        f'revision = "20250301000000_more"\ndown_revision = "{INVITES}"\n\n'
+        "def upgrade() -> None:\n"
+        '    op.add_column("users", sa.Column("locale", sa.String(10), nullable=True))\n'
+        '    op.drop_index("ix_workspace_invites_workspace_id_email", '
+        'table_name="workspace_invites")\n'
+        '    op.alter_column("workspaces", "name", type_=sa.String(300))\n\n'
+        "def downgrade() -> None:\n"
+        '    op.drop_column("users", "locale")\n'
+    )
+    model = build_model(MigrationSet(versions))
+    assert model.origin[ObjectKey("column", "users", "locale")] == "20250301000000_more"
+    assert "ix_workspace_invites_workspace_id_email" not in \
+        model.tables["workspace_invites"].indexes
+    assert model.tables["workspaces"].columns["name"].type.length == 300  # type: ignore[attr-defined]
+    down = downgrade_operations(MigrationSet(versions).get("20250301000000_more"))
+    assert [type(op).__name__ for op in down] == ["DropColumnOp"]
+
+
+def test_new_writes_nothing_when_models_match(custom_cli: Cli, versions: Path) -> None:
+    run = custom_cli("db", "new", "nothing changed")
+    assert run.exit_code == 0
+    assert "no revision written" in run.stdout
+    assert len(list(versions.glob("*.py"))) == 2
+
+
+def test_new_empty_writes_a_timestamped_revision_on_top_of_head(custom_cli: Cli,
+                                                                versions: Path) -> None:
+    run = custom_cli("db", "new", "Add audit events!", "--empty")
+    assert run.exit_code == 0, run.output
+    written = sorted(versions.glob("*_add_audit_events.py"))
+    assert len(written) == 1 and len(written[0].name.split("_")[0]) == 14
+    migrations = MigrationSet(versions)
+    assert migrations.head is not None and migrations.head.path == written[0]
+    assert f'down_revision = "{INVITES}"' in written[0].read_text() or \
+        f"down_revision = '{INVITES}'" in written[0].read_text()
+    status = custom_cli("db", "status")
+    assert status.exit_code == 2 and written[0].stem in status.stdout
+
+
+def test_new_renders_the_difference_between_models_and_head(custom_cli: Cli,
+                                                            versions: Path) -> None:
+    import sqlalchemy as sa
+
+    from workspaces.models import Base
+
+    users = Base.metadata.tables["users"]
+    column = sa.Column("locale", sa.String(10), nullable=True)
+    users.append_column(column)  # as if a developer had added it to models.py
+    try:
+        run = custom_cli("db", "new", "user locale")
+    finally:
+        users._columns.remove(column)
+    assert run.exit_code == 0, run.output
+    (written,) = versions.glob("*_user_locale.py")
+    text = written.read_text()
+    assert "op.add_column('users', sa.Column('locale', sa.String(length=10)" in text
+    assert "op.drop_column('users', 'locale')" in text
+    deployed = custom_cli("db", "deploy")
+    assert deployed.exit_code == 0, deployed.output
+    assert custom_cli("db", "verify").exit_code == 0
+
+
+def test_status_never_creates_the_ledger(cli: Cli) -> None:
+    cli.sql("CREATE TABLE unrelated (id integer)")
+    for _ in range(2):
+        run = cli("db", "status")
+        assert run.exit_code == 2
+        assert "[no_ledger]" not in run.stdout  # another application's table is not ours
+    assert LEDGER_TABLE not in cli.tables()
+    assert cli("db", "verify").exit_code == 0
+    assert LEDGER_TABLE not in cli.tables()
