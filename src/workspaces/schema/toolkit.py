@@ -21,7 +21,7 @@ from workspaces.db import create_sync_engine, display_url, sqlite_path, whoami
 from workspaces.schema import ledger
 from workspaces.schema.errors import Exit, SchemaError, translate
 from workspaces.schema.expected import ObjectKey, downgrade_operations
-from workspaces.schema.live import DIFFERS, MISSING
+from workspaces.schema.live import DIFFERS, EXTRA, MISSING
 from workspaces.schema.lock import schema_lock
 from workspaces.schema.revisions import Migration, MigrationSet
 from workspaces.schema.runner import invoke_all, render_operations, render_sql, run_migration
@@ -136,6 +136,10 @@ class Toolkit:
         fixes = sorted({p.fix for p in report.problems
                         if p.exit_code == Exit.DRIFT and p.fix})
         applied = len(report.applied_ids)
+        extra = [d for d in report.differences if d.kind == EXTRA]
+        if extra:
+            lines.append(f"note: {len(extra)} object(s) exist that no applied migration creates "
+                         f"(not an error): {', '.join(d.key.describe() for d in extra)}")
         if drift:
             lines += [f"fix: {f}" for f in fixes]
             lines.append(f"Live schema differs from the {applied} applied migration(s).")
