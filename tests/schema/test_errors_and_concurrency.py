@@ -17,7 +17,7 @@ from workspaces.schema.lock import LOCK_KEYS
 @pytest.mark.parametrize(
     ("url", "code"),
     [
-        ("postgresql://postgres@127.0.0.1:1/nothing", "connection_refused"),
+        ("postgresql://postgres:hunter2@127.0.0.1:1/nothing", "connection_refused"),
         ("not a url", "bad_url"),
         ("mysql://root@localhost/x", "unsupported_database"),
         ("sqlite:////nonexistent-folder/sub/x.db", "sqlite_open_failed"),
@@ -31,6 +31,7 @@ def test_connection_problems_exit_1_with_a_sentence(url: str, code: str) -> None
         assert f"error[{code}]" in run.stderr
         assert "next:" in run.stderr
         assert "Traceback" not in run.output
+        assert "hunter2" not in run.output
 
 
 def test_json_errors_are_machine_readable() -> None:

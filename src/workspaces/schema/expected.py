@@ -97,7 +97,6 @@ class SchemaModel:
         self.origin: dict[ObjectKey, str] = {}
         self.unmodelled: dict[str, list[str]] = {}
 
-    # -- folding operations -------------------------------------------------------------------
     def apply(self, operation: alembic_ops.MigrateOperation, migration_id: str) -> None:
         handler = getattr(self, f"_on_{type(operation).__name__}", None)
         if handler is None:
@@ -257,7 +256,6 @@ class SchemaModel:
 
     _on_DropTableCommentOp = _on_CreateTableCommentOp
 
-    # -- reading the model --------------------------------------------------------------------
     def created_by(self, migration_id: str) -> list[ObjectKey]:
         return sorted(k for k, mid in self.origin.items() if mid == migration_id)
 

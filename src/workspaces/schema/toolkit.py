@@ -69,7 +69,6 @@ class Toolkit:
         self.say = say
         self.lock_timeout = lock_timeout
 
-    # -- plumbing -----------------------------------------------------------------------------
     def _engine(self, *, read_only: bool = False) -> Engine:
         return create_sync_engine(
             self.url,
@@ -97,19 +96,19 @@ class Toolkit:
         return analyze(conn, self.migrations, database=display_url(self.url),
                        check_live=check_live)
 
-    def _refuse_if_blocked(self, report: Report, doing: str) -> None:
+    def _refuse_if_blocked(self, report: Report, command: str) -> None:
+        """Deploy, repair and rollback stop on failed, diverged or modified history."""
         blocking = report.blocking()
         if blocking:
             worst = max(blocking, key=lambda p: p.exit_code)
             raise SchemaError(
-                f"{doing}_refused",
-                f"Refusing to {doing}: {worst.message}",
+                f"{command}_refused",
+                f"Refusing to {command}: {worst.message}",
                 fix=worst.fix,
                 exit_code=worst.exit_code,
                 detail="; ".join(p.message for p in blocking[1:]) or None,
             )
 
-    # -- status and verify ----------------------------------------------------------------------
     def status(self) -> Report:
         path = sqlite_path(self.url)
         if path is not None and not path.exists():
@@ -147,7 +146,6 @@ class Toolkit:
             lines.append(f"Live schema matches the {applied} applied migration(s).")
         return Result(Exit.DRIFT if drift else Exit.OK, lines, report.as_dict())
 
-    # -- deploy -------------------------------------------------------------------------------
     def deploy(self, *, to: str | None = None) -> Result:
         result = Result(Exit.OK)
         if to is not None:
@@ -232,7 +230,6 @@ class Toolkit:
         except SQLAlchemyError as exc:
             error.detail = f"{error.detail}; could not record the failure: {exc}"
 
-    # -- resolve ------------------------------------------------------------------------------
     def resolve(self, migration_id: str, *, applied: bool, force: bool = False) -> Result:
         migration = self.migrations.get(migration_id)
         with self._writer("resolving a migration") as engine, engine.begin() as conn:
@@ -301,7 +298,6 @@ class Toolkit:
         return ("failed attempt cleared" if state == ledger.FAILED
                 else "objects verified absent")
 
-    # -- baseline -----------------------------------------------------------------------------
     def baseline(self) -> Result:
         lines: list[str] = []
         recorded: list[str] = []
@@ -326,7 +322,6 @@ class Toolkit:
                      + (" (run `workspaces db deploy`)." if rest else "."))
         return Result(Exit.OK, lines, {"recorded": recorded})
 
-    # -- repair -------------------------------------------------------------------------------
     def repair(self, *, dry_run: bool = False) -> Result:
         if dry_run:
             report = self.status()
@@ -387,12 +382,11 @@ class Toolkit:
         ]
         return plan, manual
 
-    # -- rollback -----------------------------------------------------------------------------
     def rollback(self, migration_id: str | None, *, confirm: Callable[[list[str]], bool]) -> Result:
         with self._writer("rolling back") as engine:
             with engine.connect() as conn:
                 report = self._analyze(conn, check_live=False)
-                self._refuse_if_blocked(report, "roll back")
+                self._refuse_if_blocked(report, "rollback")
                 applied = [s.migration for s in report.migrations if s.state == ledger.APPLIED]
                 if not applied:
                     raise SchemaError("nothing_applied", "No migration is applied; nothing to "
@@ -462,7 +456,6 @@ class Toolkit:
             return f"drops constraint {operation.constraint_name} on {table}"
         return f"runs {type(operation).__name__.removesuffix('Op')} on {table or 'the database'}"
 
-    # -- execute, sql, new --------------------------------------------------------------------
     def execute(self, script: str) -> Result:
         statements: list[str] = []
         skipped = 0
