@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from workspaces.cli import app
 from workspaces.db import create_sync_engine, parse_url
-from workspaces.schema.revisions import PACKAGED_VERSIONS
+from workspaces.schema.revisions import PACKAGED_VERSIONS, MigrationSet
 from workspaces.settings import get_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -170,3 +170,4 @@ def spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Pope
 
 INIT = "20250101000000_init"
 INVITES = "20250116140000_add_workspace_invites"
+ALL = [m.id for m in MigrationSet()]

@@ -69,11 +69,17 @@ def create_sync_engine(
     sqlite_immediate: bool = False,
     busy_timeout: float = 60.0,
     application_name: str = "workspaces",
+    sqlite_foreign_keys: bool = True,
 ) -> Engine:
-    """An engine for one CLI command: no pooling, transactional DDL on SQLite too."""
+    """An engine for one CLI command: no pooling, transactional DDL on SQLite too.
+
+    Schema changes on SQLite run with foreign key enforcement off, as SQLite's documentation
+    prescribes for table rebuilds (a DROP TABLE would otherwise cascade into child rows); the
+    runner checks `PRAGMA foreign_key_check` before each commit instead.
+    """
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, read_only=read_only, immediate=sqlite_immediate,
-                              busy_timeout=busy_timeout)
+                              busy_timeout=busy_timeout, foreign_keys=sqlite_foreign_keys)
     connect_args: dict[str, Any] = {
         "application_name": application_name[:63],
         "connect_timeout": 10,
@@ -83,7 +89,9 @@ def create_sync_engine(
     return create_engine(url, poolclass=NullPool, connect_args=connect_args)
 
 
-def _sqlite_engine(url: URL, *, read_only: bool, immediate: bool, busy_timeout: float) -> Engine:
+def _sqlite_engine(
+    url: URL, *, read_only: bool, immediate: bool, busy_timeout: float, foreign_keys: bool
+) -> Engine:
     path = sqlite_path(url)
     connect_args: dict[str, Any] = {"timeout": busy_timeout}
     if read_only and path is not None:
@@ -97,7 +105,7 @@ def _sqlite_engine(url: URL, *, read_only: bool, immediate: bool, busy_timeout: 
         # is transactional (sqlite3 would otherwise commit before each CREATE).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

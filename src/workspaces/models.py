@@ -2,15 +2,20 @@
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
+    Text,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -23,7 +28,10 @@ NAMING_CONVENTION = {
 }
 
 ROLES = ("owner", "admin", "member")
-INVITE_STATUSES = ("pending", "accepted", "revoked")
+INVITE_STATUSES = ("pending", "accepted", "revoked", "declined")
+TOKEN_KINDS = ("api", "browser")
+OUTBOX_STATUSES = ("pending", "sent", "failed")
+PENDING_ONLY = text("status = 'pending'")
 
 
 class Base(DeclarativeBase):
@@ -79,6 +87,12 @@ class WorkspaceInvite(Base):
         CheckConstraint(_in("status", INVITE_STATUSES), name="status"),
         Index("ix_workspace_invites_workspace_id_email", "workspace_id", "email"),
         Index("ix_workspace_invites_workspace_id_status", "workspace_id", "status"),
+        # At most one pending invite per workspace and address, also when two requests race.
+        Index("uq_workspace_invites_pending_email", "workspace_id", "email", unique=True,
+              postgresql_where=PENDING_ONLY, sqlite_where=PENDING_ONLY),
+        # Newest-first keyset pagination.
+        Index("ix_workspace_invites_workspace_id_created_at", "workspace_id", "created_at",
+              "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -93,7 +107,87 @@ class WorkspaceInvite(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    declined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
+
+
+class AuthToken(Base):
+    """API bearer tokens and browser sessions; only the sha256 of the token is stored."""
+
+    __tablename__ = "auth_tokens"
+    __table_args__ = (CheckConstraint(_in("kind", TOKEN_KINDS), name="kind"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EmailOutbox(Base):
+    """Emails written in the same transaction as the change that causes them, sent later."""
+
+    __tablename__ = "email_outbox"
+    __table_args__ = (
+        CheckConstraint(_in("status", OUTBOX_STATUSES), name="status"),
+        Index("ix_email_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    invite_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("workspace_invites.id", ondelete="SET NULL")
+    )
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    # The invite link's token, encrypted with SECRET_KEY until sent, then erased.
+    sealed_secret: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_workspace_id_created_at", "workspace_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    actor_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    action: Mapped[str] = mapped_column(String(32))
+    target_type: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(String(64))
+    target_email: Mapped[str | None] = mapped_column(String(320))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RateLimitCounter(Base):
+    """Fixed-window counters shared by every server instance."""
+
+    __tablename__ = "rate_limit_counters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

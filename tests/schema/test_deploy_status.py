@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from tests.conftest import INIT, INVITES, Cli
+from tests.conftest import ALL, INIT, INVITES, Cli
 from workspaces.schema.ledger import LEDGER_TABLE
 
 
@@ -27,13 +27,12 @@ def test_deploy_applies_in_order_records_the_ledger_and_verifies(cli: Cli) -> No
     run = cli("db", "deploy")
     assert run.exit_code == 0, run.output
     assert run.stdout.index(INIT) < run.stdout.index(INVITES)
-    assert "Schema verified: 2 applied, up to date." in run.stdout
+    assert f"Schema verified: {len(ALL)} applied, up to date." in run.stdout
     assert {"users", "workspaces", "workspace_members", "workspace_invites",
             LEDGER_TABLE} <= cli.tables()
     rows = cli.sql(f"SELECT migration_id, action, outcome, checksum, applied_by, tool_version, "
                    f"finished_at, duration_ms FROM {LEDGER_TABLE} ORDER BY seq")
-    assert [(r[0], r[1], r[2]) for r in rows] == [
-        (INIT, "deploy", "applied"), (INVITES, "deploy", "applied")]
+    assert [(r[0], r[1], r[2]) for r in rows] == [(m, "deploy", "applied") for m in ALL]
     assert all(len(str(r[3])) == 64 and "@" in str(r[4]) and r[5] and r[6] is not None
                and r[7] is not None for r in rows)
 
@@ -44,7 +43,7 @@ def test_deploy_applies_in_order_records_the_ledger_and_verifies(cli: Cli) -> No
     again = cli("db", "deploy")
     assert again.exit_code == 0
     assert "Nothing to apply" in again.stdout
-    assert len(cli.sql(f"SELECT * FROM {LEDGER_TABLE}")) == 2
+    assert len(cli.sql(f"SELECT * FROM {LEDGER_TABLE}")) == len(ALL)
 
 
 def test_status_json_describes_each_migration(cli: Cli) -> None:
@@ -54,8 +53,8 @@ def test_status_json_describes_each_migration(cli: Cli) -> None:
     doc = json.loads(run.stdout)
     assert doc["exit_code"] == 2
     states = {m["id"]: m["state"] for m in doc["migrations"]}
-    assert states == {INIT: "applied", INVITES: "pending"}
-    assert [p["code"] for p in doc["problems"]] == ["pending"]
+    assert states == {INIT: "applied"} | {m: "pending" for m in ALL[1:]}
+    assert [p["code"] for p in doc["problems"]] == ["pending"] * (len(ALL) - 1)
     assert doc["problems"][0]["migration"] == INVITES
 
 
@@ -79,7 +78,7 @@ def test_deploy_json_reports_applied_and_final_status(cli: Cli) -> None:
     run = cli("db", "deploy", "--json")
     assert run.exit_code == 0
     doc = json.loads(run.stdout)
-    assert doc["applied"] == [INIT, INVITES]
+    assert doc["applied"] == ALL
     assert doc["status"]["exit_code"] == 0
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.conftest import INIT, INVITES, Cli, spawn
+from tests.conftest import ALL, INIT, INVITES, Cli, spawn
 from workspaces.schema.ledger import LEDGER_TABLE
 from workspaces.schema.lock import LOCK_KEYS
 
@@ -105,6 +105,6 @@ def test_eight_deploys_at_once_apply_each_migration_exactly_once(db_url: str,
     assert [code for code, _, _ in results] == [0] * 8, results
     cli = Cli(db_url, {})
     rows = cli.sql(f"SELECT migration_id, outcome FROM {LEDGER_TABLE} ORDER BY seq")
-    assert rows == [(INIT, "applied"), (INVITES, "applied")]
+    assert rows == [(m, "applied") for m in ALL]
     assert sum("Nothing to apply" in out for _, out, _ in results) >= 1
     assert cli("db", "status").exit_code == 0

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.conftest import INIT, INVITES, Cli
+from tests.conftest import ALL, INIT, INVITES, Cli
 from workspaces.schema.ledger import LEDGER_TABLE
 
 
@@ -38,15 +38,15 @@ def _seed_invites(cli: Cli, count: int) -> None:
 def test_rollback_shows_row_counts_and_needs_confirmation(cli: Cli) -> None:
     cli("db", "deploy")
     _seed_invites(cli, 3)
-    refused = cli("db", "rollback")  # no terminal and no --yes
+    refused = cli("db", "rollback", INVITES)  # no terminal and no --yes
     assert refused.exit_code == 1
     assert "drops table workspace_invites: 3 rows" in refused.stdout
     assert "error[confirmation_required]" in refused.stderr
     assert "workspace_invites" in cli.tables()
 
-    run = cli("db", "rollback", "--yes")
+    run = cli("db", "rollback", INVITES, "--yes")
     assert run.exit_code == 0, run.output
-    assert f"rolled back {INVITES}" in run.stdout
+    assert f"rolled back {ALL[-1]}\nrolled back {INVITES}" in run.stdout
     assert "workspace_invites" not in cli.tables()
     assert cli("db", "status").exit_code == 2
     assert cli("db", "deploy").exit_code == 0
@@ -58,13 +58,13 @@ def test_rollback_to_an_id_undoes_every_later_migration(cli: Cli) -> None:
     run = cli("db", "rollback", INIT, "--yes", "--json")
     assert run.exit_code == 0, run.output
     doc = json.loads(run.stdout[run.stdout.index("{"):])
-    assert doc["rolled_back"] == [INVITES, INIT]
+    assert doc["rolled_back"] == list(reversed(ALL))
     assert cli.tables() == {LEDGER_TABLE}
     assert cli("db", "status").exit_code == 2
 
 
 def test_rollback_refuses_when_the_objects_are_already_gone(cli: Cli) -> None:
-    cli("db", "deploy")
+    cli("db", "deploy", "--to", INVITES)
     cli.sql("DROP TABLE workspace_invites")
     run = cli("db", "rollback", "--yes")
     assert run.exit_code == 5
@@ -75,19 +75,19 @@ def test_rollback_refuses_when_the_objects_are_already_gone(cli: Cli) -> None:
 def _add_revision(versions: Path, body: str, name: str = "20250201000000_broken") -> str:
     (versions / f"{name}.py").write_text(
         f'"""A later migration."""\n\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
-        f'revision = "{name}"\ndown_revision = "{INVITES}"\n\n\n'
+        f'revision = "{name}"\ndown_revision = "{ALL[-1]}"\n\n\n'
         f"def upgrade() -> None:\n{body}\n\n\ndef downgrade() -> None:\n"
-        f'    op.drop_table("audit_events")\n'
+        f'    op.drop_table("scratch_events")\n'
     )
     return name
 
 
 # The second statement fails on both databases: the table exists already.
-BROKEN = """    op.create_table("audit_events", sa.Column("id", sa.Integer(), primary_key=True))
+BROKEN = """    op.create_table("scratch_events", sa.Column("id", sa.Integer(), primary_key=True))
     op.create_table("workspaces", sa.Column("id", sa.Integer(), primary_key=True))"""
-FIXED = """    op.create_table("audit_events", sa.Column("id", sa.Integer(), primary_key=True))"""
+FIXED = """    op.create_table("scratch_events", sa.Column("id", sa.Integer(), primary_key=True))"""
 DANGLING_FK = """    op.create_table(
-        "audit_events",
+        "scratch_events",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("owner_id", sa.Integer(), sa.ForeignKey("no_such_table.id")),
     )"""
@@ -102,7 +102,7 @@ def test_a_failed_migration_leaves_nothing_behind_and_is_recorded(custom_cli: Cl
     assert f"migration {broken} failed" in run.stderr
     assert f"resolve --rolled-back {broken}" in run.stderr
     assert "already exists" in run.stderr
-    assert "audit_events" not in cli.tables()  # its first statement was rolled back too
+    assert "scratch_events" not in cli.tables()  # its first statement was rolled back too
     assert "workspace_invites" in cli.tables()  # earlier migrations stay applied
 
     rows = cli.sql(f"SELECT outcome, error, finished_at FROM {LEDGER_TABLE} "
@@ -132,7 +132,7 @@ def test_a_foreign_key_to_a_missing_table_names_the_migration(pg_url: str, versi
     assert f"error[undefined_table]: migration {broken} failed: a table it refers to does not " \
         "exist." in run.stderr
     assert 'relation "no_such_table" does not exist' in run.stderr
-    assert "audit_events" not in cli.tables()
+    assert "scratch_events" not in cli.tables()
 
 
 def test_execute_reports_the_failing_statement_and_changes_nothing(cli: Cli) -> None:
@@ -166,3 +166,21 @@ def test_sql_prints_the_migration_for_the_configured_database(cli: Cli) -> None:
     down = cli("db", "sql", INVITES, "--down")
     assert "DROP TABLE workspace_invites" in down.stdout
     assert cli.tables() == set()  # connects to nothing
+
+
+REBUILD_WORKSPACES = """    with op.batch_alter_table("workspaces") as batch:
+        batch.add_column(sa.Column("plan", sa.String(20), nullable=True))
+        batch.create_check_constraint("ck_workspaces_name_set", "name <> ''")
+    op.create_table("scratch_events", sa.Column("id", sa.Integer(), primary_key=True))"""
+
+
+def test_a_table_rebuild_keeps_the_rows_that_point_at_it(custom_cli: Cli, versions: Path) -> None:
+    """SQLite rebuilds a table for batch changes; that must not cascade into child rows."""
+    cli = custom_cli
+    cli("db", "deploy")
+    _seed_invites(cli, 2)
+    _add_revision(versions, REBUILD_WORKSPACES, "20991231000000_rebuild_workspaces")
+    run = cli("db", "deploy")
+    assert run.exit_code == 0, run.output
+    assert cli.sql("SELECT count(*) FROM workspace_invites") == [(2,)]
+    assert cli("db", "verify").exit_code == 0

@@ -9,7 +9,8 @@ the migration responsible.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +97,12 @@ class SchemaModel:
         self.tables: dict[str, _Table] = {}
         self.origin: dict[ObjectKey, str] = {}
         self.unmodelled: dict[str, list[str]] = {}
+        self.touched: dict[str, set[str]] = {}  # migration id -> tables its operations change
 
     def apply(self, operation: alembic_ops.MigrateOperation, migration_id: str) -> None:
+        table = getattr(operation, "table_name", None) or getattr(operation, "source_table", None)
+        if table:
+            self.touched.setdefault(migration_id, set()).add(str(table))
         handler = getattr(self, f"_on_{type(operation).__name__}", None)
         if handler is None:
             self.unmodelled.setdefault(migration_id, []).append(type(operation).__name__)
@@ -294,9 +299,15 @@ class _Recorder:
         self._migration_id = ""
         # Every op.* call ends in `operations.invoke(operation)`: record instead of executing.
         self._operations.invoke = self._record  # type: ignore[method-assign,assignment]
+        self._operations.batch_alter_table = self._batch  # type: ignore[method-assign,assignment]
 
     def _record(self, operation: alembic_ops.MigrateOperation) -> None:
         self._model.apply(operation, self._migration_id)
+
+    @contextmanager
+    def _batch(self, table_name: str, **_options: Any) -> Iterator[_BatchRecorder]:
+        """`op.batch_alter_table` (SQLite's table rebuild): the same changes, one table."""
+        yield _BatchRecorder(self._record, table_name)
 
     def run(self, migration: Migration, direction: str) -> None:
         self._migration_id = migration.id
@@ -305,6 +316,49 @@ class _Recorder:
             getattr(migration.module, direction)()
         finally:
             self._operations._remove_proxy()
+
+
+class _BatchRecorder:
+    """Stands in for Alembic's BatchOperations: builds each op for its table and records it."""
+
+    def __init__(self, record: Callable[[alembic_ops.MigrateOperation], None], table: str) -> None:
+        self._record = record
+        self._table = table
+
+    def add_column(self, column: Column[Any], **_kw: Any) -> None:
+        self._record(alembic_ops.AddColumnOp(self._table, column))
+
+    def drop_column(self, column_name: str, **_kw: Any) -> None:
+        self._record(alembic_ops.DropColumnOp(self._table, column_name))
+
+    def alter_column(self, column_name: str, *, nullable: bool | None = None,
+                     type_: Any = None, new_column_name: str | None = None, **_kw: Any) -> None:
+        self._record(alembic_ops.AlterColumnOp(
+            self._table, column_name, modify_nullable=nullable, modify_type=type_,
+            modify_name=new_column_name,
+        ))
+
+    def create_index(self, index_name: str, columns: list[str], *, unique: bool = False,
+                     **kw: Any) -> None:
+        self._record(alembic_ops.CreateIndexOp(index_name, self._table, columns, unique=unique,
+                                               **kw))
+
+    def drop_index(self, index_name: str, **_kw: Any) -> None:
+        self._record(alembic_ops.DropIndexOp(index_name, table_name=self._table))
+
+    def create_unique_constraint(self, name: str, columns: list[str], **_kw: Any) -> None:
+        self._record(alembic_ops.CreateUniqueConstraintOp(name, self._table, columns))
+
+    def create_foreign_key(self, name: str, referent_table: str, local_cols: list[str],
+                           remote_cols: list[str], **kw: Any) -> None:
+        self._record(alembic_ops.CreateForeignKeyOp(name, self._table, referent_table,
+                                                    local_cols, remote_cols, **kw))
+
+    def create_check_constraint(self, name: str, condition: Any, **_kw: Any) -> None:
+        self._record(alembic_ops.CreateCheckConstraintOp(name, self._table, condition))
+
+    def drop_constraint(self, name: str, type_: str | None = None, **_kw: Any) -> None:
+        self._record(alembic_ops.DropConstraintOp(name, self._table, type_))
 
 
 def build_model(migrations: Iterable[Migration]) -> SchemaModel:

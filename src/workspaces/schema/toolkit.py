@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from workspaces.db import create_sync_engine, display_url, sqlite_path, whoami
 from workspaces.schema import ledger
 from workspaces.schema.errors import Exit, SchemaError, translate
-from workspaces.schema.expected import ObjectKey, downgrade_operations
+from workspaces.schema.expected import ObjectKey, SchemaModel, build_model, downgrade_operations
 from workspaces.schema.live import DIFFERS, EXTRA, MISSING
 from workspaces.schema.lock import schema_lock
 from workspaces.schema.revisions import Migration, MigrationSet
@@ -69,13 +69,14 @@ class Toolkit:
         self.say = say
         self.lock_timeout = lock_timeout
 
-    def _engine(self, *, read_only: bool = False) -> Engine:
+    def _engine(self, *, read_only: bool = False, schema_change: bool = True) -> Engine:
         return create_sync_engine(
             self.url,
             read_only=read_only,
             sqlite_immediate=not read_only,
             busy_timeout=self.lock_timeout,
             application_name=f"workspaces db {whoami()}",
+            sqlite_foreign_keys=not schema_change,
         )
 
     @contextmanager
@@ -119,7 +120,7 @@ class Toolkit:
                     fix="Create the folder or fix DATABASE_URL.",
                 )
             return analyze(None, self.migrations, database=display_url(self.url))
-        engine = self._engine(read_only=True)
+        engine = self._engine(read_only=True, schema_change=False)
         try:
             with engine.connect() as conn:
                 return self._analyze(conn)
@@ -283,6 +284,8 @@ class Toolkit:
                               "failed; there is nothing to mark rolled back.",
                               fix="`workspaces db deploy` applies it.")
         model = model_through(self.migrations, migration_id)
+        if state == ledger.APPLIED and not force:
+            self._refuse_if_later_migrations_changed(report, model, migration_id)
         missing = set(objects_missing(conn, model, migration_id))
         present = [k for k in model.created_by(migration_id) if k not in missing]
         if present and not force:
@@ -297,6 +300,27 @@ class Toolkit:
             return f"forced; still present: {_keys(present)}"
         return ("failed attempt cleared" if state == ledger.FAILED
                 else "objects verified absent")
+
+    def _refuse_if_later_migrations_changed(
+        self, report: Report, model: SchemaModel, migration_id: str
+    ) -> None:
+        """Re-applying X alone cannot restore what later applied migrations did to X's tables."""
+        made = {k.table for k in model.created_by(migration_id) if k.kind == "table"}
+        later = build_model(self.migrations).touched
+        position = self.migrations.position(migration_id)
+        conflicts = [
+            mid for mid in report.applied_ids
+            if self.migrations.position(mid) > position and later.get(mid, set()) & made
+        ]
+        if conflicts:
+            raise SchemaError(
+                "later_migrations_depend",
+                f"Not recording {migration_id} as rolled back: later applied migration(s) "
+                f"{', '.join(conflicts)} changed its table(s) {', '.join(sorted(made))}, and "
+                "applying it again alone would not bring those changes back.",
+                fix="Use `workspaces db repair`, which recreates the objects as the applied "
+                    "migrations left them; --force records the rollback anyway.",
+            )
 
     def baseline(self) -> Result:
         lines: list[str] = []
@@ -467,7 +491,7 @@ class Toolkit:
                 statements.append(statement)
         if not statements:
             raise SchemaError("empty_script", "The SQL script has no statements.")
-        engine = self._engine()
+        engine = self._engine(schema_change=False)
         try:
             with engine.begin() as conn:
                 for number, statement in enumerate(statements, start=1):
@@ -498,7 +522,9 @@ class Toolkit:
     def sql(self, migration_id: str, *, down: bool = False) -> str:
         migration = self.migrations.get(migration_id)
         dialect = self.url.get_backend_name()
-        body = render_sql(migration, "downgrade" if down else "upgrade", dialect)
+        start = self.migrations.position(migration_id) + (1 if down else 0)
+        before = build_model(self.migrations.migrations[:start]).to_metadata()
+        body = render_sql(migration, "downgrade" if down else "upgrade", dialect, before)
         then = "--rolled-back" if down else "--applied"
         return (
             f"-- {migration.id} ({'down' if down else 'up'}) for {dialect}\n"
