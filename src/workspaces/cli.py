@@ -251,28 +251,54 @@ def new(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    migrate: Annotated[bool, typer.Option(
+        "--migrate", help="Apply pending migrations (under the deploy lock) before starting.",
+    )] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Run the web server, after checking that the database schema matches this code."""
+    """Run the web server after checking the schema (SQLite: pending migrations are applied)."""
+    import os
+
     import uvicorn
 
+    from workspaces.errors import AppError
+    from workspaces.settings import get_settings
     from workspaces.web.app import create_app
 
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url  # worker processes read settings again
+        get_settings.cache_clear()
     with _guard(False):
         toolkit = _toolkit(database_url, False)
         report = toolkit.status()
+        embedded = toolkit.url.get_backend_name() == "sqlite"
+        if report.exit_code == Exit.PENDING and (migrate or embedded):
+            result = toolkit.deploy()
+            for line in result.lines:
+                print(line)
+            report = toolkit.status()
         if report.exit_code != Exit.OK:
             for problem in report.problems:
                 print(f"[{problem.code}] {problem.message}", file=sys.stderr)
             raise SchemaError(
                 "schema_out_of_date",
                 "Refusing to start: the database schema does not match this code.",
-                fix="workspaces db deploy (then `workspaces db status` should exit 0)",
+                fix="workspaces db deploy (or start with --migrate); "
+                    "`workspaces db status` explains each problem",
                 exit_code=report.exit_code,
             )
-        application = create_app(toolkit.url, toolkit.migrations)
-    print(f"Serving on http://{host}:{port} (database {report.database})")
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    try:
+        application = create_app()
+    except AppError as error:
+        print(f"error[{error.code}]: {error.message}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    print(f"Serving on http://{host}:{port} (database {report.database})", flush=True)
+    if workers > 1:
+        uvicorn.run("workspaces.web.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="info")
+    else:
+        uvicorn.run(application, host=host, port=port, log_level="info")
 
 
 @app.command()

@@ -6,7 +6,7 @@ import getpass
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
@@ -15,6 +15,9 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
 from workspaces.schema.errors import SchemaError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 _PG_ALIASES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+asyncpg",
                "postgresql+psycopg2"}
@@ -113,3 +116,39 @@ def _sqlite_engine(
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def create_app_engine(url: URL, *, pool_size: int = 10) -> AsyncEngine:
+    """The server's engine: asyncpg for PostgreSQL, aiosqlite for the SQLite default.
+
+    On SQLite every transaction starts with BEGIN IMMEDIATE: one writer at a time, queued by
+    the busy timeout, instead of "database is locked" when two readers both try to write.
+    """
+    from sqlalchemy.ext.asyncio import create_async_engine  # not needed by the CLI: load late
+
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url.set(drivername="sqlite+aiosqlite"),
+                                     connect_args={"timeout": 15})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_async_engine(
+        url.set(drivername="postgresql+asyncpg"),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=10,
+        connect_args={"server_settings": {"application_name": "workspaces serve"},
+                      "timeout": 10},
+    )

@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     Uuid,
     text,
@@ -191,3 +192,14 @@ class RateLimitCounter(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+
+
+# Core tables for the hot paths: services select columns and get rows, not entities.
+users: Table = cast(Table, User.__table__)
+workspaces: Table = cast(Table, Workspace.__table__)
+members: Table = cast(Table, WorkspaceMember.__table__)
+invites: Table = cast(Table, WorkspaceInvite.__table__)
+auth_tokens: Table = cast(Table, AuthToken.__table__)
+outbox: Table = cast(Table, EmailOutbox.__table__)
+audit_events: Table = cast(Table, AuditEvent.__table__)
+rate_limit_counters: Table = cast(Table, RateLimitCounter.__table__)

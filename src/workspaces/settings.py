@@ -3,6 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -10,6 +11,21 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///workspaces.db"
+    # Links in emails are built from this.
+    base_url: str = "http://127.0.0.1:8000"
+    # smtp://user:pass@host:587 (STARTTLS when offered) or smtps://host:465; unset: print emails.
+    smtp_url: str | None = None
+    email_from: str = "Workspaces <no-reply@localhost>"
+    # Encrypts invite links waiting in the email outbox; every instance needs the same one.
+    # Unset with the SQLite default: generated once into `<database file>.secret`.
+    secret_key: str | None = None
+    invite_ttl_days: int = Field(default=7, ge=1, le=30)
+    invite_rate_limit_per_hour: int = Field(default=50, ge=1)
+    api_token_ttl_days: int = Field(default=30, ge=1)
+    # Email delivery: attempts before an address is marked failed, first retry delay (doubles).
+    email_max_attempts: int = Field(default=8, ge=1)
+    email_retry_seconds: float = Field(default=30.0, gt=0)
+    email_poll_seconds: float = Field(default=2.0, gt=0)
     # Developers and tests only: a different folder of revisions than the packaged one.
     workspaces_migrations_dir: Path | None = None
 

@@ -1,39 +1,114 @@
-"""The web application. For now: liveness and readiness; the readiness check is the schema."""
+"""The application factory: routers, error rendering, schema guard, the email delivery loop."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from workspaces import __version__
+from workspaces.accounts.routes import router as accounts_router
+from workspaces.audit.routes import router as audit_router
+from workspaces.db import create_app_engine, parse_url
+from workspaces.errors import AppError
+from workspaces.invites.routes import router as invites_router
+from workspaces.mail import delivery
 from workspaces.schema.errors import Exit, SchemaError
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
+from workspaces.security import secret_key
+from workspaces.settings import Settings, get_settings
+from workspaces.web.guard import SchemaGuard
+from workspaces.web.schemas import errors
+from workspaces.workspaces.routes import router as workspaces_router
+
+log = logging.getLogger("workspaces.web")
 
 
-def create_app(url: URL, migrations: MigrationSet) -> FastAPI:
-    app = FastAPI(title="Workspaces", version=__version__)
+def create_app(settings: Settings | None = None, *, deliver_email: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    url = parse_url(settings.database_url)
+    migrations = MigrationSet(settings.workspaces_migrations_dir)
+    key = secret_key(settings)  # fail at start, not at the first invite
+    guard = SchemaGuard(migrations)
     toolkit = Toolkit(url, migrations)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = create_app_engine(url)
+        app.state.mail_wake = asyncio.Event()
+        worker = (asyncio.create_task(delivery.run(app.state.engine, settings, key,
+                                                   app.state.mail_wake))
+                  if deliver_email else None)
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            await app.state.engine.dispose()
+
+    app = FastAPI(title="Workspaces", version=__version__, lifespan=lifespan,
+                  description="Workspace membership and email invitations.")
+    app.state.settings = settings
+    app.state.guard = guard
+    for router in (accounts_router, workspaces_router, invites_router, audit_router):
+        app.include_router(router)
+
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                  for e in exc.errors()]
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+        body = {"error": {"code": "invalid_input", "message": f"Invalid input: {summary}",
+                          "fields": fields}}
+        return JSONResponse(body, status_code=422)
+
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        translated = guard.translate(exc)
+        if translated is None:
+            log.exception("unexpected database error on %s %s", request.method, request.url.path)
+            body = {"error": {"code": "internal_error",
+                              "message": "Something went wrong on our side; it has been logged."}}
+            return JSONResponse(body, status_code=500)
+        return JSONResponse(translated.body(), status_code=translated.status,
+                            headers=translated.headers)
+
+    app.add_exception_handler(DBAPIError, database_error)
+    app.add_exception_handler(OSError, database_error)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
         """The process is up (says nothing about the database)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
+    @app.get("/readyz", tags=["operations"], responses=errors(503))
     async def readyz() -> Any:
         """Ready when the database answers and its schema matches this code."""
         try:
             report = await run_in_threadpool(toolkit.status)
         except SchemaError as error:
-            return JSONResponse({"status": "unavailable", "error": error.as_dict()}, 503)
+            body = {"error": {"code": "database_unavailable", "message": error.message}}
+            return JSONResponse(body, 503)
         if report.exit_code != Exit.OK:
             problems = [p.as_dict() for p in report.problems]
-            return JSONResponse({"status": "schema_out_of_date", "problems": problems}, 503)
+            first = report.problems[0]
+            return JSONResponse({"error": {"code": "schema_out_of_date",
+                                           "message": first.message, "problems": problems}}, 503)
+        guard.reset()
         return {"status": "ready", "migrations": len(report.applied_ids)}
 
     return app

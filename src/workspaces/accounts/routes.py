@@ -1,0 +1,46 @@
+"""/api/auth and /api/me."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+
+from fastapi import APIRouter, Request, Response
+
+from workspaces.accounts import service
+from workspaces.accounts.schemas import SignIn, SignUp, TokenRead, UserRead
+from workspaces.web.deps import AppSettings, Conn, CurrentUser
+from workspaces.web.schemas import errors
+
+router = APIRouter(prefix="/api", tags=["accounts"], responses=errors(422, 503))
+
+
+@router.post("/auth/signup", status_code=201, response_model=TokenRead, responses=errors(409))
+async def signup(body: SignUp, conn: Conn, settings: AppSettings) -> TokenRead:
+    """Create an account and return a bearer token for it."""
+    user = await service.sign_up(conn, email=body.email, password=body.password, name=body.name)
+    token = await service.issue_token(conn, user_id=user.id, kind="api",
+                                      ttl=timedelta(days=settings.api_token_ttl_days))
+    return TokenRead(token=token, user=UserRead(**asdict(user)))
+
+
+@router.post("/auth/login", response_model=TokenRead, responses=errors(401))
+async def login(body: SignIn, conn: Conn, settings: AppSettings) -> TokenRead:
+    """Exchange email and password for a bearer token."""
+    user = await service.sign_in(conn, email=body.email, password=body.password)
+    token = await service.issue_token(conn, user_id=user.id, kind="api",
+                                      ttl=timedelta(days=settings.api_token_ttl_days))
+    return TokenRead(token=token, user=UserRead(**asdict(user)))
+
+
+@router.post("/auth/logout", status_code=204, responses=errors(401))
+async def logout(request: Request, conn: Conn, user: CurrentUser) -> Response:
+    """Revoke the token this request was made with."""
+    token = request.headers["authorization"].partition(" ")[2].strip()
+    await service.revoke_token(conn, token=token)
+    return Response(status_code=204)
+
+
+@router.get("/me", response_model=UserRead, responses=errors(401))
+async def me(user: CurrentUser) -> UserRead:
+    return UserRead(**asdict(user))

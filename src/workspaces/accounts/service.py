@@ -1,0 +1,114 @@
+"""Accounts: sign up, sign in, bearer tokens and browser sessions (stored only as hashes)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspaces import clock
+from workspaces.errors import Conflict, InvalidInput, NotAuthenticated
+from workspaces.models import auth_tokens, users
+from workspaces.security import hash_password, hash_token, new_token, verify_password
+from workspaces.validation import clean_name, normalize_email
+
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+TOKEN_PREFIX = "wst_"  # noqa: S105 (a marker that makes leaked tokens easy to scan for)
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: uuid.UUID
+    email: str
+    name: str
+    created_at: datetime
+
+
+_USER_COLUMNS = (users.c.id, users.c.email, users.c.name, users.c.created_at)
+
+
+def _user(row: Any) -> UserInfo:
+    return UserInfo(row.id, row.email, row.name, clock.aware(row.created_at))
+
+
+def check_password(password: str) -> None:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidInput(f"Choose a password of {MIN_PASSWORD} to {MAX_PASSWORD} characters.",
+                           code="invalid_password", field="password")
+
+
+async def sign_up(conn: AsyncConnection, *, email: str, password: str, name: str) -> UserInfo:
+    address = normalize_email(email)
+    display_name = clean_name(name, field="name")
+    check_password(password)
+    now = clock.now()
+    user_id = uuid.uuid4()
+    try:
+        async with conn.begin_nested():
+            await conn.execute(insert(users).values(
+                id=user_id, email=address, name=display_name,
+                password_hash=hash_password(password), created_at=now, updated_at=now,
+            ))
+    except IntegrityError:
+        raise Conflict(f"An account for {address} exists already; sign in instead.",
+                       code="email_taken") from None
+    return UserInfo(user_id, address, display_name, now)
+
+
+async def sign_in(conn: AsyncConnection, *, email: str, password: str) -> UserInfo:
+    try:
+        address = normalize_email(email)
+    except InvalidInput:
+        address = ""
+    row = (await conn.execute(
+        select(*_USER_COLUMNS, users.c.password_hash).where(users.c.email == address)
+    )).first()
+    if not verify_password(row.password_hash if row else None, password) or row is None:
+        raise NotAuthenticated("The email or password is wrong.", code="invalid_credentials")
+    return _user(row)
+
+
+async def get_user_by_email(conn: AsyncConnection, email: str) -> UserInfo | None:
+    row = (await conn.execute(select(*_USER_COLUMNS).where(users.c.email == email))).first()
+    return _user(row) if row else None
+
+
+async def issue_token(
+    conn: AsyncConnection, *, user_id: uuid.UUID, kind: str, ttl: timedelta
+) -> str:
+    """A new bearer token or session for the user; only its hash is stored."""
+    token = new_token(TOKEN_PREFIX)
+    now = clock.now()
+    await conn.execute(insert(auth_tokens).values(
+        id=uuid.uuid4(), user_id=user_id, token_hash=hash_token(token), kind=kind,
+        created_at=now, expires_at=now + ttl,
+    ))
+    return token
+
+
+async def revoke_token(conn: AsyncConnection, *, token: str) -> None:
+    await conn.execute(
+        update(auth_tokens)
+        .where(auth_tokens.c.token_hash == hash_token(token), auth_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+
+
+async def user_for_token(conn: AsyncConnection, *, token: str, kind: str) -> UserInfo | None:
+    """The user a live (unexpired, unrevoked) token belongs to, in one query."""
+    row = (await conn.execute(
+        select(*_USER_COLUMNS)
+        .join(auth_tokens, auth_tokens.c.user_id == users.c.id)
+        .where(
+            auth_tokens.c.token_hash == hash_token(token),
+            auth_tokens.c.kind == kind,
+            auth_tokens.c.revoked_at.is_(None),
+            auth_tokens.c.expires_at > clock.now(),
+        )
+    )).first()
+    return _user(row) if row else None

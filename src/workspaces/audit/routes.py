@@ -1,0 +1,52 @@
+"""/api/workspaces/{slug}/audit."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from workspaces.audit import service
+from workspaces.pagination import Cursor
+from workspaces.web.deps import Conn, WorkspaceAccess
+from workspaces.web.schemas import errors
+
+router = APIRouter(tags=["audit"], responses=errors(401, 403, 404, 422, 503))
+
+
+class AuditRead(BaseModel):
+    id: uuid.UUID
+    action: str
+    actor_user_id: uuid.UUID | None
+    actor_email: str | None
+    target_type: str
+    target_id: str
+    target_email: str | None
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+class AuditPage(BaseModel):
+    items: list[AuditRead]
+    next_cursor: str | None
+
+
+@router.get("/api/workspaces/{slug}/audit", response_model=AuditPage)
+async def list_audit(
+    conn: Conn, access: WorkspaceAccess,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> AuditPage:
+    """Invite and membership changes, newest first (owners and admins)."""
+    access.require("admin", "read the audit trail")
+    entries = await service.list_events(conn, workspace_id=access.workspace.id, limit=limit + 1,
+                                        after=Cursor.decode(cursor))
+    page = entries[:limit]
+    more = len(entries) > limit
+    return AuditPage(
+        items=[AuditRead(**e.__dict__) for e in page],
+        next_cursor=Cursor(page[-1].created_at, page[-1].id).encode() if more else None,
+    )

@@ -1,0 +1,110 @@
+"""/api/workspaces/{slug}/invites and the public /api/invites/{token}."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response
+
+from workspaces.errors import NotAuthenticated
+from workspaces.invites import service
+from workspaces.invites.schemas import (
+    AcceptBody,
+    AcceptResult,
+    InviteCreate,
+    InvitePage,
+    InvitePreview,
+    InviteRead,
+    IssuedInviteRead,
+    Status,
+)
+from workspaces.invites.service import InviteInfo, IssuedInvite
+from workspaces.web.deps import AppSettings, Conn, OptionalUser, WorkspaceAccess
+from workspaces.web.schemas import errors
+from workspaces.workspaces.schemas import MemberRead
+
+router = APIRouter(tags=["invites"], responses=errors(422, 503))
+
+
+def _read(invite: InviteInfo) -> InviteRead:
+    fields = asdict(invite)
+    fields.pop("workspace_id")
+    return InviteRead(**fields)
+
+
+def _issued(issued: IssuedInvite) -> IssuedInviteRead:
+    return IssuedInviteRead(**_read(issued.invite).model_dump(), accept_url=issued.accept_url)
+
+
+@router.post("/api/workspaces/{slug}/invites", status_code=201, response_model=IssuedInviteRead,
+             responses=errors(401, 403, 404, 409, 429))
+async def create_invite(body: InviteCreate, conn: Conn, access: WorkspaceAccess,
+                        settings: AppSettings) -> IssuedInviteRead:
+    """Invite an email address with a role (owners and admins). The email goes out shortly."""
+    issued = await service.create_invite(conn, access=access, email=body.email, role=body.role,
+                                         expires_in_days=body.expires_in_days,
+                                         settings=settings)
+    return _issued(issued)
+
+
+@router.get("/api/workspaces/{slug}/invites", response_model=InvitePage,
+            responses=errors(401, 403, 404))
+async def list_invites(
+    conn: Conn, access: WorkspaceAccess,
+    status: Annotated[Status | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> InvitePage:
+    """Newest first; pass `next_cursor` back as `cursor` for the next page."""
+    items, next_cursor = await service.list_invites(conn, access=access, status=status,
+                                                    limit=limit, cursor=cursor)
+    return InvitePage(items=[_read(i) for i in items], next_cursor=next_cursor)
+
+
+@router.post("/api/workspaces/{slug}/invites/{invite_id}/resend",
+             response_model=IssuedInviteRead, responses=errors(401, 403, 404, 409))
+async def resend_invite(invite_id: uuid.UUID, conn: Conn, access: WorkspaceAccess,
+                        settings: AppSettings) -> IssuedInviteRead:
+    """New link (the old one stops working), new expiry, new email."""
+    return _issued(await service.resend_invite(conn, access=access, invite_id=invite_id,
+                                               settings=settings))
+
+
+@router.post("/api/workspaces/{slug}/invites/{invite_id}/revoke", response_model=InviteRead,
+             responses=errors(401, 403, 404, 409))
+async def revoke_invite(invite_id: uuid.UUID, conn: Conn, access: WorkspaceAccess) -> InviteRead:
+    return _read(await service.revoke_invite(conn, access=access, invite_id=invite_id))
+
+
+@router.get("/api/invites/{token}", response_model=InvitePreview, responses=errors(404))
+async def preview_invite(token: str, conn: Conn) -> InvitePreview:
+    """Public: what the invite is for. Reading it changes nothing."""
+    return InvitePreview(**asdict(await service.preview(conn, token=token)))
+
+
+@router.post("/api/invites/{token}/accept", response_model=AcceptResult,
+             responses=errors(401, 403, 404, 409, 410))
+async def accept_invite(
+    token: str, conn: Conn, user: OptionalUser, settings: AppSettings,
+    body: Annotated[AcceptBody | None, Body()] = None,
+) -> AcceptResult:
+    """Join the workspace. Signed in: as yourself (the email must match). Without an account:
+    send `name` and `password` to sign up with the invited address and join in one step."""
+    if user is not None:
+        member = await service.accept_invite(conn, token=token, user=user)
+        return AcceptResult(member=MemberRead(**asdict(member)))
+    if body is None:
+        raise NotAuthenticated("Sign in to accept, or send name and password to sign up with "
+                               "the invited address.", code="sign_in_required")
+    _, member, api_token = await service.sign_up_and_accept(
+        conn, token=token, name=body.name, password=body.password, settings=settings)
+    return AcceptResult(member=MemberRead(**asdict(member)), token=api_token)
+
+
+@router.post("/api/invites/{token}/decline", status_code=204,
+             responses=errors(403, 404, 410))
+async def decline_invite(token: str, conn: Conn, user: OptionalUser) -> Response:
+    await service.decline_invite(conn, token=token, user=user)
+    return Response(status_code=204)

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from workspaces.workspaces.schemas import MemberRead, Role
+
+Status = Literal["pending", "expired", "accepted", "revoked", "declined"]
+
+
+class InviteCreate(BaseModel):
+    email: str = Field(max_length=320)
+    role: Role = "member"
+    expires_in_days: int | None = Field(default=None, ge=1, le=30)
+
+
+class InviteRead(BaseModel):
+    id: uuid.UUID
+    email: str
+    role: Role
+    status: Status
+    expires_at: datetime
+    created_at: datetime
+    accepted_at: datetime | None
+    revoked_at: datetime | None
+    declined_at: datetime | None
+    created_by_user_id: uuid.UUID | None
+    created_by_name: str | None
+
+
+class IssuedInviteRead(InviteRead):
+    accept_url: str = Field(description="The invite link. Shown only in this response.")
+
+
+class InvitePage(BaseModel):
+    items: list[InviteRead]
+    next_cursor: str | None
+
+
+class InvitePreview(BaseModel):
+    workspace_name: str
+    inviter_name: str | None
+    email: str
+    role: Role
+    status: Status
+    expires_at: datetime
+
+
+class AcceptBody(BaseModel):
+    """Only for someone without an account: sign up with the invited address and join."""
+
+    name: str = Field(max_length=200)
+    password: str = Field(max_length=1024)
+
+
+class AcceptResult(BaseModel):
+    member: MemberRead
+    token: str | None = Field(default=None, description="A bearer token, when signing up.")

@@ -1,0 +1,364 @@
+"""Invitations: create, list, resend, revoke, expire, preview, accept, decline.
+
+The raw token exists only in the email link (sealed in the outbox until sent) and once in the
+create/resend response; the table keeps its sha256. An invite past `expires_at` is `expired`
+everywhere, although its stored status stays `pending` (so it can be re-sent).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspaces import clock, ratelimit
+from workspaces.accounts.service import UserInfo, get_user_by_email, issue_token, sign_up
+from workspaces.audit.service import record
+from workspaces.errors import Conflict, Forbidden, Gone, InvalidInput, NotAuthenticated, NotFound
+from workspaces.mail.outbox import InviteEmail, accept_url, enqueue_invite
+from workspaces.members.service import MemberInfo, check_role, get_member
+from workspaces.models import invites, members, users, workspaces
+from workspaces.pagination import Cursor, check_limit
+from workspaces.security import hash_token, new_token, secret_key
+from workspaces.settings import Settings
+from workspaces.validation import normalize_email
+from workspaces.workspaces.service import ROLE_RANK, Access
+
+STATUSES = ("pending", "accepted", "revoked", "declined", "expired")
+
+
+@dataclass(frozen=True)
+class InviteInfo:
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    email: str
+    role: str
+    status: str  # effective: pending | expired | accepted | revoked | declined
+    expires_at: datetime
+    created_at: datetime
+    accepted_at: datetime | None
+    revoked_at: datetime | None
+    declined_at: datetime | None
+    created_by_user_id: uuid.UUID | None
+    created_by_name: str | None
+
+
+@dataclass(frozen=True)
+class IssuedInvite:
+    """An invite with its raw link, shown once to whoever created or re-sent it."""
+
+    invite: InviteInfo
+    accept_url: str
+
+
+@dataclass(frozen=True)
+class Preview:
+    workspace_name: str
+    inviter_name: str | None
+    email: str
+    role: str
+    status: str
+    expires_at: datetime
+
+
+_COLUMNS = (
+    invites.c.id, invites.c.workspace_id, invites.c.email, invites.c.role, invites.c.status,
+    invites.c.expires_at, invites.c.created_at, invites.c.accepted_at, invites.c.revoked_at,
+    invites.c.declined_at, invites.c.created_by_user_id, users.c.name.label("created_by_name"),
+)
+
+
+def _effective(status: str, expires_at: datetime, now: datetime) -> str:
+    return "expired" if status == "pending" and clock.aware(expires_at) <= now else status
+
+
+def _info(row: Any, now: datetime) -> InviteInfo:
+    def at(value: datetime | None) -> datetime | None:
+        return clock.aware(value) if value is not None else None
+
+    return InviteInfo(
+        row.id, row.workspace_id, row.email, row.role, _effective(row.status, row.expires_at, now),
+        clock.aware(row.expires_at), clock.aware(row.created_at), at(row.accepted_at),
+        at(row.revoked_at), at(row.declined_at), row.created_by_user_id, row.created_by_name,
+    )
+
+
+def _select() -> Any:
+    return select(*_COLUMNS).outerjoin(users, users.c.id == invites.c.created_by_user_id)
+
+
+async def _get(conn: AsyncConnection, workspace_id: uuid.UUID, invite_id: uuid.UUID) -> InviteInfo:
+    row = (await conn.execute(
+        _select().where(invites.c.id == invite_id, invites.c.workspace_id == workspace_id)
+    )).first()
+    if row is None:
+        raise NotFound("No such invite in this workspace.", code="invite_not_found")
+    return _info(row, clock.now())
+
+
+def _check_days(days: int | None, settings: Settings) -> int:
+    value = settings.invite_ttl_days if days is None else days
+    if not 1 <= value <= 30:
+        raise InvalidInput("expires_in_days must be 1 to 30.", code="invalid_expiry",
+                           field="expires_in_days")
+    return value
+
+
+async def _queue_email(conn: AsyncConnection, *, access: Access, invite: InviteInfo, token: str,
+                       settings: Settings) -> None:
+    await enqueue_invite(
+        conn,
+        email=InviteEmail(invite.email, access.workspace.name, access.user.name, invite.role,
+                          invite.expires_at),
+        token=token, workspace_id=access.workspace.id, invite_id=invite.id,
+        key=secret_key(settings),
+    )
+
+
+async def create_invite(
+    conn: AsyncConnection, *, access: Access, email: str, role: str,
+    expires_in_days: int | None, settings: Settings,
+) -> IssuedInvite:
+    access.require("admin", "invite people")
+    address = normalize_email(email)
+    check_role(role)
+    if ROLE_RANK[role] > ROLE_RANK[access.role]:
+        raise Forbidden(f"You cannot invite someone as {role}: that is above your own role "
+                        f"({access.role}).", code="role_above_inviter")
+    days = _check_days(expires_in_days, settings)
+    workspace_id = access.workspace.id
+    await ratelimit.hit(conn, key=f"invites:{workspace_id}",
+                        limit=settings.invite_rate_limit_per_hour, window=timedelta(hours=1),
+                        what="invitations for this workspace")
+    is_member = (await conn.execute(
+        select(members.c.user_id).join(users, users.c.id == members.c.user_id)
+        .where(members.c.workspace_id == workspace_id, users.c.email == address)
+    )).first()
+    if is_member:
+        raise Conflict(f"{address} is already a member of {access.workspace.name}.",
+                       code="already_member")
+    now = clock.now()
+    existing = (await conn.execute(
+        select(invites.c.id, invites.c.expires_at)
+        .where(invites.c.workspace_id == workspace_id, invites.c.email == address,
+               invites.c.status == "pending")
+    )).first()
+    if existing is not None:
+        if clock.aware(existing.expires_at) > now:
+            raise Conflict(f"{address} already has a pending invite; resend or revoke it.",
+                           code="invite_exists", invite_id=str(existing.id))
+        # An expired invite is replaced: revoke it so the new one is the only pending one.
+        await conn.execute(update(invites).where(invites.c.id == existing.id)
+                           .values(status="revoked", revoked_at=now))
+        await record(conn, workspace_id=workspace_id, actor_id=access.user.id, action="revoked",
+                     target_type="invite", target_id=existing.id, target_email=address,
+                     detail={"reason": "expired; replaced by a new invite"})
+    token = new_token()
+    invite_id = uuid.uuid4()
+    try:
+        async with conn.begin_nested():
+            await conn.execute(insert(invites).values(
+                id=invite_id, workspace_id=workspace_id, email=address, role=role,
+                token=hash_token(token), status="pending", expires_at=now + timedelta(days=days),
+                created_at=now, created_by_user_id=access.user.id,
+            ))
+    except IntegrityError:  # a concurrent request invited the same address first
+        raise Conflict(f"{address} already has a pending invite; resend or revoke it.",
+                       code="invite_exists") from None
+    invite = await _get(conn, workspace_id, invite_id)
+    await _queue_email(conn, access=access, invite=invite, token=token, settings=settings)
+    await record(conn, workspace_id=workspace_id, actor_id=access.user.id, action="created",
+                 target_type="invite", target_id=invite_id, target_email=address,
+                 detail={"role": role, "expires_at": invite.expires_at.isoformat()})
+    return IssuedInvite(invite, accept_url(settings.base_url, token))
+
+
+async def list_invites(
+    conn: AsyncConnection, *, access: Access, status: str | None, limit: int,
+    cursor: str | None,
+) -> tuple[list[InviteInfo], str | None]:
+    """Newest first, `limit` per page; returns the page and the cursor of the next one."""
+    access.require("admin", "see invites")
+    check_limit(limit)
+    after = Cursor.decode(cursor)
+    now = clock.now()
+    query = _select().where(invites.c.workspace_id == access.workspace.id)
+    if status is not None:
+        if status not in STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}.",
+                               code="invalid_status", field="status")
+        stored = "pending" if status == "expired" else status
+        query = query.where(invites.c.status == stored)
+        if status == "pending":
+            query = query.where(invites.c.expires_at > now)
+        elif status == "expired":
+            query = query.where(invites.c.expires_at <= now)
+    if after is not None:
+        query = query.where(or_(
+            invites.c.created_at < after.created_at,
+            and_(invites.c.created_at == after.created_at, invites.c.id < after.id),
+        ))
+    query = query.order_by(invites.c.created_at.desc(), invites.c.id.desc()).limit(limit + 1)
+    rows = list(await conn.execute(query))
+    page = [_info(row, now) for row in rows[:limit]]
+    more = len(rows) > limit
+    return page, (Cursor(page[-1].created_at, page[-1].id).encode() if more else None)
+
+
+async def _lock_invite(conn: AsyncConnection, access: Access, invite_id: uuid.UUID) -> InviteInfo:
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(invites.c.id).where(invites.c.id == invite_id)
+                           .with_for_update())
+    return await _get(conn, access.workspace.id, invite_id)
+
+
+async def resend_invite(conn: AsyncConnection, *, access: Access, invite_id: uuid.UUID,
+                        settings: Settings) -> IssuedInvite:
+    """New token (the old link stops working), new expiry, new email; pending or expired only."""
+    access.require("admin", "resend invites")
+    invite = await _lock_invite(conn, access, invite_id)
+    if invite.status not in ("pending", "expired"):
+        raise Conflict(f"This invite is {invite.status}; only pending or expired invites can be "
+                       "re-sent.", code=f"invite_{invite.status}")
+    token = new_token()
+    now = clock.now()
+    expires_at = now + timedelta(days=settings.invite_ttl_days)
+    await conn.execute(update(invites).where(invites.c.id == invite_id)
+                       .values(token=hash_token(token), expires_at=expires_at))
+    invite = await _get(conn, access.workspace.id, invite_id)
+    await _queue_email(conn, access=access, invite=invite, token=token, settings=settings)
+    await record(conn, workspace_id=access.workspace.id, actor_id=access.user.id,
+                 action="resent", target_type="invite", target_id=invite_id,
+                 target_email=invite.email, detail={"expires_at": expires_at.isoformat()})
+    return IssuedInvite(invite, accept_url(settings.base_url, token))
+
+
+async def revoke_invite(conn: AsyncConnection, *, access: Access,
+                        invite_id: uuid.UUID) -> InviteInfo:
+    access.require("admin", "revoke invites")
+    invite = await _lock_invite(conn, access, invite_id)
+    if invite.status not in ("pending", "expired"):
+        raise Conflict(f"This invite is {invite.status} and cannot be revoked.",
+                       code=f"invite_{invite.status}")
+    await conn.execute(update(invites).where(invites.c.id == invite_id)
+                       .values(status="revoked", revoked_at=clock.now()))
+    await record(conn, workspace_id=access.workspace.id, actor_id=access.user.id,
+                 action="revoked", target_type="invite", target_id=invite_id,
+                 target_email=invite.email)
+    return await _get(conn, access.workspace.id, invite_id)
+
+
+@dataclass(frozen=True)
+class _ByToken:
+    invite: InviteInfo
+    workspace_name: str
+
+
+async def _by_token(conn: AsyncConnection, token: str, *, lock: bool = False) -> _ByToken:
+    if not token or len(token) > 200:
+        raise NotFound("This invite link is not valid.", code="invite_not_found")
+    query = (_select().add_columns(workspaces.c.name.label("workspace_name"))
+             .join(workspaces, workspaces.c.id == invites.c.workspace_id)
+             .where(invites.c.token == hash_token(token)))
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update(of=invites)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound("This invite link is not valid: it may have been re-sent with a new "
+                       "link, or mistyped.", code="invite_not_found")
+    return _ByToken(_info(row, clock.now()), row.workspace_name)
+
+
+def _check_usable(found: _ByToken) -> None:
+    invite, who = found.invite, found.invite.created_by_name or "the workspace's admins"
+    if invite.status == "expired":
+        raise Gone(f"This invite to {found.workspace_name} expired on "
+                   f"{invite.expires_at:%d %B %Y}; ask {who} to send it again.",
+                   code="invite_expired")
+    if invite.status == "revoked":
+        raise Gone(f"This invite to {found.workspace_name} was withdrawn; ask {who} for a new "
+                   "one.", code="invite_revoked")
+    if invite.status in ("accepted", "declined"):
+        raise Gone(f"This invite to {found.workspace_name} has already been {invite.status}.",
+                   code="invite_used")
+
+
+def _check_email(found: _ByToken, user: UserInfo) -> None:
+    if user.email != found.invite.email:
+        raise Forbidden(f"You are signed in as {user.email}; this invite is for "
+                        f"{found.invite.email}. Sign out and sign in as {found.invite.email}.",
+                        code="email_mismatch")
+
+
+async def preview(conn: AsyncConnection, *, token: str) -> Preview:
+    found = await _by_token(conn, token)
+    invite = found.invite
+    return Preview(found.workspace_name, invite.created_by_name, invite.email, invite.role,
+                   invite.status, invite.expires_at)
+
+
+async def accept_invite(conn: AsyncConnection, *, token: str, user: UserInfo) -> MemberInfo:
+    """Join with the invite's role; membership and 'accepted' commit together, exactly once."""
+    found = await _by_token(conn, token, lock=True)
+    _check_usable(found)
+    _check_email(found, user)
+    invite = found.invite
+    already = (await conn.execute(select(members.c.role).where(
+        members.c.workspace_id == invite.workspace_id, members.c.user_id == user.id))).first()
+    if already:
+        raise Conflict(f"You are already a member of {found.workspace_name}.",
+                       code="already_member")
+    now = clock.now()
+    claimed = await conn.execute(
+        update(invites)
+        .where(invites.c.id == invite.id, invites.c.status == "pending",
+               invites.c.expires_at > now)
+        .values(status="accepted", accepted_at=now)
+    )
+    if claimed.rowcount != 1:  # another request used it between our read and this write
+        raise Gone(f"This invite to {found.workspace_name} has already been used.",
+                   code="invite_used")
+    await conn.execute(insert(members).values(
+        workspace_id=invite.workspace_id, user_id=user.id, role=invite.role, created_at=now))
+    await record(conn, workspace_id=invite.workspace_id, actor_id=user.id, action="accepted",
+                 target_type="invite", target_id=invite.id, target_email=invite.email,
+                 detail={"role": invite.role})
+    return await get_member(conn, workspace_id=invite.workspace_id, user_id=user.id)
+
+
+async def sign_up_and_accept(conn: AsyncConnection, *, token: str, name: str, password: str,
+                             settings: Settings) -> tuple[UserInfo, MemberInfo, str]:
+    """A newcomer signs up with the invited address (fixed) and joins, in one transaction."""
+    found = await _by_token(conn, token)
+    _check_usable(found)
+    if await get_user_by_email(conn, found.invite.email):
+        raise NotAuthenticated(f"An account for {found.invite.email} exists; sign in to accept.",
+                               code="sign_in_required")
+    user = await sign_up(conn, email=found.invite.email, password=password, name=name)
+    member = await accept_invite(conn, token=token, user=user)
+    api_token = await issue_token(conn, user_id=user.id, kind="api",
+                                  ttl=timedelta(days=settings.api_token_ttl_days))
+    return user, member, api_token
+
+
+async def decline_invite(conn: AsyncConnection, *, token: str, user: UserInfo | None) -> None:
+    """The invitee says no. Anyone holding the link may decline; a signed-in user must match."""
+    found = await _by_token(conn, token, lock=True)
+    _check_usable(found)
+    if user is not None:
+        _check_email(found, user)
+    now = clock.now()
+    claimed = await conn.execute(
+        update(invites).where(invites.c.id == found.invite.id, invites.c.status == "pending")
+        .values(status="declined", declined_at=now)
+    )
+    if claimed.rowcount != 1:
+        raise Gone("This invite has already been used.", code="invite_used")
+    await record(conn, workspace_id=found.invite.workspace_id,
+                 actor_id=user.id if user else None, action="declined", target_type="invite",
+                 target_id=found.invite.id, target_email=found.invite.email)

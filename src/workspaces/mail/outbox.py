@@ -1,0 +1,75 @@
+"""The outbox: emails are rows written in the same transaction as the change that causes them.
+
+The invite link's token is sealed (encrypted with SECRET_KEY) in the row until delivery and
+erased afterwards, so the database never holds a usable token: the bodies carry a marker where
+the link goes, filled in only in memory when the message is sent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy import insert, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspaces import clock
+from workspaces.models import outbox
+from workspaces.security import seal
+
+LINK_MARKER = "@@ACCEPT_URL@@"
+
+
+@cache
+def _templates() -> Environment:
+    return Environment(
+        loader=PackageLoader("workspaces.mail", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+        keep_trailing_newline=True,
+    )
+
+
+@dataclass(frozen=True)
+class InviteEmail:
+    to: str
+    workspace: str
+    inviter: str
+    role: str
+    expires_at: datetime
+
+
+def accept_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/invites/{token}"
+
+
+async def enqueue_invite(
+    conn: AsyncConnection, *, email: InviteEmail, token: str, workspace_id: uuid.UUID,
+    invite_id: uuid.UUID, key: str,
+) -> None:
+    """Queue the invite email; any earlier unsent one for this invite is withdrawn."""
+    now = clock.now()
+    await conn.execute(
+        update(outbox)
+        .where(outbox.c.invite_id == invite_id, outbox.c.status == "pending")
+        .values(status="failed", sealed_secret=None, last_error="superseded by a newer email")
+    )
+    values = {
+        "workspace": email.workspace,
+        "inviter": email.inviter,
+        "role": email.role,
+        "article": "an" if email.role[0] in "aeiou" else "a",
+        "expires": email.expires_at.strftime("%d %B %Y at %H:%M UTC"),
+        "accept_url": LINK_MARKER,
+    }
+    await conn.execute(insert(outbox).values(
+        id=uuid.uuid4(), workspace_id=workspace_id, invite_id=invite_id, to_address=email.to,
+        subject=f"{email.inviter} invited you to {email.workspace}"[:300],
+        body_text=_templates().get_template("invite.txt").render(values),
+        body_html=_templates().get_template("invite.html").render(values),
+        sealed_secret=seal(key, token), status="pending", attempts=0,
+        next_attempt_at=now, created_at=now,
+    ))
+    conn.info["mail_queued"] = True  # the request boundary wakes the delivery loop on commit

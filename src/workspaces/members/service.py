@@ -1,0 +1,116 @@
+"""Members and roles: owner > admin > member; a workspace always keeps an owner."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspaces import clock
+from workspaces.audit.service import record
+from workspaces.errors import Conflict, Forbidden, InvalidInput, NotFound
+from workspaces.models import ROLES, members, users
+from workspaces.workspaces.service import ROLE_RANK, Access, lock_workspace
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    user_id: uuid.UUID
+    email: str
+    name: str
+    role: str
+    joined_at: datetime
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}.", code="invalid_role",
+                           field="role")
+    return role
+
+
+async def list_members(conn: AsyncConnection, *, workspace_id: uuid.UUID) -> list[MemberInfo]:
+    rows = await conn.execute(
+        select(members.c.user_id, users.c.email, users.c.name, members.c.role,
+               members.c.created_at)
+        .join(users, users.c.id == members.c.user_id)
+        .where(members.c.workspace_id == workspace_id)
+        .order_by(members.c.created_at, users.c.email)
+    )
+    return [MemberInfo(r.user_id, r.email, r.name, r.role, clock.aware(r.created_at))
+            for r in rows]
+
+
+async def get_member(conn: AsyncConnection, *, workspace_id: uuid.UUID,
+                     user_id: uuid.UUID) -> MemberInfo:
+    row = (await conn.execute(
+        select(members.c.user_id, users.c.email, users.c.name, members.c.role,
+               members.c.created_at)
+        .join(users, users.c.id == members.c.user_id)
+        .where(members.c.workspace_id == workspace_id, members.c.user_id == user_id)
+    )).first()
+    if row is None:
+        raise NotFound("That person is not a member of this workspace.", code="member_not_found")
+    return MemberInfo(row.user_id, row.email, row.name, row.role, clock.aware(row.created_at))
+
+
+async def _owner_count(conn: AsyncConnection, workspace_id: uuid.UUID) -> int:
+    return int((await conn.execute(
+        select(func.count()).select_from(members)
+        .where(members.c.workspace_id == workspace_id, members.c.role == "owner")
+    )).scalar_one())
+
+
+async def _check_can_manage(conn: AsyncConnection, access: Access, target: MemberInfo,
+                            doing: str) -> None:
+    access.require("admin", doing)
+    if target.role == "owner" and not access.at_least("owner"):
+        raise Forbidden("Only owners can change or remove an owner.", code="owner_required")
+
+
+async def _check_keeps_an_owner(conn: AsyncConnection, access: Access,
+                                target: MemberInfo) -> None:
+    if target.role == "owner" and await _owner_count(conn, access.workspace.id) <= 1:
+        raise Conflict(f"{target.email} is the last owner of {access.workspace.name}; make "
+                       "someone else an owner first.", code="last_owner")
+
+
+async def change_role(conn: AsyncConnection, *, access: Access, user_id: uuid.UUID,
+                      role: str) -> MemberInfo:
+    check_role(role)
+    await lock_workspace(conn, access.workspace.id)
+    target = await get_member(conn, workspace_id=access.workspace.id, user_id=user_id)
+    await _check_can_manage(conn, access, target, "change roles")
+    if role == "owner" and not access.at_least("owner"):
+        raise Forbidden("Only owners can make someone an owner.", code="owner_required")
+    if target.role == role:
+        return target
+    if ROLE_RANK[role] < ROLE_RANK[target.role]:
+        await _check_keeps_an_owner(conn, access, target)
+    await conn.execute(
+        update(members)
+        .where(members.c.workspace_id == access.workspace.id, members.c.user_id == user_id)
+        .values(role=role)
+    )
+    await record(conn, workspace_id=access.workspace.id, actor_id=access.user.id,
+                 action="role_changed", target_type="member", target_id=user_id,
+                 target_email=target.email, detail={"from": target.role, "to": role})
+    return MemberInfo(target.user_id, target.email, target.name, role, target.joined_at)
+
+
+async def remove_member(conn: AsyncConnection, *, access: Access, user_id: uuid.UUID) -> None:
+    """Remove someone (admins and owners), or leave (anyone, for themselves)."""
+    await lock_workspace(conn, access.workspace.id)
+    target = await get_member(conn, workspace_id=access.workspace.id, user_id=user_id)
+    leaving = user_id == access.user.id
+    if not leaving:
+        await _check_can_manage(conn, access, target, "remove members")
+    await _check_keeps_an_owner(conn, access, target)
+    await conn.execute(delete(members).where(
+        members.c.workspace_id == access.workspace.id, members.c.user_id == user_id))
+    await record(conn, workspace_id=access.workspace.id, actor_id=access.user.id,
+                 action="left" if leaving else "removed", target_type="member",
+                 target_id=user_id, target_email=target.email, detail={"role": target.role})

@@ -1,0 +1,82 @@
+"""Secrets: random tokens stored as sha256, Argon2 passwords, and sealing of outbox secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.fernet import Fernet, InvalidToken
+
+from workspaces.db import parse_url, sqlite_path
+from workspaces.errors import AppError
+from workspaces.settings import Settings
+
+TOKEN_BYTES = 32
+_hasher = PasswordHasher()
+# Verifying against this keeps sign-in time the same whether or not the email exists.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def new_token(prefix: str = "") -> str:
+    """A URL-safe token with 256 bits of randomness."""
+    return prefix + secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def hash_token(token: str) -> str:
+    """What the database stores instead of a token. Lookups compare hashes, never tokens."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+class SecretKeyMissing(AppError):
+    status, code = 500, "secret_key_missing"
+
+
+def secret_key(settings: Settings) -> str:
+    """SECRET_KEY, or for the SQLite default a key generated once beside the database file."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = sqlite_path(parse_url(settings.database_url))
+    if path is None:
+        raise SecretKeyMissing(
+            "SECRET_KEY is not set. With PostgreSQL every instance must share one; generate it "
+            "with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+        )
+    key_file = Path(f"{path}.secret")
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_text(secrets.token_urlsafe(32))
+    return key_file.read_text().strip()
+
+
+@lru_cache(maxsize=4)
+def _fernet(key: str) -> Fernet:
+    import base64
+
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()))
+
+
+def seal(key: str, value: str) -> str:
+    return _fernet(key).encrypt(value.encode()).decode()
+
+
+def unseal(key: str, sealed: str) -> str | None:
+    """The sealed value, or None if it was sealed with another key."""
+    try:
+        return _fernet(key).decrypt(sealed.encode()).decode()
+    except InvalidToken:
+        return None

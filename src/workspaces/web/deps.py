@@ -1,0 +1,74 @@
+"""Request dependencies: the transaction, the caller, and the caller's access to a workspace."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspaces.accounts.service import UserInfo, user_for_token
+from workspaces.errors import NotAuthenticated
+from workspaces.settings import Settings
+from workspaces.workspaces.service import Access, load_access
+
+
+async def _transaction(request: Request) -> AsyncIterator[AsyncConnection]:
+    """One transaction per request: committed after the handler returns, before the response
+    is sent (scope="function"); rolled back if anything raised."""
+    queued = False
+    async with request.app.state.engine.begin() as conn:
+        try:
+            yield conn
+        finally:
+            # `info` belongs to the pooled connection: always clear the flag.
+            queued = bool(conn.info.pop("mail_queued", False))
+    if queued:  # committed: wake the delivery loop now rather than at its next poll
+        request.app.state.mail_wake.set()
+
+
+Conn = Annotated[AsyncConnection, Depends(_transaction, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="A token from sign-up or sign-in.")
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def _optional_user(
+    conn: Conn,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> UserInfo | None:
+    if credentials is None:
+        return None
+    user = await user_for_token(conn, token=credentials.credentials, kind="api")
+    if user is None:
+        raise NotAuthenticated("The token is unknown, expired or signed out; sign in again.",
+                               code="invalid_token")
+    return user
+
+
+OptionalUser = Annotated[UserInfo | None, Depends(_optional_user)]
+
+
+async def _current_user(user: OptionalUser) -> UserInfo:
+    if user is None:
+        raise NotAuthenticated("Sign in first: send `Authorization: Bearer <token>`.")
+    return user
+
+
+CurrentUser = Annotated[UserInfo, Depends(_current_user)]
+
+
+async def _workspace_access(slug: str, conn: Conn, user: CurrentUser) -> Access:
+    return await load_access(conn, slug=slug, user=user)
+
+
+WorkspaceAccess = Annotated[Access, Depends(_workspace_access)]

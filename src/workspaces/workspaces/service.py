@@ -1,0 +1,114 @@
+"""Workspaces and who may touch them. `load_access` is the one place that decides."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import chain, count
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspaces import clock
+from workspaces.accounts.service import UserInfo
+from workspaces.errors import Forbidden, NotFound
+from workspaces.models import members, workspaces
+from workspaces.validation import clean_name, slugify
+
+ROLE_RANK = {"member": 1, "admin": 2, "owner": 3}
+
+
+@dataclass(frozen=True)
+class WorkspaceInfo:
+    id: uuid.UUID
+    name: str
+    slug: str
+    created_at: datetime
+    role: str  # the caller's role
+
+
+@dataclass(frozen=True)
+class Access:
+    """A signed-in user's membership of one workspace, loaded once per request."""
+
+    workspace: WorkspaceInfo
+    user: UserInfo
+
+    @property
+    def role(self) -> str:
+        return self.workspace.role
+
+    def at_least(self, role: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    def require(self, role: str, doing: str) -> None:
+        if not self.at_least(role):
+            raise Forbidden(f"Only {role}s and above can {doing}; you are a {self.role} of "
+                            f"{self.workspace.name}.", code="insufficient_role")
+
+
+def _info(row: Any) -> WorkspaceInfo:
+    return WorkspaceInfo(row.id, row.name, row.slug, clock.aware(row.created_at), row.role)
+
+
+_COLUMNS = (workspaces.c.id, workspaces.c.name, workspaces.c.slug, workspaces.c.created_at,
+            members.c.role)
+
+
+async def load_access(conn: AsyncConnection, *, slug: str, user: UserInfo) -> Access:
+    """The workspace and the caller's role; 404 alike for missing and not-a-member."""
+    row = (await conn.execute(
+        select(*_COLUMNS)
+        .join(members, members.c.workspace_id == workspaces.c.id)
+        .where(workspaces.c.slug == slug, members.c.user_id == user.id)
+    )).first()
+    if row is None:
+        raise NotFound(f"No workspace {slug!r} that you belong to.", code="workspace_not_found")
+    return Access(_info(row), user)
+
+
+async def create_workspace(conn: AsyncConnection, *, name: str, owner: UserInfo) -> WorkspaceInfo:
+    """Create a workspace with a unique slug derived from the name; the creator owns it."""
+    display_name = clean_name(name, field="name")
+    base = slugify(display_name)
+    now = clock.now()
+    workspace_id = uuid.uuid4()
+    taken = set((await conn.execute(
+        select(workspaces.c.slug).where(workspaces.c.slug.like(f"{base}%"))
+    )).scalars())
+    numbered = (f"{base}-{n}" for n in count(2))
+    first = next(s for s in chain([base], numbered) if s not in taken)
+    # A racing request may take the same slug between the read and the insert: retry at random.
+    for slug in (first, *(f"{base}-{secrets.token_hex(3)}" for _ in range(3))):
+        try:
+            async with conn.begin_nested():
+                await conn.execute(insert(workspaces).values(
+                    id=workspace_id, name=display_name, slug=slug, created_at=now))
+        except IntegrityError:
+            continue
+        await conn.execute(insert(members).values(
+            workspace_id=workspace_id, user_id=owner.id, role="owner", created_at=now))
+        return WorkspaceInfo(workspace_id, display_name, slug, now, "owner")
+    raise RuntimeError(f"no free slug for {base!r} after four tries")
+
+
+async def list_workspaces(conn: AsyncConnection, *, user: UserInfo) -> list[WorkspaceInfo]:
+    rows = await conn.execute(
+        select(*_COLUMNS)
+        .join(members, members.c.workspace_id == workspaces.c.id)
+        .where(members.c.user_id == user.id)
+        .order_by(workspaces.c.name, workspaces.c.id)
+    )
+    return [_info(row) for row in rows]
+
+
+async def lock_workspace(conn: AsyncConnection, workspace_id: uuid.UUID) -> None:
+    """Serialise membership changes of one workspace (SQLite's BEGIN IMMEDIATE already does)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(workspaces.c.id).where(workspaces.c.id == workspace_id).with_for_update()
+        )
