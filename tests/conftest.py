@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
         uses_pg = "pg_url" in getattr(item, "fixturenames", ()) or (
-            callspec is not None and callspec.params.get("db_url") == "postgresql"
+            callspec is not None and "postgresql" in callspec.params.values()
         )
         if uses_pg:
             item.add_marker(pytest.mark.postgres)
