@@ -1,55 +1,90 @@
-"""`workspaces serve` as a real process: it refuses a stale schema and reports readiness."""
+"""`workspaces serve` as a real process: the schema check at start, and a whole invite flow."""
 
 from __future__ import annotations
 
-import socket
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
+import pytest
 
+from tests.api.conftest import Sink, free_port, link_in, smtp  # noqa: F401 (fixture)
 from tests.conftest import INIT, INVITES, Cli, spawn
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+ENV = {"SECRET_KEY": "serve-test-secret", "DATABASE_URL": ""}
 
 
-def test_serve_refuses_to_start_on_a_stale_schema_and_names_the_migration(cli: Cli) -> None:
-    cli("db", "deploy", "--to", INIT)
-    process = spawn(["serve", "--port", str(_free_port()), "--database-url", cli.url])
+@contextmanager
+def serving(args: list[str], env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    process = spawn(["serve", "--port", str(port), *args], {**ENV, **env})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        yield base, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_serve_refuses_a_stale_postgresql_schema_unless_told_to_migrate(pg_url: str) -> None:
+    Cli(pg_url, {})("db", "deploy", "--to", INIT)
+    process = spawn(["serve", "--port", str(free_port()), "--database-url", pg_url], ENV)
     code = process.wait(timeout=30)
     _, err = process.communicate()
     assert code == 2
     assert f"[pending] Migration {INVITES} is pending." in err
     assert "error[schema_out_of_date]" in err and "workspaces db deploy" in err
 
+    with serving(["--database-url", pg_url, "--migrate"], {}) as (base, _):
+        assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
 
-def test_serve_is_ready_on_an_up_to_date_schema_and_503_on_drift(cli: Cli) -> None:
+
+def test_serve_applies_pending_migrations_itself_on_sqlite(sqlite_url: str) -> None:
+    Cli(sqlite_url, {})("db", "deploy", "--to", INIT)
+    with serving(["--database-url", sqlite_url], {"SECRET_KEY": ""}) as (base, _):
+        assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
+    assert Cli(sqlite_url, {})("db", "status").exit_code == 0
+
+
+def test_serve_refuses_drift_with_the_fix(db_url: str) -> None:
+    cli = Cli(db_url, {})
     cli("db", "deploy")
-    port = _free_port()
-    process = spawn(["serve", "--port", str(port), "--database-url", cli.url])
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, process.communicate()
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-        ready = httpx.get(f"{base}/readyz")
-        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    cli.sql("DROP INDEX ix_workspace_invites_workspace_id_email")
+    process = spawn(["serve", "--port", str(free_port()), "--database-url", db_url], ENV)
+    assert process.wait(timeout=30) == 5
+    assert "workspaces db repair" in process.communicate()[1]
 
-        cli.sql("DROP TABLE workspace_invites" + (" CASCADE" if cli.is_pg else ""))
-        stale = httpx.get(f"{base}/readyz")
-        assert stale.status_code == 503
-        problem = stale.json()["problems"][0]
-        assert problem["code"] == "drift_missing" and problem["migration"] == INVITES
-        assert "workspace_invites" in problem["message"]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+
+@pytest.mark.usefixtures("smtp")
+def test_an_invite_flow_against_a_running_server(db_url: str, smtp: Sink) -> None:  # noqa: F811
+    Cli(db_url, {})("db", "deploy")
+    env = {"SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "BASE_URL": "http://example.test",
+           "EMAIL_POLL_SECONDS": "0.2"}
+    with serving(["--database-url", db_url, "--workers", "2"], env) as (base, _):
+        client = httpx.Client(base_url=base, timeout=10)
+        owner = {"Authorization": "Bearer " + client.post("/api/auth/signup", json={
+            "email": "ann@example.com", "password": "correct horse", "name": "Ann"}).json()["token"]}
+        slug = client.post("/api/workspaces", json={"name": "Acme"}, headers=owner).json()["slug"]
+        created = client.post(f"/api/workspaces/{slug}/invites",
+                              json={"email": "bob@example.com"}, headers=owner)
+        assert created.status_code == 201, created.text
+        token = link_in(smtp.wait_for(1)[0])
+        joined = client.post(f"/api/invites/{token}/accept",
+                             json={"name": "Bob", "password": "bob's password"})
+        assert joined.status_code == 200, joined.text
+        members = client.get(f"/api/workspaces/{slug}/members", headers=owner).json()
+        assert [m["email"] for m in members] == ["ann@example.com", "bob@example.com"]
+        assert client.get("/readyz").json()["status"] == "ready"
+        assert client.get("/openapi.json").json()["info"]["title"] == "Workspaces"

@@ -281,11 +281,13 @@ def serve(
         if report.exit_code != Exit.OK:
             for problem in report.problems:
                 print(f"[{problem.code}] {problem.message}", file=sys.stderr)
+            worst = max(report.problems, key=lambda p: p.exit_code)
+            fix = ("workspaces db deploy (or start with --migrate)"
+                   if worst.exit_code == Exit.PENDING else worst.fix)
             raise SchemaError(
                 "schema_out_of_date",
                 "Refusing to start: the database schema does not match this code.",
-                fix="workspaces db deploy (or start with --migrate); "
-                    "`workspaces db status` explains each problem",
+                fix=f"{fix}; `workspaces db status` explains each problem",
                 exit_code=report.exit_code,
             )
     try:

@@ -1,0 +1,109 @@
+"""Email delivery through the outbox: outages, permanent failures, the log fallback."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import pytest
+from aiosmtpd.controller import Controller
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import Api, Sink, free_port, link_in
+from tests.conftest import Cli
+from workspaces.settings import Settings
+from workspaces.web.app import create_app
+
+
+def _outbox(api: Api) -> list[tuple[object, ...]]:
+    return api.db.sql("SELECT to_address, status, attempts, last_error, sealed_secret "
+                      "FROM email_outbox ORDER BY created_at")
+
+
+def _wait(condition: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def down_api(settings: Settings) -> Iterator[tuple[Api, Sink]]:
+    """An app whose SMTP server is not running yet (start it with `controller.start()`)."""
+    port = free_port()
+    sink = Sink(port)
+    outage = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}",
+                                         "email_max_attempts": 50})
+    with TestClient(create_app(outage)) as client:
+        yield Api(client, Cli(settings.database_url, {})), sink
+
+
+def test_an_smtp_outage_delays_email_and_loses_none(down_api: tuple[Api, Sink]) -> None:
+    api, sink = down_api
+    owner = api.signup("ann@example.com")
+    slug = api.workspace(owner)
+    for n in range(3):
+        api.invite(owner, slug, f"p{n}@example.com")
+    _wait(lambda: all(row[2] >= 1 for row in _outbox(api)))
+    rows = _outbox(api)
+    assert [row[1] for row in rows] == ["pending"] * 3
+    assert all("onnect" in str(row[3]) for row in rows), rows  # "Connection refused"
+    assert all(row[4] for row in rows)  # the link is still sealed, waiting
+
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        messages = sink.wait_for(3, timeout=20)
+        _wait(lambda: [row[1] for row in _outbox(api)] == ["sent"] * 3)
+    finally:
+        controller.stop()
+    assert sorted(m["To"] for m in messages) == [f"p{n}@example.com" for n in range(3)]
+    assert all(row[4] is None for row in _outbox(api))  # sealed links erased once sent
+
+
+def test_a_resend_during_an_outage_withdraws_the_unsent_email(down_api: tuple[Api, Sink]) -> None:
+    api, sink = down_api
+    owner = api.signup("ann@example.com")
+    slug = api.workspace(owner)
+    invite = api.invite(owner, slug, "bob@example.com")
+    resent = api.client.post(f"/api/workspaces/{slug}/invites/{invite['id']}/resend",
+                             headers=owner).json()
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        (message,) = sink.wait_for(1, timeout=20)
+        time.sleep(0.5)  # nothing else arrives
+        assert len(sink.messages) == 1
+    finally:
+        controller.stop()
+    assert resent["accept_url"].endswith(link_in(message))
+    statuses = sorted(str(row[1]) for row in _outbox(api))
+    assert statuses == ["failed", "sent"]
+
+
+def test_a_refused_address_is_marked_failed_with_the_smtp_reply(api: Api, smtp: Sink) -> None:
+    smtp.refuse.add("ghost@example.com")
+    owner = api.signup("ann@example.com")
+    slug = api.workspace(owner)
+    api.invite(owner, slug, "ghost@example.com")
+    api.invite(owner, slug, "real@example.com")
+    smtp.wait_for(1)
+    _wait(lambda: {row[0]: row[1] for row in _outbox(api)}.get("ghost@example.com") == "failed")
+    ghost = next(row for row in _outbox(api) if row[0] == "ghost@example.com")
+    assert "550" in str(ghost[3]) and "No such mailbox" in str(ghost[3])
+    assert ghost[4] is None
+
+
+def test_without_smtp_the_email_is_printed_to_the_log(settings: Settings,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="workspaces.mail")
+    local = settings.model_copy(update={"smtp_url": None})
+    with TestClient(create_app(local)) as client:
+        api = Api(client, Cli(settings.database_url, {}))
+        owner = api.signup("ann@example.com")
+        slug = api.workspace(owner)
+        token = api.invite(owner, slug, "bob@example.com")["accept_url"].rsplit("/", 1)[1]
+        _wait(lambda: [row[1] for row in _outbox(api)] == ["sent"])
+    assert f"/invites/{token}" in caplog.text
+    assert "SMTP_URL is not set" in caplog.text
