@@ -74,8 +74,9 @@ def test_an_invite_flow_against_a_running_server(db_url: str, smtp: Sink) -> Non
            "EMAIL_POLL_SECONDS": "0.2"}
     with serving(["--database-url", db_url, "--workers", "2"], env) as (base, _):
         client = httpx.Client(base_url=base, timeout=10)
-        owner = {"Authorization": "Bearer " + client.post("/api/auth/signup", json={
-            "email": "ann@example.com", "password": "correct horse", "name": "Ann"}).json()["token"]}
+        signup = client.post("/api/auth/signup", json={
+            "email": "ann@example.com", "password": "correct horse", "name": "Ann"})
+        owner = {"Authorization": f"Bearer {signup.json()['token']}"}
         slug = client.post("/api/workspaces", json={"name": "Acme"}, headers=owner).json()["slug"]
         created = client.post(f"/api/workspaces/{slug}/invites",
                               json={"email": "bob@example.com"}, headers=owner)

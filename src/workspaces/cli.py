@@ -303,6 +303,205 @@ def serve(
         uvicorn.run(application, host=host, port=port, log_level="info")
 
 
+users_app = typer.Typer(no_args_is_help=True, help="Operator commands for accounts.")
+workspaces_app = typer.Typer(no_args_is_help=True, help="Operator commands for workspaces.")
+invites_app = typer.Typer(no_args_is_help=True, help="Operator commands for invitations.")
+app.add_typer(users_app, name="users")
+app.add_typer(workspaces_app, name="workspaces")
+app.add_typer(invites_app, name="invites")
+
+
+def _operate(database_url: str | None, as_json: bool, work: Any) -> Any:
+    """Run `work(conn, settings)` in one transaction on the server's engine; print errors."""
+    import asyncio
+
+    from workspaces.db import create_app_engine, parse_url
+    from workspaces.errors import AppError
+    from workspaces.settings import get_settings
+
+    settings = get_settings()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+
+    async def run() -> Any:
+        engine = create_app_engine(parse_url(settings.database_url), pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                return await work(conn, settings)
+        finally:
+            await engine.dispose()
+
+    with _guard(as_json):
+        try:
+            return asyncio.run(run())
+        except AppError as error:
+            raise SchemaError(error.code, error.message) from None
+
+
+def _print(data: Any, as_json: bool, line: str) -> None:
+    from dataclasses import asdict, is_dataclass
+
+    if as_json:
+        if isinstance(data, list):
+            items: Any = [asdict(d) for d in data]
+        else:
+            items = asdict(data) if is_dataclass(data) and not isinstance(data, type) else data
+        print(json.dumps(items, indent=2, default=str))
+    else:
+        print(line)
+
+
+async def _owner_access(conn: Any, slug: str, by: str | None) -> Any:
+    """The access of `by` (an email), or of the workspace's first owner, for operator acts."""
+    from sqlalchemy import select
+
+    from workspaces.accounts.service import get_user_by_email
+    from workspaces.errors import NotFound
+    from workspaces.models import members, users, workspaces
+    from workspaces.validation import normalize_email
+    from workspaces.workspaces.service import load_access
+
+    if by is None:
+        by = (await conn.execute(
+            select(users.c.email).join(members, members.c.user_id == users.c.id)
+            .join(workspaces, workspaces.c.id == members.c.workspace_id)
+            .where(workspaces.c.slug == slug, members.c.role == "owner")
+            .order_by(members.c.created_at).limit(1)
+        )).scalar()
+        if by is None:
+            raise NotFound(f"No workspace {slug!r}.", code="workspace_not_found")
+    user = await get_user_by_email(conn, normalize_email(by))
+    if user is None:
+        raise NotFound(f"No account for {by}.", code="user_not_found")
+    return await load_access(conn, slug=slug, user=user)
+
+
+Workspace = Annotated[str, typer.Option("--workspace", "-w", help="The workspace's slug.")]
+ActingAs = Annotated[str | None, typer.Option(
+    "--by", help="Act as this member (default: the workspace's first owner).")]
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="The address to sign in with.")],
+    name: Annotated[str, typer.Option(help="The person's name.")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)],
+    database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """Create an account."""
+    from workspaces.accounts.service import sign_up
+
+    user = _operate(database_url, as_json, lambda conn, _settings: sign_up(
+        conn, email=email, password=password, name=name))
+    _print(user, as_json, f"Created {user.email} ({user.id}).")
+
+
+@workspaces_app.command("create")
+def workspaces_create(
+    name: Annotated[str, typer.Option(help="The workspace's name.")],
+    owner: Annotated[str, typer.Option(help="Email of the account that will own it.")],
+    database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """Create a workspace owned by an existing account."""
+    from workspaces.accounts.service import get_user_by_email
+    from workspaces.errors import NotFound
+    from workspaces.validation import normalize_email
+    from workspaces.workspaces.service import create_workspace
+
+    async def work(conn: Any, _settings: Any) -> Any:
+        user = await get_user_by_email(conn, normalize_email(owner))
+        if user is None:
+            raise NotFound(f"No account for {owner}; create it with `workspaces users create`.",
+                           code="user_not_found")
+        return await create_workspace(conn, name=name, owner=user)
+
+    workspace = _operate(database_url, as_json, work)
+    _print(workspace, as_json, f"Created workspace {workspace.name} (slug {workspace.slug}).")
+
+
+@invites_app.command("create")
+def invites_create(
+    workspace: Workspace,
+    email: Annotated[str, typer.Option(help="Who to invite.")],
+    role: Annotated[str, typer.Option(help="owner, admin or member.")] = "member",
+    days: Annotated[int | None, typer.Option(help="Days until it expires (1-30).")] = None,
+    by: ActingAs = None, database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """Invite someone; the email is queued and sent by a running `workspaces serve`."""
+    from workspaces.invites.service import create_invite
+
+    async def work(conn: Any, settings: Any) -> Any:
+        access = await _owner_access(conn, workspace, by)
+        return await create_invite(conn, access=access, email=email, role=role,
+                                   expires_in_days=days, settings=settings)
+
+    issued = _operate(database_url, as_json, work)
+    _print(issued, as_json, f"Invited {issued.invite.email} as {issued.invite.role} "
+           f"(invite {issued.invite.id}); email queued.\nLink: {issued.accept_url}")
+
+
+@invites_app.command("list")
+def invites_list(
+    workspace: Workspace,
+    status: Annotated[str | None, typer.Option(
+        help="pending, expired, accepted, revoked or declined.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 100,
+    by: ActingAs = None, database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """List a workspace's invites, newest first."""
+    from workspaces.invites.service import list_invites
+
+    async def work(conn: Any, _settings: Any) -> Any:
+        access = await _owner_access(conn, workspace, by)
+        items, _ = await list_invites(conn, access=access, status=status, limit=limit,
+                                      cursor=None)
+        return items
+
+    items = _operate(database_url, as_json, work)
+    lines = [f"{i.id}  {i.status:<8}  {i.role:<6}  {i.email}  expires {i.expires_at:%Y-%m-%d}"
+             for i in items]
+    _print(items, as_json, "\n".join(lines) or "No invites.")
+
+
+@invites_app.command("revoke")
+def invites_revoke(
+    invite_id: Annotated[str, typer.Argument(metavar="ID")], workspace: Workspace,
+    by: ActingAs = None, database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """Revoke a pending invite: its link stops working."""
+    import uuid
+
+    from workspaces.invites.service import revoke_invite
+
+    async def work(conn: Any, _settings: Any) -> Any:
+        access = await _owner_access(conn, workspace, by)
+        return await revoke_invite(conn, access=access, invite_id=uuid.UUID(invite_id))
+
+    invite = _operate(database_url, as_json, work)
+    _print(invite, as_json, f"Revoked the invite of {invite.email}.")
+
+
+@invites_app.command("resend")
+def invites_resend(
+    invite_id: Annotated[str, typer.Argument(metavar="ID")], workspace: Workspace,
+    by: ActingAs = None, database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """Send a pending or expired invite again with a new link and expiry."""
+    import uuid
+
+    from workspaces.invites.service import resend_invite
+
+    async def work(conn: Any, settings: Any) -> Any:
+        access = await _owner_access(conn, workspace, by)
+        return await resend_invite(conn, access=access, invite_id=uuid.UUID(invite_id),
+                                   settings=settings)
+
+    issued = _operate(database_url, as_json, work)
+    _print(issued, as_json, f"Re-sent the invite of {issued.invite.email}; email queued.\n"
+           f"Link: {issued.accept_url}")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

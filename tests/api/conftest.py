@@ -42,14 +42,14 @@ class Sink:
     refuse: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           options: Any) -> str:
         if address in self.refuse:
             return "550 5.1.1 No such mailbox here"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             self.messages.append(message_from_bytes(envelope.content, policy=default))
         return "250 Message accepted for delivery"
@@ -88,7 +88,9 @@ def smtp() -> Iterator[Sink]:
 
 
 @pytest.fixture(scope="session")
-def migrated_templates(pg_server: URL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def migrated_templates(
+    pg_server: URL, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
     """One migrated database of each kind, copied for each test (fast, and fully isolated)."""
     sqlite_file = tmp_path_factory.mktemp("template") / "template.db"
     assert Cli(f"sqlite:///{sqlite_file}", {})("db", "deploy").exit_code == 0
@@ -118,7 +120,8 @@ def app_db(request: pytest.FixtureRequest, migrated_templates: dict[str, str],
     name = f"wst_{uuid.uuid4().hex[:12]}"
     admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_templates["postgresql"]}"'))
+        template = migrated_templates["postgresql"]
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     try:
         yield pg_server.set(database=name).render_as_string(hide_password=False)
     finally:

@@ -148,15 +148,18 @@ async def deliver_due(engine: AsyncEngine, settings: Settings, mailer: Mailer,
     return sent
 
 
-async def run(engine: AsyncEngine, settings: Settings, key: str, wake: asyncio.Event) -> None:
-    """Deliver forever: after each commit that queued mail (wake) and every poll interval."""
+async def run(engine: AsyncEngine, settings: Settings, key: str, wake: asyncio.Event,
+              stop: asyncio.Event) -> None:
+    """Deliver until `stop`: after each commit that queued mail (wake) and every poll interval.
+
+    Shutdown is a flag, not task cancellation: a driver may turn a cancellation arriving
+    mid-query into an ordinary error, which this loop must survive when the database restarts.
+    """
     mailer = Mailer(settings)
-    while True:
+    while not stop.is_set():
         try:
-            while await deliver_due(engine, settings, mailer, key):
+            while not stop.is_set() and await deliver_due(engine, settings, mailer, key):
                 pass
-        except asyncio.CancelledError:
-            raise
         except Exception:  # the database may be restarting: keep the loop alive
             log.exception("email delivery pass failed; retrying")
         with contextlib.suppress(TimeoutError):

@@ -13,7 +13,7 @@ from workspaces import clock
 from workspaces.audit.service import record
 from workspaces.errors import Conflict, Forbidden, InvalidInput, NotFound
 from workspaces.models import ROLES, members, users
-from workspaces.workspaces.service import ROLE_RANK, Access, lock_workspace
+from workspaces.workspaces.service import ROLE_RANK, Access, lock_for_change
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ async def _check_keeps_an_owner(conn: AsyncConnection, access: Access,
 async def change_role(conn: AsyncConnection, *, access: Access, user_id: uuid.UUID,
                       role: str) -> MemberInfo:
     check_role(role)
-    await lock_workspace(conn, access.workspace.id)
+    access = await lock_for_change(conn, access)
     target = await get_member(conn, workspace_id=access.workspace.id, user_id=user_id)
     await _check_can_manage(conn, access, target, "change roles")
     if role == "owner" and not access.at_least("owner"):
@@ -103,7 +103,7 @@ async def change_role(conn: AsyncConnection, *, access: Access, user_id: uuid.UU
 
 async def remove_member(conn: AsyncConnection, *, access: Access, user_id: uuid.UUID) -> None:
     """Remove someone (admins and owners), or leave (anyone, for themselves)."""
-    await lock_workspace(conn, access.workspace.id)
+    access = await lock_for_change(conn, access)
     target = await get_member(conn, workspace_id=access.workspace.id, user_id=user_id)
     leaving = user_id == access.user.id
     if not leaving:

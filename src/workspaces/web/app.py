@@ -45,16 +45,21 @@ def create_app(settings: Settings | None = None, *, deliver_email: bool = True) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_app_engine(url)
         app.state.mail_wake = asyncio.Event()
+        stop = asyncio.Event()
         worker = (asyncio.create_task(delivery.run(app.state.engine, settings, key,
-                                                   app.state.mail_wake))
+                                                   app.state.mail_wake, stop))
                   if deliver_email else None)
         try:
             yield
         finally:
             if worker is not None:
-                worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+                stop.set()
+                app.state.mail_wake.set()
+                try:  # let a send in flight finish and be recorded
+                    await asyncio.wait_for(worker, timeout=15)
+                except TimeoutError:
+                    log.warning("email delivery did not stop in 15 s; its lease will expire "
+                                "and another instance will send what was in flight")
             await app.state.engine.dispose()
 
     app = FastAPI(title="Workspaces", version=__version__, lifespan=lifespan,

@@ -106,9 +106,13 @@ async def list_workspaces(conn: AsyncConnection, *, user: UserInfo) -> list[Work
     return [_info(row) for row in rows]
 
 
-async def lock_workspace(conn: AsyncConnection, workspace_id: uuid.UUID) -> None:
-    """Serialise membership changes of one workspace (SQLite's BEGIN IMMEDIATE already does)."""
+async def lock_for_change(conn: AsyncConnection, access: Access) -> Access:
+    """Serialise membership changes of one workspace and re-read the caller's role under the
+    lock, so a caller demoted by a concurrent request acts with the role they now have.
+    (SQLite's BEGIN IMMEDIATE already serialises whole requests.)"""
     if conn.dialect.name == "postgresql":
         await conn.execute(
-            select(workspaces.c.id).where(workspaces.c.id == workspace_id).with_for_update()
+            select(workspaces.c.id).where(workspaces.c.id == access.workspace.id)
+            .with_for_update()
         )
+    return await load_access(conn, slug=access.workspace.slug, user=access.user)
