@@ -352,28 +352,9 @@ def _print(data: Any, as_json: bool, line: str) -> None:
 
 
 async def _owner_access(conn: Any, slug: str, by: str | None) -> Any:
-    """The access of `by` (an email), or of the workspace's first owner, for operator acts."""
-    from sqlalchemy import select
+    from workspaces.workspaces.service import operator_access
 
-    from workspaces.accounts.service import get_user_by_email
-    from workspaces.errors import NotFound
-    from workspaces.models import members, users, workspaces
-    from workspaces.validation import normalize_email
-    from workspaces.workspaces.service import load_access
-
-    if by is None:
-        by = (await conn.execute(
-            select(users.c.email).join(members, members.c.user_id == users.c.id)
-            .join(workspaces, workspaces.c.id == members.c.workspace_id)
-            .where(workspaces.c.slug == slug, members.c.role == "owner")
-            .order_by(members.c.created_at).limit(1)
-        )).scalar()
-        if by is None:
-            raise NotFound(f"No workspace {slug!r}.", code="workspace_not_found")
-    user = await get_user_by_email(conn, normalize_email(by))
-    if user is None:
-        raise NotFound(f"No account for {by}.", code="user_not_found")
-    return await load_access(conn, slug=slug, user=user)
+    return await operator_access(conn, slug=slug, email=by)
 
 
 Workspace = Annotated[str, typer.Option("--workspace", "-w", help="The workspace's slug.")]

@@ -5,13 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, or_
 
 from workspaces import clock
 from workspaces.errors import InvalidInput
 
 MAX_LIMIT = 100
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,24 @@ class Cursor:
         except (ValueError, UnicodeDecodeError, binascii.Error):
             raise InvalidInput("The cursor is not one this server gave out; start from the "
                                "first page.", code="invalid_cursor", field="cursor") from None
+
+
+def keyset(query: Select[Any], created_at: ColumnElement[Any], id_: ColumnElement[Any],
+           after: Cursor | None, limit: int) -> Select[Any]:
+    """Newest first, continuing after `after`; fetches one extra row to tell if more follow."""
+    if after is not None:
+        query = query.where(or_(
+            created_at < after.created_at,
+            and_(created_at == after.created_at, id_ < after.id),
+        ))
+    return query.order_by(created_at.desc(), id_.desc()).limit(limit + 1)
+
+
+def page_of(items: list[T], limit: int, cursor_of: Callable[[T], Cursor]
+            ) -> tuple[list[T], str | None]:
+    """The page and the cursor of the next one (None on the last page)."""
+    page = items[:limit]
+    return page, (cursor_of(page[-1]).encode() if len(items) > limit else None)
 
 
 def check_limit(limit: int) -> int:

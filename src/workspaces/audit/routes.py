@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -10,7 +11,6 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from workspaces.audit import service
-from workspaces.pagination import Cursor
 from workspaces.web.deps import Conn, WorkspaceAccess
 from workspaces.web.schemas import errors
 
@@ -41,12 +41,6 @@ async def list_audit(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> AuditPage:
     """Invite and membership changes, newest first (owners and admins)."""
-    access.require("admin", "read the audit trail")
-    entries = await service.list_events(conn, workspace_id=access.workspace.id, limit=limit + 1,
-                                        after=Cursor.decode(cursor))
-    page = entries[:limit]
-    more = len(entries) > limit
-    return AuditPage(
-        items=[AuditRead(**e.__dict__) for e in page],
-        next_cursor=Cursor(page[-1].created_at, page[-1].id).encode() if more else None,
-    )
+    page, next_cursor = await service.list_events(conn, access=access, limit=limit,
+                                                  cursor=cursor)
+    return AuditPage(items=[AuditRead(**asdict(e)) for e in page], next_cursor=next_cursor)

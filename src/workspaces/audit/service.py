@@ -5,14 +5,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
 from workspaces.models import audit_events, users
-from workspaces.pagination import Cursor
+from workspaces.pagination import Cursor, check_limit, keyset, page_of
+
+if TYPE_CHECKING:
+    from workspaces.workspaces.service import Access
 
 
 @dataclass(frozen=True)
@@ -47,24 +50,21 @@ async def record(
 
 
 async def list_events(
-    conn: AsyncConnection, *, workspace_id: uuid.UUID, limit: int, after: Cursor | None
-) -> list[AuditEntry]:
-    """Newest first; `after` continues from the last entry of the previous page."""
-    query = (
+    conn: AsyncConnection, *, access: Access, limit: int, cursor: str | None
+) -> tuple[list[AuditEntry], str | None]:
+    """Newest first, for owners and admins; returns the page and the next page's cursor."""
+    access.require("admin", "read the audit trail")
+    check_limit(limit)
+    after = Cursor.decode(cursor)
+    query = keyset(
         select(audit_events, users.c.email.label("actor_email"))
         .outerjoin(users, users.c.id == audit_events.c.actor_user_id)
-        .where(audit_events.c.workspace_id == workspace_id)
-        .order_by(audit_events.c.created_at.desc(), audit_events.c.id.desc())
-        .limit(limit)
+        .where(audit_events.c.workspace_id == access.workspace.id),
+        audit_events.c.created_at, audit_events.c.id, after, limit,
     )
-    if after is not None:
-        query = query.where(or_(
-            audit_events.c.created_at < after.created_at,
-            and_(audit_events.c.created_at == after.created_at, audit_events.c.id < after.id),
-        ))
-    rows = await conn.execute(query)
-    return [
+    entries = [
         AuditEntry(r.id, r.action, r.actor_user_id, r.actor_email, r.target_type, r.target_id,
                    r.target_email, dict(r.detail or {}), clock.aware(r.created_at))
-        for r in rows
+        for r in await conn.execute(query)
     ]
+    return page_of(entries, limit, lambda e: Cursor(e.created_at, e.id))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,7 +23,7 @@ from workspaces.errors import Conflict, Forbidden, Gone, InvalidInput, NotAuthen
 from workspaces.mail.outbox import InviteEmail, accept_url, enqueue_invite
 from workspaces.members.service import MemberInfo, check_role, get_member
 from workspaces.models import invites, members, users, workspaces
-from workspaces.pagination import Cursor, check_limit
+from workspaces.pagination import Cursor, check_limit, keyset, page_of
 from workspaces.security import hash_token, new_token, secret_key
 from workspaces.settings import Settings
 from workspaces.validation import normalize_email
@@ -198,16 +198,9 @@ async def list_invites(
             query = query.where(invites.c.expires_at > now)
         elif status == "expired":
             query = query.where(invites.c.expires_at <= now)
-    if after is not None:
-        query = query.where(or_(
-            invites.c.created_at < after.created_at,
-            and_(invites.c.created_at == after.created_at, invites.c.id < after.id),
-        ))
-    query = query.order_by(invites.c.created_at.desc(), invites.c.id.desc()).limit(limit + 1)
-    rows = list(await conn.execute(query))
-    page = [_info(row, now) for row in rows[:limit]]
-    more = len(rows) > limit
-    return page, (Cursor(page[-1].created_at, page[-1].id).encode() if more else None)
+    query = keyset(query, invites.c.created_at, invites.c.id, after, limit)
+    found = [_info(row, now) for row in await conn.execute(query)]
+    return page_of(found, limit, lambda i: Cursor(i.created_at, i.id))
 
 
 async def _lock_invite(conn: AsyncConnection, access: Access, invite_id: uuid.UUID) -> InviteInfo:

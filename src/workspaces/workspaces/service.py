@@ -14,10 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
-from workspaces.accounts.service import UserInfo
+from workspaces.accounts.service import UserInfo, get_user_by_email
 from workspaces.errors import Forbidden, NotFound
-from workspaces.models import members, workspaces
-from workspaces.validation import clean_name, slugify
+from workspaces.models import members, users, workspaces
+from workspaces.validation import clean_name, normalize_email, slugify
 
 ROLE_RANK = {"member": 1, "admin": 2, "owner": 3}
 
@@ -69,6 +69,23 @@ async def load_access(conn: AsyncConnection, *, slug: str, user: UserInfo) -> Ac
     if row is None:
         raise NotFound(f"No workspace {slug!r} that you belong to.", code="workspace_not_found")
     return Access(_info(row), user)
+
+
+async def operator_access(conn: AsyncConnection, *, slug: str, email: str | None) -> Access:
+    """For operator commands: act as the member with this email, or as the first owner."""
+    if email is None:
+        email = (await conn.execute(
+            select(users.c.email).join(members, members.c.user_id == users.c.id)
+            .join(workspaces, workspaces.c.id == members.c.workspace_id)
+            .where(workspaces.c.slug == slug, members.c.role == "owner")
+            .order_by(members.c.created_at).limit(1)
+        )).scalar()
+        if email is None:
+            raise NotFound(f"No workspace {slug!r}.", code="workspace_not_found")
+    user = await get_user_by_email(conn, normalize_email(email))
+    if user is None:
+        raise NotFound(f"No account for {email}.", code="user_not_found")
+    return await load_access(conn, slug=slug, user=user)
 
 
 async def create_workspace(conn: AsyncConnection, *, name: str, owner: UserInfo) -> WorkspaceInfo:
