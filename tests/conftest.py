@@ -14,6 +14,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,19 +61,28 @@ def pg_server() -> Iterator[URL]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def pg_url(pg_server: URL) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test."""
-    name = f"wst_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
+@contextmanager
+def pg_database(server: URL, *, template: str | None = None,
+                name: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database (empty, or copied from `template`), dropped afterwards."""
+    name = name or f"wst_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    copy = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
     try:
-        yield pg_server.set(database=name).render_as_string(hide_password=False)
+        yield server.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_server: URL) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    with pg_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture

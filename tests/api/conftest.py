@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
 
-from tests.conftest import Cli
+from tests.conftest import Cli, pg_database
 from workspaces.settings import Settings
 from workspaces.web.app import create_app
 
@@ -95,17 +94,9 @@ def migrated_templates(
     sqlite_file = tmp_path_factory.mktemp("template") / "template.db"
     assert Cli(f"sqlite:///{sqlite_file}", {})("db", "deploy").exit_code == 0
     name = f"wst_template_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    pg_template = pg_server.set(database=name).render_as_string(hide_password=False)
-    assert Cli(pg_template, {})("db", "deploy").exit_code == 0
-    try:
+    with pg_database(pg_server, name=name) as pg_template:
+        assert Cli(pg_template, {})("db", "deploy").exit_code == 0
         yield {"sqlite": str(sqlite_file), "postgresql": name}
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -117,17 +108,8 @@ def app_db(request: pytest.FixtureRequest, migrated_templates: dict[str, str],
         shutil.copy(migrated_templates["sqlite"], target)
         yield f"sqlite:///{target}"
         return
-    name = f"wst_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        template = migrated_templates["postgresql"]
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    try:
-        yield pg_server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with pg_database(pg_server, template=migrated_templates["postgresql"]) as url:
+        yield url
 
 
 @pytest.fixture
