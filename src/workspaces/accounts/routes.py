@@ -41,6 +41,13 @@ async def logout(request: Request, conn: Conn, user: CurrentUser) -> Response:
     return Response(status_code=204)
 
 
+@router.delete("/me", status_code=204, responses=errors(401, 409))
+async def delete_me(conn: Conn, user: CurrentUser) -> Response:
+    """Delete your account (not while you are the only owner of a workspace)."""
+    await service.delete_account(conn, user=user)
+    return Response(status_code=204)
+
+
 @router.get("/me", response_model=UserRead, responses=errors(401))
 async def me(user: CurrentUser) -> UserRead:
     return UserRead(**asdict(user))

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
 from workspaces.errors import Conflict, InvalidInput, NotAuthenticated
-from workspaces.models import auth_tokens, users
+from workspaces.models import auth_tokens, members, users, workspaces
 from workspaces.security import hash_password, hash_token, new_token, verify_password
 from workspaces.validation import clean_name, normalize_email
 
@@ -56,7 +56,7 @@ async def sign_up(conn: AsyncConnection, *, email: str, password: str, name: str
             ))
     except IntegrityError:
         raise Conflict(f"An account for {address} exists already; sign in instead.",
-                       code="email_taken") from None
+                       code="email_taken", field="email") from None
     return UserInfo(user_id, address, display_name, now)
 
 
@@ -71,6 +71,23 @@ async def sign_in(conn: AsyncConnection, *, email: str, password: str) -> UserIn
     if not verify_password(row.password_hash if row else None, password) or row is None:
         raise NotAuthenticated("The email or password is wrong.", code="invalid_credentials")
     return _user(row)
+
+
+async def delete_account(conn: AsyncConnection, *, user: UserInfo) -> None:
+    """Delete the account, unless it is the only owner of a workspace (hand it over first)."""
+    other_owners = (
+        select(members.c.workspace_id)
+        .where(members.c.role == "owner", members.c.user_id != user.id)
+    )
+    sole = list((await conn.execute(
+        select(workspaces.c.slug).join(members, members.c.workspace_id == workspaces.c.id)
+        .where(members.c.user_id == user.id, members.c.role == "owner",
+               workspaces.c.id.not_in(other_owners))
+    )).scalars())
+    if sole:
+        raise Conflict(f"You are the only owner of {', '.join(sole)}; delete those workspaces "
+                       "or make someone else an owner first.", code="last_owner")
+    await conn.execute(delete(users).where(users.c.id == user.id))
 
 
 async def get_user_by_email(conn: AsyncConnection, email: str) -> UserInfo | None:

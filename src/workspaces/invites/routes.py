@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 
+from workspaces.accounts.service import issue_token
 from workspaces.errors import NotAuthenticated
 from workspaces.invites import service
 from workspaces.invites.schemas import (
@@ -81,7 +83,9 @@ async def revoke_invite(invite_id: uuid.UUID, conn: Conn, access: WorkspaceAcces
 @router.get("/api/invites/{token}", response_model=InvitePreview, responses=errors(404))
 async def preview_invite(token: str, conn: Conn) -> InvitePreview:
     """Public: what the invite is for. Reading it changes nothing."""
-    return InvitePreview(**asdict(await service.preview(conn, token=token)))
+    found = asdict(await service.preview(conn, token=token))
+    found.pop("workspace_slug")  # nothing beyond what the invitee needs to decide
+    return InvitePreview(**found)
 
 
 @router.post("/api/invites/{token}/accept", response_model=AcceptResult,
@@ -98,8 +102,10 @@ async def accept_invite(
     if body is None:
         raise NotAuthenticated("Sign in to accept, or send name and password to sign up with "
                                "the invited address.", code="sign_in_required")
-    _, member, api_token = await service.sign_up_and_accept(
-        conn, token=token, name=body.name, password=body.password, settings=settings)
+    user, member = await service.sign_up_and_accept(conn, token=token, name=body.name,
+                                                    password=body.password)
+    api_token = await issue_token(conn, user_id=user.id, kind="api",
+                                  ttl=timedelta(days=settings.api_token_ttl_days))
     return AcceptResult(member=MemberRead(**asdict(member)), token=api_token)
 
 

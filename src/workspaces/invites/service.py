@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit
-from workspaces.accounts.service import UserInfo, get_user_by_email, issue_token, sign_up
+from workspaces.accounts.service import UserInfo, get_user_by_email, sign_up
 from workspaces.audit.service import record
 from workspaces.errors import Conflict, Forbidden, Gone, InvalidInput, NotAuthenticated, NotFound
 from workspaces.mail.outbox import InviteEmail, accept_url, enqueue_invite
@@ -59,6 +59,7 @@ class IssuedInvite:
 @dataclass(frozen=True)
 class Preview:
     workspace_name: str
+    workspace_slug: str
     inviter_name: str | None
     email: str
     role: str
@@ -250,12 +251,14 @@ async def revoke_invite(conn: AsyncConnection, *, access: Access,
 class _ByToken:
     invite: InviteInfo
     workspace_name: str
+    workspace_slug: str
 
 
 async def _by_token(conn: AsyncConnection, token: str, *, lock: bool = False) -> _ByToken:
     if not token or len(token) > 200:
         raise NotFound("This invite link is not valid.", code="invite_not_found")
-    query = (_select().add_columns(workspaces.c.name.label("workspace_name"))
+    query = (_select().add_columns(workspaces.c.name.label("workspace_name"),
+                                   workspaces.c.slug.label("workspace_slug"))
              .join(workspaces, workspaces.c.id == invites.c.workspace_id)
              .where(invites.c.token == hash_token(token)))
     if lock and conn.dialect.name == "postgresql":
@@ -264,7 +267,7 @@ async def _by_token(conn: AsyncConnection, token: str, *, lock: bool = False) ->
     if row is None:
         raise NotFound("This invite link is not valid: it may have been re-sent with a new "
                        "link, or mistyped.", code="invite_not_found")
-    return _ByToken(_info(row, clock.now()), row.workspace_name)
+    return _ByToken(_info(row, clock.now()), row.workspace_name, row.workspace_slug)
 
 
 def _check_usable(found: _ByToken) -> None:
@@ -291,8 +294,8 @@ def _check_email(found: _ByToken, user: UserInfo) -> None:
 async def preview(conn: AsyncConnection, *, token: str) -> Preview:
     found = await _by_token(conn, token)
     invite = found.invite
-    return Preview(found.workspace_name, invite.created_by_name, invite.email, invite.role,
-                   invite.status, invite.expires_at)
+    return Preview(found.workspace_name, found.workspace_slug, invite.created_by_name,
+                   invite.email, invite.role, invite.status, invite.expires_at)
 
 
 async def accept_invite(conn: AsyncConnection, *, token: str, user: UserInfo) -> MemberInfo:
@@ -324,8 +327,8 @@ async def accept_invite(conn: AsyncConnection, *, token: str, user: UserInfo) ->
     return await get_member(conn, workspace_id=invite.workspace_id, user_id=user.id)
 
 
-async def sign_up_and_accept(conn: AsyncConnection, *, token: str, name: str, password: str,
-                             settings: Settings) -> tuple[UserInfo, MemberInfo, str]:
+async def sign_up_and_accept(conn: AsyncConnection, *, token: str, name: str,
+                             password: str) -> tuple[UserInfo, MemberInfo]:
     """A newcomer signs up with the invited address (fixed) and joins, in one transaction."""
     found = await _by_token(conn, token)
     _check_usable(found)
@@ -334,9 +337,7 @@ async def sign_up_and_accept(conn: AsyncConnection, *, token: str, name: str, pa
                                code="sign_in_required")
     user = await sign_up(conn, email=found.invite.email, password=password, name=name)
     member = await accept_invite(conn, token=token, user=user)
-    api_token = await issue_token(conn, user_id=user.id, kind="api",
-                                  ttl=timedelta(days=settings.api_token_ttl_days))
-    return user, member, api_token
+    return user, member
 
 
 async def decline_invite(conn: AsyncConnection, *, token: str, user: UserInfo | None) -> None:

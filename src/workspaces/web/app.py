@@ -10,15 +10,18 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from workspaces import __version__
+from workspaces.accounts.pages import router as accounts_pages
 from workspaces.accounts.routes import router as accounts_router
 from workspaces.audit.routes import router as audit_router
 from workspaces.db import create_app_engine, parse_url
-from workspaces.errors import AppError
+from workspaces.errors import AppError, InvalidInput
+from workspaces.invites.pages import router as invites_pages
 from workspaces.invites.routes import router as invites_router
 from workspaces.mail import delivery
 from workspaces.schema.errors import Exit, SchemaError
@@ -26,8 +29,10 @@ from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
 from workspaces.security import secret_key
 from workspaces.settings import Settings, get_settings
+from workspaces.web import html
 from workspaces.web.guard import SchemaGuard
 from workspaces.web.schemas import errors
+from workspaces.workspaces.pages import router as workspaces_pages
 from workspaces.workspaces.routes import router as workspaces_router
 
 log = logging.getLogger("workspaces.web")
@@ -66,31 +71,40 @@ def create_app(settings: Settings | None = None, *, deliver_email: bool = True) 
                   description="Workspace membership and email invitations.")
     app.state.settings = settings
     app.state.guard = guard
-    for router in (accounts_router, workspaces_router, invites_router, audit_router):
+    for router in (accounts_router, workspaces_router, invites_router, audit_router,
+                   accounts_pages, workspaces_pages, invites_pages):
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")
+    app.middleware("http")(html.security_headers)
+
+    def respond(request: Request, error: AppError) -> Response:
+        """JSON for the API, a page for browsers: the same code and status."""
+        if html.is_page(request):
+            return html.error_page(request, error)
+        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
     @app.exception_handler(AppError)
-    async def app_error(request: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+    async def app_error(request: Request, exc: AppError) -> Response:
+        return respond(request, exc)
+
+    @app.exception_handler(html.SignInRequired)
+    async def sign_in_required(request: Request, exc: html.SignInRequired) -> Response:
+        return RedirectResponse(html.sign_in_url(exc.next_url), status_code=303)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_input(request: Request, exc: RequestValidationError) -> Response:
         fields = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
                   for e in exc.errors()]
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-        body = {"error": {"code": "invalid_input", "message": f"Invalid input: {summary}",
-                          "fields": fields}}
-        return JSONResponse(body, status_code=422)
+        return respond(request, InvalidInput(f"Invalid input: {summary}", fields=fields))
 
-    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    async def database_error(request: Request, exc: Exception) -> Response:
         translated = guard.translate(exc)
         if translated is None:
             log.exception("unexpected database error on %s %s", request.method, request.url.path)
-            body = {"error": {"code": "internal_error",
-                              "message": "Something went wrong on our side; it has been logged."}}
-            return JSONResponse(body, status_code=500)
-        return JSONResponse(translated.body(), status_code=translated.status,
-                            headers=translated.headers)
+            return respond(request, AppError("Something went wrong on our side; it has been "
+                                             "logged.", code="internal_error", status=500))
+        return respond(request, translated)
 
     app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(OSError, database_error)

@@ -35,6 +35,13 @@ async def get_workspace(access: WorkspaceAccess) -> WorkspaceRead:
     return WorkspaceRead(**asdict(access.workspace))
 
 
+@router.delete("/{slug}", status_code=204, responses=errors(403, 404))
+async def delete_workspace(conn: Conn, access: WorkspaceAccess) -> Response:
+    """Delete the workspace with its members, invites and audit trail (owners only)."""
+    await service.delete_workspace(conn, access=access)
+    return Response(status_code=204)
+
+
 @router.get("/{slug}/members", response_model=list[MemberRead], responses=errors(404))
 async def list_members(conn: Conn, access: WorkspaceAccess) -> list[MemberRead]:
     return [MemberRead(**asdict(m))

@@ -9,7 +9,7 @@ from datetime import datetime
 from itertools import chain, count
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -111,6 +111,12 @@ async def create_workspace(conn: AsyncConnection, *, name: str, owner: UserInfo)
             workspace_id=workspace_id, user_id=owner.id, role="owner", created_at=now))
         return WorkspaceInfo(workspace_id, display_name, slug, now, "owner")
     raise RuntimeError(f"no free slug for {base!r} after four tries")
+
+
+async def delete_workspace(conn: AsyncConnection, *, access: Access) -> None:
+    """Owners only; members, invites, queued emails and the audit trail go with it."""
+    access.require("owner", "delete the workspace")
+    await conn.execute(delete(workspaces).where(workspaces.c.id == access.workspace.id))
 
 
 async def list_workspaces(conn: AsyncConnection, *, user: UserInfo) -> list[WorkspaceInfo]:
