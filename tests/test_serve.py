@@ -8,10 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
-import pytest
 
-from tests.api.conftest import Sink, free_port, link_in, smtp  # noqa: F401 (fixture)
-from tests.conftest import INIT, INVITES, Cli, spawn
+from tests.conftest import INIT, INVITES, Cli, Sink, free_port, link_in, spawn
 
 ENV = {"SECRET_KEY": "serve-test-secret", "DATABASE_URL": ""}
 
@@ -67,8 +65,7 @@ def test_serve_refuses_drift_with_the_fix(db_url: str) -> None:
     assert "workspaces db repair" in process.communicate()[1]
 
 
-@pytest.mark.usefixtures("smtp")
-def test_an_invite_flow_against_a_running_server(db_url: str, smtp: Sink) -> None:  # noqa: F811
+def test_an_invite_flow_against_a_running_server(db_url: str, smtp: Sink) -> None:
     Cli(db_url, {})("db", "deploy")
     env = {"SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "BASE_URL": "http://example.test",
            "EMAIL_POLL_SECONDS": "0.2"}

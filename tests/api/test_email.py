@@ -10,8 +10,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import Api, Sink, free_port, link_in
-from tests.conftest import Cli
+from tests.api.conftest import Api
+from tests.conftest import Cli, Sink, free_port, link_in
 from workspaces.settings import Settings
 from workspaces.web.app import create_app
 

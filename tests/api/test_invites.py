@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from tests.api.conftest import Api, Sink, link_in
+from tests.api.conftest import Api
+from tests.conftest import Sink, link_in
 
 
 def _expire(api: Api, email: str) -> None:
