@@ -86,3 +86,32 @@ def test_an_invite_flow_against_a_running_server(db_url: str, smtp: Sink) -> Non
         assert [m["email"] for m in members] == ["ann@example.com", "bob@example.com"]
         assert client.get("/readyz").json()["status"] == "ready"
         assert client.get("/openapi.json").json()["info"]["title"] == "Workspaces"
+
+
+def test_the_smoke_command_passes_against_a_running_server_and_cleans_up(db_url: str) -> None:
+    cli = Cli(db_url, {})
+    cli("db", "deploy")
+    with serving(["--database-url", db_url], {}) as (base, _):
+        smoke = spawn(["smoke", "--base-url", base])
+        out, err = smoke.communicate(timeout=60)
+    assert smoke.returncode == 0, out + err
+    lines = out.splitlines()
+    assert lines[-1] == "10 passed, 0 failed"
+    assert all(line.startswith("PASS  ") for line in lines[:-1])
+    assert "PASS  accept the invite through the API (joined as member)" in lines
+    assert cli.sql("SELECT count(*) FROM users") == [(0,)]
+    assert cli.sql("SELECT count(*) FROM workspaces") == [(0,)]
+
+
+def test_the_smoke_command_fails_loudly_on_a_broken_deployment(db_url: str) -> None:
+    cli = Cli(db_url, {})
+    cli("db", "deploy")
+    with serving(["--database-url", db_url], {}) as (base, _):
+        cli.sql("DROP TABLE workspace_invites" + (" CASCADE" if cli.is_pg else ""))
+        smoke = spawn(["smoke", "--base-url", base])
+        out, _ = smoke.communicate(timeout=60)
+    assert smoke.returncode == 1
+    assert "FAIL  service ready (/readyz)" in out and "workspace_invites" in out
+    unreachable = spawn(["smoke", "--base-url", f"http://127.0.0.1:{free_port()}"])
+    out, _ = unreachable.communicate(timeout=60)
+    assert unreachable.returncode == 1 and "FAIL  service ready" in out

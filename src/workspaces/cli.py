@@ -484,6 +484,20 @@ def invites_resend(
 
 
 @app.command()
+def smoke(
+    base_url: Annotated[str, typer.Option("--base-url", help="The deployment to check.")],
+    email_domain: Annotated[str, typer.Option(
+        help="Domain of the throwaway addresses (their emails are expected to bounce).",
+    )] = "example.com",
+) -> None:
+    """Post-deploy check: sign up, invite, accept, revoke, verify, clean up; exit 0 if all pass."""
+    from workspaces.smoke import Smoke
+
+    ok = Smoke(base_url, email_domain=email_domain).run()
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     print(__version__)

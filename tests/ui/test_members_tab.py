@@ -167,3 +167,15 @@ def test_a_member_sees_the_members_read_only(page: Page, browser: Browser, site:
     expect(page.get_by_role("status")).to_contain_text("Member removed")
     members = page.get_by_role("region", name="Members")
     expect(members.get_by_role("cell", name="gus@example.com")).to_have_count(0)
+
+
+def test_a_stale_schema_shows_the_upgrade_page_not_a_traceback(page: Page, site: Site) -> None:
+    sign_up(page, "Ann", "ann@example.com")
+    _workspace(page)
+    site.db.sql("DROP TABLE workspace_invites" + (" CASCADE" if site.db.is_pg else ""))
+    response = page.goto("/w/acme-inc")
+    assert response is not None and response.status == 503
+    expect(page.get_by_role("heading", name="Service is being upgraded")).to_be_visible()
+    expect(page.get_by_role("main")).to_contain_text("table workspace_invites does not exist")
+    assert "Traceback" not in page.content()
+    site.screenshot(page, "schema-out-of-date")
