@@ -179,3 +179,26 @@ def test_a_stale_schema_shows_the_upgrade_page_not_a_traceback(page: Page, site:
     expect(page.get_by_role("main")).to_contain_text("table workspace_invites does not exist")
     assert "Traceback" not in page.content()
     site.screenshot(page, "schema-out-of-date")
+
+
+def test_an_existing_user_signs_in_from_the_invite_and_accepts(
+    page: Page, browser: Browser, site: Site
+) -> None:
+    sign_up(page, "Ann", "ann@example.com")
+    _workspace(page)
+    _invite(page, "hank@example.com")
+    token = link_in(site.mail.wait_for(1)[0])
+    other = browser.new_context(base_url=site.base, viewport={"width": 390, "height": 844})
+    hank = other.new_page()
+    sign_up(hank, "Hank", "hank@example.com", "hank's password")
+    hank.get_by_role("button", name="Sign out").click()
+    hank.goto(f"/invites/{token}")
+    hank.get_by_role("link", name="Sign in to accept").click()
+    hank.get_by_label("Email").fill("HANK@example.com")
+    hank.get_by_label("Password").fill("hank's password")
+    hank.get_by_role("button", name="Sign in").click()
+    expect(hank).to_have_url(f"{site.base}/invites/{token}")
+    site.screenshot(hank, "invite-page-phone")
+    hank.get_by_role("button", name="Accept").click()
+    expect(hank.get_by_role("status")).to_contain_text("You joined Acme Inc as member")
+    other.close()
