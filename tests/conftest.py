@@ -26,6 +26,7 @@ from email.policy import default
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
@@ -271,6 +272,35 @@ def app_db(request: pytest.FixtureRequest, migrated_templates: dict[str, str],
         return
     with pg_database(pg_server, template=migrated_templates["postgresql"]) as url:
         yield url
+
+
+@contextmanager
+def serving(args: list[str], env: dict[str, str]
+            ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A real `workspaces serve` on a free port, up and answering /healthz."""
+    port = free_port()
+    process = spawn(["serve", "--port", str(port), *args],
+                    {"SECRET_KEY": "serve-test-secret", "DATABASE_URL": "",
+                     "BASE_URL": f"http://127.0.0.1:{port}", **env})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        yield base, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 INIT = "20250101000000_init"

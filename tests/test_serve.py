@@ -2,38 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import httpx
 
-from tests.conftest import INIT, INVITES, Cli, Sink, free_port, link_in, spawn
+from tests.conftest import INIT, INVITES, Cli, Sink, free_port, link_in, serving, spawn
 
 ENV = {"SECRET_KEY": "serve-test-secret", "DATABASE_URL": ""}
-
-
-@contextmanager
-def serving(args: list[str], env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = free_port()
-    process = spawn(["serve", "--port", str(port), *args], {**ENV, **env})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
-        yield base, process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_serve_refuses_a_stale_postgresql_schema_unless_told_to_migrate(pg_url: str) -> None:
