@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     invite_ttl_days: int = Field(default=7, ge=1, le=30)
     invite_rate_limit_per_hour: int = Field(default=50, ge=1)
     api_token_ttl_days: int = Field(default=30, ge=1)
+    # Sign-in attempts per 15 minutes, per account and per client address (stops guessing).
+    signin_limit_per_account: int = Field(default=10, ge=1)
+    signin_limit_per_address: int = Field(default=50, ge=1)
     # Email delivery: attempts before an address is marked failed, first retry delay (doubles).
     email_max_attempts: int = Field(default=8, ge=1)
     email_retry_seconds: float = Field(default=30.0, gt=0)

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from workspaces.accounts import service
 from workspaces.errors import AppError
-from workspaces.web.deps import Conn
+from workspaces.web.deps import AppSettings, Conn, client_address
 from workspaces.web.html import (
     SESSION_COOKIE,
     SESSION_DAYS,
@@ -48,13 +48,14 @@ async def signin_page(request: Request, user: PageUser, next: str = "/") -> Resp
 
 
 @router.post("/signin", dependencies=[CsrfChecked])
-async def signin(request: Request, conn: Conn, user: PageUser,
+async def signin(request: Request, conn: Conn, user: PageUser, settings: AppSettings,
                  email: Annotated[str, Form(max_length=320)] = "",
                  password: Annotated[str, Form(max_length=1024)] = "",
                  next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
     try:
-        found = await service.sign_in(conn, email=email, password=password)
-    except AppError as error:
+        found = await service.sign_in(conn, email=email, password=password,
+                                      client=client_address(request), settings=settings)
+    except AppError as error:  # rendered, not raised: a counted failed attempt commits
         return render(request, "signin.html", error.status, next_url=_safe_next(next),
                       values={"email": email}, errors={"form": error.message})
     return await _session(conn, request, found, _safe_next(next), f"Signed in as {found.email}.")

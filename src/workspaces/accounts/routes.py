@@ -6,10 +6,12 @@ from dataclasses import asdict
 from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from workspaces.accounts import service
 from workspaces.accounts.schemas import SignIn, SignUp, TokenRead, UserRead
-from workspaces.web.deps import AppSettings, Conn, CurrentUser
+from workspaces.errors import NotAuthenticated
+from workspaces.web.deps import AppSettings, Conn, CurrentUser, client_address
 from workspaces.web.schemas import errors
 
 router = APIRouter(prefix="/api", tags=["accounts"], responses=errors(422, 503))
@@ -24,10 +26,15 @@ async def signup(body: SignUp, conn: Conn, settings: AppSettings) -> TokenRead:
     return TokenRead(token=token, user=UserRead(**asdict(user)))
 
 
-@router.post("/auth/login", response_model=TokenRead, responses=errors(401))
-async def login(body: SignIn, conn: Conn, settings: AppSettings) -> TokenRead:
-    """Exchange email and password for a bearer token."""
-    user = await service.sign_in(conn, email=body.email, password=body.password)
+@router.post("/auth/login", response_model=TokenRead, responses=errors(401, 429))
+async def login(body: SignIn, request: Request, conn: Conn,
+                settings: AppSettings) -> TokenRead | JSONResponse:
+    """Exchange email and password for a bearer token (attempts are rate limited)."""
+    try:
+        user = await service.sign_in(conn, email=body.email, password=body.password,
+                                     client=client_address(request), settings=settings)
+    except NotAuthenticated as error:  # answered, not raised: the counted attempt commits
+        return JSONResponse(error.body(), status_code=error.status)
     token = await service.issue_token(conn, user_id=user.id, kind="api",
                                       ttl=timedelta(days=settings.api_token_ttl_days))
     return TokenRead(token=token, user=UserRead(**asdict(user)))

@@ -11,10 +11,11 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces import clock
+from workspaces import clock, ratelimit
 from workspaces.errors import Conflict, InvalidInput, NotAuthenticated
 from workspaces.models import auth_tokens, members, users, workspaces
 from workspaces.security import hash_password, hash_token, new_token, verify_password
+from workspaces.settings import Settings
 from workspaces.validation import clean_name, normalize_email
 
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
@@ -60,11 +61,22 @@ async def sign_up(conn: AsyncConnection, *, email: str, password: str, name: str
     return UserInfo(user_id, address, display_name, now)
 
 
-async def sign_in(conn: AsyncConnection, *, email: str, password: str) -> UserInfo:
+SIGNIN_WINDOW = timedelta(minutes=15)
+
+
+async def sign_in(conn: AsyncConnection, *, email: str, password: str, client: str,
+                  settings: Settings) -> UserInfo:
+    """Check the password. Every attempt is counted per account and per client address; the
+    caller must commit a failed attempt too (it answers 401 without raising through the
+    transaction), so guessing hits 429 after the limit."""
     try:
         address = normalize_email(email)
     except InvalidInput:
         address = ""
+    for key, limit in ((f"signin:account:{address}", settings.signin_limit_per_account),
+                       (f"signin:client:{client}", settings.signin_limit_per_address)):
+        await ratelimit.hit(conn, key=key, limit=limit, window=SIGNIN_WINDOW,
+                            what="sign-in attempts")
     row = (await conn.execute(
         select(*_USER_COLUMNS, users.c.password_hash).where(users.c.email == address)
     )).first()

@@ -34,6 +34,11 @@ Conn = Annotated[AsyncConnection, Depends(_transaction, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="A token from sign-up or sign-in.")
 
 
+def client_address(request: Request) -> str:
+    """The peer address (behind a proxy, run uvicorn with --forwarded-allow-ips)."""
+    return request.client.host if request.client else "unknown"
+
+
 def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
