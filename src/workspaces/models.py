@@ -146,7 +146,7 @@ class EmailOutbox(Base):
         ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
     )
     invite_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("workspace_invites.id", ondelete="SET NULL")
+        ForeignKey("workspace_invites.id", ondelete="SET NULL"), index=True
     )
     to_address: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(300))

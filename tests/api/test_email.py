@@ -93,6 +93,12 @@ def test_a_refused_address_is_marked_failed_with_the_smtp_reply(api: Api, smtp: 
     ghost = next(row for row in _outbox(api) if row[0] == "ghost@example.com")
     assert "550" in str(ghost[3]) and "No such mailbox" in str(ghost[3])
     assert ghost[4] is None
+    listed = {i["email"]: i for i in api.client.get(f"/api/workspaces/{slug}/invites",
+                                                    headers=owner).json()["items"]}
+    assert listed["ghost@example.com"]["email_status"] == "failed"  # visible to admins
+    assert "No such mailbox" in listed["ghost@example.com"]["email_error"]
+    _wait(lambda: api.client.get(f"/api/workspaces/{slug}/invites", headers=owner)
+          .json()["items"][0]["email_status"] == "sent")
 
 
 def test_without_smtp_the_email_is_printed_to_the_log(settings: Settings,

@@ -6,8 +6,8 @@ from tests.api.conftest import Api
 
 
 def _login(api: Api, email: str, password: str) -> int:
-    return api.client.post("/api/auth/login",
-                           json={"email": email, "password": password}).status_code
+    response = api.client.post("/api/auth/login", json={"email": email, "password": password})
+    return int(response.status_code)
 
 
 def test_guessing_one_accounts_password_is_cut_off(api: Api) -> None:

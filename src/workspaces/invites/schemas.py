@@ -29,6 +29,9 @@ class InviteRead(BaseModel):
     declined_at: datetime | None
     created_by_user_id: uuid.UUID | None
     created_by_name: str | None
+    email_status: Literal["pending", "sent", "failed"] | None = Field(
+        description="Delivery of the latest invite email.")
+    email_error: str | None = Field(description="The mail server's reply when delivery failed.")
 
 
 class IssuedInviteRead(InviteRead):

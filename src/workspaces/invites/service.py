@@ -22,7 +22,7 @@ from workspaces.audit.service import record
 from workspaces.errors import Conflict, Forbidden, Gone, InvalidInput, NotAuthenticated, NotFound
 from workspaces.mail.outbox import InviteEmail, accept_url, enqueue_invite
 from workspaces.members.service import MemberInfo, check_role, get_member
-from workspaces.models import invites, members, users, workspaces
+from workspaces.models import invites, members, outbox, users, workspaces
 from workspaces.pagination import Cursor, check_limit, keyset, page_of
 from workspaces.security import hash_token, new_token, secret_key
 from workspaces.settings import Settings
@@ -46,6 +46,8 @@ class InviteInfo:
     declined_at: datetime | None
     created_by_user_id: uuid.UUID | None
     created_by_name: str | None
+    email_status: str | None  # the latest email's delivery: pending | sent | failed
+    email_error: str | None  # the mail server's last reply when it refused or failed
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,17 @@ class Preview:
     expires_at: datetime
 
 
+def _latest_email(column: Any) -> Any:
+    return (select(column).where(outbox.c.invite_id == invites.c.id)
+            .order_by(outbox.c.created_at.desc()).limit(1).scalar_subquery())
+
+
 _COLUMNS = (
     invites.c.id, invites.c.workspace_id, invites.c.email, invites.c.role, invites.c.status,
     invites.c.expires_at, invites.c.created_at, invites.c.accepted_at, invites.c.revoked_at,
     invites.c.declined_at, invites.c.created_by_user_id, users.c.name.label("created_by_name"),
+    _latest_email(outbox.c.status).label("email_status"),
+    _latest_email(outbox.c.last_error).label("email_error"),
 )
 
 
@@ -86,6 +95,7 @@ def _info(row: Any, now: datetime) -> InviteInfo:
         row.id, row.workspace_id, row.email, row.role, _effective(row.status, row.expires_at, now),
         clock.aware(row.expires_at), clock.aware(row.created_at), at(row.accepted_at),
         at(row.revoked_at), at(row.declined_at), row.created_by_user_id, row.created_by_name,
+        row.email_status, row.email_error,
     )
 
 
