@@ -42,7 +42,7 @@ def test_an_invite_flow_against_a_running_server(db_url: str, smtp: Sink) -> Non
     Cli(db_url, {})("db", "deploy")
     env = {"SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "BASE_URL": "http://example.test",
            "EMAIL_POLL_SECONDS": "0.2"}
-    with serving(["--database-url", db_url, "--workers", "2"], env) as (base, _):
+    with serving(["--database-url", db_url, "--workers", "2"], env) as (base, process):
         client = httpx.Client(base_url=base, timeout=10)
         signup = client.post("/api/auth/signup", json={
             "email": "ann@example.com", "password": "correct horse", "name": "Ann"})
@@ -59,6 +59,11 @@ def test_an_invite_flow_against_a_running_server(db_url: str, smtp: Sink) -> Non
         assert [m["email"] for m in members] == ["ann@example.com", "bob@example.com"]
         assert client.get("/readyz").json()["status"] == "ready"
         assert client.get("/openapi.json").json()["info"]["title"] == "Workspaces"
+        assert client.get(f"/invites/{token}").status_code == 200
+        process.terminate()
+        out, err = process.communicate(timeout=20)
+    assert "/invites/[redacted]" in out + err  # the access log saw the link, without its token
+    assert token not in out + err
 
 
 def test_the_smoke_command_passes_against_a_running_server_and_cleans_up(db_url: str) -> None:

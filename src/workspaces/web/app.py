@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -36,6 +37,20 @@ from workspaces.workspaces.pages import router as workspaces_pages
 from workspaces.workspaces.routes import router as workspaces_router
 
 log = logging.getLogger("workspaces.web")
+
+
+class RedactInviteTokens(logging.Filter):
+    """Access logs print request paths; an invite link's token must not reach them."""
+
+    pattern = re.compile(r"(/invites/)[^/?#\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.pattern.sub(r"\1[redacted]", a) if isinstance(a, str)
+                                else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = self.pattern.sub(r"\1[redacted]", record.msg)
+        return True
 
 
 def create_app(settings: Settings | None = None, *, deliver_email: bool = True) -> FastAPI:
@@ -71,6 +86,9 @@ def create_app(settings: Settings | None = None, *, deliver_email: bool = True) 
                   description="Workspace membership and email invitations.")
     app.state.settings = settings
     app.state.guard = guard
+    access_log = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactInviteTokens) for f in access_log.filters):
+        access_log.addFilter(RedactInviteTokens())
     for router in (accounts_router, workspaces_router, invites_router, audit_router,
                    accounts_pages, workspaces_pages, invites_pages):
         app.include_router(router)
