@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workspaces import __version__
 from workspaces.accounts.pages import router as accounts_pages
@@ -25,7 +26,7 @@ from workspaces.errors import AppError, InvalidInput
 from workspaces.invites.pages import router as invites_pages
 from workspaces.invites.routes import router as invites_router
 from workspaces.mail import delivery
-from workspaces.schema.errors import Exit, SchemaError
+from workspaces.schema.errors import Exit, SchemaError, sqlstate_of
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
 from workspaces.security import secret_key
@@ -116,7 +117,23 @@ def create_app(settings: Settings | None = None, *, deliver_email: bool = True) 
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
         return respond(request, InvalidInput(f"Invalid input: {summary}", fields=fields))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Routing and body-parsing errors get the same shape as every other error."""
+        codes = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed",
+                 413: "body_too_large"}
+        message = {404: "There is nothing at this address.",
+                   405: f"{request.method} is not allowed here."}.get(
+            exc.status_code, str(exc.detail))
+        return respond(request, AppError(message, status=exc.status_code,
+                                         code=codes.get(exc.status_code, "http_error"),
+                                         headers=dict(exc.headers or {})))
+
     async def database_error(request: Request, exc: Exception) -> Response:
+        if (sqlstate_of(exc) or "").startswith("22"):  # a data exception: bad input, not a bug
+            return respond(request, InvalidInput(
+                "The input contains characters or values the database cannot store.",
+                code="invalid_input"))
         translated = guard.translate(exc)
         if translated is None:
             log.exception("unexpected database error on %s %s", request.method, request.url.path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from workspaces.models import members, users, workspaces
 from workspaces.validation import clean_name, normalize_email, slugify
 
 ROLE_RANK = {"member": 1, "admin": 2, "owner": 3}
+SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ _COLUMNS = (workspaces.c.id, workspaces.c.name, workspaces.c.slug, workspaces.c.
 
 async def load_access(conn: AsyncConnection, *, slug: str, user: UserInfo) -> Access:
     """The workspace and the caller's role; 404 alike for missing and not-a-member."""
+    if not SLUG.fullmatch(slug):  # also keeps NUL bytes and the like away from the database
+        raise NotFound(f"No workspace {slug!r} that you belong to.", code="workspace_not_found")
     row = (await conn.execute(
         select(*_COLUMNS)
         .join(members, members.c.workspace_id == workspaces.c.id)
