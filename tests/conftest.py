@@ -179,13 +179,23 @@ def custom_cli(cli: Cli, versions: Path) -> Cli:
     return Cli(cli.url, {"WORKSPACES_MIGRATIONS_DIR": str(versions)})
 
 
-def spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """`python -m workspaces ...` as a real process."""
+def spawn(args: list[str], env: dict[str, str] | None = None,
+          log: Any = None) -> subprocess.Popen[str]:
+    """`python -m workspaces ...` as a real process; output piped, or written to `log`
+    (a long-running server must not block on a full pipe nobody reads)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.Popen(
-        [sys.executable, "-m", "workspaces", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=REPO,
+        [sys.executable, "-m", "workspaces", *args], text=True, env=full_env, cwd=REPO,
+        stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT if log else subprocess.PIPE,
     )
+
+
+SERVER_LOGS: dict[int, Path] = {}
+
+
+def server_log(process: subprocess.Popen[str]) -> str:
+    """Everything a server started by `serving` printed so far."""
+    return SERVER_LOGS[process.pid].read_text()
 
 
 def free_port() -> int:
@@ -279,9 +289,12 @@ def serving(args: list[str], env: dict[str, str]
             ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """A real `workspaces serve` on a free port, up and answering /healthz."""
     port = free_port()
+    log_path = Path(tempfile.mkstemp(prefix="ws-serve-", suffix=".log")[1])
+    log = log_path.open("w")
     process = spawn(["serve", "--port", str(port), *args],
                     {"SECRET_KEY": "serve-test-secret", "DATABASE_URL": "",
-                     "BASE_URL": f"http://127.0.0.1:{port}", **env})
+                     "BASE_URL": f"http://127.0.0.1:{port}", **env}, log=log)
+    SERVER_LOGS[process.pid] = log_path
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -291,7 +304,7 @@ def serving(args: list[str], env: dict[str, str]
                     break
             except httpx.TransportError:
                 pass
-            assert process.poll() is None, process.communicate()
+            assert process.poll() is None, log_path.read_text()
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.1)
         yield base, process
@@ -301,6 +314,7 @@ def serving(args: list[str], env: dict[str, str]
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
 
 
 INIT = "20250101000000_init"

@@ -14,7 +14,7 @@ from workspaces.errors import NotAuthenticated
 from workspaces.web.deps import AppSettings, Conn, CurrentUser, client_address
 from workspaces.web.schemas import errors
 
-router = APIRouter(prefix="/api", tags=["accounts"], responses=errors(422, 503))
+router = APIRouter(prefix="/api", tags=["accounts"], responses=errors(400, 422, 503))
 
 
 @router.post("/auth/signup", status_code=201, response_model=TokenRead, responses=errors(409))

@@ -27,7 +27,7 @@ from workspaces.web.deps import AppSettings, Conn, OptionalUser, WorkspaceAccess
 from workspaces.web.schemas import errors
 from workspaces.workspaces.schemas import MemberRead
 
-router = APIRouter(tags=["invites"], responses=errors(422, 503))
+router = APIRouter(tags=["invites"], responses=errors(400, 422, 503))
 
 
 def _read(invite: InviteInfo) -> InviteRead:

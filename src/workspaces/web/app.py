@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from workspaces import __version__
 from workspaces.accounts.pages import router as accounts_pages
@@ -125,9 +126,17 @@ def create_app(settings: Settings | None = None, *, deliver_email: bool = True) 
         message = {404: "There is nothing at this address.",
                    405: f"{request.method} is not allowed here."}.get(
             exc.status_code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the matched route's
+            allowed: set[str] = set()
+            for route in app.routes:
+                match, _ = route.matches(request.scope)
+                if match != Match.NONE:
+                    allowed |= getattr(route, "methods", None) or set()
+            headers["Allow"] = ", ".join(sorted(allowed))
         return respond(request, AppError(message, status=exc.status_code,
                                          code=codes.get(exc.status_code, "http_error"),
-                                         headers=dict(exc.headers or {})))
+                                         headers=headers))
 
     async def database_error(request: Request, exc: Exception) -> Response:
         if (sqlstate_of(exc) or "").startswith("22"):  # a data exception: bad input, not a bug

@@ -19,6 +19,7 @@ class ErrorBody(BaseModel):
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` documenting the error body for these statuses."""
     described = {
+        400: "The body is not valid JSON",
         401: "Not signed in, or the token is invalid",
         403: "Signed in, but not allowed",
         404: "Not found (also for workspaces you cannot see)",

@@ -14,7 +14,7 @@ from workspaces.workspaces import service
 from workspaces.workspaces.schemas import MemberRead, RoleChange, WorkspaceCreate, WorkspaceRead
 
 router = APIRouter(prefix="/api/workspaces", tags=["workspaces"],
-                   responses=errors(401, 422, 503))
+                   responses=errors(400, 401, 422, 503))
 
 
 @router.post("", status_code=201, response_model=WorkspaceRead)
