@@ -55,7 +55,7 @@ class RedactInviteTokens(logging.Filter):
         return True
 
 
-def create_app(settings: Settings | None = None, *, deliver_email: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     url = parse_url(settings.database_url)
     migrations = MigrationSet(settings.workspaces_migrations_dir)
@@ -68,20 +68,18 @@ def create_app(settings: Settings | None = None, *, deliver_email: bool = True) 
         app.state.engine = create_app_engine(url)
         app.state.mail_wake = asyncio.Event()
         stop = asyncio.Event()
-        worker = (asyncio.create_task(delivery.run(app.state.engine, settings, key,
-                                                   app.state.mail_wake, stop))
-                  if deliver_email else None)
+        worker = asyncio.create_task(delivery.run(app.state.engine, settings, key,
+                                                  app.state.mail_wake, stop))
         try:
             yield
         finally:
-            if worker is not None:
-                stop.set()
-                app.state.mail_wake.set()
-                try:  # let a send in flight finish and be recorded
-                    await asyncio.wait_for(worker, timeout=15)
-                except TimeoutError:
-                    log.warning("email delivery did not stop in 15 s; its lease will expire "
-                                "and another instance will send what was in flight")
+            stop.set()
+            app.state.mail_wake.set()
+            try:  # let a send in flight finish and be recorded
+                await asyncio.wait_for(worker, timeout=15)
+            except TimeoutError:
+                log.warning("email delivery did not stop in 15 s; its lease will expire "
+                            "and another instance will send what was in flight")
             await app.state.engine.dispose()
 
     app = FastAPI(title="Workspaces", version=__version__, lifespan=lifespan,
