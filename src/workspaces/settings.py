@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     # Sign-in attempts per 15 minutes, per account and per client address (stops guessing).
     signin_limit_per_account: int = Field(default=10, ge=1)
     signin_limit_per_address: int = Field(default=50, ge=1)
+    # Request bodies above this are refused with 413 before they are parsed.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Email delivery: attempts before an address is marked failed, first retry delay (doubles).
     email_max_attempts: int = Field(default=8, ge=1)
     email_retry_seconds: float = Field(default=30.0, gt=0)

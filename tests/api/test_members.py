@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
+
 from tests.api.conftest import Api
+from workspaces.db import create_sync_engine, parse_url
+from workspaces.models import members
 
 PASSWORD = "correct horse battery"
 
@@ -261,3 +266,41 @@ def test_two_owners_demoting_each_other_at_once_leave_an_owner(api: Api) -> None
     ((owners,),) = api.db.sql("SELECT count(*) FROM workspace_members WHERE role = 'owner'")
     assert int(str(owners)) >= 1, results
     assert int(str(owners)) == 2 - [status for status, _ in results].count(200), (owners, results)
+
+
+def test_invite_actions_racing_with_the_callers_demotion_use_the_new_role(api: Api) -> None:
+    """An admin's invite, resend or revoke that arrives while a demotion of that admin is being
+    committed waits for it and is refused, instead of acting with the role it read first."""
+    ann = api.signup("ann@example.com")
+    slug = api.workspace(ann)
+    bob, bob_id = _join(api, ann, slug, "bob@example.com", "admin")
+    invite_id = api.invite(ann, slug, "cat@example.com")["id"]
+    actions = [
+        ("post", f"/api/workspaces/{slug}/invites", {"email": "dan@example.com"}),
+        ("post", f"/api/workspaces/{slug}/invites/{invite_id}/resend", None),
+        ("post", f"/api/workspaces/{slug}/invites/{invite_id}/revoke", None),
+    ]
+    engine = create_sync_engine(parse_url(api.db.url))
+    try:
+        for method, path, body in actions:
+            with engine.connect() as conn:
+                demotion = conn.begin()
+                conn.execute(update(members).where(members.c.user_id == uuid.UUID(bob_id))
+                             .values(role="member"))
+                answers: list[Any] = []
+                request = threading.Thread(target=lambda a=answers, m=method, p=path, b=body:
+                                           a.append(api.client.request(m, p, json=b,
+                                                                       headers=bob)))
+                request.start()
+                request.join(1.0)
+                assert request.is_alive(), f"{path} did not wait for the demotion: {answers}"
+                demotion.commit()
+                request.join(30)
+            api.error(answers[0], 403, "insufficient_role")
+            _patch(api, ann, slug, bob_id, "admin")
+    finally:
+        engine.dispose()
+    invites = api.client.get(f"/api/workspaces/{slug}/invites?status=pending",
+                             headers=ann).json()["items"]
+    assert [i["email"] for i in invites] == ["cat@example.com"]  # no invite for dan
+    assert invites[0]["id"] == invite_id

@@ -27,7 +27,7 @@ from workspaces.pagination import Cursor, check_limit, keyset, page_of
 from workspaces.security import hash_token, new_token, secret_key
 from workspaces.settings import Settings
 from workspaces.validation import normalize_email
-from workspaces.workspaces.service import ROLE_RANK, Access
+from workspaces.workspaces.service import ROLE_RANK, Access, hold_role
 
 STATUSES = ("pending", "accepted", "revoked", "declined", "expired")
 
@@ -135,6 +135,7 @@ async def create_invite(
     conn: AsyncConnection, *, access: Access, email: str, role: str,
     expires_in_days: int | None, settings: Settings,
 ) -> IssuedInvite:
+    access = await hold_role(conn, access)
     access.require("admin", "invite people")
     address = normalize_email(email)
     check_role(role)
@@ -224,6 +225,7 @@ async def _lock_invite(conn: AsyncConnection, access: Access, invite_id: uuid.UU
 async def resend_invite(conn: AsyncConnection, *, access: Access, invite_id: uuid.UUID,
                         settings: Settings) -> IssuedInvite:
     """New token (the old link stops working), new expiry, new email; pending or expired only."""
+    access = await hold_role(conn, access)
     access.require("admin", "resend invites")
     invite = await _lock_invite(conn, access, invite_id)
     if invite.status not in ("pending", "expired"):
@@ -244,6 +246,7 @@ async def resend_invite(conn: AsyncConnection, *, access: Access, invite_id: uui
 
 async def revoke_invite(conn: AsyncConnection, *, access: Access,
                         invite_id: uuid.UUID) -> InviteInfo:
+    access = await hold_role(conn, access)
     access.require("admin", "revoke invites")
     invite = await _lock_invite(conn, access, invite_id)
     if invite.status not in ("pending", "expired"):

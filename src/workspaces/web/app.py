@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from workspaces import __version__
+from workspaces import __version__, housekeeping
 from workspaces.accounts.pages import router as accounts_pages
 from workspaces.accounts.routes import router as accounts_router
 from workspaces.audit.routes import router as audit_router
@@ -34,6 +34,7 @@ from workspaces.security import secret_key
 from workspaces.settings import Settings, get_settings
 from workspaces.web import html
 from workspaces.web.guard import SchemaGuard
+from workspaces.web.middleware import BodyLimit, SecurityHeaders
 from workspaces.web.schemas import errors
 from workspaces.workspaces.pages import router as workspaces_pages
 from workspaces.workspaces.routes import router as workspaces_router
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop = asyncio.Event()
         worker = asyncio.create_task(delivery.run(app.state.engine, settings, key,
                                                   app.state.mail_wake, stop))
+        sweeper = asyncio.create_task(housekeeping.run(app.state.engine, stop))
         try:
             yield
         finally:
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except TimeoutError:
                 log.warning("email delivery did not stop in 15 s; its lease will expire "
                             "and another instance will send what was in flight")
+            await sweeper
             await app.state.engine.dispose()
 
     app = FastAPI(title="Workspaces", version=__version__, lifespan=lifespan,
@@ -93,7 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    accounts_pages, workspaces_pages, invites_pages):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")
-    app.middleware("http")(html.security_headers)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     def respond(request: Request, error: AppError) -> Response:
         """JSON for the API, a page for browsers: the same code and status."""
@@ -122,7 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         codes = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed",
                  413: "body_too_large"}
         message = {404: "There is nothing at this address.",
-                   405: f"{request.method} is not allowed here."}.get(
+                   405: f"{request.method} is not allowed here.",
+                   413: f"The request body is larger than the limit of "
+                        f"{settings.max_body_bytes} bytes."}.get(
             exc.status_code, str(exc.detail))
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # every method of the path, not only the matched route's

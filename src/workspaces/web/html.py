@@ -127,20 +127,6 @@ def field_errors(error: AppError) -> dict[str, str]:
     return {str(error.extra.get("field", "form")): error.message}
 
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-
-
-async def security_headers(request: Request, call_next: Any) -> Response:
-    response: Response = await call_next(request)
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    if not request.url.path.startswith(("/docs", "/redoc")):  # Swagger UI needs its CDN
-        response.headers.setdefault("Content-Security-Policy", CSP)
-    return response
-
-
 def is_page(request: Request) -> bool:
     return not request.url.path.startswith(("/api/", "/healthz", "/readyz", "/openapi"))
 

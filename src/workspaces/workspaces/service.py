@@ -138,8 +138,31 @@ async def lock_for_change(conn: AsyncConnection, access: Access) -> Access:
     lock, so a caller demoted by a concurrent request acts with the role they now have.
     (SQLite's BEGIN IMMEDIATE already serialises whole requests.)"""
     if conn.dialect.name == "postgresql":
+        # NO KEY UPDATE: serialises changes among themselves without blocking the foreign-key
+        # checks (KEY SHARE) of inserts into the workspace's invites or members.
         await conn.execute(
             select(workspaces.c.id).where(workspaces.c.id == access.workspace.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
     return await load_access(conn, slug=access.workspace.slug, user=access.user)
+
+
+async def hold_role(conn: AsyncConnection, access: Access) -> Access:
+    """Re-read the caller's role and share-lock their membership until the transaction ends.
+
+    For actions that need a role but change no membership (invites): a concurrent demotion or
+    removal of the caller either commits first (and is seen here) or waits for this transaction,
+    while such actions never wait for one another.
+    """
+    if conn.dialect.name != "postgresql":
+        return access  # SQLite's BEGIN IMMEDIATE already serialises whole requests
+    row = (await conn.execute(
+        select(*_COLUMNS)
+        .join(members, members.c.workspace_id == workspaces.c.id)
+        .where(workspaces.c.id == access.workspace.id, members.c.user_id == access.user.id)
+        .with_for_update(read=True, of=members)
+    )).first()
+    if row is None:
+        raise NotFound(f"No workspace {access.workspace.slug!r} that you belong to.",
+                       code="workspace_not_found")
+    return Access(_info(row), access.user)

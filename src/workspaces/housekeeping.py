@@ -1,0 +1,54 @@
+"""Deleting what can no longer matter: rate-limit windows long closed, tokens long expired.
+
+Every instance runs the sweep once at start and then hourly; instances sweeping at the same time
+delete the same rows, which is harmless. Rows are kept a day past their end so that anyone
+reading the tables while investigating an incident still finds recent history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from workspaces import clock
+from workspaces.models import auth_tokens, rate_limit_counters
+
+log = logging.getLogger("workspaces.housekeeping")
+KEEP = timedelta(days=1)
+EVERY = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Swept:
+    windows: int
+    tokens: int
+
+
+async def sweep(engine: AsyncEngine) -> Swept:
+    cutoff = clock.now() - KEEP
+    async with engine.begin() as conn:
+        windows = await conn.execute(
+            delete(rate_limit_counters).where(rate_limit_counters.c.window_start < cutoff))
+        tokens = await conn.execute(delete(auth_tokens).where(auth_tokens.c.expires_at < cutoff))
+    return Swept(windows.rowcount, tokens.rowcount)
+
+
+async def run(engine: AsyncEngine, stop: asyncio.Event) -> None:
+    """Sweep now and every hour until `stop`; a failed sweep (database restarting) waits."""
+    while not stop.is_set():
+        try:
+            swept = await sweep(engine)
+            if swept.windows or swept.tokens:
+                log.info("deleted %d old rate-limit windows and %d expired tokens",
+                         swept.windows, swept.tokens)
+        except Exception as exc:  # the loop must outlive a database outage
+            log.warning("housekeeping sweep failed, trying again in an hour: %s: %s",
+                        type(exc).__name__, exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=EVERY.total_seconds())
