@@ -20,8 +20,9 @@ from functools import partial
 from typing import Any
 
 import httpx
+from aiosmtpd.controller import Controller
 
-from tests.conftest import Cli, serving, spawn
+from tests.conftest import Cli, Sink, free_port, link_in, serving, spawn
 
 PASSWORD = "drill password 1"
 
@@ -291,10 +292,124 @@ async def two_instances(database_url: str) -> Outcome:
     return outcome
 
 
+async def _invites(client: Client, headers: dict[str, str], slug: str
+                   ) -> dict[str, dict[str, Any]]:
+    """Every invite of a workspace as the owner sees it, by address (all pages)."""
+    found: dict[str, dict[str, Any]] = {}
+    cursor: str | None = None
+    while True:
+        params = {"limit": "100", **({"cursor": cursor} if cursor else {})}
+        response = await client.http.get(f"/api/workspaces/{slug}/invites", params=params,
+                                         headers=headers)
+        response.raise_for_status()
+        page = response.json()
+        found |= {item["email"]: item for item in page["items"]}
+        cursor = page["next_cursor"]
+        if not cursor:
+            return found
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+async def smtp_outage(database_url: str, invites: int, outage: float) -> Outcome:
+    """Invites sent while the SMTP server is down are all delivered, once each, when it comes
+    back; an address it then refuses (550) is marked failed with its reply, visible to admins."""
+    outcome = Outcome(f"SMTP down for {outage:g} s while {invites} invites are sent; "
+                      "refused address marked failed")
+    sink = Sink(free_port())  # nothing listens there until the controller starts
+    # Retries double from 0.05 s: after a 3 s outage the next one comes within about 3 s.
+    env = {"SMTP_URL": f"smtp://127.0.0.1:{sink.port}", "EMAIL_MAX_ATTEMPTS": "50",
+           "EMAIL_RETRY_SECONDS": "0.05", "EMAIL_POLL_SECONDS": "0.1"}
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    with running(database_url, env) as (base, _):
+        client = Client(base)
+        try:
+            owner = await client.signup(client.email("owner"))
+            slug = await client.workspace(owner)
+            ghost = client.email("ghost")
+            sink.refuse.add(ghost)
+            addresses = [client.email("mail") for _ in range(invites)]
+            down_at = time.monotonic()
+            results = await _burst(outcome, [
+                partial(client.http.post, f"/api/workspaces/{slug}/invites",
+                        json={"email": email}, headers=owner) for email in [*addresses, ghost]])
+            links = {r.json()["email"]: r.json()["accept_url"].rsplit("/", 1)[1]
+                     for r in results if isinstance(r, httpx.Response) and r.status_code == 201}
+            if len(links) != invites + 1:
+                outcome.failures.append(f"{len(links)} of {invites + 1} invites created")
+            expected = [email for email in addresses if email in links]
+
+            async def all_tried() -> bool:  # every email attempted, its failure recorded
+                listed = await _invites(client, owner, slug)
+                return all(listed.get(email, {}).get("email_error") for email in links)
+
+            if not await _until(all_tried, outage):
+                outcome.failures.append(f"not every email was attempted within {outage:g} s")
+            listed = await _invites(client, owner, slug)
+            waiting = sum(1 for email in links
+                          if listed.get(email, {}).get("email_status") == "pending")
+            if waiting != len(links):
+                outcome.failures.append(f"{len(links) - waiting} emails not pending during "
+                                        "the outage")
+            await asyncio.sleep(max(0.0, down_at + outage - time.monotonic()))
+            controller.start()
+            up_at = time.monotonic()
+            if up_at - down_at > outage + 0.5:  # the checks above outlasted the planned outage
+                outcome.scenario += f" (down {up_at - down_at:.1f} s)"
+            try:
+                async def settled() -> bool:
+                    listed = await _invites(client, owner, slug)
+                    return len(sink.messages) >= len(expected) and all(
+                        listed.get(email, {}).get("email_status") in ("sent", "failed")
+                        for email in links)
+
+                delivered = await _until(settled, 30)
+                took = time.monotonic() - up_at
+                await asyncio.sleep(1.0)  # ten polls: time for a duplicate to arrive
+            finally:
+                controller.stop()
+            listed = await _invites(client, owner, slug)
+        finally:
+            await client.close()
+    with sink.lock:
+        messages = list(sink.messages)
+    received = Counter(str(m["To"]) for m in messages)
+    # Lost or duplicated: each invited address once, nothing to anyone else (the refused one).
+    outcome.lost = sum(abs(received[email] - 1) for email in expected) + sum(
+        count for to, count in received.items() if to not in expected)
+    for message in messages:
+        try:
+            link = link_in(message)
+        except AssertionError:
+            link = ""
+        if links.get(str(message["To"])) not in (None, link):
+            outcome.failures.append(f"the email to {message['To']} carries another link")
+    shown = {email: (listed.get(email, {}).get("email_status"),
+                     listed.get(email, {}).get("email_error")) for email in expected}
+    unsent = sum(1 for status in shown.values() if status != ("sent", None))
+    if unsent:
+        outcome.failures.append(f"{unsent} invites not shown as sent")
+    status, error = listed.get(ghost, {}).get("email_status"), listed.get(ghost, {}).get(
+        "email_error")
+    if status != "failed" or "550" not in str(error) or "No such mailbox here" not in str(error):
+        outcome.failures.append(f"refused address shown as {status}, {error!r}")
+    if delivered:
+        outcome.scenario += f"; delivered {took:.1f} s after SMTP came back"
+    else:
+        outcome.failures.append(f"not settled 30 s after SMTP came back ({len(messages)} of "
+                                f"{len(expected)} emails)")
+    return outcome
+
+
 def run(coroutine: Coroutine[Any, Any, Outcome]) -> Outcome:
     return asyncio.run(coroutine)
-
-
 
 
 @contextmanager

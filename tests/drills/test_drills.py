@@ -47,3 +47,9 @@ def test_a_database_restart_gives_503s_then_recovers_with_nothing_lost() -> None
     assert outcome.ok, outcome.row()
     assert any(key.startswith("503 database_unavailable") for key in outcome.answers), \
         outcome.row()
+
+
+def test_an_smtp_outage_delays_invite_emails_and_loses_or_repeats_none(pg_url: str) -> None:
+    outcome = drills.run(drills.smtp_outage(_deployed(pg_url), 20, outage=3.0))
+    assert outcome.ok, outcome.row()
+    assert outcome.answers == {"201": 21}, outcome.row()
