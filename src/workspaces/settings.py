@@ -27,9 +27,12 @@ class Settings(BaseSettings):
     signin_limit_per_address: int = Field(default=50, ge=1)
     # Request bodies above this are refused with 413 before they are parsed.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    # Email delivery: attempts before an address is marked failed, first retry delay (doubles).
-    email_max_attempts: int = Field(default=8, ge=1)
+    # Email delivery: attempts before an address is marked failed, first retry delay (doubling
+    # up to the maximum).
+    # Defaults: 30 s, 1, 2, 4, 8 min, then every 15 min: the last try 4.75 hours after the first.
+    email_max_attempts: int = Field(default=24, ge=1)
     email_retry_seconds: float = Field(default=30.0, gt=0)
+    email_retry_max_seconds: float = Field(default=900.0, gt=0)
     email_poll_seconds: float = Field(default=2.0, gt=0)
     # Developers and tests only: a different folder of revisions than the packaged one.
     workspaces_migrations_dir: Path | None = None

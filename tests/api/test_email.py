@@ -45,7 +45,7 @@ def test_an_smtp_outage_delays_email_and_loses_none(down_api: tuple[Api, Sink]) 
     slug = api.workspace(owner)
     for n in range(3):
         api.invite(owner, slug, f"p{n}@example.com")
-    _wait(lambda: all(int(str(row[2])) >= 1 for row in _outbox(api)))
+    _wait(lambda: all(row[3] is not None for row in _outbox(api)))  # an attempt failed
     rows = _outbox(api)
     assert [row[1] for row in rows] == ["pending"] * 3
     assert all("onnect" in str(row[3]) for row in rows), rows  # "Connection refused"

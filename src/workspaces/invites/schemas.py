@@ -31,7 +31,10 @@ class InviteRead(BaseModel):
     created_by_name: str | None
     email_status: Literal["pending", "sent", "failed"] | None = Field(
         description="Delivery of the latest invite email.")
-    email_error: str | None = Field(description="The mail server's reply when delivery failed.")
+    email_error: str | None = Field(
+        description="Why the latest delivery attempt failed: the mail server's reply (\"550 5.1.1 "
+                    "No such mailbox\") or that it could not be reached. With email_status "
+                    "pending the email will be retried; with failed it will not.")
 
 
 class IssuedInviteRead(InviteRead):

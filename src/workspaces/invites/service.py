@@ -47,7 +47,7 @@ class InviteInfo:
     created_by_user_id: uuid.UUID | None
     created_by_name: str | None
     email_status: str | None  # the latest email's delivery: pending | sent | failed
-    email_error: str | None  # the mail server's last reply when it refused or failed
+    email_error: str | None  # why the latest attempt failed (server reply or unreachable)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
@@ -30,8 +30,9 @@ from workspaces.security import unseal
 from workspaces.settings import Settings
 
 log = logging.getLogger("workspaces.mail")
-LEASE = timedelta(minutes=2)
 BATCH = 20
+SEND_TIMEOUT = 30  # seconds for one SMTP conversation
+LEASE = timedelta(minutes=5)  # a batch stops sending before its lease runs out
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class Outgoing:
 
 class PermanentFailure(Exception):
     """The server refused the message for good (5xx): retrying cannot help."""
+
+
+class TransientFailure(Exception):
+    """The server refused the message for now (4xx): try again later."""
 
 
 class Mailer:
@@ -65,19 +70,35 @@ class Mailer:
             "hostname": url.hostname or "localhost",
             "port": url.port or (465 if url.scheme == "smtps" else 25),
             "use_tls": url.scheme == "smtps",
-            "timeout": 30,
+            "timeout": SEND_TIMEOUT,
         }
         if url.username:
             options |= {"username": unquote(url.username), "password": unquote(url.password or "")}
         try:
             await aiosmtplib.send(message, **options)
-        except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as exc:
-            code = getattr(exc, "code", None)
-            if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-                code = min((r.code for r in exc.recipients), default=None)
-            if code is not None and 500 <= code < 600:
-                raise PermanentFailure(str(exc)) from exc
-            raise
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            replies = [(r.code, r.message) for r in exc.recipients]
+            raise _failure(replies) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise _failure([(exc.code, exc.message)]) from exc
+
+
+def _failure(replies: list[tuple[int, str]]) -> Exception:
+    """The server's own words ("550 5.1.1 No such mailbox"): permanent for a 5xx reply."""
+    text = "; ".join(f"{code} {message}".strip() for code, message in replies)
+    if any(500 <= code < 600 for code, _ in replies):
+        return PermanentFailure(text)
+    return TransientFailure(text)
+
+
+def describe(exc: BaseException) -> str:
+    """What an admin sees as the email's last error."""
+    if isinstance(exc, PermanentFailure | TransientFailure):
+        return str(exc)
+    if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPConnectTimeoutError
+                  | OSError):
+        return f"could not reach the mail server: {exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _message(settings: Settings, item: Outgoing, link: str) -> EmailMessage:
@@ -91,8 +112,13 @@ def _message(settings: Settings, item: Outgoing, link: str) -> EmailMessage:
     return message
 
 
-async def claim(engine: AsyncEngine) -> list[Outgoing]:
+@dataclass(frozen=True)
+class Batch:
+    lease: datetime  # locked_until of every claimed email: whoever wrote it owns them
+    items: list[Outgoing]
 
+
+async def claim(engine: AsyncEngine) -> Batch | None:
     now = clock.now()
     due = (
         select(outbox.c.id)
@@ -103,25 +129,41 @@ async def claim(engine: AsyncEngine) -> list[Outgoing]:
     )
     if engine.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
+    lease = now + LEASE
     async with engine.begin() as conn:
         ids = list((await conn.execute(due)).scalars())
         if not ids:
-            return []
+            return None
         rows = await conn.execute(
             update(outbox).where(outbox.c.id.in_(ids))
-            .values(locked_until=now + LEASE, attempts=outbox.c.attempts + 1)
+            .values(locked_until=lease, attempts=outbox.c.attempts + 1)
             .returning(outbox.c.id, outbox.c.to_address, outbox.c.subject, outbox.c.body_text,
                        outbox.c.body_html, outbox.c.sealed_secret, outbox.c.attempts)
         )
-        return [Outgoing(*row) for row in rows]
+        return Batch(lease, [Outgoing(*row) for row in rows])
+
+
+def retry_delay(settings: Settings, attempts: int) -> float:
+    """Doubling from EMAIL_RETRY_SECONDS, capped at EMAIL_RETRY_MAX_SECONDS."""
+    return float(min(settings.email_retry_seconds * 2 ** min(attempts - 1, 40),
+                     settings.email_retry_max_seconds))
 
 
 async def deliver_due(engine: AsyncEngine, settings: Settings, mailer: Mailer,
                       key: str) -> int:
-    """Send what is due; returns how many were sent."""
+    """Send one batch of what is due; returns how many emails were claimed (0: none due).
 
-    sent = 0
-    for item in await claim(engine):
+    Each write-back is conditional on still holding the lease, and a batch stops early rather
+    than send past it: another instance may claim an email only after its lease has expired,
+    and it then owns it alone.
+    """
+    batch = await claim(engine)
+    if batch is None:
+        return 0
+    for index, item in enumerate(batch.items):
+        if clock.now() + timedelta(seconds=2 * SEND_TIMEOUT) > batch.lease:
+            await _release(engine, batch.items[index:], batch.lease)
+            break
         token = unseal(key, item.sealed_secret) if item.sealed_secret else None
         values: dict[str, Any]
         try:
@@ -131,12 +173,11 @@ async def deliver_due(engine: AsyncEngine, settings: Settings, mailer: Mailer,
             await mailer.send(_message(settings, item, accept_url(settings.base_url, token)))
             values = {"status": "sent", "sent_at": clock.now(), "sealed_secret": None,
                       "last_error": None, "locked_until": None}
-            sent += 1
-        except (PermanentFailure, aiosmtplib.SMTPException, OSError) as exc:
+        except (PermanentFailure, TransientFailure, aiosmtplib.SMTPException, OSError) as exc:
             final = (isinstance(exc, PermanentFailure)
                      or item.attempts >= settings.email_max_attempts)
-            delay = settings.email_retry_seconds * 2 ** (item.attempts - 1)
-            values = {"last_error": f"{type(exc).__name__}: {exc}"[:2000], "locked_until": None,
+            delay = retry_delay(settings, item.attempts)
+            values = {"last_error": describe(exc)[:2000], "locked_until": None,
                       "next_attempt_at": clock.now() + timedelta(seconds=delay)}
             if final:
                 values |= {"status": "failed", "sealed_secret": None}
@@ -144,8 +185,24 @@ async def deliver_due(engine: AsyncEngine, settings: Settings, mailer: Mailer,
                         "failed for good" if final else f"will be retried in {delay:g}s",
                         values["last_error"])
         async with engine.begin() as conn:
-            await conn.execute(update(outbox).where(outbox.c.id == item.id).values(**values))
-    return sent
+            written = await conn.execute(
+                update(outbox).where(outbox.c.id == item.id, outbox.c.locked_until == batch.lease)
+                .values(**values))
+        if written.rowcount != 1:  # the lease is gone: the rest of the batch is not ours
+            log.warning("email %s: its lease expired while it was being sent; the instance "
+                        "that claimed it since owns it (it may be sent twice) and the rest of "
+                        "this batch", item.id)
+            break
+    return len(batch.items)
+
+
+async def _release(engine: AsyncEngine, items: list[Outgoing], lease: datetime) -> None:
+    """Give back emails not attempted before the lease ran short (the attempt not counted)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_([item.id for item in items]), outbox.c.locked_until == lease)
+            .values(locked_until=None, attempts=outbox.c.attempts - 1))
 
 
 async def run(engine: AsyncEngine, settings: Settings, key: str, wake: asyncio.Event,
