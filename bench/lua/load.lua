@@ -1,0 +1,50 @@
+-- One wrk script for every workload; the harness picks the workload with environment variables.
+--   BENCH_MODE   get | write | accept
+--   BENCH_AUTH   the bearer token for get and write
+--   BENCH_PATH   the request path
+--   BENCH_RUN    a tag that keeps write emails unique across runs
+--   BENCH_FIRST  the first accept pair of this run (accept)
+local mode = os.getenv("BENCH_MODE")
+local auth = os.getenv("BENCH_AUTH")
+local path = os.getenv("BENCH_PATH")
+local run = os.getenv("BENCH_RUN") or "0"
+local first = tonumber(os.getenv("BENCH_FIRST") or "1")
+
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+  for _, t in ipairs(threads) do
+    t:set("nthreads", #threads)
+  end
+end
+
+function init(args)
+  counter = 0
+end
+
+function request()
+  counter = counter + 1
+  if mode == "write" then
+    local body = string.format('{"email":"w%s-%d-%d@bench.example","role":"member"}', run, id, counter)
+    return wrk.format("POST", path, {["Authorization"] = "Bearer " .. auth,
+                                     ["Content-Type"] = "application/json"}, body)
+  elseif mode == "accept" then
+    -- thread t of T takes pairs first + t, first + t + T, ... (every pair used once)
+    local i = first + id + (counter - 1) * nthreads
+    return wrk.format("POST", "/api/invites/bench-acc-inv-" .. i .. "/accept",
+                      {["Authorization"] = "Bearer bench-acc-api-" .. i})
+  end
+  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. auth})
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, ' ..
+    '"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
