@@ -123,6 +123,11 @@ def create_app_engine(url: URL, *, pool_size: int = 10) -> AsyncEngine:
 
     On SQLite every transaction starts with BEGIN IMMEDIATE: one writer at a time, queued by
     the busy timeout, instead of "database is locked" when two readers both try to write.
+
+    PostgreSQL connections are not pinged on checkout (asyncpg's ping is three round trips, as
+    many as a whole read request's queries): a connection found dead answers that request with
+    503 `database_unavailable` and invalidates the whole pool, so the next requests connect
+    afresh.
     """
     from sqlalchemy.ext.asyncio import create_async_engine  # not needed by the CLI: load late
 
@@ -147,8 +152,18 @@ def create_app_engine(url: URL, *, pool_size: int = 10) -> AsyncEngine:
         url.set(drivername="postgresql+asyncpg"),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_timeout=10,
         connect_args={"server_settings": {"application_name": "workspaces serve"},
                       "timeout": 10},
     )
+
+
+def dialect_insert(dialect_name: str) -> Any:
+    """INSERT with the dialect's ON CONFLICT support (PostgreSQL and SQLite share the syntax)."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert

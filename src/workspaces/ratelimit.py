@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
+from workspaces.db import dialect_insert
 from workspaces.errors import RateLimited
 from workspaces.models import rate_limit_counters as counters
 
@@ -24,10 +23,11 @@ async def hit(conn: AsyncConnection, *, key: str, limit: int, window: timedelta,
     """Count one event for `key`; over `limit` in the current window: 429 with Retry-After."""
     now = clock.now()
     start = _window_start(now, window)
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    upsert = insert(counters).values(key=key, window_start=start, count=1).on_conflict_do_update(
-        index_elements=[counters.c.key, counters.c.window_start],
-        set_={"count": counters.c.count + 1},
+    upsert = (
+        dialect_insert(conn.dialect.name)(counters)
+        .values(key=key, window_start=start, count=1)
+        .on_conflict_do_update(index_elements=[counters.c.key, counters.c.window_start],
+                               set_={"count": counters.c.count + 1})
     )
     used = int((await conn.execute(upsert.returning(counters.c.count))).scalar_one())
     if used > limit:

@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit
 from workspaces.accounts.service import UserInfo, get_user_by_email, sign_up
 from workspaces.audit.service import record
+from workspaces.db import dialect_insert
 from workspaces.errors import Conflict, Forbidden, Gone, InvalidInput, NotAuthenticated, NotFound
 from workspaces.mail.outbox import InviteEmail, accept_url, enqueue_invite
-from workspaces.members.service import MemberInfo, check_role, get_member
-from workspaces.models import invites, members, outbox, users, workspaces
+from workspaces.members.service import MemberInfo, check_role
+from workspaces.models import PENDING_ONLY, invites, members, outbox, users, workspaces
 from workspaces.pagination import Cursor, check_limit, keyset, page_of
 from workspaces.security import hash_token, new_token, secret_key
 from workspaces.settings import Settings
@@ -78,6 +78,8 @@ _COLUMNS = (
     invites.c.id, invites.c.workspace_id, invites.c.email, invites.c.role, invites.c.status,
     invites.c.expires_at, invites.c.created_at, invites.c.accepted_at, invites.c.revoked_at,
     invites.c.declined_at, invites.c.created_by_user_id, users.c.name.label("created_by_name"),
+)
+_EMAIL_COLUMNS = (  # for admins' views only: the invitee's page does not show them
     _latest_email(outbox.c.status).label("email_status"),
     _latest_email(outbox.c.last_error).label("email_error"),
 )
@@ -95,12 +97,13 @@ def _info(row: Any, now: datetime) -> InviteInfo:
         row.id, row.workspace_id, row.email, row.role, _effective(row.status, row.expires_at, now),
         clock.aware(row.expires_at), clock.aware(row.created_at), at(row.accepted_at),
         at(row.revoked_at), at(row.declined_at), row.created_by_user_id, row.created_by_name,
-        row.email_status, row.email_error,
+        getattr(row, "email_status", None), getattr(row, "email_error", None),
     )
 
 
-def _select() -> Any:
-    return select(*_COLUMNS).outerjoin(users, users.c.id == invites.c.created_by_user_id)
+def _select(*, email: bool = True) -> Any:
+    columns = (*_COLUMNS, *_EMAIL_COLUMNS) if email else _COLUMNS
+    return select(*columns).outerjoin(users, users.c.id == invites.c.created_by_user_id)
 
 
 async def _get(conn: AsyncConnection, workspace_id: uuid.UUID, invite_id: uuid.UUID) -> InviteInfo:
@@ -121,13 +124,13 @@ def _check_days(days: int | None, settings: Settings) -> int:
 
 
 async def _queue_email(conn: AsyncConnection, *, access: Access, invite: InviteInfo, token: str,
-                       settings: Settings) -> None:
+                       settings: Settings, first: bool = False) -> None:
     await enqueue_invite(
         conn,
         email=InviteEmail(invite.email, access.workspace.name, access.user.name, invite.role,
                           invite.expires_at),
         token=token, workspace_id=access.workspace.id, invite_id=invite.id,
-        key=secret_key(settings),
+        key=secret_key(settings), first=first,
     )
 
 
@@ -147,20 +150,23 @@ async def create_invite(
     await ratelimit.hit(conn, key=f"invites:{workspace_id}",
                         limit=settings.invite_rate_limit_per_hour, window=timedelta(hours=1),
                         what="invitations for this workspace")
-    is_member = (await conn.execute(
-        select(members.c.user_id).join(users, users.c.id == members.c.user_id)
-        .where(members.c.workspace_id == workspace_id, users.c.email == address)
-    )).first()
-    if is_member:
+    pending = (select(invites.c.id, invites.c.expires_at)
+               .where(invites.c.workspace_id == workspace_id, invites.c.email == address,
+                      invites.c.status == "pending").subquery())
+    existing = (await conn.execute(  # one round trip for both questions
+        select(
+            select(members.c.user_id).join(users, users.c.id == members.c.user_id)
+            .where(members.c.workspace_id == workspace_id, users.c.email == address)
+            .exists().label("is_member"),
+            select(pending.c.id).scalar_subquery().label("id"),
+            select(pending.c.expires_at).scalar_subquery().label("expires_at"),
+        )
+    )).one()
+    if existing.is_member:
         raise Conflict(f"{address} is already a member of {access.workspace.name}.",
                        code="already_member")
     now = clock.now()
-    existing = (await conn.execute(
-        select(invites.c.id, invites.c.expires_at)
-        .where(invites.c.workspace_id == workspace_id, invites.c.email == address,
-               invites.c.status == "pending")
-    )).first()
-    if existing is not None:
+    if existing.id is not None:
         if clock.aware(existing.expires_at) > now:
             raise Conflict(f"{address} already has a pending invite; resend or revoke it.",
                            code="invite_exists", invite_id=str(existing.id))
@@ -172,21 +178,29 @@ async def create_invite(
                      detail={"reason": "expired; replaced by a new invite"})
     token = new_token()
     invite_id = uuid.uuid4()
-    try:
-        async with conn.begin_nested():
-            await conn.execute(insert(invites).values(
-                id=invite_id, workspace_id=workspace_id, email=address, role=role,
-                token=hash_token(token), status="pending", expires_at=now + timedelta(days=days),
-                created_at=now, created_by_user_id=access.user.id,
-            ))
-    except IntegrityError:  # a concurrent request invited the same address first
+    expires_at = now + timedelta(days=days)
+    created = (await conn.execute(
+        dialect_insert(conn.dialect.name)(invites).values(
+            id=invite_id, workspace_id=workspace_id, email=address, role=role,
+            token=hash_token(token), status="pending", expires_at=expires_at, created_at=now,
+            created_by_user_id=access.user.id,
+        )
+        # A concurrent request invited the same address first: the partial unique index on
+        # pending invites decides, without a savepoint.
+        .on_conflict_do_nothing(index_elements=[invites.c.workspace_id, invites.c.email],
+                                index_where=PENDING_ONLY)  # as the index says it
+        .returning(invites.c.id)
+    )).first()
+    if created is None:
         raise Conflict(f"{address} already has a pending invite; resend or revoke it.",
-                       code="invite_exists") from None
-    invite = await _get(conn, workspace_id, invite_id)
-    await _queue_email(conn, access=access, invite=invite, token=token, settings=settings)
+                       code="invite_exists")
+    invite = InviteInfo(invite_id, workspace_id, address, role, "pending", expires_at, now,
+                        None, None, None, access.user.id, access.user.name, "pending", None)
+    await _queue_email(conn, access=access, invite=invite, token=token, settings=settings,
+                       first=True)
     await record(conn, workspace_id=workspace_id, actor_id=access.user.id, action="created",
                  target_type="invite", target_id=invite_id, target_email=address,
-                 detail={"role": role, "expires_at": invite.expires_at.isoformat()})
+                 detail={"role": role, "expires_at": expires_at.isoformat()})
     return IssuedInvite(invite, accept_url(settings.base_url, token))
 
 
@@ -270,7 +284,7 @@ class _ByToken:
 async def _by_token(conn: AsyncConnection, token: str, *, lock: bool = False) -> _ByToken:
     if not token or len(token) > 200:
         raise NotFound("This invite link is not valid.", code="invite_not_found")
-    query = (_select().add_columns(workspaces.c.name.label("workspace_name"),
+    query = (_select(email=False).add_columns(workspaces.c.name.label("workspace_name"),
                                    workspaces.c.slug.label("workspace_slug"))
              .join(workspaces, workspaces.c.id == invites.c.workspace_id)
              .where(invites.c.token == hash_token(token)))
@@ -312,32 +326,41 @@ async def preview(conn: AsyncConnection, *, token: str) -> Preview:
 
 
 async def accept_invite(conn: AsyncConnection, *, token: str, user: UserInfo) -> MemberInfo:
-    """Join with the invite's role; membership and 'accepted' commit together, exactly once."""
-    found = await _by_token(conn, token, lock=True)
-    _check_usable(found)
-    _check_email(found, user)
-    invite = found.invite
-    already = (await conn.execute(select(members.c.role).where(
-        members.c.workspace_id == invite.workspace_id, members.c.user_id == user.id))).first()
-    if already:
-        raise Conflict(f"You are already a member of {found.workspace_name}.",
-                       code="already_member")
+    """Join with the invite's role; membership and 'accepted' commit together, exactly once.
+
+    The happy path is one conditional UPDATE (pending, unexpired, for this user's address) that
+    claims the invite, then the membership insert: concurrent accepts cannot both claim it.
+    Only when nothing was claimed is the invite read, to say why.
+    """
     now = clock.now()
-    claimed = await conn.execute(
+    claimed = (await conn.execute(
         update(invites)
-        .where(invites.c.id == invite.id, invites.c.status == "pending",
-               invites.c.expires_at > now)
+        .where(invites.c.token == hash_token(token), invites.c.status == "pending",
+               invites.c.expires_at > now, invites.c.email == user.email)
         .values(status="accepted", accepted_at=now)
-    )
-    if claimed.rowcount != 1:  # another request used it between our read and this write
+        .returning(invites.c.id, invites.c.workspace_id, invites.c.role, invites.c.email)
+    )).first() if token and len(token) <= 200 else None
+    if claimed is None:
+        found = await _by_token(conn, token)
+        _check_usable(found)
+        _check_email(found, user)
         raise Gone(f"This invite to {found.workspace_name} has already been used.",
-                   code="invite_used")
-    await conn.execute(insert(members).values(
-        workspace_id=invite.workspace_id, user_id=user.id, role=invite.role, created_at=now))
-    await record(conn, workspace_id=invite.workspace_id, actor_id=user.id, action="accepted",
-                 target_type="invite", target_id=invite.id, target_email=invite.email,
-                 detail={"role": invite.role})
-    return await get_member(conn, workspace_id=invite.workspace_id, user_id=user.id)
+                   code="invite_used")  # claimed by a concurrent request since our UPDATE
+    joined = (await conn.execute(
+        dialect_insert(conn.dialect.name)(members)
+        .values(workspace_id=claimed.workspace_id, user_id=user.id, role=claimed.role,
+                created_at=now)
+        .on_conflict_do_nothing(index_elements=[members.c.workspace_id, members.c.user_id])
+        .returning(members.c.user_id)
+    )).first()
+    if joined is None:  # raising rolls the claim back: the invite stays pending
+        name = (await conn.execute(select(workspaces.c.name).where(
+            workspaces.c.id == claimed.workspace_id))).scalar_one()
+        raise Conflict(f"You are already a member of {name}.", code="already_member")
+    await record(conn, workspace_id=claimed.workspace_id, actor_id=user.id, action="accepted",
+                 target_type="invite", target_id=claimed.id, target_email=claimed.email,
+                 detail={"role": claimed.role})
+    return MemberInfo(user.id, user.email, user.name, claimed.role, now)
 
 
 async def sign_up_and_accept(conn: AsyncConnection, *, token: str, name: str,

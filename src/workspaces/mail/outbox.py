@@ -47,15 +47,17 @@ def accept_url(base_url: str, token: str) -> str:
 
 async def enqueue_invite(
     conn: AsyncConnection, *, email: InviteEmail, token: str, workspace_id: uuid.UUID,
-    invite_id: uuid.UUID, key: str,
+    invite_id: uuid.UUID, key: str, first: bool = False,
 ) -> None:
-    """Queue the invite email; any earlier unsent one for this invite is withdrawn."""
+    """Queue the invite email; any earlier unsent one for this invite is withdrawn (unless this
+    is the invite's `first` email: there is none)."""
     now = clock.now()
-    await conn.execute(
-        update(outbox)
-        .where(outbox.c.invite_id == invite_id, outbox.c.status == "pending")
-        .values(status="failed", sealed_secret=None, last_error="superseded by a newer email")
-    )
+    if not first:
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.invite_id == invite_id, outbox.c.status == "pending")
+            .values(status="failed", sealed_secret=None, last_error="superseded by a newer email")
+        )
     values = {
         "workspace": email.workspace,
         "inviter": email.inviter,

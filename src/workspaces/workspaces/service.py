@@ -10,12 +10,12 @@ from datetime import datetime
 from itertools import chain, count
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import and_, delete, false, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
-from workspaces.accounts.service import UserInfo, get_user_by_email
+from workspaces.accounts.service import UserInfo, get_user_by_email, token_user_query, user_of
 from workspaces.errors import Forbidden, NotFound
 from workspaces.models import members, users, workspaces
 from workspaces.validation import clean_name, normalize_email, slugify
@@ -61,18 +61,47 @@ _COLUMNS = (workspaces.c.id, workspaces.c.name, workspaces.c.slug, workspaces.c.
             members.c.role)
 
 
+def _no_workspace(slug: str) -> NotFound:
+    return NotFound(f"No workspace {slug!r} that you belong to.", code="workspace_not_found")
+
+
 async def load_access(conn: AsyncConnection, *, slug: str, user: UserInfo) -> Access:
     """The workspace and the caller's role; 404 alike for missing and not-a-member."""
     if not SLUG.fullmatch(slug):  # also keeps NUL bytes and the like away from the database
-        raise NotFound(f"No workspace {slug!r} that you belong to.", code="workspace_not_found")
+        raise _no_workspace(slug)
     row = (await conn.execute(
         select(*_COLUMNS)
         .join(members, members.c.workspace_id == workspaces.c.id)
         .where(workspaces.c.slug == slug, members.c.user_id == user.id)
     )).first()
     if row is None:
-        raise NotFound(f"No workspace {slug!r} that you belong to.", code="workspace_not_found")
+        raise _no_workspace(slug)
     return Access(_info(row), user)
+
+
+async def access_by_token(conn: AsyncConnection, *, token: str, kind: str, slug: str
+                          ) -> Access | None:
+    """`load_access` for the caller of a token, in one round trip (the API's hot path).
+
+    None when the token is unknown, expired or signed out; then 404 as `load_access`.
+    """
+    valid_slug = SLUG.fullmatch(slug) is not None
+    membership = members.join(workspaces, workspaces.c.id == members.c.workspace_id)
+    row = (await conn.execute(
+        token_user_query(token, kind)
+        .add_columns(workspaces.c.id.label("workspace_id"), workspaces.c.name.label("w_name"),
+                     workspaces.c.slug, workspaces.c.created_at.label("w_created_at"),
+                     members.c.role)
+        .outerjoin(membership, and_(members.c.user_id == users.c.id,
+                                    workspaces.c.slug == slug if valid_slug else false()))
+    )).first()
+    if row is None:
+        return None
+    if row.workspace_id is None:
+        raise _no_workspace(slug)
+    workspace = WorkspaceInfo(row.workspace_id, row.w_name, row.slug,
+                              clock.aware(row.w_created_at), row.role)
+    return Access(workspace, user_of(row))
 
 
 async def operator_access(conn: AsyncConnection, *, slug: str, email: str | None) -> Access:
@@ -163,6 +192,5 @@ async def hold_role(conn: AsyncConnection, access: Access) -> Access:
         .with_for_update(read=True, of=members)
     )).first()
     if row is None:
-        raise NotFound(f"No workspace {access.workspace.slug!r} that you belong to.",
-                       code="workspace_not_found")
+        raise _no_workspace(access.workspace.slug)
     return Access(_info(row), access.user)
