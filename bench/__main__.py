@@ -88,10 +88,14 @@ def _rss_mib(pid: int) -> float:
 
 @contextmanager
 def _server(database: str, workers: int, log: Path) -> Iterator[tuple[str, int]]:
-    port = _free_port()
+    port, smtp_port = _free_port(), _free_port()
     env = {**os.environ, "DATABASE_URL": database, "SECRET_KEY": SECRET,
            "INVITE_RATE_LIMIT_PER_HOUR": str(10**9), "BASE_URL": "http://bench.example",
-           "SMTP_URL": f"smtp://127.0.0.1:{_free_port()}"}
+           "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}"}
+    # A real SMTP server that accepts and discards: invite emails are delivered as in production.
+    sink = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-c",
+                             "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{smtp_port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "workspaces", "serve", "--port", str(port),
@@ -114,6 +118,8 @@ def _server(database: str, workers: int, log: Path) -> Iterator[tuple[str, int]]
     finally:
         process.terminate()
         process.wait(30)
+        sink.terminate()
+        sink.wait(10)
 
 
 def _wrk(base: str, workload: Workload, connections: int, duration: int,

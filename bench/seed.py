@@ -30,34 +30,39 @@ class Ranges:
     pgbench_pairs: int
 
 
+# `:kind` and the bounds are cast once in a CTE (psycopg sends untyped parameters).
 _USERS = """
+WITH p AS (SELECT CAST(:kind AS text) AS kind)
 INSERT INTO users (id, email, name, password_hash, created_at, updated_at)
-SELECT md5('user-' || CAST(:kind AS text) || '-' || i)::uuid, CAST(:kind AS text) || '-' || i || '@bench.example',
-       initcap(:kind) || ' ' || i, :hash, now(), now()
-FROM generate_series(CAST(:first AS int), CAST(:last AS int)) AS i
+SELECT md5('user-' || p.kind || '-' || i)::uuid, p.kind || '-' || i || '@bench.example',
+       initcap(p.kind) || ' ' || i, :hash, now(), now()
+FROM p, generate_series(CAST(:first AS int), CAST(:last AS int)) AS i
 """
 _TOKENS = """
+WITH p AS (SELECT CAST(:kind AS text) AS kind)
 INSERT INTO auth_tokens (id, user_id, token_hash, kind, created_at, expires_at)
-SELECT md5('token-' || CAST(:kind AS text) || '-' || i)::uuid, md5('user-' || CAST(:kind AS text) || '-' || i)::uuid,
-       encode(sha256(convert_to('bench-' || CAST(:kind AS text) || '-api-' || i, 'UTF8')), 'hex'), 'api',
+SELECT md5('token-' || p.kind || '-' || i)::uuid, md5('user-' || p.kind || '-' || i)::uuid,
+       encode(sha256(convert_to('bench-' || p.kind || '-api-' || i, 'UTF8')), 'hex'), 'api',
        now(), now() + interval '30 days'
-FROM generate_series(CAST(:first AS int), CAST(:last AS int)) AS i
+FROM p, generate_series(CAST(:first AS int), CAST(:last AS int)) AS i
 """
 _MEMBERS = """
+WITH p AS (SELECT CAST(:kind AS text) AS kind)
 INSERT INTO workspace_members (workspace_id, user_id, role, created_at)
-SELECT md5('ws-' || :slug)::uuid, md5('user-' || CAST(:kind AS text) || '-' || i)::uuid, :role, now()
-FROM generate_series(CAST(:first AS int), CAST(:last AS int)) AS i
+SELECT md5('ws-' || :slug)::uuid, md5('user-' || p.kind || '-' || i)::uuid, :role, now()
+FROM p, generate_series(CAST(:first AS int), CAST(:last AS int)) AS i
 """
 # Invites to `kind`-i, created a second apart (newest last), pending for a week.
 _INVITES = """
+WITH p AS (SELECT CAST(:kind AS text) AS kind, CAST(:last AS int) AS last)
 INSERT INTO workspace_invites (id, workspace_id, email, role, token, status, expires_at,
                                created_at, created_by_user_id)
-SELECT md5('invite-' || CAST(:kind AS text) || '-' || i)::uuid, md5('ws-' || :slug)::uuid,
-       CAST(:kind AS text) || '-' || i || '@bench.example', 'member',
-       encode(sha256(convert_to('bench-' || CAST(:kind AS text) || '-inv-' || i, 'UTF8')), 'hex'), 'pending',
-       now() + interval '7 days', now() - make_interval(secs => CAST(:last AS int) - i),
+SELECT md5('invite-' || p.kind || '-' || i)::uuid, md5('ws-' || :slug)::uuid,
+       p.kind || '-' || i || '@bench.example', 'member',
+       encode(sha256(convert_to('bench-' || p.kind || '-inv-' || i, 'UTF8')), 'hex'),
+       'pending', now() + interval '7 days', now() - make_interval(secs => p.last - i),
        md5('user-owner-0')::uuid
-FROM generate_series(CAST(:first AS int), CAST(:last AS int)) AS i
+FROM p, generate_series(CAST(:first AS int), p.last) AS i
 """
 
 

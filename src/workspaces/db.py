@@ -118,7 +118,7 @@ def _sqlite_engine(
     return engine
 
 
-def create_app_engine(url: URL, *, pool_size: int = 10) -> AsyncEngine:
+def create_app_engine(url: URL, *, pool_size: int = 8) -> AsyncEngine:
     """The server's engine: asyncpg for PostgreSQL, aiosqlite for the SQLite default.
 
     On SQLite every transaction starts with BEGIN IMMEDIATE: one writer at a time, queued by
@@ -150,8 +150,10 @@ def create_app_engine(url: URL, *, pool_size: int = 10) -> AsyncEngine:
         return engine
     return create_async_engine(
         url.set(drivername="postgresql+asyncpg"),
+        # Per worker process. More connections than this do not make one process faster (it is
+        # CPU-bound first, see docs/benchmarks.md); they only use up max_connections.
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size // 2,
         pool_timeout=10,
         connect_args={"server_settings": {"application_name": "workspaces serve"},
                       "timeout": 10},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response
@@ -23,7 +22,7 @@ async def signup(body: SignUp, conn: Conn, settings: AppSettings) -> TokenRead:
     user = await service.sign_up(conn, email=body.email, password=body.password, name=body.name)
     token = await service.issue_token(conn, user_id=user.id, kind="api",
                                       ttl=timedelta(days=settings.api_token_ttl_days))
-    return TokenRead(token=token, user=UserRead(**asdict(user)))
+    return TokenRead(token=token, user=UserRead.model_validate(user))
 
 
 @router.post("/auth/login", response_model=TokenRead, responses=errors(401, 429))
@@ -37,7 +36,7 @@ async def login(body: SignIn, request: Request, conn: Conn,
         return JSONResponse(error.body(), status_code=error.status)
     token = await service.issue_token(conn, user_id=user.id, kind="api",
                                       ttl=timedelta(days=settings.api_token_ttl_days))
-    return TokenRead(token=token, user=UserRead(**asdict(user)))
+    return TokenRead(token=token, user=UserRead.model_validate(user))
 
 
 @router.post("/auth/logout", status_code=204, responses=errors(401))
@@ -57,4 +56,4 @@ async def delete_me(conn: Conn, user: CurrentUser) -> Response:
 
 @router.get("/me", response_model=UserRead, responses=errors(401))
 async def me(user: CurrentUser) -> UserRead:
-    return UserRead(**asdict(user))
+    return UserRead.model_validate(user)

@@ -5,6 +5,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from workspaces.web.schemas import ReadModel
+
 
 class SignUp(BaseModel):
     email: str = Field(max_length=320)
@@ -17,7 +19,7 @@ class SignIn(BaseModel):
     password: str = Field(max_length=1024)
 
 
-class UserRead(BaseModel):
+class UserRead(ReadModel):
     id: uuid.UUID
     email: str
     name: str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,12 +11,12 @@ from pydantic import BaseModel
 
 from workspaces.audit import service
 from workspaces.web.deps import Conn, WorkspaceAccess
-from workspaces.web.schemas import errors
+from workspaces.web.schemas import ReadModel, errors
 
 router = APIRouter(tags=["audit"], responses=errors(401, 403, 404, 422, 503))
 
 
-class AuditRead(BaseModel):
+class AuditRead(ReadModel):
     id: uuid.UUID
     action: str
     actor_user_id: uuid.UUID | None
@@ -43,4 +42,4 @@ async def list_audit(
     """Invite and membership changes, newest first (owners and admins)."""
     page, next_cursor = await service.list_events(conn, access=access, limit=limit,
                                                   cursor=cursor)
-    return AuditPage(items=[AuditRead(**asdict(e)) for e in page], next_cursor=next_cursor)
+    return AuditPage(items=[AuditRead.model_validate(e) for e in page], next_cursor=next_cursor)

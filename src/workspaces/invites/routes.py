@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated
 
@@ -31,13 +30,11 @@ router = APIRouter(tags=["invites"], responses=errors(400, 422, 503))
 
 
 def _read(invite: InviteInfo) -> InviteRead:
-    fields = asdict(invite)
-    fields.pop("workspace_id")
-    return InviteRead(**fields)
+    return InviteRead.model_validate(invite)
 
 
 def _issued(issued: IssuedInvite) -> IssuedInviteRead:
-    return IssuedInviteRead(**_read(issued.invite).model_dump(), accept_url=issued.accept_url)
+    return IssuedInviteRead(**dict(_read(issued.invite)), accept_url=issued.accept_url)
 
 
 @router.post("/api/workspaces/{slug}/invites", status_code=201, response_model=IssuedInviteRead,
@@ -83,9 +80,8 @@ async def revoke_invite(invite_id: uuid.UUID, conn: Conn, access: WorkspaceAcces
 @router.get("/api/invites/{token}", response_model=InvitePreview, responses=errors(404))
 async def preview_invite(token: str, conn: Conn) -> InvitePreview:
     """Public: what the invite is for. Reading it changes nothing."""
-    found = asdict(await service.preview(conn, token=token))
-    found.pop("workspace_slug")  # nothing beyond what the invitee needs to decide
-    return InvitePreview(**found)
+    # (the model leaves out the workspace's slug: nothing beyond what the invitee needs)
+    return InvitePreview.model_validate(await service.preview(conn, token=token))
 
 
 @router.post("/api/invites/{token}/accept", response_model=AcceptResult,
@@ -98,7 +94,7 @@ async def accept_invite(
     send `name` and `password` to sign up with the invited address and join in one step."""
     if user is not None:
         member = await service.accept_invite(conn, token=token, user=user)
-        return AcceptResult(member=MemberRead(**asdict(member)))
+        return AcceptResult(member=MemberRead.model_validate(member))
     if body is None:
         raise NotAuthenticated("Sign in to accept, or send name and password to sign up with "
                                "the invited address.", code="sign_in_required")
@@ -106,7 +102,7 @@ async def accept_invite(
                                                     password=body.password)
     api_token = await issue_token(conn, user_id=user.id, kind="api",
                                   ttl=timedelta(days=settings.api_token_ttl_days))
-    return AcceptResult(member=MemberRead(**asdict(member)), token=api_token)
+    return AcceptResult(member=MemberRead.model_validate(member), token=api_token)
 
 
 @router.post("/api/invites/{token}/decline", status_code=204,

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from workspaces.web.schemas import ReadModel
 from workspaces.workspaces.schemas import MemberRead, Role
 
 Status = Literal["pending", "expired", "accepted", "revoked", "declined"]
@@ -17,7 +18,7 @@ class InviteCreate(BaseModel):
     expires_in_days: int | None = Field(default=None, ge=1, le=30)
 
 
-class InviteRead(BaseModel):
+class InviteRead(ReadModel):
     id: uuid.UUID
     email: str
     role: Role
@@ -46,7 +47,7 @@ class InvitePage(BaseModel):
     next_cursor: str | None
 
 
-class InvitePreview(BaseModel):
+class InvitePreview(ReadModel):
     workspace_name: str
     inviter_name: str | None
     email: str

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
@@ -32,16 +32,18 @@ def check_role(role: str) -> str:
     return role
 
 
+_MEMBERS = (
+    select(members.c.user_id, users.c.email, users.c.name, members.c.role, members.c.created_at)
+    .join(users, users.c.id == members.c.user_id)
+    .where(members.c.workspace_id == bindparam("workspace_id"))
+    .order_by(members.c.created_at, users.c.email)
+)
+
+
 async def list_members(conn: AsyncConnection, *, workspace_id: uuid.UUID) -> list[MemberInfo]:
-    rows = await conn.execute(
-        select(members.c.user_id, users.c.email, users.c.name, members.c.role,
-               members.c.created_at)
-        .join(users, users.c.id == members.c.user_id)
-        .where(members.c.workspace_id == workspace_id)
-        .order_by(members.c.created_at, users.c.email)
-    )
-    return [MemberInfo(r.user_id, r.email, r.name, r.role, clock.aware(r.created_at))
-            for r in rows]
+    rows = await conn.execute(_MEMBERS, {"workspace_id": workspace_id})
+    return [MemberInfo(user_id, email, name, role, clock.aware(joined))
+            for user_id, email, name, role, joined in rows]
 
 
 async def get_member(conn: AsyncConnection, *, workspace_id: uuid.UUID,

@@ -17,7 +17,15 @@ from workspaces.workspaces.service import Access, access_by_token
 
 async def _transaction(request: Request) -> AsyncIterator[AsyncConnection]:
     """One transaction per request: committed after the handler returns, before the response
-    is sent (scope="function"); rolled back if anything raised."""
+    is sent (scope="function"); rolled back if anything raised.
+
+    GET and HEAD change nothing, so they run without BEGIN and COMMIT (autocommit reads): two
+    round trips fewer, and on SQLite no write lock taken by a reader.
+    """
+    if request.method in ("GET", "HEAD"):
+        async with request.app.state.engine.connect() as reader:
+            yield await reader.execution_options(isolation_level="AUTOCOMMIT")
+        return
     queued = False
     async with request.app.state.engine.begin() as conn:
         try:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
 
 from fastapi import APIRouter, Response
+from pydantic import TypeAdapter
 
 from workspaces.members import service as members
 from workspaces.web.deps import Conn, CurrentUser, WorkspaceAccess
-from workspaces.web.schemas import errors
+from workspaces.web.schemas import errors, json_response
 from workspaces.workspaces import service
 from workspaces.workspaces.schemas import MemberRead, RoleChange, WorkspaceCreate, WorkspaceRead
 
@@ -20,19 +20,19 @@ router = APIRouter(prefix="/api/workspaces", tags=["workspaces"],
 @router.post("", status_code=201, response_model=WorkspaceRead)
 async def create_workspace(body: WorkspaceCreate, conn: Conn, user: CurrentUser) -> WorkspaceRead:
     """Create a workspace; you become its owner. The slug is derived from the name."""
-    return WorkspaceRead(**asdict(await service.create_workspace(conn, name=body.name,
-                                                                 owner=user)))
+    return WorkspaceRead.model_validate(await service.create_workspace(conn, name=body.name,
+                                                                 owner=user))
 
 
 @router.get("", response_model=list[WorkspaceRead])
 async def list_workspaces(conn: Conn, user: CurrentUser) -> list[WorkspaceRead]:
     """The workspaces you belong to, with your role in each."""
-    return [WorkspaceRead(**asdict(w)) for w in await service.list_workspaces(conn, user=user)]
+    return [WorkspaceRead.model_validate(w) for w in await service.list_workspaces(conn, user=user)]
 
 
 @router.get("/{slug}", response_model=WorkspaceRead, responses=errors(404))
 async def get_workspace(access: WorkspaceAccess) -> WorkspaceRead:
-    return WorkspaceRead(**asdict(access.workspace))
+    return WorkspaceRead.model_validate(access.workspace)
 
 
 @router.delete("/{slug}", status_code=204, responses=errors(403, 404))
@@ -42,10 +42,13 @@ async def delete_workspace(conn: Conn, access: WorkspaceAccess) -> Response:
     return Response(status_code=204)
 
 
+_MEMBERS_JSON = TypeAdapter(list[members.MemberInfo])
+
+
 @router.get("/{slug}/members", response_model=list[MemberRead], responses=errors(404))
-async def list_members(conn: Conn, access: WorkspaceAccess) -> list[MemberRead]:
-    return [MemberRead(**asdict(m))
-            for m in await members.list_members(conn, workspace_id=access.workspace.id)]
+async def list_members(conn: Conn, access: WorkspaceAccess) -> Response:
+    found = await members.list_members(conn, workspace_id=access.workspace.id)
+    return json_response(_MEMBERS_JSON, found)
 
 
 @router.patch("/{slug}/members/{user_id}", response_model=MemberRead,
@@ -54,7 +57,7 @@ async def change_role(user_id: uuid.UUID, body: RoleChange, conn: Conn,
                       access: WorkspaceAccess) -> MemberRead:
     """Change a member's role (owners and admins; only owners grant or take away owner)."""
     member = await members.change_role(conn, access=access, user_id=user_id, role=body.role)
-    return MemberRead(**asdict(member))
+    return MemberRead.model_validate(member)
 
 
 @router.delete("/{slug}/members/{user_id}", status_code=204, responses=errors(403, 404, 409))

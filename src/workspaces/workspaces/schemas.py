@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from workspaces.web.schemas import ReadModel
+
 Role = Literal["owner", "admin", "member"]
 
 
@@ -13,7 +15,7 @@ class WorkspaceCreate(BaseModel):
     name: str = Field(max_length=200)
 
 
-class WorkspaceRead(BaseModel):
+class WorkspaceRead(ReadModel):
     id: uuid.UUID
     name: str
     slug: str
@@ -21,7 +23,7 @@ class WorkspaceRead(BaseModel):
     role: Role
 
 
-class MemberRead(BaseModel):
+class MemberRead(ReadModel):
     user_id: uuid.UUID
     email: str
     name: str

@@ -10,12 +10,18 @@ from datetime import datetime
 from itertools import chain, count
 from typing import Any
 
-from sqlalchemy import and_, delete, false, insert, select
+from sqlalchemy import and_, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
-from workspaces.accounts.service import UserInfo, get_user_by_email, token_user_query, user_of
+from workspaces.accounts.service import (
+    TOKEN_USER,
+    UserInfo,
+    get_user_by_email,
+    token_params,
+    user_of,
+)
 from workspaces.errors import Forbidden, NotFound
 from workspaces.models import members, users, workspaces
 from workspaces.validation import clean_name, normalize_email, slugify
@@ -79,22 +85,24 @@ async def load_access(conn: AsyncConnection, *, slug: str, user: UserInfo) -> Ac
     return Access(_info(row), user)
 
 
+_ACCESS_BY_TOKEN = TOKEN_USER.add_columns(
+    workspaces.c.id.label("workspace_id"), workspaces.c.name.label("w_name"), workspaces.c.slug,
+    workspaces.c.created_at.label("w_created_at"), members.c.role,
+).outerjoin(
+    members.join(workspaces, workspaces.c.id == members.c.workspace_id),
+    and_(members.c.user_id == users.c.id, workspaces.c.slug == bindparam("slug")),
+)
+
+
 async def access_by_token(conn: AsyncConnection, *, token: str, kind: str, slug: str
                           ) -> Access | None:
     """`load_access` for the caller of a token, in one round trip (the API's hot path).
 
     None when the token is unknown, expired or signed out; then 404 as `load_access`.
     """
-    valid_slug = SLUG.fullmatch(slug) is not None
-    membership = members.join(workspaces, workspaces.c.id == members.c.workspace_id)
-    row = (await conn.execute(
-        token_user_query(token, kind)
-        .add_columns(workspaces.c.id.label("workspace_id"), workspaces.c.name.label("w_name"),
-                     workspaces.c.slug, workspaces.c.created_at.label("w_created_at"),
-                     members.c.role)
-        .outerjoin(membership, and_(members.c.user_id == users.c.id,
-                                    workspaces.c.slug == slug if valid_slug else false()))
-    )).first()
+    valid = SLUG.fullmatch(slug) is not None  # else NULL: matches nothing, reaches nothing
+    row = (await conn.execute(_ACCESS_BY_TOKEN, {**token_params(token, kind),
+                                                 "slug": slug if valid else None})).first()
     if row is None:
         return None
     if row.workspace_id is None:
