@@ -31,8 +31,10 @@ async def _transaction(request: Request) -> AsyncIterator[AsyncConnection]:
         try:
             yield conn
         finally:
-            # `info` belongs to the pooled connection: always clear the flag.
-            queued = bool(conn.info.pop("mail_queued", False))
+            # `info` belongs to the pooled connection: always clear the flag. (A connection
+            # found dead is invalidated, its `info` unreadable and its transaction lost.)
+            if not conn.invalidated:
+                queued = bool(conn.info.pop("mail_queued", False))
     if queued:  # committed: wake the delivery loop now rather than at its next poll
         request.app.state.mail_wake.set()
 
