@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
+from pydantic import TypeAdapter
 
 from workspaces.accounts.service import issue_token
 from workspaces.errors import NotAuthenticated
@@ -23,7 +24,7 @@ from workspaces.invites.schemas import (
 )
 from workspaces.invites.service import InviteInfo, IssuedInvite
 from workspaces.web.deps import AppSettings, Conn, OptionalUser, WorkspaceAccess
-from workspaces.web.schemas import errors
+from workspaces.web.schemas import errors, json_response
 from workspaces.workspaces.schemas import MemberRead
 
 router = APIRouter(tags=["invites"], responses=errors(400, 422, 503))
@@ -48,6 +49,9 @@ async def create_invite(body: InviteCreate, conn: Conn, access: WorkspaceAccess,
     return _issued(issued)
 
 
+_PAGE_JSON = TypeAdapter(InvitePage)
+
+
 @router.get("/api/workspaces/{slug}/invites", response_model=InvitePage,
             responses=errors(401, 403, 404))
 async def list_invites(
@@ -55,11 +59,12 @@ async def list_invites(
     status: Annotated[Status | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> InvitePage:
+) -> Response:
     """Newest first; pass `next_cursor` back as `cursor` for the next page."""
     items, next_cursor = await service.list_invites(conn, access=access, status=status,
                                                     limit=limit, cursor=cursor)
-    return InvitePage(items=[_read(i) for i in items], next_cursor=next_cursor)
+    page = InvitePage.model_construct(items=[_read(i) for i in items], next_cursor=next_cursor)
+    return json_response(_PAGE_JSON, page)  # each item validated once, by _read
 
 
 @router.post("/api/workspaces/{slug}/invites/{invite_id}/resend",

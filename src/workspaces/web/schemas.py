@@ -16,11 +16,12 @@ class ReadModel(BaseModel):
 
 
 def json_response(adapter: TypeAdapter[Any], value: Any) -> Response:
-    """Serialise a service's dataclasses in one pydantic-core pass, for list endpoints.
+    """Serialise in one pydantic-core pass, for list endpoints.
 
     The route keeps `response_model` for the OpenAPI document; returning a Response skips
     FastAPI's validate-then-serialise of every item, which cost more than the query. The
-    adapter is built over the same dataclass the model mirrors (field for field).
+    adapter is built over the documented model, or over the service dataclass that model
+    mirrors field for field.
     """
     return Response(adapter.dump_json(value), media_type="application/json")
 
