@@ -118,7 +118,8 @@ def _sqlite_engine(
     return engine
 
 
-def create_app_engine(url: URL, *, pool_size: int = 8) -> AsyncEngine:
+def create_app_engine(url: URL, *, pool_size: int = 8, pool_timeout: float = 10.0
+                      ) -> AsyncEngine:
     """The server's engine: asyncpg for PostgreSQL, aiosqlite for the SQLite default.
 
     On SQLite every transaction starts with BEGIN IMMEDIATE: one writer at a time, queued by
@@ -128,12 +129,17 @@ def create_app_engine(url: URL, *, pool_size: int = 8) -> AsyncEngine:
     many as a whole read request's queries): a connection found dead answers that request with
     503 `database_unavailable` and invalidates the whole pool, so the next requests connect
     afresh.
+
+    A request that finds no free connection within `pool_timeout` answers 503 `server_busy`.
     """
     from sqlalchemy.ext.asyncio import create_async_engine  # not needed by the CLI: load late
 
+    # Per worker process. More connections than this do not make one process faster (it is
+    # CPU-bound first, see docs/benchmarks.md); they only use up max_connections.
+    pool = {"pool_size": pool_size, "max_overflow": pool_size // 2, "pool_timeout": pool_timeout}
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url.set(drivername="sqlite+aiosqlite"),
-                                     connect_args={"timeout": 15})
+                                     connect_args={"timeout": 15}, **pool)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -150,11 +156,7 @@ def create_app_engine(url: URL, *, pool_size: int = 8) -> AsyncEngine:
         return engine
     return create_async_engine(
         url.set(drivername="postgresql+asyncpg"),
-        # Per worker process. More connections than this do not make one process faster (it is
-        # CPU-bound first, see docs/benchmarks.md); they only use up max_connections.
-        pool_size=pool_size,
-        max_overflow=pool_size // 2,
-        pool_timeout=10,
+        **pool,
         connect_args={"server_settings": {"application_name": "workspaces serve"},
                       "timeout": 10},
     )

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     # Sign-in attempts per 15 minutes, per account and per client address (stops guessing).
     signin_limit_per_account: int = Field(default=10, ge=1)
     signin_limit_per_address: int = Field(default=50, ge=1)
+    # Database connections per server worker (plus half as many again under bursts), and how
+    # long a request waits for one before answering 503 server_busy.
+    database_pool_size: int = Field(default=8, ge=1)
+    database_pool_timeout: float = Field(default=10.0, gt=0)
     # Request bodies above this are refused with 413 before they are parsed.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Email delivery: attempts before an address is marked failed, first retry delay (doubling

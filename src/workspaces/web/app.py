@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -23,7 +24,7 @@ from workspaces.accounts.pages import router as accounts_pages
 from workspaces.accounts.routes import router as accounts_router
 from workspaces.audit.routes import router as audit_router
 from workspaces.db import create_app_engine, parse_url
-from workspaces.errors import AppError, InvalidInput
+from workspaces.errors import AppError, InvalidInput, ServiceUnavailable
 from workspaces.invites.pages import router as invites_pages
 from workspaces.invites.routes import router as invites_router
 from workspaces.mail import delivery
@@ -66,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = create_app_engine(url)
+        app.state.engine = create_app_engine(url, pool_size=settings.database_pool_size,
+                                             pool_timeout=settings.database_pool_timeout)
         app.state.mail_wake = asyncio.Event()
         stop = asyncio.Event()
         worker = asyncio.create_task(delivery.run(app.state.engine, settings, key,
@@ -156,6 +158,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(OSError, database_error)
+
+    @app.exception_handler(PoolTimeout)
+    async def pool_exhausted(request: Request, exc: PoolTimeout) -> Response:
+        """Every database connection of this worker stayed busy for the pool timeout."""
+        log.warning("no database connection free within the pool timeout on %s %s",
+                    request.method, request.url.path)
+        return respond(request, ServiceUnavailable(
+            "The server is too busy to take this request; retry in a moment.",
+            code="server_busy", headers={"Retry-After": "1"}))
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
