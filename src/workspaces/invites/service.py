@@ -147,9 +147,6 @@ async def create_invite(
                         f"({access.role}).", code="role_above_inviter")
     days = _check_days(expires_in_days, settings)
     workspace_id = access.workspace.id
-    await ratelimit.hit(conn, key=f"invites:{workspace_id}",
-                        limit=settings.invite_rate_limit_per_hour, window=timedelta(hours=1),
-                        what="invitations for this workspace")
     pending = (select(invites.c.id, invites.c.expires_at)
                .where(invites.c.workspace_id == workspace_id, invites.c.email == address,
                       invites.c.status == "pending").subquery())
@@ -201,6 +198,12 @@ async def create_invite(
     await record(conn, workspace_id=workspace_id, actor_id=access.user.id, action="created",
                  target_type="invite", target_id=invite_id, target_email=address,
                  detail={"role": role, "expires_at": expires_at.isoformat()})
+    # Counted last: the counter row is locked until commit, and every invite of the workspace
+    # waits for it, so the lock is taken as late as possible. A refused invite (429 or any
+    # error) rolls back with its count, so only invites really created are counted.
+    await ratelimit.hit(conn, key=f"invites:{workspace_id}",
+                        limit=settings.invite_rate_limit_per_hour, window=timedelta(hours=1),
+                        what="invitations for this workspace")
     return IssuedInvite(invite, accept_url(settings.base_url, token))
 
 
