@@ -149,6 +149,12 @@ def create_app_engine(url: URL, *, pool_size: int = 8, pool_timeout: float = 10.
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.close()
 
+        @event.listens_for(engine.sync_engine, "checkout")
+        def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+            # SQLAlchemy resets a connection used in AUTOCOMMIT (the app's GETs) to the
+            # sqlite3 module's implicit transactions on check-in; transactions here are ours.
+            dbapi_connection.isolation_level = None
+
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
