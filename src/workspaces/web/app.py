@@ -69,6 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_app_engine(url, pool_size=settings.database_pool_size,
                                              pool_timeout=settings.database_pool_timeout)
+        # Requests queue here, first come first served, rather than in the pool: its queue lets
+        # a newcomer take a connection just given back ahead of those waiting, and under
+        # sustained load a few waiters starved past the pool timeout (see deps._transaction).
+        capacity = settings.database_pool_size + settings.database_pool_size // 2
+        app.state.db_slots = asyncio.Semaphore(max(1, capacity - 1))  # one for the email loop
         app.state.mail_wake = asyncio.Event()
         stop = asyncio.Event()
         worker = asyncio.create_task(delivery.run(app.state.engine, settings, key,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces.accounts.service import UserInfo, user_for_token
@@ -21,22 +23,34 @@ async def _transaction(request: Request) -> AsyncIterator[AsyncConnection]:
 
     GET and HEAD change nothing, so they run without BEGIN and COMMIT (autocommit reads): two
     round trips fewer, and on SQLite no write lock taken by a reader.
+
+    A request first takes one of the worker's connection slots, waiting in a first-come
+    first-served queue for at most the pool timeout (then 503 `server_busy`).
     """
-    if request.method in ("GET", "HEAD"):
-        async with request.app.state.engine.connect() as reader:
-            yield await reader.execution_options(isolation_level="AUTOCOMMIT")
-        return
+    state = request.app.state
+    try:  # a fair queue for a connection slot, bounded by the pool timeout (503 server_busy)
+        await asyncio.wait_for(state.db_slots.acquire(),
+                               timeout=state.settings.database_pool_timeout)
+    except TimeoutError:
+        raise PoolTimeout("no connection slot free within the pool timeout") from None
     queued = False
-    async with request.app.state.engine.begin() as conn:
-        try:
-            yield conn
-        finally:
-            # `info` belongs to the pooled connection: always clear the flag. (A connection
-            # found dead is invalidated, its `info` unreadable and its transaction lost.)
-            if not conn.invalidated:
-                queued = bool(conn.info.pop("mail_queued", False))
+    try:
+        if request.method in ("GET", "HEAD"):
+            async with state.engine.connect() as reader:
+                yield await reader.execution_options(isolation_level="AUTOCOMMIT")
+            return
+        async with state.engine.begin() as conn:
+            try:
+                yield conn
+            finally:
+                # `info` belongs to the pooled connection: always clear the flag. (A connection
+                # found dead is invalidated, its `info` unreadable and its transaction lost.)
+                if not conn.invalidated:
+                    queued = bool(conn.info.pop("mail_queued", False))
+    finally:
+        state.db_slots.release()
     if queued:  # committed: wake the delivery loop now rather than at its next poll
-        request.app.state.mail_wake.set()
+        state.mail_wake.set()
 
 
 Conn = Annotated[AsyncConnection, Depends(_transaction, scope="function")]
