@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
-from tests.conftest import ALL, INIT, INVITES, Cli, spawn
+from tests.conftest import ALL, INIT, INVITES, Cli, pg_database, spawn
 from workspaces.schema.ledger import LEDGER_TABLE
 from workspaces.schema.lock import LOCK_KEYS
 
@@ -81,18 +81,28 @@ def test_a_role_without_create_gets_a_permission_error_recorded_as_failed(pg_url
         admin.dispose()
 
 
-def test_deploy_waits_for_the_lock_names_the_holder_and_times_out(pg_url: str) -> None:
+def test_deploy_waits_for_the_lock_names_the_holder_and_times_out(pg_url: str,
+                                                                  pg_server: URL) -> None:
     holder = create_engine(make_url(pg_url).set(drivername="postgresql+psycopg"),
                            connect_args={"application_name": "release-job-42"})
-    with holder.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:a, :b)"), LOCK_KEYS)
-        conn.commit()
-        run = Cli(pg_url, {})("db", "deploy", "--lock-timeout", "1")
-        assert run.exit_code == 1
-        assert "error[lock_timeout]" in run.stderr
-        assert "release-job-42" in run.stderr
-        assert "Waiting for the deploy lock held by release-job-42" in run.stdout
-        assert LEDGER_TABLE not in Cli(pg_url, {}).tables()  # waited outside any transaction
+    # The same lock in a neighbouring database of the server (another tenant, another test
+    # worker) is not ours: it neither blocks this deploy nor gets named as its holder.
+    with pg_database(pg_server) as other_url:
+        neighbour = create_engine(make_url(other_url).set(drivername="postgresql+psycopg"),
+                                  connect_args={"application_name": "neighbour-db-job"})
+        with neighbour.connect() as other, holder.connect() as conn:
+            other.execute(text("SELECT pg_advisory_lock(:a, :b)"), LOCK_KEYS)
+            other.commit()
+            conn.execute(text("SELECT pg_advisory_lock(:a, :b)"), LOCK_KEYS)
+            conn.commit()
+            run = Cli(pg_url, {})("db", "deploy", "--lock-timeout", "1")
+            assert run.exit_code == 1
+            assert "error[lock_timeout]" in run.stderr
+            assert "release-job-42" in run.stderr
+            assert "neighbour-db-job" not in run.output
+            assert "Waiting for the deploy lock held by release-job-42" in run.stdout
+            assert LEDGER_TABLE not in Cli(pg_url, {}).tables()  # waited outside a transaction
+        neighbour.dispose()
     holder.dispose()
     assert Cli(pg_url, {})("db", "deploy").exit_code == 0
 

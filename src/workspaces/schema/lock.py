@@ -30,7 +30,9 @@ def holder(conn: Connection) -> str:
         "SELECT a.pid, a.application_name, a.client_addr, a.backend_start "
         "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
         "WHERE l.locktype = 'advisory' AND l.classid = :a AND l.objid = :b "
-        "AND l.objsubid = 2 AND l.granted"
+        "AND l.objsubid = 2 AND l.granted "
+        # Advisory locks belong to one database; other databases on the server hold their own.
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     ), LOCK_KEYS).first()
     if row is None:
         return "a session that just released it"
