@@ -118,11 +118,6 @@ def _sqlite_engine(
     return engine
 
 
-def pool_capacity(pool_size: int) -> int:
-    """Connections one server worker may open: the pool plus half as many again in bursts."""
-    return pool_size + pool_size // 2
-
-
 def create_app_engine(url: URL, *, pool_size: int = 8, pool_timeout: float = 10.0
                       ) -> AsyncEngine:
     """The server's engine: asyncpg for PostgreSQL, aiosqlite for the SQLite default.
@@ -140,9 +135,10 @@ def create_app_engine(url: URL, *, pool_size: int = 8, pool_timeout: float = 10.
     from sqlalchemy.ext.asyncio import create_async_engine  # not needed by the CLI: load late
 
     # Per worker process. More connections than this do not make one process faster (it is
-    # CPU-bound first, see docs/benchmarks.md); they only use up max_connections.
-    pool = {"pool_size": pool_size, "max_overflow": pool_capacity(pool_size) - pool_size,
-            "pool_timeout": pool_timeout}
+    # CPU-bound first, see docs/benchmarks.md); they only use up max_connections. No overflow:
+    # an overflow connection is closed when given back, so under sustained load the requests
+    # beyond the pool each paid for a new connection (seen in py-spy as asyncpg connects).
+    pool = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": pool_timeout}
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url.set(drivername="sqlite+aiosqlite"),
                                      connect_args={"timeout": 15}, **pool)

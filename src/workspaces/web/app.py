@@ -23,7 +23,7 @@ from workspaces import __version__, housekeeping
 from workspaces.accounts.pages import router as accounts_pages
 from workspaces.accounts.routes import router as accounts_router
 from workspaces.audit.routes import router as audit_router
-from workspaces.db import create_app_engine, parse_url, pool_capacity
+from workspaces.db import create_app_engine, parse_url
 from workspaces.errors import AppError, InvalidInput, ServiceUnavailable
 from workspaces.invites.pages import router as invites_pages
 from workspaces.invites.routes import router as invites_router
@@ -72,8 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Requests queue here, first come first served, rather than in the pool: its queue lets
         # a newcomer take a connection just given back ahead of those waiting, and under
         # sustained load a few waiters starved past the pool timeout (see deps._transaction).
-        capacity = pool_capacity(settings.database_pool_size)
-        app.state.db_slots = asyncio.Semaphore(max(1, capacity - 1))  # one for the email loop
+        slots = max(1, settings.database_pool_size - 1)  # one connection for the email loop
+        app.state.db_slots = asyncio.Semaphore(slots)
         app.state.mail_wake = asyncio.Event()
         stop = asyncio.Event()
         worker = asyncio.create_task(delivery.run(app.state.engine, settings, key,
