@@ -251,7 +251,7 @@ def main() -> None:
         cli = _cli_rows(admin, server, options.runs)
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-        assert measure(["db", "deploy", "--database-url", database])[2] == 0
+        assert measure(["db", "deploy", "--database-url", database]).exit_code == 0
         # Enough accept pairs for every run of both the app and pgbench at ~4,000/s.
         per_run = 4000 * options.duration
         ranges = seed.Ranges(app_pairs=per_run * len(levels) + 2,
@@ -327,8 +327,8 @@ def main() -> None:
           "| pgbench tps | app / pgbench | result |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
-    print("\n| command | wall p50 | wall max | peak RSS | goal |")
-    print("|---|---|---|---|---|")
+    print("\n| command | wall p50 | wall max | CPU p50 | peak RSS | goal |")
+    print("|---|---|---|---|---|---|")
     print("\n".join(cli))
     if soak:
         print(f"\nmemory over a {options.soak}s read soak: {soak}")
@@ -349,13 +349,15 @@ def _cli_rows(admin: Any, server: URL, runs: int) -> list[str]:
     rows = []
     for label, samples, goal in (("db status (up to date)", statuses, (0.5, 100)),
                                  ("db deploy (empty database)", deploys, None)):
-        walls = [w for w, _, _ in samples]
-        rss = max(m for _, m, _ in samples)
+        assert all(r.exit_code == 0 for r in samples), samples
+        walls = [r.wall for r in samples]
+        rss = max(r.rss_mib for r in samples)
         met = "" if goal is None else (
             f"< {goal[0]} s, < {goal[1]} MiB: "
             + ("ok" if statistics.median(walls) < goal[0] and rss < goal[1] else "MISSED"))
         rows.append(f"| `{label}` | {statistics.median(walls):.3f} s | {max(walls):.3f} s | "
-                    f"{rss:.0f} MiB | {met} |")
+                    f"{statistics.median(r.cpu for r in samples):.3f} s | {rss:.0f} MiB | "
+                    f"{met} |")
     return rows
 
 
