@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
 
-from bench import seed, statements
+from bench import floor, seed, statements
 from bench.cli_status import measure, server_url
 
 HERE = Path(__file__).parent
@@ -103,24 +103,48 @@ def _server(database: str, workers: int, log: Path) -> Iterator[tuple[str, int]]
              "--workers", str(workers)], env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start; see {log}")
-            time.sleep(0.2)
+        _wait_ready(f"{base}/readyz", process, log)
         yield base, process.pid
     finally:
         process.terminate()
         process.wait(30)
         sink.terminate()
         sink.wait(10)
+
+
+@contextmanager
+def _floor_server(url: URL, script: Path, workers: int, log: Path) -> Iterator[str]:
+    """bench/floor.py served like the application: uvicorn, same workers, loop and parser."""
+    port = _free_port()
+    env = {**os.environ, "FLOOR_SCRIPT": str(script),
+           "FLOOR_DSN": url.set(drivername="postgresql").render_as_string(hide_password=False)}
+    with log.open("a") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "bench.floor:app", "--port", str(port),
+             "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
+             "--no-access-log"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=HERE.parent)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(f"{base}/", process, log)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _wait_ready(address: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(address, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start; see {log}")
+        time.sleep(0.2)
 
 
 def _wrk(base: str, workload: Workload, connections: int, duration: int,
@@ -135,6 +159,25 @@ def _wrk(base: str, workload: Workload, connections: int, duration: int,
     errors = sum(data[k] for k in ("connect", "read", "write", "status", "timeout"))
     return Load(data["requests"] / (data["duration_us"] / 1e6), data["p50_us"] / 1000,
                 data["p99_us"] / 1000, errors, data["requests"], data["span"])
+
+
+def _floors(url: URL, workloads: list[Workload], levels: list[int], options: Any,
+            folder: Path) -> dict[tuple[str, int], Load]:
+    """bench/floor.py under the same load, for each workload whose SQL takes no inputs."""
+    found: dict[tuple[str, int], Load] = {}
+    for workload in workloads:
+        script = folder / f"{workload.name}.sql"
+        if workload.mode != "get" or floor.has_inputs(script.read_text()):
+            continue
+        with _floor_server(url, script, options.workers, folder / "floor.log") as base:
+            for connections in levels:
+                env = {"BENCH_AUTH": "unused"}
+                _wrk(base, workload, connections, 2, env)
+                found[(workload.name, connections)] = _wrk(base, workload, connections,
+                                                           options.duration, env)
+                print(f"floor {workload.name} c{connections}: "
+                      f"{found[(workload.name, connections)].rps:.0f} req/s", file=sys.stderr)
+    return found
 
 
 def _analyze(url: URL) -> None:
@@ -295,24 +338,28 @@ def main() -> None:
                     print(f"{workload.name} c{connections}: {load.rps:.0f} req/s, pgbench "
                           f"{tps:.0f} tps", file=sys.stderr)
             soak = _soak(base, pid, options.soak) if options.soak else None
+        floors = _floors(url, workloads, levels, options, folder)
         for workload in workloads:
             for connections in levels:
                 load, tps, memory = results[(workload.name, connections)]
                 ratio = load.rps / tps
                 verdict = "ok" if (ratio >= workload.goal and load.errors == 0
                                    and (connections < 64 or load.p99_ms < 100)) else "MISSED"
+                floor = floors.get((workload.name, connections))
+                bound = (f"{floor.rps:,.0f} ({floor.rps / tps:.0%}), p99 {floor.p99_ms:.0f} ms"
+                         if floor else "")
                 rows.append(
                     f"| {workload.name} | {connections} | {load.rps:,.0f} | {load.p50_ms:.1f} | "
                     f"{load.p99_ms:.1f} | {load.errors} | {memory:.0f} | "
                     f"{scripts[workload.name].statements} | {tps:,.0f} | {ratio:.0%} "
-                    f"(goal {workload.goal:.0%}) | {verdict} |")
+                    f"(goal {workload.goal:.0%}) | {bound} | {verdict} |")
         if {"scale-first", "scale-deep"} <= chosen:
             for connections in levels:
                 first = results[("scale-first", connections)][0]
                 deep_load = results[("scale-deep", connections)][0]
                 cost = first.rps / deep_load.rps
                 rows.append(f"| deep page / first page | {connections} | cost x{cost:.2f} "
-                            f"(goal <= 1.5) | | | | | | | | "
+                            f"(goal <= 1.5) | | | | | | | | | "
                             f"{'ok' if cost <= 1.5 else 'MISSED'} |")
     finally:
         if not options.keep:
@@ -324,8 +371,8 @@ def main() -> None:
     print(f"\nPostgreSQL {version}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"{options.workers} server workers, wrk -t2, {options.duration}s per run\n")
     print("| workload | conns | req/s | p50 ms | p99 ms | errors | server MiB | statements "
-          "| pgbench tps | app / pgbench | result |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| pgbench tps | app / pgbench | floor req/s (/ pgbench) | result |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print("\n| command | wall p50 | wall max | CPU p50 | peak RSS | goal |")
     print("|---|---|---|---|---|---|")

@@ -11,7 +11,7 @@ local run = os.getenv("BENCH_RUN") or "0"
 local first = tonumber(os.getenv("BENCH_FIRST") or "1")
 
 local threads = {}
-local counter = 0
+counter = 0  -- global: done() reads it from each thread
 
 function setup(thread)
   thread:set("id", #threads)

@@ -1,0 +1,71 @@
+"""The floor: what any Python server on this machine can make of a workload's SQL.
+
+A bare ASGI application (no framework, no middleware, no ORM, no authentication code) served by
+uvicorn with the same workers, event loop and HTTP parser as `workspaces serve`, that answers
+every request by sending the workload's captured statements (the pgbench script, verbatim) over
+an asyncpg pool and returning the last statement's rows as JSON. It does less than the
+application, never more, so its throughput bounds what the application could reach on the
+same SQL: if the floor is below a goal, no change to the application's Python meets it.
+
+Only workloads whose script takes no per-request inputs (the GETs) have a floor.
+
+    uvicorn bench.floor:app --workers 2     # FLOOR_SCRIPT=bench-results/read.sql FLOOR_DSN=...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import asyncpg  # type: ignore[import-untyped]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+HEADERS = [(b"content-type", b"application/json")]
+
+
+def statements_of(script: str) -> list[str]:
+    """The SQL of a pgbench script: its meta-commands (\\set) dropped, one statement a line."""
+    return [line.rstrip(";") for line in script.splitlines()
+            if line.strip() and not line.startswith("\\")]
+
+
+def has_inputs(script: str) -> bool:
+    """Whether the statements use pgbench variables (per-transaction inputs such as `:i`)."""
+    return any(re.search(r"(?<![:\w]):[A-Za-z_]\w*", s) for s in statements_of(script))
+
+
+class _State:
+    pool: Any = None  # asyncpg.Pool
+    sql: ClassVar[list[str]] = []
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                _State.sql = statements_of(Path(os.environ["FLOOR_SCRIPT"]).read_text())
+                size = int(os.environ.get("FLOOR_POOL", "7"))
+                _State.pool = await asyncpg.create_pool(os.environ["FLOOR_DSN"],
+                                                        min_size=size, max_size=size)
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                if _State.pool is not None:
+                    await _State.pool.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    assert _State.pool is not None
+    rows: list[Any] = []
+    async with _State.pool.acquire() as conn:
+        for sql in _State.sql:
+            rows = await conn.fetch(sql)
+    body = json.dumps([dict(r) for r in rows], default=str).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": body})
