@@ -36,6 +36,7 @@ from bench.cli_status import measure, server_url
 
 HERE = Path(__file__).parent
 SECRET = "bench-secret-key-0123456789abcdef"
+WRK_THREADS = 2
 WORKLOADS = ("read", "preview", "write", "accept", "scale-first", "scale-deep")
 
 
@@ -125,7 +126,7 @@ def _floor_server(url: URL, script: Path, workers: int, log: Path) -> Iterator[s
              "--no-access-log"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=HERE.parent)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(f"{base}/", process, log)
+        _wait_ready(f"{base}/ready", process, log)
         yield base
     finally:
         process.terminate()
@@ -149,10 +150,11 @@ def _wait_ready(address: str, process: subprocess.Popen[bytes], log: Path) -> No
 
 def _wrk(base: str, workload: Workload, connections: int, duration: int,
          env: dict[str, str]) -> Load:
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+    command = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
                "-s", str(HERE / "lua" / "load.lua"), base]
     result = subprocess.run(command, capture_output=True, text=True, check=True,
                             env={**os.environ, "BENCH_MODE": workload.mode,
+                                 "BENCH_THREADS": str(WRK_THREADS),
                                  "BENCH_PATH": workload.path, **env})
     line = next(x for x in result.stdout.splitlines() if x.startswith("BENCH "))
     data = json.loads(line[6:])
@@ -162,19 +164,22 @@ def _wrk(base: str, workload: Workload, connections: int, duration: int,
 
 
 def _floors(url: URL, workloads: list[Workload], levels: list[int], options: Any,
-            folder: Path) -> dict[tuple[str, int], Load]:
-    """bench/floor.py under the same load, for each workload whose SQL takes no inputs."""
+            folder: Path, next_pair: int) -> dict[tuple[str, int], Load]:
+    """bench/floor.py under the same load, for each workload whose SQL it can send; accept
+    takes its pairs from `next_pair` on (past the application's)."""
     found: dict[tuple[str, int], Load] = {}
     for workload in workloads:
         script = folder / f"{workload.name}.sql"
-        if workload.mode != "get" or floor.has_inputs(script.read_text()):
+        if workload.mode == "write" or not floor.servable(script.read_text()):
             continue
         with _floor_server(url, script, options.workers, folder / "floor.log") as base:
             for connections in levels:
-                env = {"BENCH_AUTH": "unused"}
-                _wrk(base, workload, connections, 2, env)
+                env = {"BENCH_AUTH": "unused", "BENCH_FIRST": str(next_pair)}
+                if workload.mode == "get":
+                    _wrk(base, workload, connections, 2, env)
                 found[(workload.name, connections)] = _wrk(base, workload, connections,
                                                            options.duration, env)
+                next_pair += found[(workload.name, connections)].span + connections
                 print(f"floor {workload.name} c{connections}: "
                       f"{found[(workload.name, connections)].rps:.0f} req/s", file=sys.stderr)
     return found
@@ -297,7 +302,7 @@ def main() -> None:
         assert measure(["db", "deploy", "--database-url", database]).exit_code == 0
         # Enough accept pairs for every run of both the app and pgbench at ~4,000/s.
         per_run = 4000 * options.duration
-        ranges = seed.Ranges(app_pairs=per_run * len(levels) + 2,
+        ranges = seed.Ranges(app_pairs=2 * per_run * len(levels) + 2,  # the app's, the floor's
                              pgbench_pairs=2 * per_run * len(levels))
         started = time.monotonic()
         engine = create_engine(url.set(drivername="postgresql+psycopg"))
@@ -338,7 +343,7 @@ def main() -> None:
                     print(f"{workload.name} c{connections}: {load.rps:.0f} req/s, pgbench "
                           f"{tps:.0f} tps", file=sys.stderr)
             soak = _soak(base, pid, options.soak) if options.soak else None
-        floors = _floors(url, workloads, levels, options, folder)
+        floors = _floors(url, workloads, levels, options, folder, app_next)
         for workload in workloads:
             for connections in levels:
                 load, tps, memory = results[(workload.name, connections)]
@@ -369,7 +374,7 @@ def main() -> None:
         if embedded is not None:
             embedded.cleanup()  # type: ignore[attr-defined]
     print(f"\nPostgreSQL {version}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-          f"{options.workers} server workers, wrk -t2, {options.duration}s per run\n")
+          f"{options.workers} server workers, wrk -t{WRK_THREADS}, {options.duration}s per run\n")
     print("| workload | conns | req/s | p50 ms | p99 ms | errors | server MiB | statements "
           "| pgbench tps | app / pgbench | floor req/s (/ pgbench) | result |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -414,8 +419,10 @@ def _soak(base: str, pid: int, seconds: int) -> str:
     workload = Workload("soak", "get", "/api/workspaces/team/members", 0)
     env = {"BENCH_AUTH": seed.OWNER_TOKEN}
     process = subprocess.Popen(
-        ["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", str(HERE / "lua" / "load.lua"), base],
-        env={**os.environ, "BENCH_MODE": workload.mode, "BENCH_PATH": workload.path, **env},
+        ["wrk", f"-t{WRK_THREADS}", "-c64", f"-d{seconds}s", "-s",
+         str(HERE / "lua" / "load.lua"), base],
+        env={**os.environ, "BENCH_MODE": workload.mode, "BENCH_PATH": workload.path,
+             "BENCH_THREADS": str(WRK_THREADS), **env},
         stdout=subprocess.PIPE, text=True)
     while process.poll() is None:
         samples.append(_rss_mib(pid))

@@ -7,9 +7,11 @@ an asyncpg pool and returning the last statement's rows as JSON. It does less th
 application, never more, so its throughput bounds what the application could reach on the
 same SQL: if the floor is below a goal, no change to the application's Python meets it.
 
-Only workloads whose script takes no per-request inputs (the GETs) have a floor.
-
-    uvicorn bench.floor:app --workers 2     # FLOOR_SCRIPT=bench-results/read.sql FLOOR_DSN=...
+Scripts may take inputs, pgbench variables: the accept pair `:i`, which the floor takes from
+the request path (`/api/invites/bench-acc-inv-<i>/accept`, what wrk sends for accept), and the
+`:run`, `:client_id` and `:n` that make fresh ids unique, which it derives from the pair. So the
+floor for accept claims the same invites the application would, in one transaction as pgbench
+does.
 """
 
 from __future__ import annotations
@@ -36,9 +38,25 @@ def statements_of(script: str) -> list[str]:
             if line.strip() and not line.startswith("\\")]
 
 
-def has_inputs(script: str) -> bool:
-    """Whether the statements use pgbench variables (per-transaction inputs such as `:i`)."""
-    return any(re.search(r"(?<![:\w]):[A-Za-z_]\w*", s) for s in statements_of(script))
+_VARIABLE = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+_FROM_PATH = {"i", "n", "client_id", "run"}
+
+
+def servable(script: str) -> bool:
+    """Whether the floor can send this script: no pgbench variables but those it derives."""
+    return all(m.group(1) in _FROM_PATH
+               for s in statements_of(script) for m in _VARIABLE.finditer(s))
+
+
+def _bind(sql: str, path: str) -> str:
+    if ":" not in sql or not _VARIABLE.search(sql):
+        return sql
+    pair = int(re.findall(r"\d+", path)[-1])  # an integer: safe to splice into the SQL
+    # `run` 999 keeps fresh ids apart from pgbench's, whose runs are its connection counts.
+    values = {"i": pair, "n": pair, "client_id": 0, "run": 999}
+    return _VARIABLE.sub(lambda m: str(values[m.group(1)]), sql)
 
 
 class _State:
@@ -62,10 +80,14 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     assert _State.pool is not None
+    if scope["path"] == "/ready":  # the harness's readiness probe: no SQL
+        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        await send({"type": "http.response.body", "body": b"{}"})
+        return
     rows: list[Any] = []
     async with _State.pool.acquire() as conn:
         for sql in _State.sql:
-            rows = await conn.fetch(sql)
+            rows = await conn.fetch(_bind(sql, scope["path"]))
     body = json.dumps([dict(r) for r in rows], default=str).encode()
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
     await send({"type": "http.response.body", "body": body})

@@ -4,11 +4,15 @@
 --   BENCH_PATH   the request path
 --   BENCH_RUN    a tag that keeps write emails unique across runs
 --   BENCH_FIRST  the first accept pair of this run (accept)
+--   BENCH_THREADS  wrk's -t
 local mode = os.getenv("BENCH_MODE")
 local auth = os.getenv("BENCH_AUTH")
 local path = os.getenv("BENCH_PATH")
 local run = os.getenv("BENCH_RUN") or "0"
 local first = tonumber(os.getenv("BENCH_FIRST") or "1")
+-- Known up front, not counted in setup(): wrk starts each thread as soon as it is set up, so
+-- the first thread would send requests while it still believed it was alone, and reuse pairs.
+local nthreads = tonumber(os.getenv("BENCH_THREADS"))
 
 local threads = {}
 counter = 0  -- global: done() reads it from each thread
@@ -16,9 +20,6 @@ counter = 0  -- global: done() reads it from each thread
 function setup(thread)
   thread:set("id", #threads)
   table.insert(threads, thread)
-  for _, t in ipairs(threads) do
-    t:set("nthreads", #threads)
-  end
 end
 
 function init(args)
