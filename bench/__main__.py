@@ -156,7 +156,12 @@ def _wrk(base: str, workload: Workload, connections: int, duration: int,
                             env={**os.environ, "BENCH_MODE": workload.mode,
                                  "BENCH_THREADS": str(WRK_THREADS),
                                  "BENCH_PATH": workload.path, **env})
-    line = next(x for x in result.stdout.splitlines() if x.startswith("BENCH "))
+    return _load(result.stdout)
+
+
+def _load(output: str) -> Load:
+    """The figures load.lua's done() printed."""
+    line = next(x for x in output.splitlines() if x.startswith("BENCH "))
     data = json.loads(line[6:])
     errors = sum(data[k] for k in ("connect", "read", "write", "status", "timeout"))
     return Load(data["requests"] / (data["duration_us"] / 1e6), data["p50_us"] / 1000,
@@ -427,12 +432,14 @@ def _soak(base: str, pid: int, seconds: int) -> str:
     while process.poll() is None:
         samples.append(_rss_mib(pid))
         time.sleep(10)
-    process.communicate()
+    output, _ = process.communicate()
+    load = _load(output)
     first = statistics.mean(samples[1:4]) if len(samples) > 4 else samples[0]
     last = statistics.mean(samples[-3:])
     growth = (last - first) / first
     return (f"{first:.0f} MiB after 10-40 s, {last:.0f} MiB at the end: {growth:+.1%} "
-            f"({'ok' if growth <= 0.10 else 'MISSED'}, goal <= +10%)")
+            f"({'ok' if growth <= 0.10 else 'MISSED'}, goal <= +10%); {load.requests:,} "
+            f"requests, {load.rps:,.0f} req/s, p99 {load.p99_ms:.0f} ms, {load.errors} errors")
 
 
 if __name__ == "__main__":

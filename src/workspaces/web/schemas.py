@@ -15,15 +15,15 @@ class ReadModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-def json_response(adapter: TypeAdapter[Any], value: Any) -> Response:
+def json_response(adapter: TypeAdapter[Any], value: Any, *, exclude: Any = None) -> Response:
     """Serialise in one pydantic-core pass, for list endpoints.
 
     The route keeps `response_model` for the OpenAPI document; returning a Response skips
     FastAPI's validate-then-serialise of every item, which cost more than the query. The
     adapter is built over the documented model, or over the service dataclass that model
-    mirrors field for field.
+    mirrors field for field (`exclude` drops the dataclass's extra fields).
     """
-    return Response(adapter.dump_json(value), media_type="application/json")
+    return Response(adapter.dump_json(value, exclude=exclude), media_type="application/json")
 
 
 class ErrorDetail(BaseModel):
