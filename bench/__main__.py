@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
 
 from bench import floor, seed, statements
-from bench.cli_status import measure, server_url
+from bench.cli_status import IMPORT_FLOOR, measure, server_url
 
 HERE = Path(__file__).parent
 SECRET = "bench-secret-key-0123456789abcdef"
@@ -393,8 +393,9 @@ def main() -> None:
 
 def _cli_rows(admin: Any, server: URL, runs: int) -> list[str]:
     """`db deploy` on an empty database and `db status` on an up-to-date one, as processes."""
-    deploys, statuses = [], []
+    deploys, statuses, floors = [], [], []
     for _ in range(runs):
+        floors.append(measure([], python_args=IMPORT_FLOOR))
         name = f"wsbench_cli_{uuid.uuid4().hex[:8]}"
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -405,7 +406,8 @@ def _cli_rows(admin: Any, server: URL, runs: int) -> list[str]:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     rows = []
     for label, samples, goal in (("db status (up to date)", statuses, (0.5, 100)),
-                                 ("db deploy (empty database)", deploys, None)):
+                                 ("db deploy (empty database)", deploys, None),
+                                 ("import floor: " + IMPORT_FLOOR[1], floors, None)):
         assert all(r.exit_code == 0 for r in samples), samples
         walls = [r.wall for r in samples]
         rss = max(r.rss_mib for r in samples)

@@ -47,12 +47,18 @@ class Run:
     exit_code: int
 
 
-def measure(args: list[str]) -> Run:
-    """One `python -m workspaces` process, as a user runs it (bytecode caching on)."""
+# What `db status` imports before it does anything (the stack's libraries): its floor.
+IMPORT_FLOOR = ["-c", "import sqlalchemy, psycopg, pydantic_settings, typer, typer._adapters"]
+
+
+def measure(args: list[str], *, python_args: list[str] | None = None) -> Run:
+    """One `python -m workspaces` process (or `python *python_args`), as a user runs it
+    (bytecode caching on)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["DATABASE_URL"] = ""
-    result = subprocess.run([sys.executable, "-c", _RUSAGE, sys.executable, "-m", "workspaces",
-                             *args], env=env, stdout=subprocess.PIPE,
+    command = python_args or ["-m", "workspaces", *args]
+    result = subprocess.run([sys.executable, "-c", _RUSAGE, sys.executable, *command],
+                            env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, check=True)
     data = json.loads(result.stdout.splitlines()[-1])
     return Run(data["wall"], data["cpu"], data["rss_kib"] / 1024, data["exit"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -79,6 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker = asyncio.create_task(delivery.run(app.state.engine, settings, key,
                                                   app.state.mail_wake, stop))
         sweeper = asyncio.create_task(housekeeping.run(app.state.engine, stop))
+        # Everything loaded so far (modules, routes, compiled statements) lives as long as the
+        # process: keep it out of the collector's generations, so collections under load only
+        # walk what requests allocate (shorter pauses, a shorter latency tail).
+        gc.freeze()
         try:
             yield
         finally:
