@@ -51,7 +51,7 @@ def servable(script: str) -> bool:
 
 
 def _bind(sql: str, path: str) -> str:
-    if ":" not in sql or not _VARIABLE.search(sql):
+    if not _VARIABLE.search(sql):
         return sql
     pair = int(re.findall(r"\d+", path)[-1])  # an integer: safe to splice into the SQL
     # `run` 999 keeps fresh ids apart from pgbench's, whose runs are its connection counts.

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     # Sign-in attempts per 15 minutes, per account and per client address (stops guessing).
     signin_limit_per_account: int = Field(default=10, ge=1)
     signin_limit_per_address: int = Field(default=50, ge=1)
-    # Database connections per server worker (plus half as many again under bursts), and how
+    # Database connections per server worker (one of them kept for email delivery), and how
     # long a request waits for one before answering 503 server_busy.
     database_pool_size: int = Field(default=8, ge=1)
     database_pool_timeout: float = Field(default=10.0, gt=0)

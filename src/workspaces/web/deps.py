@@ -51,7 +51,7 @@ async def _transaction(request: Request) -> AsyncIterator[AsyncConnection]:
                 if not conn.invalidated:
                     queued = bool(conn.info.pop("mail_queued", False))
     finally:
-        state.db_slots.release()
+        slots.release()
     if queued:  # committed: wake the delivery loop now rather than at its next poll
         state.mail_wake.set()
 

@@ -20,8 +20,8 @@ router = APIRouter(prefix="/api/workspaces", tags=["workspaces"],
 @router.post("", status_code=201, response_model=WorkspaceRead)
 async def create_workspace(body: WorkspaceCreate, conn: Conn, user: CurrentUser) -> WorkspaceRead:
     """Create a workspace; you become its owner. The slug is derived from the name."""
-    return WorkspaceRead.model_validate(await service.create_workspace(conn, name=body.name,
-                                                                 owner=user))
+    created = await service.create_workspace(conn, name=body.name, owner=user)
+    return WorkspaceRead.model_validate(created)
 
 
 @router.get("", response_model=list[WorkspaceRead])
