@@ -92,7 +92,8 @@ def _rss_mib(pid: int) -> float:
 def _server(database: str, workers: int, log: Path) -> Iterator[tuple[str, int]]:
     port, smtp_port = _free_port(), _free_port()
     env = {**os.environ, "DATABASE_URL": database, "SECRET_KEY": SECRET,
-           "INVITE_RATE_LIMIT_PER_HOUR": str(10**9), "BASE_URL": "http://bench.example",
+           "INVITE_RATE_LIMIT_PER_HOUR": str(10**9), "INVITE_LIMIT_PER_USER_PER_HOUR": str(10**9),
+           "INVITE_LIMIT_PER_RECIPIENT_PER_DAY": str(10**9), "BASE_URL": "http://bench.example",
            "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}"}
     # A real SMTP server that accepts and discards: invite emails are delivered as in production.
     sink = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-c",

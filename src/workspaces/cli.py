@@ -262,13 +262,14 @@ def serve(
 
     import uvicorn
 
-    from workspaces.errors import AppError
     from workspaces.settings import get_settings
     from workspaces.web.app import create_app
 
     if database_url:
         os.environ["DATABASE_URL"] = database_url  # worker processes read settings again
         get_settings.cache_clear()
+    with _refuse_on_app_error():
+        email_notice = _email_notice(get_settings())  # before the database is touched
     with _guard(False):
         toolkit = _toolkit(database_url, False)
         report = toolkit.status()
@@ -290,17 +291,51 @@ def serve(
                 fix=f"{fix}; `workspaces db status` explains each problem",
                 exit_code=report.exit_code,
             )
-    try:
+    with _refuse_on_app_error():
         application = create_app()
+    if email_notice:
+        print(email_notice, file=sys.stderr, flush=True)
+    print(f"Serving on http://{host}:{port} (database {report.database})", flush=True)
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the
+    # application reads it only from TRUSTED_PROXIES (web.deps.client_address).
+    if workers > 1:
+        uvicorn.run("workspaces.web.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="info", proxy_headers=False)
+    else:
+        uvicorn.run(application, host=host, port=port, log_level="info", proxy_headers=False)
+
+
+@contextmanager
+def _refuse_on_app_error() -> Iterator[None]:
+    """Print a configuration error (an AppError) as `error[code]: message` and exit 1."""
+    from workspaces.errors import AppError
+
+    try:
+        yield
     except AppError as error:
         print(f"error[{error.code}]: {error.message}", file=sys.stderr)
         raise typer.Exit(1) from None
-    print(f"Serving on http://{host}:{port} (database {report.database})", flush=True)
-    if workers > 1:
-        uvicorn.run("workspaces.web.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level="info")
-    else:
-        uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+def _email_notice(settings: Any) -> str | None:
+    """What `serve` says about email at start: a loud warning when production may lose mail.
+
+    Raises EmailMisconfigured for EMAIL_BACKEND=smtp without SMTP_URL.
+    """
+    from workspaces.db import parse_url
+
+    if settings.email_mode == "smtp":
+        return None
+    if settings.email_backend or parse_url(settings.database_url).get_backend_name() == "sqlite":
+        return ("EMAIL_BACKEND=console: emails are written to this log and sent to nobody "
+                "(development; set SMTP_URL to deliver them).")
+    return "\n".join(f"WARNING:  {line}" for line in (
+        "EMAILS WILL NOT BE DELIVERED: SMTP_URL is not set, so EMAIL_BACKEND is console.",
+        "Every email, invite link included, is written to this log and sent to nobody.",
+        "The database is PostgreSQL, so this looks like production.",
+        "To deliver emails: set SMTP_URL (smtp://user:pass@host:587 or smtps://host:465).",
+        "If writing them to the log is intended: set EMAIL_BACKEND=console to say so.",
+    ))
 
 
 users_app = typer.Typer(no_args_is_help=True, help="Operator commands for accounts.")
@@ -371,10 +406,22 @@ def users_create(
     database_url: DatabaseUrl = None, as_json: AsJson = False,
 ) -> None:
     """Create an account."""
-    from workspaces.accounts.service import sign_up
+    from workspaces.accounts.service import NewAccount, check_password, create_account
+    from workspaces.errors import AppError
+    from workspaces.security import hash_password
+    from workspaces.validation import clean_name, normalize_email
 
-    user = _operate(database_url, as_json, lambda conn, _settings: sign_up(
-        conn, email=email, password=password, name=name))
+    def account() -> NewAccount:  # checked and hashed before the transaction opens
+        address, display_name = normalize_email(email), clean_name(name, field="name")
+        check_password(password)
+        return NewAccount(address, display_name, hash_password(password))
+
+    try:
+        new = account()
+    except AppError as error:
+        _fail(SchemaError(error.code, error.message), as_json)
+    user = _operate(database_url, as_json, lambda conn, _settings: create_account(
+        conn, account=new))
     _print(user, as_json, f"Created {user.email} ({user.id}).")
 
 
@@ -395,7 +442,7 @@ def workspaces_create(
         if user is None:
             raise NotFound(f"No account for {owner}; create it with `workspaces users create`.",
                            code="user_not_found")
-        return await create_workspace(conn, name=name, owner=user)
+        return await create_workspace(conn, name=name, owner=user, limit=None)
 
     workspace = _operate(database_url, as_json, work)
     _print(workspace, as_json, f"Created workspace {workspace.name} (slug {workspace.slug}).")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import stat
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
@@ -17,7 +19,16 @@ from sqlalchemy.pool import NullPool
 from workspaces.schema.errors import SchemaError
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+class Transactions(Protocol):
+    """Short transactions on demand, for work that must not hold a connection throughout
+    (hashing a password happens between a read and a write)."""
+
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+    def write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
 _PG_ALIASES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+asyncpg",
                "postgresql+psycopg2"}
@@ -54,6 +65,37 @@ def sqlite_path(url: URL) -> Path | None:
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
     return Path(url.database)
+
+
+def private_sqlite_file(url: URL) -> None:
+    """Create an SQLite database file 0600 (its owner only) before SQLite first opens it.
+
+    SQLite gives the -wal, -shm and -journal files the database file's permissions, so they are
+    private too. An existing file (and its companions) with group or other bits is tightened to
+    its owner's bits, where it is ours to change.
+    """
+    path = sqlite_path(url)
+    if path is None or url.query.get("uri"):
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:  # already there, or another process just created it
+        for companion in (path, *(Path(f"{path}{s}") for s in ("-wal", "-shm", "-journal"))):
+            _tighten(companion)
+    except OSError:
+        pass  # a missing or read-only folder: SQLite reports it in its own words
+
+
+def _tighten(path: Path) -> None:
+    """Drop the group and other bits of a regular file of ours; leave anyone else's alone."""
+    if os.name != "posix":
+        return
+    try:
+        info = path.stat()
+        if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077 and info.st_uid == os.geteuid():
+            path.chmod(info.st_mode & 0o700)
+    except (FileNotFoundError, PermissionError):
+        pass
 
 
 def whoami() -> str:
@@ -97,6 +139,8 @@ def _sqlite_engine(
 ) -> Engine:
     path = sqlite_path(url)
     connect_args: dict[str, Any] = {"timeout": busy_timeout}
+    if not read_only:
+        private_sqlite_file(url)
     if read_only and path is not None:
         # A URI with mode=ro never creates the file and never writes.
         url = url.set(database=f"file:{quote(str(path))}?mode=ro", query={"uri": "true"})
@@ -140,6 +184,7 @@ def create_app_engine(url: URL, *, pool_size: int = 8, pool_timeout: float = 10.
     # beyond the pool each paid for a new connection (seen in py-spy as asyncpg connects).
     pool = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": pool_timeout}
     if url.get_backend_name() == "sqlite":
+        private_sqlite_file(url)
         engine = create_async_engine(url.set(drivername="sqlite+aiosqlite"),
                                      connect_args={"timeout": 15}, **pool)
 

@@ -20,7 +20,7 @@ from workspaces import clock
 from workspaces.models import auth_tokens, rate_limit_counters
 
 log = logging.getLogger("workspaces.housekeeping")
-KEEP = timedelta(days=1)
+KEEP = timedelta(days=1)  # at least the longest rate-limit window (a day)
 EVERY = timedelta(hours=1)
 
 

@@ -31,7 +31,7 @@ NAMING_CONVENTION = {
 ROLES = ("owner", "admin", "member")
 INVITE_STATUSES = ("pending", "accepted", "revoked", "declined")
 TOKEN_KINDS = ("api", "browser")
-OUTBOX_STATUSES = ("pending", "sent", "failed")
+OUTBOX_STATUSES = ("pending", "sent", "logged", "failed")  # logged: EMAIL_BACKEND=console
 PENDING_ONLY = text("status = 'pending'")
 
 
@@ -48,6 +48,9 @@ class User(Base):
     __table_args__ = (
         # Emails are stored normalised to lower case, so the unique constraint is case-insensitive.
         CheckConstraint("email = lower(email)", name="email_lowercase"),
+        # No account's address may look like another's (Unicode TS #39 skeleton); NULL for
+        # look-alikes registered before the rule (see the migration that added it).
+        Index("uq_users_email_skeleton", "email_skeleton", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -56,6 +59,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    email_skeleton: Mapped[str | None] = mapped_column(String(320))
 
 
 class Workspace(Base):

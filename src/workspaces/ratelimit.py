@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
@@ -13,32 +16,79 @@ from workspaces.errors import RateLimited
 from workspaces.models import rate_limit_counters as counters
 
 
+@dataclass(frozen=True)
+class Limit:
+    """At most `limit` events for `key` per `window`; `what` names them in the refusal."""
+
+    key: str
+    limit: int
+    window: timedelta
+    what: str
+
+
+def hashed(value: str) -> str:
+    """How a key names an address (email or IP): a digest, so keys stay short and the table
+    holds no addresses."""
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
 def _window_start(now: datetime, window: timedelta) -> datetime:
     seconds = window.total_seconds()
     return datetime.fromtimestamp(math.floor(now.timestamp() / seconds) * seconds, now.tzinfo)
 
 
-async def hit(conn: AsyncConnection, *, key: str, limit: int, window: timedelta,
-              what: str) -> None:
-    """Count one event for `key`; over `limit` in the current window: 429 with Retry-After."""
-    now = clock.now()
-    start = _window_start(now, window)
-    upsert = (
-        dialect_insert(conn.dialect.name)(counters)
-        .values(key=key, window_start=start, count=1)
-        .on_conflict_do_update(index_elements=[counters.c.key, counters.c.window_start],
-                               set_={"count": counters.c.count + 1})
+def _refuse(limit: Limit, start: datetime, now: datetime) -> RateLimited:
+    retry_after = max(1, math.ceil((start + limit.window - now).total_seconds()))
+    return RateLimited(
+        f"Too many {limit.what}: the limit is {limit.limit} per {_describe(limit.window)}. "
+        f"Try again in {retry_after} seconds.",
+        headers={"Retry-After": str(retry_after)}, retry_after=retry_after,
     )
-    used = int((await conn.execute(upsert.returning(counters.c.count))).scalar_one())
-    if used > limit:
-        retry_after = max(1, math.ceil((start + window - now).total_seconds()))
-        raise RateLimited(
-            f"Too many {what}: the limit is {limit} per {_describe(window)}. Try again in "
-            f"{retry_after} seconds.",
-            headers={"Retry-After": str(retry_after)}, retry_after=retry_after,
+
+
+async def hit(conn: AsyncConnection, *limits: Limit) -> None:
+    """Count one event against each limit; any over its limit: 429 with Retry-After.
+
+    The counters are updated in key order: each counter row stays locked until commit, and two
+    transactions that take the same rows in the same order cannot deadlock. Raising rolls the
+    counts back with everything else, so only what really happened is counted.
+    """
+    now = clock.now()
+    for limit in sorted(limits, key=lambda each: each.key):
+        start = _window_start(now, limit.window)
+        upsert = (
+            dialect_insert(conn.dialect.name)(counters)
+            .values(key=limit.key, window_start=start, count=1)
+            .on_conflict_do_update(index_elements=[counters.c.key, counters.c.window_start],
+                                   set_={"count": counters.c.count + 1})
         )
+        used = int((await conn.execute(upsert.returning(counters.c.count))).scalar_one())
+        if used > limit.limit:
+            raise _refuse(limit, start, now)
+
+
+async def check(conn: AsyncConnection, *limits: Limit) -> None:
+    """Refuse (429) if any limit is used up already; counts nothing, locks nothing."""
+    now = clock.now()
+    for limit in limits:
+        start = _window_start(now, limit.window)
+        used = (await conn.execute(
+            select(counters.c.count).where(counters.c.key == limit.key,
+                                           counters.c.window_start == start)
+        )).scalar()
+        if used is not None and used >= limit.limit:
+            raise _refuse(limit, start, now)
+
+
+async def clear(conn: AsyncConnection, key: str) -> None:
+    """Forget every count of `key` (e.g. the failures before a successful sign-in)."""
+    await conn.execute(delete(counters).where(counters.c.key == key))
 
 
 def _describe(window: timedelta) -> str:
-    minutes = window.total_seconds() / 60
-    return "hour" if minutes == 60 else f"{minutes:g} minutes"
+    hours = window.total_seconds() / 3600
+    if hours == 24:
+        return "day"
+    if hours == 1:
+        return "hour"
+    return f"{window.total_seconds() / 60:g} minutes"

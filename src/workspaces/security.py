@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache, lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken
 
 from workspaces.db import parse_url, sqlite_path
-from workspaces.errors import AppError
+from workspaces.errors import AppError, ServiceUnavailable
 from workspaces.settings import Settings
 
 TOKEN_BYTES = 32
 _hasher = PasswordHasher()
-# Verifying against this keeps sign-in time the same whether or not the email exists.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+T = TypeVar("T")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps sign-in time the same whether or not the email exists.
+    Made on first use, not at import: every CLI command would pay for it."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def new_token(prefix: str = "") -> str:
@@ -32,14 +41,47 @@ def hash_token(token: str) -> str:
 
 
 def hash_password(password: str) -> str:
+    """Argon2 (about 0.3 s of one core): call it through `Passwords` in the server."""
     return _hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return (_hasher.verify(password_hash or _dummy_hash(), password)
+                and password_hash is not None)
     except (VerificationError, InvalidHashError):
         return False
+
+
+class Passwords:
+    """Argon2 for the server: in a worker thread (argon2-cffi releases the GIL), never on the
+    event loop, and at most `concurrency` at once per process, so sign-ups cannot take every
+    core from the requests being served. Callers hash before they open a transaction: a hash
+    never holds a connection or, on SQLite, the write lock. A caller that waits more than
+    `wait` seconds for its turn is answered 503 `server_busy`."""
+
+    def __init__(self, *, concurrency: int, wait: float) -> None:
+        self._turns = asyncio.Semaphore(concurrency)
+        self._wait = wait
+
+    async def hash(self, password: str) -> str:
+        return await self._run(hash_password, password)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        return await self._run(verify_password, password_hash, password)
+
+    async def _run(self, work: Callable[..., T], *args: str | None) -> T:
+        try:
+            await asyncio.wait_for(self._turns.acquire(), timeout=self._wait)
+        except TimeoutError:
+            raise ServiceUnavailable("The server is too busy checking passwords; retry in a "
+                                     "moment.", code="server_busy",
+                                     headers={"Retry-After": "1"}) from None
+        # The turn is given back when the thread is done, not when the caller stops waiting:
+        # a request cancelled mid-hash (client gone) must not lift the cap while it computes.
+        done = asyncio.ensure_future(asyncio.to_thread(work, *args))
+        done.add_done_callback(lambda _: self._turns.release())
+        return await asyncio.shield(done)
 
 
 class SecretKeyMissing(AppError):

@@ -2,9 +2,18 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workspaces.errors import AppError
+
+EmailMode = Literal["smtp", "console"]
+
+
+class EmailMisconfigured(AppError):
+    status, code = 500, "email_misconfigured"
 
 
 class Settings(BaseSettings):
@@ -13,18 +22,39 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///workspaces.db"
     # Links in emails are built from this.
     base_url: str = "http://127.0.0.1:8000"
-    # smtp://user:pass@host:587 (STARTTLS when offered) or smtps://host:465; unset: print emails.
+    # smtp://user:pass@host:587 (STARTTLS when offered) or smtps://host:465.
     smtp_url: str | None = None
+    # smtp (deliver over SMTP_URL) or console (development: write emails to the log, deliver
+    # none). Unset: smtp when SMTP_URL is set, otherwise console. Read it as `email_mode`.
+    email_backend: str | None = None
     email_from: str = "Workspaces <no-reply@localhost>"
     # Encrypts invite links waiting in the email outbox; every instance needs the same one.
     # Unset with the SQLite default: generated once into `<database file>.secret`.
     secret_key: str | None = None
     invite_ttl_days: int = Field(default=7, ge=1, le=30)
+    # Limits, counted in the database (they hold across instances); see docs/security.md.
+    # Invite emails, created or re-sent: per workspace and per inviting user an hour, and per
+    # recipient address a day across all workspaces.
     invite_rate_limit_per_hour: int = Field(default=50, ge=1)
+    invite_limit_per_user_per_hour: int = Field(default=50, ge=1)
+    invite_limit_per_recipient_per_day: int = Field(default=5, ge=1)
+    # Sign-ups (attempts) and workspace creations per client address an hour.
+    signup_limit_per_client_per_hour: int = Field(default=20, ge=1)
+    workspace_limit_per_client_per_hour: int = Field(default=20, ge=1)
     api_token_ttl_days: int = Field(default=30, ge=1)
-    # Sign-in attempts per 15 minutes, per account and per client address (stops guessing).
+    # Failed sign-ins per 15 minutes: for one account from one client address, for one account
+    # from all addresses (distributed guessing), and from one client address over all accounts.
+    # Only failures count; a success clears its address's failures for that account.
     signin_limit_per_account: int = Field(default=10, ge=1)
+    signin_limit_per_account_all_clients: int = Field(default=100, ge=1)
     signin_limit_per_address: int = Field(default=50, ge=1)
+    # Proxies (IP addresses or CIDR networks, comma-separated) whose X-Forwarded-For is believed
+    # when they connect; empty: the peer address is the client address.
+    trusted_proxies: str = ""
+    # Argon2 hashes computed at once per server process (each takes a core for ~0.3 s); more
+    # wait, and after `password_hash_wait_seconds` answer 503 server_busy.
+    password_hash_concurrency: int = Field(default=1, ge=1)
+    password_hash_wait_seconds: float = Field(default=10.0, gt=0)
     # Database connections per server worker (one of them kept for email delivery), and how
     # long a request waits for one before answering 503 server_busy.
     database_pool_size: int = Field(default=8, ge=1)
@@ -40,6 +70,22 @@ class Settings(BaseSettings):
     email_poll_seconds: float = Field(default=2.0, gt=0)
     # Developers and tests only: a different folder of revisions than the packaged one.
     workspaces_migrations_dir: Path | None = None
+
+    @property
+    def email_mode(self) -> EmailMode:
+        """The email backend in effect: EMAIL_BACKEND, else smtp exactly when SMTP_URL is set."""
+        backend = (self.email_backend or ("smtp" if self.smtp_url else "console")).lower()
+        if backend == "console":
+            return "console"
+        if backend != "smtp":
+            raise EmailMisconfigured(
+                f"EMAIL_BACKEND must be smtp or console, not {self.email_backend!r}.")
+        if not self.smtp_url:
+            raise EmailMisconfigured(
+                "EMAIL_BACKEND=smtp but SMTP_URL is not set: no email could be delivered. Set "
+                "SMTP_URL (smtp://user:pass@host:587 or smtps://host:465), or set "
+                "EMAIL_BACKEND=console to write emails to the log instead (development only).")
+        return "smtp"
 
 
 @lru_cache

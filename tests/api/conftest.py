@@ -20,6 +20,10 @@ def settings(app_db: str, smtp: Sink) -> Settings:
         database_url=app_db, smtp_url=f"smtp://127.0.0.1:{smtp.port}",
         secret_key="test-secret-key-of-enough-length", base_url="http://testserver",
         email_poll_seconds=0.2, email_retry_seconds=0.2, email_max_attempts=3,
+        # Every request comes from one client ("testclient") and fixtures sign up, create and
+        # invite a lot: the limits' own tests lower these again.
+        signup_limit_per_client_per_hour=10_000, workspace_limit_per_client_per_hour=10_000,
+        invite_limit_per_user_per_hour=10_000, invite_limit_per_recipient_per_day=10_000,
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,3 +126,133 @@ def test_ids_from_another_workspace_are_not_found(api: Api) -> None:
     listed = api.client.get(f"/api/workspaces/{world.other_slug}/invites",
                             headers=world.headers["outsider"]).json()["items"]
     assert [i["status"] for i in listed] == ["accepted", "pending"]  # untouched
+
+
+RANK = {"member": 1, "admin": 2, "owner": 3}
+ROLES = ("member", "admin", "owner")
+
+
+def _invite_cell(caller: str, invite_role: str, op: str) -> tuple[int, str | None]:
+    """What (caller role x invite role x operation) must answer."""
+    if caller == "member":
+        return 403, "insufficient_role"
+    if op == "list":
+        return 200, None  # admins see every invite, owner invites too; acting is what is capped
+    if RANK[invite_role] > RANK[caller]:
+        return 403, "role_above_inviter"
+    return (201 if op == "create" else 200), None
+
+
+def test_every_invite_operation_for_every_caller_and_invite_role(api: Api) -> None:
+    """The role ceiling holds on every verb that touches an invite, not only on create: an
+    admin who could re-send an owner invite got a fresh owner link (the escalation found)."""
+    world = World(api)
+    failures = []
+    for caller, invite_role, op in itertools.product(
+            ("member", "admin", "owner"), ROLES, ("create", "resend", "revoke", "list")):
+        headers = world.headers[caller]
+        base = f"/api/workspaces/{world.slug}/invites"
+        if op == "create":
+            response = api.client.post(base, json={"email": world.fresh(), "role": invite_role},
+                                       headers=headers)
+        elif op == "list":
+            response = api.client.get(f"{base}?status=pending", headers=headers)
+        else:
+            invite = api.invite(world.headers["owner"], world.slug, world.fresh(), invite_role)
+            response = api.client.post(f"{base}/{invite['id']}/{op}", headers=headers)
+        expected = _invite_cell(caller, invite_role, op)
+        got = (response.status_code,
+               response.json()["error"]["code"] if response.status_code >= 400 else None)
+        if got != expected:
+            failures.append(f"{op} a {invite_role} invite as {caller}: {got}, expected {expected}")
+        if op == "resend" and got[0] != 200:
+            assert "accept_url" not in response.text  # no link leaks with a refusal
+    assert not failures, "\n".join(failures)
+
+
+def test_a_refused_resend_leaves_the_owner_invite_and_its_link_as_they_were(api: Api) -> None:
+    world = World(api)
+    issued = api.invite(world.headers["owner"], world.slug, world.fresh(), "owner")
+    state = ("SELECT token, expires_at, status FROM workspace_invites "
+             "WHERE email LIKE 'person%' ORDER BY created_at DESC LIMIT 1")
+    before = api.db.sql(state)
+    path = f"/api/workspaces/{world.slug}/invites/{issued['id']}"
+    api.error(api.client.post(f"{path}/resend", headers=world.headers["admin"]), 403,
+              "role_above_inviter")
+    api.error(api.client.post(f"{path}/revoke", headers=world.headers["admin"]), 403,
+              "role_above_inviter")
+    assert api.db.sql(state) == before
+    token = issued["accept_url"].rsplit("/", 1)[1]
+    assert api.client.get(f"/api/invites/{token}").json()["status"] == "pending"
+
+
+def _member_cell(caller: str, target: str, op: str) -> tuple[int, str | None]:
+    """What (caller role x target role x member operation) must answer."""
+    if caller == "member":
+        return 403, "insufficient_role"
+    if RANK[target] > RANK[caller] or (op == "promote to owner" and caller != "owner"):
+        return 403, "owner_required"
+    return (204 if op == "remove" else 200), None
+
+
+def test_every_member_operation_for_every_caller_and_target_role(api: Api) -> None:
+    world = World(api)
+    failures = []
+    for caller, target, op in itertools.product(
+            ("member", "admin", "owner"), ROLES, ("remove", "change role", "promote to owner")):
+        if op == "promote to owner" and target == "owner":
+            continue
+        member_id, _ = world.join(target)
+        path = f"/api/workspaces/{world.slug}/members/{member_id}"
+        headers = world.headers[caller]
+        if op == "remove":
+            response = api.client.delete(path, headers=headers)
+        else:
+            role = ("owner" if op == "promote to owner"
+                    else "admin" if target == "member" else "member")
+            response = api.client.patch(path, json={"role": role}, headers=headers)
+        expected = _member_cell(caller, target, op)
+        got = (response.status_code,
+               response.json()["error"]["code"] if response.status_code >= 400 else None)
+        if got != expected:
+            failures.append(f"{op} a {target} as {caller}: {got}, expected {expected}")
+    assert not failures, "\n".join(failures)
+
+
+def _signed_in_page(api: Api, email: str, path: str) -> str:
+    """`path` as a browser signed in as `email` (through the sign-in form) sees it."""
+    form = api.client.get("/signin")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf, form.text
+    signed = api.client.post("/signin", data={"csrf_token": csrf.group(1), "email": email,
+                                              "password": "correct horse battery"})
+    assert signed.status_code == 200, signed.text
+    return str(api.client.get(path).text)
+
+
+def test_the_members_tab_offers_only_what_the_caller_may_do(api: Api) -> None:
+    owner = api.signup("owner@example.com")
+    slug = api.workspace(owner, "Tab")
+    admin_email = "admin@example.com"
+    token = api.invite(owner, slug, admin_email, "admin")["accept_url"].rsplit("/", 1)[1]
+    admin = api.signup(admin_email)
+    assert api.client.post(f"/api/invites/{token}/accept", headers=admin).status_code == 200
+    api.invite(owner, slug, "future-owner@example.com", "owner")
+    api.invite(owner, slug, "future-member@example.com", "member")
+
+    as_admin = _signed_in_page(api, admin_email, f"/w/{slug}")
+    assert "Resend invite to future-member@example.com" in as_admin
+    assert "Revoke invite to future-member@example.com" in as_admin
+    assert "future-owner@example.com" in as_admin  # listed, but not actionable
+    assert "Resend invite to future-owner@example.com" not in as_admin
+    assert "Revoke invite to future-owner@example.com" not in as_admin
+    assert "Remove owner@example.com" not in as_admin
+    assert '<option value="owner"' not in as_admin
+
+    api.client.cookies.clear()
+    as_owner = _signed_in_page(api, "owner@example.com", f"/w/{slug}")
+    assert "Resend invite to future-owner@example.com" in as_owner
+    assert "Remove admin@example.com" in as_owner
+    # The sole owner is offered nothing on their own row: both would be refused (last owner).
+    assert "Remove owner@example.com" not in as_owner
+    assert "Change role of owner@example.com" not in as_owner

@@ -1,8 +1,9 @@
-"""Email delivery through the outbox: outages, permanent failures, the log fallback."""
+"""Email delivery through the outbox: outages, permanent failures, the console backend."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 
@@ -101,15 +102,44 @@ def test_a_refused_address_is_marked_failed_with_the_smtp_reply(api: Api, smtp: 
           .json()["items"][0]["email_status"] == "sent")
 
 
-def test_without_smtp_the_email_is_printed_to_the_log(settings: Settings,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+def _members_tab(client: TestClient, email: str, slug: str) -> str:
+    """The workspace's Members tab as its owner sees it (signed in through the form)."""
+    page = client.get("/signin")
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, page.text
+    signed_in = client.post("/signin", data={"csrf_token": match.group(1), "email": email,
+                                              "password": "correct horse battery"})
+    assert signed_in.status_code == 200, signed_in.text
+    tab = client.get(f"/w/{slug}")
+    assert tab.status_code == 200, tab.text
+    return str(tab.text)
+
+
+@pytest.mark.parametrize("console", [
+    {"smtp_url": None},  # nothing configured: console, the development default
+    {"email_backend": "console"},  # chosen on purpose, even with a mail server configured
+])
+def test_the_console_backend_logs_the_email_as_not_delivered(
+        settings: Settings, smtp: Sink, caplog: pytest.LogCaptureFixture,
+        console: dict[str, str | None]) -> None:
     caplog.set_level(logging.WARNING, logger="workspaces.mail")
-    local = settings.model_copy(update={"smtp_url": None})
-    with TestClient(create_app(local)) as client:
+    with TestClient(create_app(settings.model_copy(update=console))) as client:
         api = Api(client, Cli(settings.database_url, {}))
         owner = api.signup("ann@example.com")
         slug = api.workspace(owner)
         token = api.invite(owner, slug, "bob@example.com")["accept_url"].rsplit("/", 1)[1]
-        _wait(lambda: [row[1] for row in _outbox(api)] == ["sent"])
-    assert f"/invites/{token}" in caplog.text
-    assert "SMTP_URL is not set" in caplog.text
+        _wait(lambda: [row[1] for row in _outbox(api)] == ["logged"])
+        listed = api.client.get(f"/api/workspaces/{slug}/invites", headers=owner).json()
+        tab = _members_tab(client, "ann@example.com", slug)
+    assert [i["email_status"] for i in listed["items"]] == ["logged"]
+    row = tab[tab.index('<tr data-invite="bob@example.com">'):]
+    row = row[:row.index("</tr>")]
+    assert "development: not sent" in row and ">sent<" not in row
+    (record,) = [r for r in caplog.records if r.name == "workspaces.mail"]
+    assert record.levelno == logging.WARNING
+    text = record.getMessage()
+    assert text.startswith("DEVELOPMENT EMAIL (EMAIL_BACKEND=console): not delivered to anyone\n")
+    assert "To: bob@example.com" in text and "Subject: ann invited you to Acme" in text
+    assert f"/invites/{token}" in text  # the developer follows the link from the log
+    assert smtp.messages == []  # a configured server is not used
+    assert _outbox(api)[0][4] is None  # the sealed link is erased as after a delivery

@@ -1,30 +1,94 @@
-"""Sign-in attempts are limited per account and per client address, across restarts."""
+"""Failed sign-ins are limited per account and client address, per account from anywhere, and
+per client address; only failures count, so a stranger cannot lock the real user out."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
 from tests.api.conftest import Api
+from workspaces.settings import Settings
+from workspaces.web.app import create_app
+
+RIGHT = "the right password"
 
 
-def _login(api: Api, email: str, password: str) -> int:
-    response = api.client.post("/api/auth/login", json={"email": email, "password": password})
+def _login(client: TestClient, email: str, password: str, source: str | None = None) -> int:
+    headers = {"X-Forwarded-For": source} if source else {}
+    response = client.post("/api/auth/login", json={"email": email, "password": password},
+                           headers=headers)
     return int(response.status_code)
 
 
-def test_guessing_one_accounts_password_is_cut_off(api: Api) -> None:
-    api.signup("ann@example.com", password="the right password")
-    api.client.app.state.settings.signin_limit_per_account = 3  # type: ignore[attr-defined]
-    assert [_login(api, "ann@example.com", f"guess {n}") for n in range(3)] == [401] * 3
-    refused = api.client.post("/api/auth/login",
-                              json={"email": "ANN@example.com", "password": "the right password"})
-    message = api.error(refused, 429, "rate_limited")
-    assert "sign-in attempts" in message
+@pytest.fixture
+def proxied(settings: Settings) -> Iterator[TestClient]:
+    """Requests through a trusted proxy, so each test picks each request's client address."""
+    behind = settings.model_copy(update={
+        "trusted_proxies": "127.0.0.1", "signin_limit_per_account": 3,
+        "signin_limit_per_account_all_clients": 6, "signin_limit_per_address": 5})
+    with TestClient(create_app(behind), client=("127.0.0.1", 50000)) as client:
+        created = client.post("/api/auth/signup", json={
+            "email": "ann@example.com", "password": RIGHT, "name": "Ann"})
+        assert created.status_code == 201, created.text
+        yield client
+
+
+def test_a_strangers_guesses_do_not_lock_the_real_user_out(proxied: TestClient) -> None:
+    """Found by attacking: ten wrong guesses by anyone, and the real user's right password got
+    429 for 15 minutes."""
+    stranger, ann = "203.0.113.66", "192.0.2.10"
+    assert [_login(proxied, "ann@example.com", f"guess {n}", stranger)
+            for n in range(3)] == [401] * 3
+    refused = proxied.post("/api/auth/login", headers={"X-Forwarded-For": stranger},
+                           json={"email": "ann@example.com", "password": RIGHT})
+    assert refused.status_code == 429, refused.text  # cut off before the password is checked
+    assert refused.json()["error"]["code"] == "rate_limited"
     assert 1 <= int(refused.headers["Retry-After"]) <= 900
-    counted = api.db.sql("SELECT count FROM rate_limit_counters "
-                         "WHERE key = 'signin:account:ann@example.com'")
-    assert counted == [(3,)]  # the failures were committed although they answered 401
+    assert _login(proxied, "ANN@example.com", RIGHT, ann) == 200
 
 
-def test_one_client_trying_many_accounts_is_cut_off(api: Api) -> None:
-    api.client.app.state.settings.signin_limit_per_address = 5  # type: ignore[attr-defined]
-    codes = [_login(api, f"user{n}@example.com", "whatever pw") for n in range(6)]
+def test_successes_do_not_count_and_clear_that_addresses_failures(proxied: TestClient) -> None:
+    home = "192.0.2.10"
+    assert [_login(proxied, "ann@example.com", RIGHT, home) for _ in range(5)] == [200] * 5
+    assert _login(proxied, "ann@example.com", "typo", home) == 401
+    assert _login(proxied, "ann@example.com", "typo", home) == 401
+    assert _login(proxied, "ann@example.com", RIGHT, home) == 200
+    assert [_login(proxied, "ann@example.com", "typo", home) for _ in range(3)] == [401] * 3
+    assert _login(proxied, "ann@example.com", RIGHT, home) == 429
+
+
+def test_guessing_from_many_addresses_hits_the_account_ceiling(proxied: TestClient) -> None:
+    codes = [_login(proxied, "ann@example.com", "guess", f"198.51.100.{n}") for n in range(7)]
+    assert codes == [401] * 6 + [429]
+    assert _login(proxied, "ann@example.com", RIGHT, "192.0.2.10") == 429  # the trade-off
+
+
+def test_one_client_trying_many_accounts_is_cut_off(proxied: TestClient) -> None:
+    codes = [_login(proxied, f"user{n}@example.com", "whatever pw", "203.0.113.5")
+             for n in range(6)]
     assert codes == [401] * 5 + [429]
+    assert _login(proxied, "ann@example.com", RIGHT, "192.0.2.10") == 200
+
+
+def test_failed_attempts_are_committed_without_addresses(api: Api) -> None:
+    api.signup("ann@example.com", password=RIGHT)
+    assert [_login(api.client, "ann@example.com", "wrong") for _ in range(2)] == [401, 401]
+    rows = api.db.sql("SELECT key, count FROM rate_limit_counters WHERE key LIKE 'signin:%'")
+    assert sorted(int(str(count)) for _, count in rows) == [2, 2, 2]  # committed with the 401s
+    assert not any("ann" in str(key) or "testclient" in str(key) for key, _ in rows)
+
+
+def test_the_sign_in_page_counts_failures_alike(api: Api) -> None:
+    api.signup("ann@example.com", password=RIGHT)
+    api.client.app.state.settings.signin_limit_per_account = 2  # type: ignore[attr-defined]
+    form = api.client.get("/signin").text
+    csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+
+    def attempt(password: str) -> int:
+        return int(api.client.post("/signin", data={"csrf_token": csrf, "email": "ann@example.com",
+                                                    "password": password}).status_code)
+
+    assert [attempt("wrong"), attempt("wrong")] == [401, 401]
+    assert attempt(RIGHT) == 429

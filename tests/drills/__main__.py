@@ -62,6 +62,10 @@ def main() -> None:
             with drills.running(url) as (base, _):
                 return drills.run(drills.race_owners(base, 6))
 
+        def deletions(url: str) -> drills.Outcome:
+            with drills.running(url) as (base, _):
+                return drills.run(drills.race_account_deletions(base, 8))
+
         def deploys(url: str) -> drills.Outcome:
             with drills.running(url) as (base, _):
                 return drills.run(drills.deploys_under_traffic(base, url, 8, 5.0))
@@ -71,6 +75,7 @@ def main() -> None:
         fresh(races)
         fresh(invites)
         fresh(owners)
+        fresh(deletions)
         fresh(deploys)
         fresh(lambda url: drills.run(drills.kill_mid_accepts(url, n)))
         fresh(lambda url: drills.run(drills.two_instances(url)))

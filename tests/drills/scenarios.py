@@ -196,6 +196,33 @@ async def race_owners(base: str, owners: int) -> Outcome:
     return outcome
 
 
+async def race_account_deletions(base: str, trials: int) -> Outcome:
+    """Two co-owners delete their accounts at the same moment: one of them must stay."""
+    outcome = Outcome(f"two co-owners deleting their accounts at once, {trials} times")
+    client = Client(base)
+    try:
+        for _ in range(trials):
+            first = await client.signup(client.email("owner"))
+            slug = await client.workspace(first)
+            _, second = await client.join(first, slug, "owner")
+            results = await _burst(outcome, [
+                partial(client.http.delete, "/api/me", headers=headers)
+                for headers in (first, second)])
+            codes = sorted(r.status_code for r in results if isinstance(r, httpx.Response))
+            if codes != [204, 409]:
+                outcome.failures.append(f"answers {codes}")
+            for headers in (first, second):
+                members = await client.http.get(f"/api/workspaces/{slug}/members",
+                                                headers=headers)
+                if members.status_code == 200:
+                    break
+            else:
+                outcome.lost += 1  # both accounts gone: the workspace has no owner
+    finally:
+        await client.close()
+    return outcome
+
+
 async def deploys_under_traffic(base: str, database_url: str, deployers: int,
                                 seconds: float) -> Outcome:
     outcome = Outcome(f"{deployers} concurrent `db deploy` while the server takes traffic")
@@ -224,7 +251,10 @@ async def deploys_under_traffic(base: str, database_url: str, deployers: int,
 @contextmanager
 def running(database_url: str, env: dict[str, str] | None = None,
             workers: int = 2) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    settings = {"INVITE_RATE_LIMIT_PER_HOUR": "1000000", **(env or {})}  # drills invite a lot
+    settings = {name: "1000000" for name in (  # drills sign up, create and invite a lot
+        "INVITE_RATE_LIMIT_PER_HOUR", "INVITE_LIMIT_PER_USER_PER_HOUR",
+        "INVITE_LIMIT_PER_RECIPIENT_PER_DAY", "SIGNUP_LIMIT_PER_CLIENT_PER_HOUR",
+        "WORKSPACE_LIMIT_PER_CLIENT_PER_HOUR")} | (env or {})
     with serving(["--database-url", database_url, "--workers", str(workers)], settings) as s:
         yield s
 

@@ -10,9 +10,8 @@ from fastapi.responses import Response
 
 from workspaces.accounts import service
 from workspaces.errors import AppError
-from workspaces.web.deps import AppSettings, Conn, client_address
+from workspaces.web.deps import AppSettings, Conn, PasswordHashing, Tx, client_address
 from workspaces.web.html import (
-    SESSION_COOKIE,
     SESSION_DAYS,
     CsrfChecked,
     PageUser,
@@ -20,23 +19,19 @@ from workspaces.web.html import (
     field_errors,
     redirect,
     render,
+    safe_next,
+    session_token,
     start_session,
 )
 
 router = APIRouter(include_in_schema=False)
 
 
-def _safe_next(next_url: str | None) -> str:
-    """Only same-site paths: never redirect to another host after sign-in."""
-    if next_url and next_url.startswith("/") and not next_url.startswith("//"):
-        return next_url
-    return "/"
+_BROWSER = service.Session("browser", timedelta(days=SESSION_DAYS))
 
 
-async def _session(conn: Conn, request: Request, user: service.UserInfo, target: str,
-                   message: str) -> Response:
-    token = await service.issue_token(conn, user_id=user.id, kind="browser",
-                                      ttl=timedelta(days=SESSION_DAYS))
+def _signed_in(request: Request, user: service.UserInfo, token: str, target: str,
+               message: str) -> Response:
     response = redirect(request, target, message)
     start_session(request, response, token)
     return response
@@ -44,21 +39,24 @@ async def _session(conn: Conn, request: Request, user: service.UserInfo, target:
 
 @router.get("/signin")
 async def signin_page(request: Request, user: PageUser, next: str = "/") -> Response:
-    return render(request, "signin.html", next_url=_safe_next(next), values={}, errors={})
+    return render(request, "signin.html", next_url=safe_next(next), values={}, errors={})
 
 
 @router.post("/signin", dependencies=[CsrfChecked])
-async def signin(request: Request, conn: Conn, user: PageUser, settings: AppSettings,
+async def signin(request: Request, tx: Tx, passwords: PasswordHashing, settings: AppSettings,
                  email: Annotated[str, Form(max_length=320)] = "",
                  password: Annotated[str, Form(max_length=1024)] = "",
                  next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
     try:
-        found = await service.sign_in(conn, email=email, password=password,
-                                      client=client_address(request), settings=settings)
-    except AppError as error:  # rendered, not raised: a counted failed attempt commits
-        return render(request, "signin.html", error.status, next_url=_safe_next(next),
+        found, token = await service.sign_in(tx, passwords, email=email, password=password,
+                                             client=client_address(request), settings=settings,
+                                             session=_BROWSER)
+    except AppError as error:
+        page = render(request, "signin.html", error.status, next_url=safe_next(next),
                       values={"email": email}, errors={"form": error.message})
-    return await _session(conn, request, found, _safe_next(next), f"Signed in as {found.email}.")
+        page.headers.update(error.headers)  # Retry-After with a 429
+        return page
+    return _signed_in(request, found, token, safe_next(next), f"Signed in as {found.email}.")
 
 
 @router.get("/signup")
@@ -67,25 +65,28 @@ async def signup_page(request: Request, user: PageUser) -> Response:
 
 
 @router.post("/signup", dependencies=[CsrfChecked])
-async def signup(request: Request, conn: Conn, user: PageUser,
+async def signup(request: Request, tx: Tx, passwords: PasswordHashing, settings: AppSettings,
                  name: Annotated[str, Form(max_length=200)] = "",
                  email: Annotated[str, Form(max_length=320)] = "",
                  password: Annotated[str, Form(max_length=1024)] = "") -> Response:
     try:
-        async with conn.begin_nested():
-            created = await service.sign_up(conn, email=email, password=password, name=name)
+        created, token = await service.sign_up(
+            tx, passwords, email=email, password=password, name=name,
+            client=client_address(request), settings=settings, session=_BROWSER)
     except AppError as error:
-        return render(request, "signup.html", error.status, values={"name": name, "email": email},
+        page = render(request, "signup.html", error.status, values={"name": name, "email": email},
                       errors=field_errors(error))
-    return await _session(conn, request, created, "/", f"Welcome, {created.name}.")
+        page.headers.update(error.headers)
+        return page
+    return _signed_in(request, created, token, "/", f"Welcome, {created.name}.")
 
 
 @router.post("/signout", dependencies=[CsrfChecked])
 async def signout(request: Request, conn: Conn,
                   next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
-    token = request.cookies.get(SESSION_COOKIE)
+    token = session_token(request)
     if token:
         await service.revoke_token(conn, token=token)
-    response = redirect(request, _safe_next(next), "You are signed out.")
-    end_session(response)
+    response = redirect(request, safe_next(next), "You are signed out.")
+    end_session(response, request)
     return response

@@ -5,37 +5,43 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from workspaces.accounts import service
 from workspaces.accounts.schemas import SignIn, SignUp, TokenRead, UserRead
-from workspaces.errors import NotAuthenticated
-from workspaces.web.deps import AppSettings, Conn, CurrentUser, client_address
+from workspaces.web.deps import (
+    AppSettings,
+    Conn,
+    CurrentUser,
+    PasswordHashing,
+    Tx,
+    client_address,
+)
 from workspaces.web.schemas import errors
 
 router = APIRouter(prefix="/api", tags=["accounts"], responses=errors(400, 422, 503))
 
 
-@router.post("/auth/signup", status_code=201, response_model=TokenRead, responses=errors(409))
-async def signup(body: SignUp, conn: Conn, settings: AppSettings) -> TokenRead:
-    """Create an account and return a bearer token for it."""
-    user = await service.sign_up(conn, email=body.email, password=body.password, name=body.name)
-    token = await service.issue_token(conn, user_id=user.id, kind="api",
-                                      ttl=timedelta(days=settings.api_token_ttl_days))
+def _api_session(settings: AppSettings) -> service.Session:
+    return service.Session("api", timedelta(days=settings.api_token_ttl_days))
+
+
+@router.post("/auth/signup", status_code=201, response_model=TokenRead, responses=errors(409, 429))
+async def signup(body: SignUp, request: Request, tx: Tx, passwords: PasswordHashing,
+                 settings: AppSettings) -> TokenRead:
+    """Create an account and return a bearer token for it (attempts are rate limited)."""
+    user, token = await service.sign_up(
+        tx, passwords, email=body.email, password=body.password, name=body.name,
+        client=client_address(request), settings=settings, session=_api_session(settings))
     return TokenRead(token=token, user=UserRead.model_validate(user))
 
 
 @router.post("/auth/login", response_model=TokenRead, responses=errors(401, 429))
-async def login(body: SignIn, request: Request, conn: Conn,
-                settings: AppSettings) -> TokenRead | JSONResponse:
-    """Exchange email and password for a bearer token (attempts are rate limited)."""
-    try:
-        user = await service.sign_in(conn, email=body.email, password=body.password,
-                                     client=client_address(request), settings=settings)
-    except NotAuthenticated as error:  # answered, not raised: the counted attempt commits
-        return JSONResponse(error.body(), status_code=error.status)
-    token = await service.issue_token(conn, user_id=user.id, kind="api",
-                                      ttl=timedelta(days=settings.api_token_ttl_days))
+async def login(body: SignIn, request: Request, tx: Tx, passwords: PasswordHashing,
+                settings: AppSettings) -> TokenRead:
+    """Exchange email and password for a bearer token (failed attempts are rate limited)."""
+    user, token = await service.sign_in(
+        tx, passwords, email=body.email, password=body.password,
+        client=client_address(request), settings=settings, session=_api_session(settings))
     return TokenRead(token=token, user=UserRead.model_validate(user))
 
 

@@ -7,16 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit
-from workspaces.errors import Conflict, InvalidInput, NotAuthenticated
+from workspaces.db import Transactions
+from workspaces.errors import AppError, Conflict, InvalidInput, NotAuthenticated
 from workspaces.models import auth_tokens, members, users, workspaces
-from workspaces.security import hash_password, hash_token, new_token, verify_password
+from workspaces.security import Passwords, hash_token, new_token
 from workspaces.settings import Settings
-from workspaces.validation import clean_name, normalize_email
+from workspaces.validation import clean_name, email_skeleton, normalize_email
 
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 TOKEN_PREFIX = "wst_"  # noqa: S105 (a marker that makes leaked tokens easy to scan for)
@@ -44,50 +45,162 @@ def check_password(password: str) -> None:
                            code="invalid_password", field="password")
 
 
-async def sign_up(conn: AsyncConnection, *, email: str, password: str, name: str) -> UserInfo:
-    address = normalize_email(email)
-    display_name = clean_name(name, field="name")
-    check_password(password)
+@dataclass(frozen=True)
+class NewAccount:
+    """A sign-up's input, checked, with the password already hashed (before any transaction)."""
+
+    email: str
+    name: str
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class Session:
+    """The token a sign-up or sign-in issues: an API token or a browser session."""
+
+    kind: str
+    ttl: timedelta
+
+
+def _email_taken(address: str) -> Conflict:
+    return Conflict(f"An account for {address} exists already; sign in instead.",
+                    code="email_taken", field="email")
+
+
+def _email_confusable(address: str) -> InvalidInput:
+    return InvalidInput(f"{address} looks like the address of an existing account (look-alike "
+                        "letters). If that account is yours, sign in with its address; "
+                        "otherwise type your address again.", code="email_confusable",
+                        field="email")
+
+
+async def _refusal(conn: AsyncConnection, address: str) -> AppError | None:
+    """Why `address` cannot have a new account: taken, or a look-alike of one; else None."""
+    row = (await conn.execute(
+        select(users.c.email).where(or_(users.c.email == address,
+                                        users.c.email_skeleton == email_skeleton(address)))
+        .limit(1)
+    )).first()
+    if row is None:
+        return None
+    return _email_taken(address) if row.email == address else _email_confusable(address)
+
+
+async def create_account(conn: AsyncConnection, *, account: NewAccount) -> UserInfo:
+    """Insert the account; 409 `email_taken` when the address has one already, 422
+    `email_confusable` when it looks like another account's (the unique skeleton decides,
+    also between two racing sign-ups)."""
     now = clock.now()
     user_id = uuid.uuid4()
     try:
         async with conn.begin_nested():
             await conn.execute(insert(users).values(
-                id=user_id, email=address, name=display_name,
-                password_hash=hash_password(password), created_at=now, updated_at=now,
+                id=user_id, email=account.email, name=account.name,
+                password_hash=account.password_hash, created_at=now, updated_at=now,
+                email_skeleton=email_skeleton(account.email),
             ))
     except IntegrityError:
-        raise Conflict(f"An account for {address} exists already; sign in instead.",
-                       code="email_taken", field="email") from None
-    return UserInfo(user_id, address, display_name, now)
+        raise await _refusal(conn, account.email) or _email_taken(account.email) from None
+    return UserInfo(user_id, account.email, account.name, now)
+
+
+def sign_up_limit(client: str, settings: Settings) -> ratelimit.Limit:
+    return ratelimit.Limit(f"signup:client:{ratelimit.hashed(client)}",
+                           settings.signup_limit_per_client_per_hour, timedelta(hours=1),
+                           "sign-ups from your network")
+
+
+async def sign_up(tx: Transactions, passwords: Passwords, *, email: str, password: str,
+                  name: str, client: str, settings: Settings, session: Session
+                  ) -> tuple[UserInfo, str]:
+    """Create an account (and a token for it): input checked, the attempt counted per client
+    address and committed (refused ones too: they answer whether an address has an account),
+    the password hashed with no transaction open, then the account written."""
+    address = normalize_email(email)
+    display_name = clean_name(name, field="name")
+    check_password(password)
+    async with tx.write() as conn:
+        await ratelimit.hit(conn, sign_up_limit(client, settings))
+        refusal = await _refusal(conn, address)
+    if refusal:  # raised after the block: the counted attempt commits
+        raise refusal
+    account = NewAccount(address, display_name, await passwords.hash(password))
+    async with tx.write() as conn:
+        user = await create_account(conn, account=account)
+        token = await issue_token(conn, user_id=user.id, kind=session.kind, ttl=session.ttl)
+    return user, token
 
 
 SIGNIN_WINDOW = timedelta(minutes=15)
 
 
-async def sign_in(conn: AsyncConnection, *, email: str, password: str, client: str,
-                  settings: Settings) -> UserInfo:
-    """Check the password. Every attempt is counted per account and per client address; the
-    caller must commit a failed attempt too (it answers 401 without raising through the
-    transaction), so guessing hits 429 after the limit."""
+def _sign_in_limits(address: str, client: str, settings: Settings
+                    ) -> tuple[ratelimit.Limit, ...]:
+    """Failed sign-ins: for the account from this client, for the account from anywhere
+    (distributed guessing, a higher ceiling), from this client over all accounts."""
+    account, source = ratelimit.hashed(address), ratelimit.hashed(client)
+    what = "failed sign-ins"
+    return (
+        ratelimit.Limit(f"signin:fail:{account}:{source}", settings.signin_limit_per_account,
+                        SIGNIN_WINDOW, what),
+        ratelimit.Limit(f"signin:fail:{account}", settings.signin_limit_per_account_all_clients,
+                        SIGNIN_WINDOW, what),
+        ratelimit.Limit(f"signin:fail-client:{source}", settings.signin_limit_per_address,
+                        SIGNIN_WINDOW, what),
+    )
+
+
+async def sign_in(tx: Transactions, passwords: Passwords, *, email: str, password: str,
+                  client: str, settings: Settings, session: Session) -> tuple[UserInfo, str]:
+    """Check the password and issue a token.
+
+    Only failures count, per account and client address (so a stranger's guesses from
+    elsewhere do not lock the real user out), per account from all addresses (a higher
+    ceiling), and per client address; over any of them, 429 before the password is even
+    checked. A success clears its address's failures for the account. The hash is checked
+    between a read and a write, with no connection held.
+    """
     try:
         address = normalize_email(email)
     except InvalidInput:
         address = ""
-    for key, limit in ((f"signin:account:{address}", settings.signin_limit_per_account),
-                       (f"signin:client:{client}", settings.signin_limit_per_address)):
-        await ratelimit.hit(conn, key=key, limit=limit, window=SIGNIN_WINDOW,
-                            what="sign-in attempts")
-    row = (await conn.execute(
-        select(*_USER_COLUMNS, users.c.password_hash).where(users.c.email == address)
-    )).first()
-    if not verify_password(row.password_hash if row else None, password) or row is None:
+    limits = _sign_in_limits(address, client, settings)
+    async with tx.read() as conn:
+        await ratelimit.check(conn, *limits)
+        row = (await conn.execute(
+            select(*_USER_COLUMNS, users.c.password_hash).where(users.c.email == address)
+        )).first()
+    valid = await passwords.verify(row.password_hash if row else None, password)
+    async with tx.write() as conn:
+        if row is None or not valid:
+            await ratelimit.hit(conn, *limits)
+            token = None
+        else:
+            await ratelimit.clear(conn, limits[0].key)
+            token = await issue_token(conn, user_id=row.id, kind=session.kind, ttl=session.ttl)
+    if row is None or token is None:  # raised after the block: the failure is counted
         raise NotAuthenticated("The email or password is wrong.", code="invalid_credentials")
-    return user_of(row)
+    return user_of(row), token
 
 
 async def delete_account(conn: AsyncConnection, *, user: UserInfo) -> None:
-    """Delete the account, unless it is the only owner of a workspace (hand it over first)."""
+    """Delete the account, unless it is the only owner of a workspace (hand it over first).
+
+    Deleting the account removes its memberships, so it takes the lock every membership change
+    takes (`workspaces.service.lock_for_change`: the workspace row, FOR NO KEY UPDATE) on each
+    of its workspaces before counting their owners: two co-owners deleting their accounts at
+    once, or one deleting while the other leaves, run one after the other and the second is
+    refused. The locks are taken in one statement in workspace id order, so two people who
+    co-own several workspaces cannot deadlock. (SQLite's BEGIN IMMEDIATE serialises anyway.)
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(workspaces.c.id)
+            .where(workspaces.c.id.in_(
+                select(members.c.workspace_id).where(members.c.user_id == user.id)))
+            .order_by(workspaces.c.id)
+            .with_for_update(key_share=True)
+        )
     other_owners = (
         select(members.c.workspace_id)
         .where(members.c.role == "owner", members.c.user_id != user.id)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces.accounts.service import get_user_by_email, issue_token
+from workspaces.accounts.service import Session, get_user_by_email
 from workspaces.errors import AppError
 from workspaces.invites import service
-from workspaces.web.deps import Conn
+from workspaces.web.deps import Conn, PasswordHashing, Tx
 from workspaces.web.html import (
     SESSION_DAYS,
     CsrfChecked,
@@ -26,7 +27,7 @@ from workspaces.web.html import (
 router = APIRouter(include_in_schema=False)
 
 
-async def _page(request: Request, conn: Conn, token: str, user: Any, *, status: int = 200,
+async def _page(request: Request, conn: AsyncConnection, token: str, *, status: int = 200,
                 values: dict[str, str] | None = None,
                 errors: dict[str, str] | None = None) -> Response:
     preview = await service.preview(conn, token=token)
@@ -39,7 +40,7 @@ async def _page(request: Request, conn: Conn, token: str, user: Any, *, status: 
 
 @router.get("/invites/{token}")
 async def invite_page(request: Request, token: str, conn: Conn, user: PageUser) -> Response:
-    return await _page(request, conn, token, user)
+    return await _page(request, conn, token)
 
 
 @router.post("/invites/{token}/accept", dependencies=[CsrfChecked])
@@ -50,7 +51,7 @@ async def accept(request: Request, token: str, conn: Conn, user: PageUser) -> Re
         async with conn.begin_nested():
             await service.accept_invite(conn, token=token, user=user)
     except AppError as error:
-        return await _page(request, conn, token, user, status=error.status,
+        return await _page(request, conn, token, status=error.status,
                            errors={"form": error.message})
     preview = await service.preview(conn, token=token)
     return redirect(request, f"/w/{preview.workspace_slug}",
@@ -58,20 +59,20 @@ async def accept(request: Request, token: str, conn: Conn, user: PageUser) -> Re
 
 
 @router.post("/invites/{token}/join", dependencies=[CsrfChecked])
-async def join(request: Request, token: str, conn: Conn, user: PageUser,
+async def join(request: Request, token: str, tx: Tx, passwords: PasswordHashing,
                name: Annotated[str, Form(max_length=200)] = "",
                password: Annotated[str, Form(max_length=1024)] = "") -> Response:
     """Sign up with the invited address (fixed) and join, in one step."""
     try:
-        async with conn.begin_nested():
-            created, _ = await service.sign_up_and_accept(conn, token=token, name=name,
-                                                          password=password)
+        created, _, session = await service.join(
+            tx, passwords, token=token, name=name, password=password,
+            session=Session("browser", timedelta(days=SESSION_DAYS)))
     except AppError as error:
-        return await _page(request, conn, token, user, status=error.status,
-                           values={"name": name}, errors=field_errors(error))
-    preview = await service.preview(conn, token=token)
-    session = await issue_token(conn, user_id=created.id, kind="browser",
-                                ttl=timedelta(days=SESSION_DAYS))
+        async with tx.read() as conn:
+            return await _page(request, conn, token, status=error.status,
+                               values={"name": name}, errors=field_errors(error))
+    async with tx.read() as conn:
+        preview = await service.preview(conn, token=token)
     response = redirect(request, f"/w/{preview.workspace_slug}",
                         f"Welcome, {created.name}: you joined {preview.workspace_name}.")
     start_session(request, response, session)
@@ -84,7 +85,7 @@ async def decline(request: Request, token: str, conn: Conn, user: PageUser) -> R
         async with conn.begin_nested():
             await service.decline_invite(conn, token=token, user=user)
     except AppError as error:
-        return await _page(request, conn, token, user, status=error.status,
+        return await _page(request, conn, token, status=error.status,
                            errors={"form": error.message})
     preview = await service.preview(conn, token=token)
     return render(request, "message.html", heading="Invitation declined",

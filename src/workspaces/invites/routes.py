@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import TypeAdapter
 
-from workspaces.accounts.service import issue_token
+from workspaces.accounts.service import Session
 from workspaces.errors import NotAuthenticated
 from workspaces.invites import service
 from workspaces.invites.schemas import (
@@ -24,7 +24,16 @@ from workspaces.invites.schemas import (
     Status,
 )
 from workspaces.invites.service import InviteInfo, IssuedInvite
-from workspaces.web.deps import AppSettings, Conn, OptionalUser, WorkspaceAccess
+from workspaces.web.deps import (
+    AppSettings,
+    Conn,
+    Credentials,
+    OptionalUser,
+    PasswordHashing,
+    Tx,
+    WorkspaceAccess,
+    bearer_user,
+)
 from workspaces.web.schemas import errors, json_response
 from workspaces.workspaces.schemas import MemberRead
 
@@ -102,21 +111,22 @@ async def preview_invite(token: str, conn: Conn) -> InvitePreview:
 @router.post("/api/invites/{token}/accept", response_model=AcceptResult,
              responses=errors(401, 403, 404, 409, 410))
 async def accept_invite(
-    token: str, conn: Conn, user: OptionalUser, settings: AppSettings,
-    body: Annotated[AcceptBody | None, Body()] = None,
+    token: str, tx: Tx, credentials: Credentials, passwords: PasswordHashing,
+    settings: AppSettings, body: Annotated[AcceptBody | None, Body()] = None,
 ) -> AcceptResult:
     """Join the workspace. Signed in: as yourself (the email must match). Without an account:
     send `name` and `password` to sign up with the invited address and join in one step."""
-    if user is not None:
-        member = await service.accept_invite(conn, token=token, user=user)
+    if credentials is not None:
+        async with tx.write() as conn:
+            user = await bearer_user(conn, credentials)
+            member = await service.accept_invite(conn, token=token, user=user)
         return AcceptResult(member=MemberRead.model_validate(member))
     if body is None:
         raise NotAuthenticated("Sign in to accept, or send name and password to sign up with "
                                "the invited address.", code="sign_in_required")
-    user, member = await service.sign_up_and_accept(conn, token=token, name=body.name,
-                                                    password=body.password)
-    api_token = await issue_token(conn, user_id=user.id, kind="api",
-                                  ttl=timedelta(days=settings.api_token_ttl_days))
+    session = Session("api", timedelta(days=settings.api_token_ttl_days))
+    _, member, api_token = await service.join(tx, passwords, token=token, name=body.name,
+                                              password=body.password, session=session)
     return AcceptResult(member=MemberRead.model_validate(member), token=api_token)
 
 

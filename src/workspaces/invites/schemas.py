@@ -30,8 +30,10 @@ class InviteRead(ReadModel):
     declined_at: datetime | None
     created_by_user_id: uuid.UUID | None
     created_by_name: str | None
-    email_status: Literal["pending", "sent", "failed"] | None = Field(
-        description="Delivery of the latest invite email.")
+    email_status: Literal["pending", "sent", "logged", "failed"] | None = Field(
+        description="Delivery of the latest invite email: pending (waiting or being retried), "
+                    "sent (the mail server accepted it), logged (EMAIL_BACKEND=console, "
+                    "development: written to the server log, sent to nobody) or failed.")
     email_error: str | None = Field(
         description="Why the latest delivery attempt failed: the mail server's reply (\"550 5.1.1 "
                     "No such mailbox\") or that it could not be reached. With email_status "

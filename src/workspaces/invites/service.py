@@ -16,18 +16,26 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit
-from workspaces.accounts.service import UserInfo, get_user_by_email, sign_up
+from workspaces.accounts.service import (
+    NewAccount,
+    Session,
+    UserInfo,
+    check_password,
+    create_account,
+    get_user_by_email,
+    issue_token,
+)
 from workspaces.audit.service import record
-from workspaces.db import dialect_insert
+from workspaces.db import Transactions, dialect_insert
 from workspaces.errors import Conflict, Forbidden, Gone, InvalidInput, NotAuthenticated, NotFound
 from workspaces.mail.outbox import InviteEmail, accept_url, enqueue_invite
 from workspaces.members.service import MemberInfo, check_role
 from workspaces.models import PENDING_ONLY, invites, members, outbox, users, workspaces
 from workspaces.pagination import Cursor, check_limit, keyset, page_of
-from workspaces.security import hash_token, new_token, secret_key
+from workspaces.security import Passwords, hash_token, new_token, secret_key
 from workspaces.settings import Settings
-from workspaces.validation import normalize_email
-from workspaces.workspaces.service import ROLE_RANK, Access, hold_role
+from workspaces.validation import clean_name, normalize_email
+from workspaces.workspaces.service import Access, hold_role
 
 STATUSES = ("pending", "accepted", "revoked", "declined", "expired")
 
@@ -134,6 +142,29 @@ async def _queue_email(conn: AsyncConnection, *, access: Access, invite: InviteI
     )
 
 
+async def _count_email(conn: AsyncConnection, access: Access, address: str,
+                       settings: Settings) -> None:
+    """Every invite email, created or re-sent, counts per workspace, per inviting user (new
+    workspaces bring no new budget) and per recipient across all workspaces (no address can
+    be flooded).
+
+    Counted last: the counter rows stay locked until commit, and every invite of the workspace
+    waits for them, so the locks are taken as late as possible. A refused invite (429 or any
+    error) rolls back with its counts, so only emails really queued are counted.
+    """
+    hour, day = timedelta(hours=1), timedelta(days=1)
+    await ratelimit.hit(
+        conn,
+        ratelimit.Limit(f"invites:{access.workspace.id}", settings.invite_rate_limit_per_hour,
+                        hour, "invitations for this workspace"),
+        ratelimit.Limit(f"invites:by:{access.user.id}", settings.invite_limit_per_user_per_hour,
+                        hour, "invitations sent by you"),
+        ratelimit.Limit(f"invites:to:{ratelimit.hashed(address)}",
+                        settings.invite_limit_per_recipient_per_day, day,
+                        "invitations to this address"),
+    )
+
+
 async def create_invite(
     conn: AsyncConnection, *, access: Access, email: str, role: str,
     expires_in_days: int | None, settings: Settings,
@@ -142,9 +173,7 @@ async def create_invite(
     access.require("admin", "invite people")
     address = normalize_email(email)
     check_role(role)
-    if ROLE_RANK[role] > ROLE_RANK[access.role]:
-        raise Forbidden(f"You cannot invite someone as {role}: that is above your own role "
-                        f"({access.role}).", code="role_above_inviter")
+    access.require_grant(role, f"invite someone as {role}")
     days = _check_days(expires_in_days, settings)
     workspace_id = access.workspace.id
     pending = (select(invites.c.id, invites.c.expires_at)
@@ -198,12 +227,7 @@ async def create_invite(
     await record(conn, workspace_id=workspace_id, actor_id=access.user.id, action="created",
                  target_type="invite", target_id=invite_id, target_email=address,
                  detail={"role": role, "expires_at": expires_at.isoformat()})
-    # Counted last: the counter row is locked until commit, and every invite of the workspace
-    # waits for it, so the lock is taken as late as possible. A refused invite (429 or any
-    # error) rolls back with its count, so only invites really created are counted.
-    await ratelimit.hit(conn, key=f"invites:{workspace_id}",
-                        limit=settings.invite_rate_limit_per_hour, window=timedelta(hours=1),
-                        what="invitations for this workspace")
+    await _count_email(conn, access, address, settings)
     return IssuedInvite(invite, accept_url(settings.base_url, token))
 
 
@@ -245,6 +269,7 @@ async def resend_invite(conn: AsyncConnection, *, access: Access, invite_id: uui
     access = await hold_role(conn, access)
     access.require("admin", "resend invites")
     invite = await _lock_invite(conn, access, invite_id)
+    access.require_grant(invite.role, f"resend an invite for the role {invite.role}")
     if invite.status not in ("pending", "expired"):
         raise Conflict(f"This invite is {invite.status}; only pending or expired invites can be "
                        "re-sent.", code=f"invite_{invite.status}")
@@ -258,6 +283,7 @@ async def resend_invite(conn: AsyncConnection, *, access: Access, invite_id: uui
     await record(conn, workspace_id=access.workspace.id, actor_id=access.user.id,
                  action="resent", target_type="invite", target_id=invite_id,
                  target_email=invite.email, detail={"expires_at": expires_at.isoformat()})
+    await _count_email(conn, access, invite.email, settings)
     return IssuedInvite(invite, accept_url(settings.base_url, token))
 
 
@@ -266,6 +292,7 @@ async def revoke_invite(conn: AsyncConnection, *, access: Access,
     access = await hold_role(conn, access)
     access.require("admin", "revoke invites")
     invite = await _lock_invite(conn, access, invite_id)
+    access.require_grant(invite.role, f"revoke an invite for the role {invite.role}")
     if invite.status not in ("pending", "expired"):
         raise Conflict(f"This invite is {invite.status} and cannot be revoked.",
                        code=f"invite_{invite.status}")
@@ -374,17 +401,28 @@ async def accept_invite(conn: AsyncConnection, *, token: str, user: UserInfo) ->
     return MemberInfo(user.id, user.email, user.name, claimed.role, now)
 
 
-async def sign_up_and_accept(conn: AsyncConnection, *, token: str, name: str,
-                             password: str) -> tuple[UserInfo, MemberInfo]:
-    """A newcomer signs up with the invited address (fixed) and joins, in one transaction."""
-    found = await _by_token(conn, token)
-    _check_usable(found)
-    if await get_user_by_email(conn, found.invite.email):
-        raise NotAuthenticated(f"An account for {found.invite.email} exists; sign in to accept.",
-                               code="sign_in_required")
-    user = await sign_up(conn, email=found.invite.email, password=password, name=name)
-    member = await accept_invite(conn, token=token, user=user)
-    return user, member
+async def join(tx: Transactions, passwords: Passwords, *, token: str, name: str, password: str,
+               session: Session) -> tuple[UserInfo, MemberInfo, str]:
+    """A newcomer signs up with the invited address (fixed) and joins.
+
+    The link is checked first (a dead link costs no hash, and says so before anything about
+    the form), the password hashed with no transaction open, then the account, the membership
+    and a token are written in one transaction, which checks the invite again.
+    """
+    async with tx.read() as conn:
+        found = await _by_token(conn, token)
+        _check_usable(found)
+        if await get_user_by_email(conn, found.invite.email):
+            raise NotAuthenticated(f"An account for {found.invite.email} exists; sign in to "
+                                   "accept.", code="sign_in_required")
+    display_name = clean_name(name, field="name")
+    check_password(password)
+    account = NewAccount(found.invite.email, display_name, await passwords.hash(password))
+    async with tx.write() as conn:
+        user = await create_account(conn, account=account)
+        member = await accept_invite(conn, token=token, user=user)
+        issued = await issue_token(conn, user_id=user.id, kind=session.kind, ttl=session.ttl)
+    return user, member, issued
 
 
 async def decline_invite(conn: AsyncConnection, *, token: str, user: UserInfo | None) -> None:

@@ -4,6 +4,9 @@ Each batch is claimed with a lease (`locked_until`) in a short transaction (FOR 
 LOCKED on PostgreSQL), sent outside any transaction, then marked sent, retried later, or failed
 with the server's reply. A crash mid-send leaves the lease to expire and the email is sent again:
 delivery is at least once, never lost.
+
+With EMAIL_BACKEND=console (development) nothing is delivered: each email is written to the log,
+link included, marked as not delivered, and its row is marked `logged`, never `sent`.
 """
 
 from __future__ import annotations
@@ -55,17 +58,19 @@ class TransientFailure(Exception):
 
 
 class Mailer:
-    """SMTP when SMTP_URL is set; otherwise the message is printed to the server log."""
+    """Sends over SMTP_URL, or with the console backend writes the message to the log."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.mode = settings.email_mode
+        # The outbox status of an email once `send` returns.
+        self.done_status = "sent" if self.mode == "smtp" else "logged"
 
     async def send(self, message: EmailMessage) -> None:
-        if not self.settings.smtp_url:
-            log.warning("SMTP_URL is not set; this email is printed instead of sent:\n%s",
-                        message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+        if self.mode == "console":
+            log.warning(console_text(message))
             return
-        url = urlsplit(self.settings.smtp_url)
+        url = urlsplit(self.settings.smtp_url or "")
         options: dict[str, Any] = {
             "hostname": url.hostname or "localhost",
             "port": url.port or (465 if url.scheme == "smtps" else 25),
@@ -81,6 +86,15 @@ class Mailer:
             raise _failure(replies) from exc
         except aiosmtplib.SMTPResponseException as exc:
             raise _failure([(exc.code, exc.message)]) from exc
+
+
+def console_text(message: EmailMessage) -> str:
+    """The console backend's log entry: marked as not delivered, the link readable."""
+    body = message.get_body(("plain",))
+    text = body.get_content() if body is not None else ""
+    return ("DEVELOPMENT EMAIL (EMAIL_BACKEND=console): not delivered to anyone\n"
+            f"To: {message['To']}\nSubject: {message['Subject']}\n\n{text.rstrip()}\n"
+            "(end of development email; set SMTP_URL to deliver emails)")
 
 
 def _failure(replies: list[tuple[int, str]]) -> Exception:
@@ -171,8 +185,8 @@ async def deliver_due(engine: AsyncEngine, settings: Settings, mailer: Mailer,
                 raise PermanentFailure("the invite link cannot be decrypted (SECRET_KEY "
                                        "changed?); resend the invite")
             await mailer.send(_message(settings, item, accept_url(settings.base_url, token)))
-            values = {"status": "sent", "sent_at": clock.now(), "sealed_secret": None,
-                      "last_error": None, "locked_until": None}
+            values = {"status": mailer.done_status, "sent_at": clock.now(),
+                      "sealed_secret": None, "last_error": None, "locked_until": None}
         except (PermanentFailure, TransientFailure, aiosmtplib.SMTPException, OSError) as exc:
             final = (isinstance(exc, PermanentFailure)
                      or item.attempts >= settings.email_max_attempts)

@@ -69,7 +69,7 @@ async def _owner_count(conn: AsyncConnection, workspace_id: uuid.UUID) -> int:
 async def _check_can_manage(conn: AsyncConnection, access: Access, target: MemberInfo,
                             doing: str) -> None:
     access.require("admin", doing)
-    if target.role == "owner" and not access.at_least("owner"):
+    if not access.can_grant(target.role):
         raise Forbidden("Only owners can change or remove an owner.", code="owner_required")
 
 
@@ -86,7 +86,7 @@ async def change_role(conn: AsyncConnection, *, access: Access, user_id: uuid.UU
     access = await lock_for_change(conn, access)
     target = await get_member(conn, workspace_id=access.workspace.id, user_id=user_id)
     await _check_can_manage(conn, access, target, "change roles")
-    if role == "owner" and not access.at_least("owner"):
+    if not access.can_grant(role):
         raise Forbidden("Only owners can make someone an owner.", code="owner_required")
     if target.role == role:
         return target

@@ -32,7 +32,7 @@ from workspaces.mail import delivery
 from workspaces.schema.errors import Exit, SchemaError, sqlstate_of
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
-from workspaces.security import secret_key
+from workspaces.security import Passwords, secret_key
 from workspaces.settings import Settings, get_settings
 from workspaces.web import html
 from workspaces.web.guard import SchemaGuard
@@ -103,6 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Workspaces", version=__version__, lifespan=lifespan,
                   description="Workspace membership and email invitations.")
     app.state.settings = settings
+    app.state.passwords = Passwords(concurrency=settings.password_hash_concurrency,
+                                    wait=settings.password_hash_wait_seconds)
+    app.state.secret_key = key  # signs flash and anonymous cookies, CSRF tokens
     app.state.guard = guard
     access_log = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactInviteTokens) for f in access_log.filters):
@@ -111,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    accounts_pages, workspaces_pages, invites_pages):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, hsts=html.served_over_https(settings))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     def respond(request: Request, error: AppError) -> Response:

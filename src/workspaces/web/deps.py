@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,19 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces.accounts.service import UserInfo, user_for_token
 from workspaces.errors import NotAuthenticated
+from workspaces.security import Passwords
 from workspaces.settings import Settings
 from workspaces.workspaces.service import Access, access_by_token
 
 
-async def _transaction(request: Request) -> AsyncIterator[AsyncConnection]:
-    """One transaction per request: committed after the handler returns, before the response
-    is sent (scope="function"); rolled back if anything raised.
+@asynccontextmanager
+async def connection(request: Request, *, write: bool) -> AsyncIterator[AsyncConnection]:
+    """A connection for this request: a transaction committed when the block ends (rolled back
+    if it raised), or for reads an autocommit connection (no BEGIN and COMMIT: two round trips
+    fewer, and on SQLite no write lock taken by a reader).
 
-    GET and HEAD change nothing, so they run without BEGIN and COMMIT (autocommit reads): two
-    round trips fewer, and on SQLite no write lock taken by a reader.
-
-    A request first takes one of the worker's connection slots, waiting in a first-come
-    first-served queue for at most the pool timeout (then 503 `server_busy`).
+    It first takes one of the worker's connection slots, waiting in a first-come first-served
+    queue for at most the pool timeout (then 503 `server_busy`).
     """
     state = request.app.state
     slots: asyncio.Semaphore = state.db_slots
@@ -38,7 +42,7 @@ async def _transaction(request: Request) -> AsyncIterator[AsyncConnection]:
         await slots.acquire()
     queued = False
     try:
-        if request.method in ("GET", "HEAD"):
+        if not write:
             async with state.engine.connect() as reader:
                 yield await reader.execution_options(isolation_level="AUTOCOMMIT")
             return
@@ -56,14 +60,76 @@ async def _transaction(request: Request) -> AsyncIterator[AsyncConnection]:
         state.mail_wake.set()
 
 
+async def _transaction(request: Request) -> AsyncIterator[AsyncConnection]:
+    """One transaction per request, committed after the handler returns and before the
+    response is sent (scope="function"); GET and HEAD change nothing and only read."""
+    async with connection(request, write=request.method not in ("GET", "HEAD")) as conn:
+        yield conn
+
+
+@dataclass(frozen=True)
+class RequestTransactions:
+    """`db.Transactions` for one request, each taking a connection slot while it lasts."""
+
+    request: Request
+
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return connection(self.request, write=False)
+
+    def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return connection(self.request, write=True)
+
+
 Conn = Annotated[AsyncConnection, Depends(_transaction, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="A token from sign-up or sign-in.")
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def trusted_networks(spec: str) -> tuple[Network, ...]:
+    """TRUSTED_PROXIES parsed: comma-separated addresses or CIDR networks."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                 for part in spec.split(",") if part.strip())
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
 def client_address(request: Request) -> str:
-    """The peer address (behind a proxy, run uvicorn with --forwarded-allow-ips)."""
-    return request.client.host if request.client else "unknown"
+    """The client's IP address, which the per-client limits count.
+
+    The peer address, unless the peer is one of TRUSTED_PROXIES: then X-Forwarded-For is read
+    from the right (each proxy appends the address it saw), skipping trusted proxies; the first
+    address that is not one is the client. A client cannot choose its address by sending the
+    header itself: a trusted proxy appends to it, and only the part right of the first
+    untrusted hop is believed.
+    """
+    peer = request.client.host if request.client else "unknown"
+    networks = trusted_networks(request.app.state.settings.trusted_proxies)
+
+    def trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        return address is not None and any(address in network for network in networks)
+
+    nearest = _ip(peer)
+    if not trusted(nearest):
+        return peer
+    hops = [hop for value in request.headers.getlist("x-forwarded-for")
+            for hop in value.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        address = _ip(hop)
+        if address is None:  # garbage left of a trusted hop: the last proxy is all we know
+            break
+        nearest = address
+        if not trusted(address):
+            break
+    return str(nearest)
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -72,6 +138,15 @@ def get_settings_dep(request: Request) -> Settings:
 
 
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
+Tx = Annotated[RequestTransactions, Depends(RequestTransactions)]
+
+
+def _passwords(request: Request) -> Passwords:
+    passwords: Passwords = request.app.state.passwords
+    return passwords
+
+
+PasswordHashing = Annotated[Passwords, Depends(_passwords)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
@@ -80,13 +155,17 @@ def _refused() -> NotAuthenticated:
                             code="invalid_token")
 
 
-async def _optional_user(conn: Conn, credentials: Credentials) -> UserInfo | None:
-    if credentials is None:
-        return None
+async def bearer_user(conn: AsyncConnection, credentials: HTTPAuthorizationCredentials
+                      ) -> UserInfo:
+    """The caller of a bearer token; 401 for a token that is not valid."""
     user = await user_for_token(conn, token=credentials.credentials, kind="api")
     if user is None:
         raise _refused()
     return user
+
+
+async def _optional_user(conn: Conn, credentials: Credentials) -> UserInfo | None:
+    return await bearer_user(conn, credentials) if credentials is not None else None
 
 
 OptionalUser = Annotated[UserInfo | None, Depends(_optional_user)]

@@ -1,31 +1,46 @@
 """Server-rendered pages: templates, the session cookie, CSRF, flash messages, security headers.
 
-CSRF uses a double-submit token: a random `ws_csrf` cookie (HttpOnly, SameSite=Lax) whose value
-every form repeats in a hidden field; a POST whose field and cookie differ is refused. Flash
-messages ride in a short-lived cookie across the redirect that follows every successful POST.
+CSRF: every form repeats a token the server derives, with HMAC-SHA256 under SECRET_KEY, from a
+cookie the browser already sends, so nothing is stored and a cookie planted by someone else is
+never adopted. Signed in, the token is bound to the session cookie; anonymous, to a random
+pre-session cookie (`ws_anon`) that the server issues signed and replaces when it is missing,
+unsigned or forged. Signing in drops the anonymous cookie and signing out issues a fresh one,
+so the token changes at both. A POST whose token differs from the one its cookies give is
+refused with 403 `csrf_failed`.
+
+Flash messages ride in a short-lived cookie across the redirect that follows every successful
+POST, signed and timestamped (itsdangerous); one unreadable, forged or too old is ignored.
+
+Cookies are HttpOnly and SameSite=Lax. Served over https they are Secure and carry the
+`__Host-` prefix (Path=/, no Domain): another site under the same parent domain cannot set or
+overwrite them.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
-import json
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from itsdangerous import BadData, Signer, URLSafeTimedSerializer
 
 from workspaces.accounts.service import UserInfo, user_for_token
 from workspaces.errors import AppError, Forbidden
+from workspaces.settings import Settings
 from workspaces.web.deps import Conn
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
-SESSION_COOKIE, CSRF_COOKIE, FLASH_COOKIE = "ws_session", "ws_csrf", "ws_flash"
+SESSION_COOKIE, ANON_COOKIE, FLASH_COOKIE = "ws_session", "ws_anon", "ws_flash"
 SESSION_DAYS = 14
+FLASH_SECONDS = 120
 
 
 class SignInRequired(Exception):
@@ -36,32 +51,113 @@ class SignInRequired(Exception):
         self.next_url = next_url
 
 
+def served_over_https(settings: Settings) -> bool:
+    """Whether browsers reach us over https (BASE_URL says so): Secure cookies, HSTS."""
+    return str(settings.base_url).startswith("https://")
+
+
 def secure_cookies(request: Request) -> bool:
-    return str(request.app.state.settings.base_url).startswith("https://")
+    return served_over_https(request.app.state.settings)
 
 
-def _csrf(request: Request) -> str:
-    if not hasattr(request.state, "csrf"):
-        request.state.csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
-    return str(request.state.csrf)
+def cookie_name(request: Request, name: str) -> str:
+    """The name a cookie of ours has on this site: `__Host-` prefixed over https."""
+    return f"__Host-{name}" if secure_cookies(request) else name
+
+
+def _set_cookie(request: Request, response: Response, name: str, value: str,
+                max_age: int | None = None) -> None:
+    response.set_cookie(cookie_name(request, name), value, max_age=max_age, path="/",
+                        httponly=True, samesite="lax", secure=secure_cookies(request))
+
+
+def _delete_cookie(request: Request, response: Response, name: str) -> None:
+    # The same attributes as when set: browsers ignore a __Host- cookie without Secure.
+    response.delete_cookie(cookie_name(request, name), path="/", httponly=True,
+                           samesite="lax", secure=secure_cookies(request))
+
+
+def _secret(request: Request) -> str:
+    return str(request.app.state.secret_key)
+
+
+def _mac(request: Request, message: str) -> str:
+    digest = hmac.new(_secret(request).encode(), message.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _anon_signer(request: Request) -> Signer:
+    return Signer(_secret(request), salt="workspaces.anon")
+
+
+def _flash_serializer(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(_secret(request), salt="workspaces.flash")
+
+
+def session_token(request: Request) -> str | None:
+    """The browser session token this request carries, if any (not checked against the db)."""
+    return request.cookies.get(cookie_name(request, SESSION_COOKIE)) or None
+
+
+def _anon_nonce(request: Request) -> str | None:
+    """The nonce of the request's anonymous cookie, if the cookie bears our signature."""
+    signed = request.cookies.get(cookie_name(request, ANON_COOKIE))
+    if not signed:
+        return None
+    try:
+        return _anon_signer(request).unsign(signed).decode()
+    except BadData:
+        return None
+
+
+def _anon_csrf(request: Request, nonce: str) -> str:
+    return _mac(request, f"anon:{nonce}")
+
+
+def _expected_csrf(request: Request) -> str | None:
+    """The token forms must carry: bound to the session cookie, else to the anonymous one."""
+    session = session_token(request)
+    if session:
+        return _mac(request, f"csrf:{session}")
+    nonce = _anon_nonce(request)
+    return _anon_csrf(request, nonce) if nonce else None
+
+
+def _issue_anon(request: Request, response: Response, nonce: str) -> None:
+    _set_cookie(request, response, ANON_COOKIE, _anon_signer(request).sign(nonce).decode())
+
+
+def _flash(request: Request) -> dict[str, Any] | None:
+    """The flash message left for this page, or None if absent, unreadable, forged or old."""
+    signed = request.cookies.get(cookie_name(request, FLASH_COOKIE))
+    if not signed:
+        return None
+    try:
+        message = _flash_serializer(request).loads(signed, max_age=FLASH_SECONDS)
+    except BadData:
+        return None
+    return message if isinstance(message, dict) else None
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A page, with the CSRF token its forms need and the flash message left for it."""
-    flash = request.cookies.get(FLASH_COOKIE)
+    fresh_nonce = None
+    csrf = _expected_csrf(request)
+    if csrf is None:  # anonymous, without an anonymous cookie of ours: issue one with this page
+        fresh_nonce = secrets.token_urlsafe(32)
+        csrf = _anon_csrf(request, fresh_nonce)
     response = templates.TemplateResponse(
         request, template, {
             "user": getattr(request.state, "user", None),
-            "csrf_token": _csrf(request),
-            "flash": json.loads(flash) if flash else None,
+            "csrf_token": csrf,
+            "flash": _flash(request),
             **context,
         }, status_code=status,
     )
-    if request.cookies.get(CSRF_COOKIE) != _csrf(request):
-        response.set_cookie(CSRF_COOKIE, _csrf(request), httponly=True, samesite="lax",
-                            secure=secure_cookies(request))
-    if flash:
-        response.delete_cookie(FLASH_COOKIE)
+    if fresh_nonce:
+        _issue_anon(request, response, fresh_nonce)
+    if request.cookies.get(cookie_name(request, FLASH_COOKIE)):
+        _delete_cookie(request, response, FLASH_COOKIE)
     return response
 
 
@@ -70,26 +166,27 @@ def redirect(request: Request, url: str, message: str | None = None, *,
     """303 after a POST, carrying a one-time confirmation (and, once, an invite link)."""
     response = RedirectResponse(url, status_code=303)
     if message:
-        response.set_cookie(FLASH_COOKIE, json.dumps({"kind": kind, "text": message,
-                                                      "link": link}),
-                            max_age=120, httponly=True, samesite="lax",
-                            secure=secure_cookies(request))
+        signed = _flash_serializer(request).dumps({"kind": kind, "text": message, "link": link})
+        _set_cookie(request, response, FLASH_COOKIE, signed, max_age=FLASH_SECONDS)
     return response
 
 
 def start_session(request: Request, response: Response, token: str) -> None:
-    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_DAYS * 86400, httponly=True,
-                        samesite="lax", secure=secure_cookies(request))
+    """Sign the browser in; its anonymous cookie, and so its CSRF token, is dropped."""
+    _set_cookie(request, response, SESSION_COOKIE, token, max_age=SESSION_DAYS * 86400)
+    _delete_cookie(request, response, ANON_COOKIE)
 
 
-def end_session(response: Response) -> None:
-    response.delete_cookie(SESSION_COOKIE)
+def end_session(response: Response, request: Request) -> None:
+    """Sign the browser out and give it a fresh anonymous cookie (a new CSRF token)."""
+    _delete_cookie(request, response, SESSION_COOKIE)
+    _issue_anon(request, response, secrets.token_urlsafe(32))
 
 
 async def verify_csrf(request: Request) -> None:
-    """Every page POST must repeat the CSRF cookie in its `csrf_token` field."""
+    """Every page POST must repeat, in its `csrf_token` field, the token its cookies give."""
     form = await request.form()
-    sent, expected = form.get("csrf_token"), request.cookies.get(CSRF_COOKIE)
+    sent, expected = form.get("csrf_token"), _expected_csrf(request)
     if not (isinstance(sent, str) and expected
             and hmac.compare_digest(sent.encode(), expected.encode())):
         raise Forbidden("This form has expired or did not come from this site; reload the page "
@@ -100,7 +197,7 @@ CsrfChecked = Depends(verify_csrf)
 
 
 async def _page_user(request: Request, conn: Conn) -> UserInfo | None:
-    token = request.cookies.get(SESSION_COOKIE)
+    token = session_token(request)
     user = await user_for_token(conn, token=token, kind="browser") if token else None
     request.state.user = user
     return user
@@ -120,6 +217,28 @@ SignedIn = Annotated[UserInfo, Depends(_signed_in)]
 
 def sign_in_url(next_url: str) -> str:
     return f"/signin?next={quote(next_url, safe='/')}"
+
+
+def _is_local_path(url: str) -> bool:
+    if not url.startswith("/") or url.startswith("//") or "\\" in url:
+        return False
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return False
+    parts = urlsplit(url)
+    return not parts.scheme and not parts.netloc
+
+
+def safe_next(next_url: str | None) -> str:
+    """`next_url` if it is a path on this site, else "/": never send a browser elsewhere.
+
+    The percent-decoded form must pass too: browsers drop tabs and newlines inside URLs and
+    read a backslash as a slash, so a decoding step anywhere on the way (a proxy, a second
+    redirect) must not be able to turn `/%09/evil.example` into `//evil.example`. No path of
+    ours needs those characters.
+    """
+    if next_url and _is_local_path(next_url) and _is_local_path(unquote(next_url)):
+        return next_url
+    return "/"
 
 
 def field_errors(error: AppError) -> dict[str, str]:

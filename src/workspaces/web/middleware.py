@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+HSTS = "max-age=31536000"
 
 
 class BodyLimit:
@@ -54,10 +55,16 @@ class BodyLimit:
 
 
 class SecurityHeaders:
-    """No referrer, no sniffing, no framing, and a same-origin-only CSP (no inline script)."""
+    """No referrer, no sniffing, no framing, and a same-origin-only CSP (no inline script).
 
-    def __init__(self, app: ASGIApp) -> None:
+    With `hsts` (the site is served over https), browsers are told to use https only for a
+    year. Not `includeSubDomains`: other services may share the parent domain and must not be
+    forced onto https by us.
+    """
+
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,6 +80,8 @@ class SecurityHeaders:
                 headers.setdefault("X-Frame-Options", "DENY")
                 if not docs:
                     headers.setdefault("Content-Security-Policy", CSP)
+                if self.hsts:
+                    headers.setdefault("Strict-Transport-Security", HSTS)
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -13,10 +13,10 @@ from workspaces.errors import AppError
 from workspaces.invites import service as invites
 from workspaces.members import service as members
 from workspaces.models import ROLES
-from workspaces.web.deps import AppSettings, Conn
+from workspaces.web.deps import AppSettings, Conn, client_address
 from workspaces.web.html import CsrfChecked, SignedIn, field_errors, redirect, render
 from workspaces.workspaces import service
-from workspaces.workspaces.service import ROLE_RANK, Access, load_access
+from workspaces.workspaces.service import Access, load_access
 
 router = APIRouter(include_in_schema=False)
 
@@ -28,11 +28,13 @@ async def home(request: Request, conn: Conn, user: SignedIn) -> Response:
 
 
 @router.post("/workspaces", dependencies=[CsrfChecked])
-async def create_workspace(request: Request, conn: Conn, user: SignedIn,
+async def create_workspace(request: Request, conn: Conn, user: SignedIn, settings: AppSettings,
                            name: Annotated[str, Form(max_length=200)] = "") -> Response:
     try:
         async with conn.begin_nested():
-            created = await service.create_workspace(conn, name=name, owner=user)
+            created = await service.create_workspace(
+                conn, name=name, owner=user,
+                limit=service.creation_limit(client_address(request), settings))
     except AppError as error:
         return render(request, "home.html", error.status,
                       workspaces=await service.list_workspaces(conn, user=user),
@@ -49,11 +51,12 @@ async def _members_tab(request: Request, conn: Conn, access: Access, *, status: 
     if can_manage:
         page, next_cursor = await invites.list_invites(conn, access=access, status=None,
                                                        limit=50, cursor=cursor)
+    people = await members.list_members(conn, workspace_id=access.workspace.id)
     return render(
         request, "workspace.html", status, access=access, can_manage=can_manage,
-        members=await members.list_members(conn, workspace_id=access.workspace.id),
+        members=people, owner_count=sum(m.role == "owner" for m in people),
         invites=page, next_cursor=next_cursor,
-        assignable=[r for r in reversed(ROLES) if ROLE_RANK[r] <= ROLE_RANK[access.role]],
+        assignable=[r for r in reversed(ROLES) if access.can_grant(r)],
         values=values or {}, errors=errors or {},
     )
 

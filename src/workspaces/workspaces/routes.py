@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import TypeAdapter
 
 from workspaces.members import service as members
-from workspaces.web.deps import Conn, CurrentUser, WorkspaceAccess
+from workspaces.web.deps import AppSettings, Conn, CurrentUser, WorkspaceAccess, client_address
 from workspaces.web.schemas import errors, json_response
 from workspaces.workspaces import service
 from workspaces.workspaces.schemas import MemberRead, RoleChange, WorkspaceCreate, WorkspaceRead
@@ -17,10 +17,13 @@ router = APIRouter(prefix="/api/workspaces", tags=["workspaces"],
                    responses=errors(400, 401, 422, 503))
 
 
-@router.post("", status_code=201, response_model=WorkspaceRead)
-async def create_workspace(body: WorkspaceCreate, conn: Conn, user: CurrentUser) -> WorkspaceRead:
+@router.post("", status_code=201, response_model=WorkspaceRead, responses=errors(429))
+async def create_workspace(body: WorkspaceCreate, request: Request, conn: Conn, user: CurrentUser,
+                           settings: AppSettings) -> WorkspaceRead:
     """Create a workspace; you become its owner. The slug is derived from the name."""
-    created = await service.create_workspace(conn, name=body.name, owner=user)
+    created = await service.create_workspace(
+        conn, name=body.name, owner=user,
+        limit=service.creation_limit(client_address(request), settings))
     return WorkspaceRead.model_validate(created)
 
 

@@ -6,7 +6,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import chain, count
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlalchemy import and_, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces import clock
+from workspaces import clock, ratelimit
 from workspaces.accounts.service import (
     TOKEN_USER,
     UserInfo,
@@ -24,6 +24,7 @@ from workspaces.accounts.service import (
 )
 from workspaces.errors import Forbidden, NotFound
 from workspaces.models import members, users, workspaces
+from workspaces.settings import Settings
 from workspaces.validation import clean_name, normalize_email, slugify
 
 ROLE_RANK = {"member": 1, "admin": 2, "owner": 3}
@@ -52,6 +53,17 @@ class Access:
 
     def at_least(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    def can_grant(self, role: str) -> bool:
+        """The role ceiling: whoever acts on something that carries a role (an invite, a
+        member) must rank at least as high as that role. Pages ask it to show only what the
+        caller may do; services ask it through `require_grant`."""
+        return ROLE_RANK[role] <= ROLE_RANK[self.role]
+
+    def require_grant(self, role: str, doing: str) -> None:
+        if not self.can_grant(role):
+            raise Forbidden(f"You cannot {doing}: {role} is above your own role ({self.role}) "
+                            f"in {self.workspace.name}.", code="role_above_inviter")
 
     def require(self, role: str, doing: str) -> None:
         if not self.at_least(role):
@@ -129,8 +141,17 @@ async def operator_access(conn: AsyncConnection, *, slug: str, email: str | None
     return await load_access(conn, slug=slug, user=user)
 
 
-async def create_workspace(conn: AsyncConnection, *, name: str, owner: UserInfo) -> WorkspaceInfo:
-    """Create a workspace with a unique slug derived from the name; the creator owns it."""
+def creation_limit(client: str, settings: Settings) -> ratelimit.Limit:
+    """Workspaces created per client address an hour (each would bring a new invite budget)."""
+    return ratelimit.Limit(f"workspaces:client:{ratelimit.hashed(client)}",
+                           settings.workspace_limit_per_client_per_hour, timedelta(hours=1),
+                           "new workspaces from your network")
+
+
+async def create_workspace(conn: AsyncConnection, *, name: str, owner: UserInfo,
+                           limit: ratelimit.Limit | None) -> WorkspaceInfo:
+    """Create a workspace with a unique slug derived from the name; the creator owns it.
+    Counted against `limit` (None: an operator's command, not limited)."""
     display_name = clean_name(name, field="name")
     base = slugify(display_name)
     now = clock.now()
@@ -150,6 +171,8 @@ async def create_workspace(conn: AsyncConnection, *, name: str, owner: UserInfo)
             continue
         await conn.execute(insert(members).values(
             workspace_id=workspace_id, user_id=owner.id, role="owner", created_at=now))
+        if limit is not None:  # last: a refusal rolls the workspace back with its count
+            await ratelimit.hit(conn, limit)
         return WorkspaceInfo(workspace_id, display_name, slug, now, "owner")
     raise RuntimeError(f"no free slug for {base!r} after four tries")
 
