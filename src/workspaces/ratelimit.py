@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
@@ -30,6 +31,26 @@ def hashed(value: str) -> str:
     """How a key names an address (email or IP): a digest, so keys stay short and the table
     holds no addresses."""
     return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def client_key(client: str) -> str:
+    """A client address as limits count it: an IPv6 address by its /64 (one host commonly
+    holds the whole network), anything else as it is; hashed."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return hashed(client)
+    if address.version == 6:
+        return hashed(str(ipaddress.ip_network(f"{address}/64", strict=False)))
+    return hashed(str(address))
+
+
+def mailbox_key(address: str) -> str:
+    """A normalised email address as the per-recipient limit counts it: the `+tag` and the
+    dots of the local part dropped, since many providers deliver those variants to one
+    mailbox (only counting merges them; the addresses stay distinct everywhere else)."""
+    local, _, domain = address.rpartition("@")
+    return hashed(f"{local.split('+', 1)[0].replace('.', '')}@{domain}")
 
 
 def _window_start(now: datetime, window: timedelta) -> datetime:
@@ -67,17 +88,17 @@ async def hit(conn: AsyncConnection, *limits: Limit) -> None:
             raise _refuse(limit, start, now)
 
 
-async def check(conn: AsyncConnection, *limits: Limit) -> None:
-    """Refuse (429) if any limit is used up already; counts nothing, locks nothing."""
+async def undo(conn: AsyncConnection, *limits: Limit) -> None:
+    """Take back one event counted by `hit` in the current window (it turned out not to be
+    one of those the limit is about)."""
     now = clock.now()
-    for limit in limits:
-        start = _window_start(now, limit.window)
-        used = (await conn.execute(
-            select(counters.c.count).where(counters.c.key == limit.key,
-                                           counters.c.window_start == start)
-        )).scalar()
-        if used is not None and used >= limit.limit:
-            raise _refuse(limit, start, now)
+    for limit in sorted(limits, key=lambda each: each.key):
+        await conn.execute(
+            update(counters)
+            .where(counters.c.key == limit.key,
+                   counters.c.window_start == _window_start(now, limit.window),
+                   counters.c.count > 0)
+            .values(count=counters.c.count - 1))
 
 
 async def clear(conn: AsyncConnection, key: str) -> None:

@@ -1,10 +1,11 @@
 """Settings read from the environment (and a `.env` file), once per process."""
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workspaces.errors import AppError
@@ -51,6 +52,19 @@ class Settings(BaseSettings):
     # Proxies (IP addresses or CIDR networks, comma-separated) whose X-Forwarded-For is believed
     # when they connect; empty: the peer address is the client address.
     trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        """Refuse at start-up, not at the first request, a value that is no address list."""
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or CIDR network "
+                                 "(TRUSTED_PROXIES is comma-separated)") from None
+        return value
+
     # Argon2 hashes computed at once per server process (each takes a core for ~0.3 s); more
     # wait, and after `password_hash_wait_seconds` answer 503 server_busy.
     password_hash_concurrency: int = Field(default=1, ge=1)

@@ -73,7 +73,19 @@ def clean_name(raw: str, *, field: str, max_length: int = 200) -> str:
     if any(unicodedata.category(ch) == "Cf" and ch not in _JOINERS for ch in name):
         raise InvalidInput(f"The {field} must not contain invisible formatting characters such as "
                            "text-direction overrides.", code=f"invalid_{field}", field=field)
+    if not any(_visible(ch) for ch in name):
+        raise InvalidInput(f"The {field} must contain at least one visible letter, digit or "
+                           "sign.", code=f"invalid_{field}", field=field)
     return name
+
+
+# Letters that render as nothing (Hangul fillers, the blank Braille pattern): a name made of
+# them would show as empty in every list.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(ch: str) -> bool:
+    return unicodedata.category(ch)[0] in "LNPS" and ch not in _BLANK_LETTERS
 
 
 def slugify(name: str, *, max_length: int = 60) -> str:

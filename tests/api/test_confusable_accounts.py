@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from tests.api.conftest import Api
+from workspaces import security
 
 PASSWORD = "long enough password"
 
@@ -64,13 +65,36 @@ def test_two_racing_look_alike_sign_ups_make_one_account(api: Api) -> None:
     assert api.db.sql("SELECT count(*) FROM users") == [(1,)]
 
 
-def test_joining_from_an_invite_to_a_look_alike_is_refused(api: Api) -> None:
+def test_inviting_a_look_alike_of_an_account_is_refused(api: Api) -> None:
     owner = api.signup("coco@example.com")
     slug = api.workspace(owner)
-    token = api.invite(owner, slug, "сосо@example.com")["accept_url"].rsplit("/", 1)[1]
-    refused = api.client.post(f"/api/invites/{token}/accept",
-                              json={"name": "Mallory", "password": PASSWORD})
+    refused = api.client.post(f"/api/workspaces/{slug}/invites",
+                              json={"email": "сосо@example.com"}, headers=owner)
     api.error(refused, 422, "email_confusable")
+    assert api.db.sql("SELECT count(*) FROM workspace_invites") == [(0,)]
+
+
+def test_joining_through_a_look_alike_invite_is_refused_before_any_hash(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by attacking the fix: the invite was made before the look-alike account existed,
+    and every join attempt cost an Argon2 hash before the refusal, without limit."""
+    owner = api.signup("ann@example.com")
+    slug = api.workspace(owner)
+    token = api.invite(owner, slug, "сосо@example.com")["accept_url"].rsplit("/", 1)[1]
+    api.signup("coco@example.com")
+    hashes: list[str] = []
+    real = security.hash_password
+
+    def counted(password: str) -> str:
+        hashes.append(password)
+        return real(password)
+
+    monkeypatch.setattr(security, "hash_password", counted)
+    for _ in range(3):
+        refused = api.client.post(f"/api/invites/{token}/accept",
+                                  json={"name": "Mallory", "password": PASSWORD})
+        api.error(refused, 422, "email_confusable")
+    assert hashes == []
     assert api.client.get(f"/api/invites/{token}").json()["status"] == "pending"
 
 
@@ -81,6 +105,11 @@ def test_names_refuse_invisible_formatting(api: Api, control: str) -> None:
     owner = api.signup("ann@example.com")
     api.error(api.client.post("/api/workspaces", json={"name": f"Acme{control}"},
                               headers=owner), 422, "invalid_name")
+
+
+@pytest.mark.parametrize("blank", ["\u3164", "\u200d\u200d", "\u2800 \u034f", "\u115f\u1160"])
+def test_names_that_would_show_as_nothing_are_refused(api: Api, blank: str) -> None:
+    api.error(_signup(api, "eve@example.com", blank), 422, "invalid_name")
 
 
 def test_names_keep_joiners_that_scripts_and_emoji_need(api: Api) -> None:

@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from starlette.requests import Request
 
 from tests.api.conftest import Api
+from workspaces import ratelimit
 from workspaces.settings import Settings
-from workspaces.web.app import create_app
+from workspaces.web.app import RedactInviteTokens, create_app
 from workspaces.web.deps import client_address
 
 
@@ -56,6 +58,51 @@ def test_one_address_gets_at_most_its_daily_invites_from_all_workspaces(api: Api
     api.invite(inviters[2], slugs[2], "someone-else@example.com")
     assert api.db.sql("SELECT count(*) FROM workspace_invites "
                       "WHERE email = 'victim@example.com'") == [(2,)]
+
+
+def test_tags_and_dots_do_not_make_a_new_recipient(api: Api) -> None:
+    """Found by attacking the fix: victim+1@, victim+2@... each had a budget of their own,
+    although they reach one mailbox."""
+    _limits(api, invite_limit_per_recipient_per_day=2)
+    owner = api.signup("ann@example.com")
+    slug = api.workspace(owner)
+    api.invite(owner, slug, "victim+1@example.com")
+    api.invite(owner, slug, "vic.tim@example.com")
+    api.error(api.client.post(f"/api/workspaces/{slug}/invites",
+                              json={"email": "victim+2@example.com"}, headers=owner),
+              429, "rate_limited")
+    api.invite(owner, slug, "victim@example.org")  # another domain, another mailbox
+
+
+def test_an_admin_cannot_replace_an_expired_owner_invite(api: Api) -> None:
+    """Found by attacking the fix: inviting the same address as member revoked an expired
+    owner invite, an action on an owner invite the admin may not take."""
+    owner = api.signup("ann@example.com")
+    slug = api.workspace(owner)
+    token = api.invite(owner, slug, "adm@example.com", "admin")["accept_url"].rsplit("/", 1)[1]
+    admin = api.signup("adm@example.com")
+    assert api.client.post(f"/api/invites/{token}/accept", headers=admin).status_code == 200
+    api.invite(owner, slug, "heir@example.com", "owner")
+    api.db.sql("UPDATE workspace_invites SET expires_at = created_at WHERE role = 'owner'")
+    api.error(api.client.post(f"/api/workspaces/{slug}/invites",
+                              json={"email": "heir@example.com"}, headers=admin),
+              403, "role_above_inviter")
+    assert api.db.sql("SELECT status FROM workspace_invites WHERE role = 'owner'") == [
+        ("pending",)]
+    api.invite(owner, slug, "heir@example.com", "owner")  # the owner may replace it
+
+
+def test_one_ipv6_network_counts_as_one_client() -> None:
+    same = {ratelimit.client_key(f"2001:db8:1:2::{n:x}") for n in range(1, 50)}
+    assert len(same) == 1
+    assert ratelimit.client_key("2001:db8:1:3::1") not in same
+    assert ratelimit.client_key("192.0.2.1") != ratelimit.client_key("192.0.2.2")
+
+
+def test_invite_tokens_in_the_applications_own_log_lines_are_redacted() -> None:
+    request = _request("127.0.0.1", [], "")
+    request.scope["path"] = "/api/invites/SECRET-TOKEN/decline"
+    assert RedactInviteTokens.path(request) == "/api/invites/[redacted]/decline"
 
 
 def test_new_workspaces_bring_no_new_budget_for_one_inviter(api: Api) -> None:
@@ -161,3 +208,8 @@ def _request(peer: str, forwarded: list[str], trusted: str) -> Request:
 def test_the_client_address_behind_proxies(peer: str, forwarded: list[str], trusted: str,
                                            client: str) -> None:
     assert client_address(_request(peer, forwarded, trusted)) == client
+
+
+def test_a_trusted_proxies_value_that_is_no_address_list_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="not an IP address or CIDR network"):
+        Settings(trusted_proxies="10.0.0.0/8, proxy.internal", _env_file=None)  # type: ignore[call-arg]

@@ -3,6 +3,7 @@ per client address; only failures count, so a stranger cannot lock the real user
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -92,3 +93,24 @@ def test_the_sign_in_page_counts_failures_alike(api: Api) -> None:
 
     assert [attempt("wrong"), attempt("wrong")] == [401, 401]
     assert attempt(RIGHT) == 429
+
+
+def test_guesses_sent_all_at_once_are_cut_off_at_the_limit(proxied: TestClient) -> None:
+    """Found by attacking the fix: 25 parallel guesses all passed a check made before any was
+    counted, and the 25th (right) password signed in. Each attempt is now counted first."""
+    source = "203.0.113.77"
+    codes: list[int] = []
+    start = threading.Barrier(8)
+
+    def guess(n: int) -> None:
+        start.wait()
+        codes.append(_login(proxied, "ann@example.com", f"guess {n}", source))
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(codes) == [401] * 3 + [429] * 5, codes
+    assert _login(proxied, "ann@example.com", RIGHT, source) == 429
+    assert _login(proxied, "ann@example.com", RIGHT, "192.0.2.10") == 200

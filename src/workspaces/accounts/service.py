@@ -74,7 +74,7 @@ def _email_confusable(address: str) -> InvalidInput:
                         field="email")
 
 
-async def _refusal(conn: AsyncConnection, address: str) -> AppError | None:
+async def address_refusal(conn: AsyncConnection, address: str) -> AppError | None:
     """Why `address` cannot have a new account: taken, or a look-alike of one; else None."""
     row = (await conn.execute(
         select(users.c.email).where(or_(users.c.email == address,
@@ -100,12 +100,12 @@ async def create_account(conn: AsyncConnection, *, account: NewAccount) -> UserI
                 email_skeleton=email_skeleton(account.email),
             ))
     except IntegrityError:
-        raise await _refusal(conn, account.email) or _email_taken(account.email) from None
+        raise await address_refusal(conn, account.email) or _email_taken(account.email) from None
     return UserInfo(user_id, account.email, account.name, now)
 
 
 def sign_up_limit(client: str, settings: Settings) -> ratelimit.Limit:
-    return ratelimit.Limit(f"signup:client:{ratelimit.hashed(client)}",
+    return ratelimit.Limit(f"signup:client:{ratelimit.client_key(client)}",
                            settings.signup_limit_per_client_per_hour, timedelta(hours=1),
                            "sign-ups from your network")
 
@@ -121,7 +121,7 @@ async def sign_up(tx: Transactions, passwords: Passwords, *, email: str, passwor
     check_password(password)
     async with tx.write() as conn:
         await ratelimit.hit(conn, sign_up_limit(client, settings))
-        refusal = await _refusal(conn, address)
+        refusal = await address_refusal(conn, address)
     if refusal:  # raised after the block: the counted attempt commits
         raise refusal
     account = NewAccount(address, display_name, await passwords.hash(password))
@@ -138,7 +138,7 @@ def _sign_in_limits(address: str, client: str, settings: Settings
                     ) -> tuple[ratelimit.Limit, ...]:
     """Failed sign-ins: for the account from this client, for the account from anywhere
     (distributed guessing, a higher ceiling), from this client over all accounts."""
-    account, source = ratelimit.hashed(address), ratelimit.hashed(client)
+    account, source = ratelimit.hashed(address), ratelimit.client_key(client)
     what = "failed sign-ins"
     return (
         ratelimit.Limit(f"signin:fail:{account}:{source}", settings.signin_limit_per_account,
@@ -156,30 +156,28 @@ async def sign_in(tx: Transactions, passwords: Passwords, *, email: str, passwor
 
     Only failures count, per account and client address (so a stranger's guesses from
     elsewhere do not lock the real user out), per account from all addresses (a higher
-    ceiling), and per client address; over any of them, 429 before the password is even
-    checked. A success clears its address's failures for the account. The hash is checked
-    between a read and a write, with no connection held.
+    ceiling), and per client address. Each attempt is counted as a failure before its password
+    is checked, and taken back when it turns out right: guesses sent all at once cannot pass
+    the limit, and one over it gets 429 without costing a hash. A success also clears its
+    address's failures for the account. The hash is checked with no connection held.
     """
     try:
         address = normalize_email(email)
     except InvalidInput:
         address = ""
     limits = _sign_in_limits(address, client, settings)
-    async with tx.read() as conn:
-        await ratelimit.check(conn, *limits)
+    async with tx.write() as conn:
+        await ratelimit.hit(conn, *limits)
         row = (await conn.execute(
             select(*_USER_COLUMNS, users.c.password_hash).where(users.c.email == address)
         )).first()
     valid = await passwords.verify(row.password_hash if row else None, password)
-    async with tx.write() as conn:
-        if row is None or not valid:
-            await ratelimit.hit(conn, *limits)
-            token = None
-        else:
-            await ratelimit.clear(conn, limits[0].key)
-            token = await issue_token(conn, user_id=row.id, kind=session.kind, ttl=session.ttl)
-    if row is None or token is None:  # raised after the block: the failure is counted
+    if row is None or not valid:
         raise NotAuthenticated("The email or password is wrong.", code="invalid_credentials")
+    async with tx.write() as conn:
+        await ratelimit.clear(conn, limits[0].key)
+        await ratelimit.undo(conn, *limits[1:])
+        token = await issue_token(conn, user_id=row.id, kind=session.kind, ttl=session.ttl)
     return user_of(row), token
 
 

@@ -20,6 +20,7 @@ from workspaces.accounts.service import (
     NewAccount,
     Session,
     UserInfo,
+    address_refusal,
     check_password,
     create_account,
     get_user_by_email,
@@ -34,7 +35,7 @@ from workspaces.models import PENDING_ONLY, invites, members, outbox, users, wor
 from workspaces.pagination import Cursor, check_limit, keyset, page_of
 from workspaces.security import Passwords, hash_token, new_token, secret_key
 from workspaces.settings import Settings
-from workspaces.validation import clean_name, normalize_email
+from workspaces.validation import clean_name, email_skeleton, normalize_email
 from workspaces.workspaces.service import Access, hold_role
 
 STATUSES = ("pending", "accepted", "revoked", "declined", "expired")
@@ -159,7 +160,7 @@ async def _count_email(conn: AsyncConnection, access: Access, address: str,
                         hour, "invitations for this workspace"),
         ratelimit.Limit(f"invites:by:{access.user.id}", settings.invite_limit_per_user_per_hour,
                         hour, "invitations sent by you"),
-        ratelimit.Limit(f"invites:to:{ratelimit.hashed(address)}",
+        ratelimit.Limit(f"invites:to:{ratelimit.mailbox_key(address)}",
                         settings.invite_limit_per_recipient_per_day, day,
                         "invitations to this address"),
     )
@@ -176,26 +177,36 @@ async def create_invite(
     access.require_grant(role, f"invite someone as {role}")
     days = _check_days(expires_in_days, settings)
     workspace_id = access.workspace.id
-    pending = (select(invites.c.id, invites.c.expires_at)
+    pending = (select(invites.c.id, invites.c.expires_at, invites.c.role)
                .where(invites.c.workspace_id == workspace_id, invites.c.email == address,
                       invites.c.status == "pending").subquery())
-    existing = (await conn.execute(  # one round trip for both questions
+    existing = (await conn.execute(  # one round trip for every question
         select(
             select(members.c.user_id).join(users, users.c.id == members.c.user_id)
             .where(members.c.workspace_id == workspace_id, users.c.email == address)
             .exists().label("is_member"),
+            select(users.c.id).where(users.c.email_skeleton == email_skeleton(address),
+                                     users.c.email != address)
+            .exists().label("looks_like_another"),
             select(pending.c.id).scalar_subquery().label("id"),
             select(pending.c.expires_at).scalar_subquery().label("expires_at"),
+            select(pending.c.role).scalar_subquery().label("role"),
         )
     )).one()
     if existing.is_member:
         raise Conflict(f"{address} is already a member of {access.workspace.name}.",
                        code="already_member")
+    if existing.looks_like_another:  # its invitee could never sign up: a trap, or a typo
+        raise InvalidInput(f"{address} looks like the address of another account (look-alike "
+                           "letters); check the address you meant.", code="email_confusable",
+                           field="email")
     now = clock.now()
     if existing.id is not None:
         if clock.aware(existing.expires_at) > now:
             raise Conflict(f"{address} already has a pending invite; resend or revoke it.",
                            code="invite_exists", invite_id=str(existing.id))
+        access.require_grant(existing.role, "replace an expired invite for the role "
+                                            f"{existing.role}")
         # An expired invite is replaced: revoke it so the new one is the only pending one.
         await conn.execute(update(invites).where(invites.c.id == existing.id)
                            .values(status="revoked", revoked_at=now))
@@ -415,6 +426,9 @@ async def join(tx: Transactions, passwords: Passwords, *, token: str, name: str,
         if await get_user_by_email(conn, found.invite.email):
             raise NotAuthenticated(f"An account for {found.invite.email} exists; sign in to "
                                    "accept.", code="sign_in_required")
+        refusal = await address_refusal(conn, found.invite.email)  # before any hash
+        if refusal:
+            raise refusal
     display_name = clean_name(name, field="name")
     check_password(password)
     account = NewAccount(found.invite.email, display_name, await passwords.hash(password))

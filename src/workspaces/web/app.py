@@ -49,6 +49,11 @@ class RedactInviteTokens(logging.Filter):
 
     pattern = re.compile(r"(/invites/)[^/?#\s\"]+")
 
+    @classmethod
+    def path(cls, request: Request) -> str:
+        """The request's path as the application's own log lines may show it."""
+        return cls.pattern.sub(r"\1[redacted]", request.url.path)
+
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(self.pattern.sub(r"\1[redacted]", a) if isinstance(a, str)
@@ -167,7 +172,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 code="invalid_input"))
         translated = guard.translate(exc)
         if translated is None:
-            log.exception("unexpected database error on %s %s", request.method, request.url.path)
+            log.exception("unexpected database error on %s %s", request.method,
+                          RedactInviteTokens.path(request))
             return respond(request, AppError("Something went wrong on our side; it has been "
                                              "logged.", code="internal_error", status=500))
         return respond(request, translated)
@@ -179,7 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def pool_exhausted(request: Request, exc: PoolTimeout) -> Response:
         """Every database connection of this worker stayed busy for the pool timeout."""
         log.warning("no database connection free within the pool timeout on %s %s",
-                    request.method, request.url.path)
+                    request.method, RedactInviteTokens.path(request))
         return respond(request, ServiceUnavailable(
             "The server is too busy to take this request; retry in a moment.",
             code="server_busy", headers={"Retry-After": "1"}))

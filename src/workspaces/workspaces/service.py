@@ -143,7 +143,7 @@ async def operator_access(conn: AsyncConnection, *, slug: str, email: str | None
 
 def creation_limit(client: str, settings: Settings) -> ratelimit.Limit:
     """Workspaces created per client address an hour (each would bring a new invite budget)."""
-    return ratelimit.Limit(f"workspaces:client:{ratelimit.hashed(client)}",
+    return ratelimit.Limit(f"workspaces:client:{ratelimit.client_key(client)}",
                            settings.workspace_limit_per_client_per_hour, timedelta(hours=1),
                            "new workspaces from your network")
 
