@@ -55,7 +55,7 @@ class InviteInfo:
     declined_at: datetime | None
     created_by_user_id: uuid.UUID | None
     created_by_name: str | None
-    email_status: str | None  # the latest email's delivery: pending | sent | failed
+    email_status: str | None  # the latest email's delivery: pending | sent | failed | logged
     email_error: str | None  # why the latest attempt failed (server reply or unreachable)
 
 

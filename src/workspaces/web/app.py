@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     url = parse_url(settings.database_url)
     migrations = MigrationSet(settings.workspaces_migrations_dir)
     key = secret_key(settings)  # fail at start, not at the first invite
+    settings.email_mode  # noqa: B018 (likewise: a misconfigured backend stops the start)
     guard = SchemaGuard(migrations)
     toolkit = Toolkit(url, migrations)
 
