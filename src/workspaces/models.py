@@ -20,6 +20,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from workspaces.invites.statuses import STORED as INVITE_STATUSES
+from workspaces.roles import ROLES
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -28,8 +31,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-ROLES = ("owner", "admin", "member")
-INVITE_STATUSES = ("pending", "accepted", "revoked", "declined")
 TOKEN_KINDS = ("api", "browser")
 OUTBOX_STATUSES = ("pending", "sent", "logged", "failed")  # logged: EMAIL_BACKEND=console
 PENDING_ONLY = text("status = 'pending'")

@@ -21,9 +21,9 @@ from workspaces.invites.schemas import (
     InvitePreview,
     InviteRead,
     IssuedInviteRead,
-    Status,
 )
 from workspaces.invites.service import InviteInfo, IssuedInvite
+from workspaces.invites.statuses import Status
 from workspaces.web.deps import (
     AppSettings,
     Conn,

@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from workspaces.invites.statuses import Status
+from workspaces.roles import Role
 from workspaces.web.schemas import ReadModel
-from workspaces.workspaces.schemas import MemberRead, Role
-
-Status = Literal["pending", "expired", "accepted", "revoked", "declined"]
+from workspaces.workspaces.schemas import MemberRead
 
 
 class InviteCreate(BaseModel):

@@ -29,16 +29,16 @@ from workspaces.accounts.service import (
 from workspaces.audit.service import record
 from workspaces.db import Transactions, dialect_insert
 from workspaces.errors import Conflict, Forbidden, Gone, InvalidInput, NotAuthenticated, NotFound
+from workspaces.invites import statuses
 from workspaces.mail.outbox import InviteEmail, accept_url, enqueue_invite
-from workspaces.members.service import MemberInfo, check_role
+from workspaces.members.service import MemberInfo
 from workspaces.models import PENDING_ONLY, invites, members, outbox, users, workspaces
 from workspaces.pagination import Cursor, check_limit, keyset, page_of
+from workspaces.roles import check_role
 from workspaces.security import Passwords, hash_token, new_token, secret_key
 from workspaces.settings import Settings
 from workspaces.validation import clean_name, email_skeleton, normalize_email
 from workspaces.workspaces.service import Access, hold_role
-
-STATUSES = ("pending", "accepted", "revoked", "declined", "expired")
 
 
 @dataclass(frozen=True)
@@ -94,16 +94,13 @@ _EMAIL_COLUMNS = (  # for admins' views only: the invitee's page does not show t
 )
 
 
-def _effective(status: str, expires_at: datetime, now: datetime) -> str:
-    return "expired" if status == "pending" and clock.aware(expires_at) <= now else status
-
-
 def _info(row: Any, now: datetime) -> InviteInfo:
     def at(value: datetime | None) -> datetime | None:
         return clock.aware(value) if value is not None else None
 
     return InviteInfo(
-        row.id, row.workspace_id, row.email, row.role, _effective(row.status, row.expires_at, now),
+        row.id, row.workspace_id, row.email, row.role,
+        statuses.effective(row.status, row.expires_at, now),
         clock.aware(row.expires_at), clock.aware(row.created_at), at(row.accepted_at),
         at(row.revoked_at), at(row.declined_at), row.created_by_user_id, row.created_by_name,
         getattr(row, "email_status", None), getattr(row, "email_error", None),
@@ -202,7 +199,7 @@ async def create_invite(
                            field="email")
     now = clock.now()
     if existing.id is not None:
-        if clock.aware(existing.expires_at) > now:
+        if not statuses.expired(existing.expires_at, now):
             raise Conflict(f"{address} already has a pending invite; resend or revoke it.",
                            code="invite_exists", invite_id=str(existing.id))
         access.require_grant(existing.role, "replace an expired invite for the role "
@@ -253,15 +250,10 @@ async def list_invites(
     now = clock.now()
     query = _select().where(invites.c.workspace_id == access.workspace.id)
     if status is not None:
-        if status not in STATUSES:
-            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}.",
+        if status not in statuses.STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(statuses.STATUSES)}.",
                                code="invalid_status", field="status")
-        stored = "pending" if status == "expired" else status
-        query = query.where(invites.c.status == stored)
-        if status == "pending":
-            query = query.where(invites.c.expires_at > now)
-        elif status == "expired":
-            query = query.where(invites.c.expires_at <= now)
+        query = query.where(statuses.where(status, invites.c.status, invites.c.expires_at, now))
     query = keyset(query, invites.c.created_at, invites.c.id, after, limit)
     found = [_info(row, now) for row in await conn.execute(query)]
     return page_of(found, limit, lambda i: Cursor(i.created_at, i.id))
@@ -281,7 +273,7 @@ async def resend_invite(conn: AsyncConnection, *, access: Access, invite_id: uui
     access.require("admin", "resend invites")
     invite = await _lock_invite(conn, access, invite_id)
     access.require_grant(invite.role, f"resend an invite for the role {invite.role}")
-    if invite.status not in ("pending", "expired"):
+    if invite.status not in statuses.OPEN:
         raise Conflict(f"This invite is {invite.status}; only pending or expired invites can be "
                        "re-sent.", code=f"invite_{invite.status}")
     token = new_token()
@@ -304,7 +296,7 @@ async def revoke_invite(conn: AsyncConnection, *, access: Access,
     access.require("admin", "revoke invites")
     invite = await _lock_invite(conn, access, invite_id)
     access.require_grant(invite.role, f"revoke an invite for the role {invite.role}")
-    if invite.status not in ("pending", "expired"):
+    if invite.status not in statuses.OPEN:
         raise Conflict(f"This invite is {invite.status} and cannot be revoked.",
                        code=f"invite_{invite.status}")
     await conn.execute(update(invites).where(invites.c.id == invite_id)
@@ -332,8 +324,9 @@ _BY_TOKEN_LOCKED = _BY_TOKEN.with_for_update(of=invites)
 
 _CLAIM = (
     update(invites)
-    .where(invites.c.token == bindparam("token_hash"), invites.c.status == "pending",
-           invites.c.expires_at > bindparam("now"), invites.c.email == bindparam("user_email"))
+    .where(invites.c.token == bindparam("token_hash"),
+           statuses.where("pending", invites.c.status, invites.c.expires_at, bindparam("now")),
+           invites.c.email == bindparam("user_email"))
     .values(status="accepted", accepted_at=bindparam("now"))
     .returning(invites.c.id, invites.c.workspace_id, invites.c.role, invites.c.email)
 )

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
 from workspaces.audit.service import record
-from workspaces.errors import Conflict, Forbidden, InvalidInput, NotFound
-from workspaces.models import ROLES, members, users
-from workspaces.workspaces.service import ROLE_RANK, Access, lock_for_change
+from workspaces.errors import Conflict, Forbidden, NotFound
+from workspaces.models import members, users
+from workspaces.roles import RANK, check_role
+from workspaces.workspaces.service import Access, lock_for_change
 
 
 @dataclass(frozen=True)
@@ -23,13 +24,6 @@ class MemberInfo:
     name: str
     role: str
     joined_at: datetime
-
-
-def check_role(role: str) -> str:
-    if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}.", code="invalid_role",
-                           field="role")
-    return role
 
 
 _MEMBERS = (
@@ -90,7 +84,7 @@ async def change_role(conn: AsyncConnection, *, access: Access, user_id: uuid.UU
         raise Forbidden("Only owners can make someone an owner.", code="owner_required")
     if target.role == role:
         return target
-    if ROLE_RANK[role] < ROLE_RANK[target.role]:
+    if RANK[role] < RANK[target.role]:
         await _check_keeps_an_owner(conn, access, target)
     await conn.execute(
         update(members)

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from workspaces.errors import AppError
 from workspaces.invites import service as invites
 from workspaces.members import service as members
-from workspaces.models import ROLES
+from workspaces.roles import ROLES
 from workspaces.web.deps import AppSettings, Conn, client_address
 from workspaces.web.html import CsrfChecked, SignedIn, field_errors, redirect, render
 from workspaces.workspaces import service

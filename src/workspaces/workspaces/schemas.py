@@ -2,13 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from workspaces.roles import Role
 from workspaces.web.schemas import ReadModel
-
-Role = Literal["owner", "admin", "member"]
 
 
 class WorkspaceCreate(BaseModel):

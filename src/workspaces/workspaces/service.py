@@ -14,7 +14,7 @@ from sqlalchemy import and_, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces import clock, ratelimit
+from workspaces import clock, ratelimit, roles
 from workspaces.accounts.service import (
     TOKEN_USER,
     UserInfo,
@@ -27,7 +27,6 @@ from workspaces.models import members, users, workspaces
 from workspaces.settings import Settings
 from workspaces.validation import clean_name, normalize_email, slugify
 
-ROLE_RANK = {"member": 1, "admin": 2, "owner": 3}
 SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
 
@@ -52,13 +51,12 @@ class Access:
         return self.workspace.role
 
     def at_least(self, role: str) -> bool:
-        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+        return roles.at_least(self.role, role)
 
     def can_grant(self, role: str) -> bool:
-        """The role ceiling: whoever acts on something that carries a role (an invite, a
-        member) must rank at least as high as that role. Pages ask it to show only what the
-        caller may do; services ask it through `require_grant`."""
-        return ROLE_RANK[role] <= ROLE_RANK[self.role]
+        """The role ceiling (`roles.can_grant`) for this caller: pages ask it to show only
+        what the caller may do; services ask it through `require_grant`."""
+        return roles.can_grant(self.role, role)
 
     def require_grant(self, role: str, doing: str) -> None:
         if not self.can_grant(role):
