@@ -49,13 +49,12 @@ async def accept(request: Request, token: str, conn: Conn, user: PageUser) -> Re
         return redirect(request, sign_in_url(f"/invites/{token}"), "Sign in to accept.")
     try:
         async with conn.begin_nested():
-            await service.accept_invite(conn, token=token, user=user)
+            joined = await service.accept_invite(conn, token=token, user=user)
     except AppError as error:
         return await _page(request, conn, token, status=error.status,
                            errors={"form": error.message})
-    preview = await service.preview(conn, token=token)
-    return redirect(request, f"/w/{preview.workspace_slug}",
-                    f"You joined {preview.workspace_name} as {preview.role}.")
+    return redirect(request, f"/w/{joined.workspace_slug}",
+                    f"You joined {joined.workspace_name} as {joined.member.role}.")
 
 
 @router.post("/invites/{token}/join", dependencies=[CsrfChecked])
@@ -64,17 +63,15 @@ async def join(request: Request, token: str, tx: Tx, passwords: PasswordHashing,
                password: Annotated[str, Form(max_length=1024)] = "") -> Response:
     """Sign up with the invited address (fixed) and join, in one step."""
     try:
-        created, _, session = await service.join(
+        created, joined, session = await service.join(
             tx, passwords, token=token, name=name, password=password,
             session=Session("browser", timedelta(days=SESSION_DAYS)))
     except AppError as error:
         async with tx.read() as conn:
             return await _page(request, conn, token, status=error.status,
                                values={"name": name}, errors=field_errors(error))
-    async with tx.read() as conn:
-        preview = await service.preview(conn, token=token)
-    response = redirect(request, f"/w/{preview.workspace_slug}",
-                        f"Welcome, {created.name}: you joined {preview.workspace_name}.")
+    response = redirect(request, f"/w/{joined.workspace_slug}",
+                        f"Welcome, {created.name}: you joined {joined.workspace_name}.")
     start_session(request, response, session)
     return response
 

@@ -119,15 +119,15 @@ async def accept_invite(
     if credentials is not None:
         async with tx.write() as conn:
             user = await bearer_user(conn, credentials)
-            member = await service.accept_invite(conn, token=token, user=user)
-        return AcceptResult(member=MemberRead.model_validate(member))
+            joined = await service.accept_invite(conn, token=token, user=user)
+        return AcceptResult(member=MemberRead.model_validate(joined.member))
     if body is None:
         raise NotAuthenticated("Sign in to accept, or send name and password to sign up with "
                                "the invited address.", code="sign_in_required")
     session = Session("api", timedelta(days=settings.api_token_ttl_days))
-    _, member, api_token = await service.join(tx, passwords, token=token, name=body.name,
+    _, joined, api_token = await service.join(tx, passwords, token=token, name=body.name,
                                               password=body.password, session=session)
-    return AcceptResult(member=MemberRead.model_validate(member), token=api_token)
+    return AcceptResult(member=MemberRead.model_validate(joined.member), token=api_token)
 
 
 @router.post("/api/invites/{token}/decline", status_code=204,

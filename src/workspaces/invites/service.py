@@ -328,7 +328,12 @@ _CLAIM = (
            statuses.where("pending", invites.c.status, invites.c.expires_at, bindparam("now")),
            invites.c.email == bindparam("user_email"))
     .values(status="accepted", accepted_at=bindparam("now"))
-    .returning(invites.c.id, invites.c.workspace_id, invites.c.role, invites.c.email)
+    .returning(invites.c.id, invites.c.workspace_id, invites.c.role, invites.c.email,
+               # what the caller shows next, in the same round trip
+               select(workspaces.c.slug).where(workspaces.c.id == invites.c.workspace_id)
+               .scalar_subquery().label("workspace_slug"),
+               select(workspaces.c.name).where(workspaces.c.id == invites.c.workspace_id)
+               .scalar_subquery().label("workspace_name"))
 )
 
 
@@ -371,7 +376,16 @@ async def preview(conn: AsyncConnection, *, token: str) -> Preview:
                    invite.email, invite.role, invite.status, invite.expires_at)
 
 
-async def accept_invite(conn: AsyncConnection, *, token: str, user: UserInfo) -> MemberInfo:
+@dataclass(frozen=True)
+class Joined:
+    """An accepted invite: the new membership and the workspace it is in."""
+
+    member: MemberInfo
+    workspace_slug: str
+    workspace_name: str
+
+
+async def accept_invite(conn: AsyncConnection, *, token: str, user: UserInfo) -> Joined:
     """Join with the invite's role; membership and 'accepted' commit together, exactly once.
 
     The happy path is one conditional UPDATE (pending, unexpired, for this user's address) that
@@ -396,17 +410,17 @@ async def accept_invite(conn: AsyncConnection, *, token: str, user: UserInfo) ->
         .returning(members.c.user_id)
     )).first()
     if joined is None:  # raising rolls the claim back: the invite stays pending
-        name = (await conn.execute(select(workspaces.c.name).where(
-            workspaces.c.id == claimed.workspace_id))).scalar_one()
-        raise Conflict(f"You are already a member of {name}.", code="already_member")
+        raise Conflict(f"You are already a member of {claimed.workspace_name}.",
+                       code="already_member")
     await record(conn, workspace_id=claimed.workspace_id, actor_id=user.id, action="accepted",
                  target_type="invite", target_id=claimed.id, target_email=claimed.email,
                  detail={"role": claimed.role})
-    return MemberInfo(user.id, user.email, user.name, claimed.role, now)
+    return Joined(MemberInfo(user.id, user.email, user.name, claimed.role, now),
+                  claimed.workspace_slug, claimed.workspace_name)
 
 
 async def join(tx: Transactions, passwords: Passwords, *, token: str, name: str, password: str,
-               session: Session) -> tuple[UserInfo, MemberInfo, str]:
+               session: Session) -> tuple[UserInfo, Joined, str]:
     """A newcomer signs up with the invited address (fixed) and joins.
 
     The link is checked first (a dead link costs no hash, and says so before anything about
@@ -427,9 +441,9 @@ async def join(tx: Transactions, passwords: Passwords, *, token: str, name: str,
     account = NewAccount(found.invite.email, display_name, await passwords.hash(password))
     async with tx.write() as conn:
         user = await create_account(conn, account=account)
-        member = await accept_invite(conn, token=token, user=user)
+        joined = await accept_invite(conn, token=token, user=user)
         issued = await issue_token(conn, user_id=user.id, kind=session.kind, ttl=session.ttl)
-    return user, member, issued
+    return user, joined, issued
 
 
 async def decline_invite(conn: AsyncConnection, *, token: str, user: UserInfo | None) -> None:
