@@ -28,6 +28,11 @@ def settings(app_db: str, smtp: Sink) -> Settings:
     )
 
 
+def token_of(issued: dict[str, Any]) -> str:
+    """The invite token in a create or resend answer's `accept_url`."""
+    return str(issued["accept_url"]).rsplit("/", 1)[1]
+
+
 @dataclass
 class Api:
     """A TestClient with the steps most tests take, each checked."""
@@ -55,6 +60,11 @@ class Api:
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()
         return body
+
+    def invite_token(self, headers: dict[str, str], slug: str, email: str,
+                     role: str = "member") -> str:
+        """Invite `email`; the token of the link (what the emailed URL ends with)."""
+        return token_of(self.invite(headers, slug, email, role))
 
     def error(self, response: Any, status: int, code: str) -> str:
         assert response.status_code == status, response.text

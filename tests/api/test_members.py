@@ -19,7 +19,7 @@ PASSWORD = "correct horse battery"
 def _join(api: Api, owner: dict[str, str], slug: str, email: str, role: str = "member"
           ) -> tuple[dict[str, str], str]:
     """Invite `email` with `role`, sign them up and accept: their headers and user id."""
-    token = api.invite(owner, slug, email, role)["accept_url"].rsplit("/", 1)[1]
+    token = api.invite_token(owner, slug, email, role)
     headers = api.signup(email)
     accepted = api.client.post(f"/api/invites/{token}/accept", headers=headers)
     assert accepted.status_code == 200, accepted.text

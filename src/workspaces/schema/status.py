@@ -40,7 +40,6 @@ class MigrationState:
     state: str  # applied | pending | failed
     latest: ledger.Entry | None
     checksum_ok: bool = True
-    objects_present: bool = False
     creates: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -234,7 +233,6 @@ def _live_problems(conn: Connection, report: Report, migrations: MigrationSet) -
         ahead = model_through(migrations, mid)
         created = ahead.created_by(mid)
         if created and not objects_missing(conn, ahead, mid):
-            state.objects_present = True
             add(Problem(
                 "objects_present", Exit.PENDING,
                 f"Migration {mid} is pending but everything it creates already exists "

@@ -1,4 +1,6 @@
-"""Server-rendered pages: templates, the session cookie, CSRF, flash messages, security headers.
+"""Server-rendered pages: templates, the session cookie, CSRF and flash messages.
+
+(The security headers every response carries are set in web/middleware.py.)
 
 CSRF: every form repeats a token the server derives, with HMAC-SHA256 under SECRET_KEY, from a
 cookie the browser already sends, so nothing is stored and a cookie planted by someone else is
