@@ -12,7 +12,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from workspaces import __version__
-from workspaces.schema.errors import Exit, SchemaError
+from workspaces.errors import Error, Exit, SchemaError, SchemaOutOfDate
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Workspaces: members and invitations, and the schema toolkit.")
@@ -30,7 +30,7 @@ LockTimeout = Annotated[
 ]
 
 
-def _fail(error: SchemaError, as_json: bool) -> NoReturn:
+def _fail(error: Error, as_json: bool) -> NoReturn:
     if as_json:
         print(json.dumps({"ok": False, "error": error.as_dict()}, indent=2))
     else:
@@ -70,10 +70,10 @@ def _finish(result: Any, as_json: bool) -> NoReturn:
 
 @contextmanager
 def _guard(as_json: bool) -> Iterator[None]:
-    """Turn SchemaError (and only it) into the documented output and exit code."""
+    """Turn our errors (and only them) into the documented output and exit code."""
     try:
         yield
-    except SchemaError as error:
+    except Error as error:
         _fail(error, as_json)
 
 
@@ -268,7 +268,7 @@ def serve(
     if database_url:
         os.environ["DATABASE_URL"] = database_url  # worker processes read settings again
         get_settings.cache_clear()
-    with _refuse_on_app_error():
+    with _guard(False):
         email_notice = _email_notice(get_settings())  # before the database is touched
     with _guard(False):
         toolkit = _toolkit(database_url, False)
@@ -285,13 +285,12 @@ def serve(
             worst = max(report.problems, key=lambda p: p.exit_code)
             fix = ("workspaces db deploy (or start with --migrate)"
                    if worst.exit_code == Exit.PENDING else worst.fix)
-            raise SchemaError(
-                "schema_out_of_date",
+            raise SchemaOutOfDate(
                 "Refusing to start: the database schema does not match this code.",
                 fix=f"{fix}; `workspaces db status` explains each problem",
                 exit_code=report.exit_code,
             )
-    with _refuse_on_app_error():
+    with _guard(False):
         application = create_app()
     if email_notice:
         print(email_notice, file=sys.stderr, flush=True)
@@ -303,18 +302,6 @@ def serve(
                     workers=workers, log_level="info", proxy_headers=False)
     else:
         uvicorn.run(application, host=host, port=port, log_level="info", proxy_headers=False)
-
-
-@contextmanager
-def _refuse_on_app_error() -> Iterator[None]:
-    """Print a configuration error (an AppError) as `error[code]: message` and exit 1."""
-    from workspaces.errors import AppError
-
-    try:
-        yield
-    except AppError as error:
-        print(f"error[{error.code}]: {error.message}", file=sys.stderr)
-        raise typer.Exit(1) from None
 
 
 def _email_notice(settings: Any) -> str | None:
@@ -351,7 +338,6 @@ def _operate(database_url: str | None, as_json: bool, work: Any) -> Any:
     import asyncio
 
     from workspaces.db import create_app_engine, parse_url
-    from workspaces.errors import AppError
     from workspaces.settings import get_settings
 
     settings = get_settings()
@@ -367,10 +353,7 @@ def _operate(database_url: str | None, as_json: bool, work: Any) -> Any:
             await engine.dispose()
 
     with _guard(as_json):
-        try:
-            return asyncio.run(run())
-        except AppError as error:
-            raise SchemaError(error.code, error.message) from None
+        return asyncio.run(run())
 
 
 def _print(data: Any, as_json: bool, line: str) -> None:
@@ -407,7 +390,6 @@ def users_create(
 ) -> None:
     """Create an account."""
     from workspaces.accounts.service import NewAccount, check_password, create_account
-    from workspaces.errors import AppError
     from workspaces.security import hash_password
     from workspaces.validation import clean_name, normalize_email
 
@@ -416,10 +398,8 @@ def users_create(
         check_password(password)
         return NewAccount(address, display_name, hash_password(password))
 
-    try:
+    with _guard(as_json):
         new = account()
-    except AppError as error:
-        _fail(SchemaError(error.code, error.message), as_json)
     user = _operate(database_url, as_json, lambda conn, _settings: create_account(
         conn, account=new))
     _print(user, as_json, f"Created {user.email} ({user.id}).")

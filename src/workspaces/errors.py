@@ -1,24 +1,57 @@
-"""Domain errors: each has a stable code, a sentence a person can act on, and an HTTP status.
+"""Errors: each has a stable code, a sentence a person can act on and, where there is one, the
+next step (`fix`, for operators).
 
-Services raise these; the web layer renders them as `{"error": {"code", "message"}}` and the
-CLI as `error[code]: message`. Nothing else is mapped to a status.
+`Error` is the one base. `AppError` adds the HTTP status that services' errors carry (the web
+layer renders them as `{"error": {"code", "message", ...}}`, pages as a message); `SchemaError`
+adds the exit code and the database's own words that the schema toolkit's errors carry. The CLI
+prints any of them as `error[code]: message` plus `next: fix`. Nothing else is mapped to a status
+or an exit code.
 """
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any
 
 
-class AppError(Exception):
-    status = 400
-    code = "bad_request"
+class Exit(IntEnum):
+    """Exit codes of the CLI (and of `db status`): the highest problem wins."""
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+    OK = 0
+    ERROR = 1
+    PENDING = 2
+    FAILED = 3
+    DIVERGED = 4
+    DRIFT = 5
+
+
+class Error(Exception):
+    code = "error"
+    fix: str | None = None
+    detail: str | None = None  # the database's or a server's own words, when they help
+    exit_code = Exit.ERROR
+
+    def __init__(self, message: str, *, code: str | None = None, fix: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if fix is not None:
+            self.fix = fix
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message, "fix": self.fix,
+                "detail": self.detail, "exit_code": int(self.exit_code)}
+
+
+class AppError(Error):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 headers: dict[str, str] | None = None, fix: str | None = None,
+                 **extra: Any) -> None:
+        super().__init__(message, code=code, fix=fix)
         if status is not None:
             self.status = status
         self.headers = headers or {}
@@ -26,6 +59,16 @@ class AppError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+class SchemaError(Error):
+    """A problem of the schema toolkit the operator can fix, with its exit code."""
+
+    def __init__(self, code: str, message: str, *, fix: str | None = None,
+                 exit_code: Exit = Exit.ERROR, detail: str | None = None) -> None:
+        super().__init__(message, code=code, fix=fix)
+        self.exit_code = exit_code
+        self.detail = detail
 
 
 class InvalidInput(AppError):
@@ -58,3 +101,16 @@ class RateLimited(AppError):
 
 class ServiceUnavailable(AppError):
     status, code = 503, "service_unavailable"
+
+
+class SchemaOutOfDate(ServiceUnavailable):
+    """The database's schema does not match this code: the one `schema_out_of_date`, answered
+    by the schema guard (a request touched a missing table), `/readyz`, the pages, and `serve`
+    when it refuses to start (with the exit code of `db status`)."""
+
+    code = "schema_out_of_date"
+
+    def __init__(self, message: str, *, fix: str | None = None,
+                 exit_code: Exit = Exit.PENDING, **extra: Any) -> None:
+        super().__init__(message, fix=fix, **extra)
+        self.exit_code = exit_code

@@ -1,50 +1,12 @@
-"""Errors of the schema toolkit: a stable code, one sentence a person can act on, an exit code."""
+"""The schema toolkit's translation of database errors (SQLSTATE) into SchemaErrors."""
 
 from __future__ import annotations
 
 import re
-from enum import IntEnum
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-
-class Exit(IntEnum):
-    OK = 0
-    ERROR = 1
-    PENDING = 2
-    FAILED = 3
-    DIVERGED = 4
-    DRIFT = 5
-
-
-class SchemaError(Exception):
-    """A problem the operator can fix; rendered as `error[code]: message` plus the next step."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        fix: str | None = None,
-        exit_code: Exit = Exit.ERROR,
-        detail: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.fix = fix
-        self.exit_code = exit_code
-        self.detail = detail
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "code": self.code,
-            "message": self.message,
-            "fix": self.fix,
-            "detail": self.detail,
-            "exit_code": int(self.exit_code),
-        }
-
+from workspaces.errors import SchemaError
 
 # SQLSTATE -> (code, what happened, what to do). The database's own text follows as `detail`.
 _SQLSTATES: dict[str, tuple[str, str, str]] = {

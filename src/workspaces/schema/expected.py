@@ -28,7 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from workspaces.schema.errors import SchemaError
+from workspaces.errors import SchemaError
 from workspaces.schema.revisions import Migration
 
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, text
 
-from workspaces.schema.errors import SchemaError
+from workspaces.errors import SchemaError
 
 # Two int4 keys ("WSKS", "DMIG"), shown in pg_locks as classid/objid with objsubid 2.
 LOCK_KEYS = {"a": 0x57534B53, "b": 0x444D4947}

@@ -11,7 +11,7 @@ from types import ModuleType
 
 from alembic.script import Script, ScriptDirectory
 
-from workspaces.schema.errors import SchemaError
+from workspaces.errors import SchemaError
 
 PACKAGED_VERSIONS = Path(__file__).parent / "versions"
 

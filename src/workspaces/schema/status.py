@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, inspect, text
 
+from workspaces.errors import Exit
 from workspaces.schema import ledger
-from workspaces.schema.errors import Exit
 from workspaces.schema.expected import ObjectKey, SchemaModel, build_model
 from workspaces.schema.live import DIFFERS, EXTRA, MISSING, Difference, compare, missing_keys
 from workspaces.schema.revisions import Migration, MigrationSet

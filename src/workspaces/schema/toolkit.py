@@ -18,8 +18,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from workspaces.db import create_sync_engine, display_url, sqlite_path, whoami
+from workspaces.errors import Exit, SchemaError
 from workspaces.schema import ledger
-from workspaces.schema.errors import Exit, SchemaError, translate
+from workspaces.schema.errors import translate
 from workspaces.schema.expected import ObjectKey, SchemaModel, build_model, downgrade_operations
 from workspaces.schema.live import DIFFERS, EXTRA, MISSING
 from workspaces.schema.lock import schema_lock

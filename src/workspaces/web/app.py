@@ -25,11 +25,18 @@ from workspaces.accounts.pages import router as accounts_pages
 from workspaces.accounts.routes import router as accounts_router
 from workspaces.audit.routes import router as audit_router
 from workspaces.db import create_app_engine, parse_url
-from workspaces.errors import AppError, InvalidInput, ServiceUnavailable
+from workspaces.errors import (
+    AppError,
+    Exit,
+    InvalidInput,
+    SchemaError,
+    SchemaOutOfDate,
+    ServiceUnavailable,
+)
 from workspaces.invites.pages import router as invites_pages
 from workspaces.invites.routes import router as invites_router
 from workspaces.mail import delivery
-from workspaces.schema.errors import Exit, SchemaError, sqlstate_of
+from workspaces.schema.errors import sqlstate_of
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
 from workspaces.security import Passwords, secret_key
@@ -206,9 +213,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(body, 503)
         if report.exit_code != Exit.OK:
             problems = [p.as_dict() for p in report.problems]
-            first = report.problems[0]
-            return JSONResponse({"error": {"code": "schema_out_of_date",
-                                           "message": first.message, "problems": problems}}, 503)
+            stale = SchemaOutOfDate(report.problems[0].message, problems=problems)
+            return JSONResponse(stale.body(), stale.status)
         guard.reset()
         return {"status": "ready", "migrations": len(report.applied_ids)}
 

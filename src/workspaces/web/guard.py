@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError
 
-from workspaces.errors import ServiceUnavailable
+from workspaces.errors import SchemaOutOfDate, ServiceUnavailable
 from workspaces.schema.errors import sqlstate_of
 from workspaces.schema.expected import ObjectKey, build_model
 from workspaces.schema.revisions import MigrationSet
@@ -54,20 +54,20 @@ class SchemaGuard:
             table = next((g for g in table_match.groups() if g), "?") if table_match else "?"
             migration = self.creator(table) or "a pending migration"
             self._log_once(table, f"table {table} is missing; migration {migration} creates it")
-            return ServiceUnavailable(
+            return SchemaOutOfDate(
                 f"The service is being upgraded: table {table} does not exist yet (migration "
                 f"{migration} creates it). An operator must run `workspaces db deploy` or "
                 "`workspaces db repair`.",
-                code="schema_out_of_date", table=table, migration=migration,
+                table=table, migration=migration,
             )
         column_match = _MISSING_COLUMN.search(text)
         if column_match or state == "42703":
             column = next((g for g in column_match.groups() if g), "?") if column_match else "?"
             self._log_once(column, f"column {column} is missing")
-            return ServiceUnavailable(
+            return SchemaOutOfDate(
                 f"The service is being upgraded: column {column} does not exist yet. An "
                 "operator must run `workspaces db deploy` or `workspaces db repair`.",
-                code="schema_out_of_date", column=column,
+                column=column,
             )
         lowered = text.lower()
         if (state in _UNAVAILABLE_STATES or isinstance(exc, OSError | TimeoutError)
