@@ -1,7 +1,10 @@
-"""The page behind the emailed link: look (GET, changes nothing), then accept or decline (POST)."""
+"""Invites in the browser: the page behind the emailed link (look with GET, which changes
+nothing; accept, join or decline with POST), and the Members tab's invite actions (send,
+re-send, revoke)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Annotated
 
@@ -12,17 +15,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from workspaces.accounts.service import Session, get_user_by_email
 from workspaces.errors import AppError
 from workspaces.invites import service
-from workspaces.web.deps import Conn, PasswordHashing, Tx
+from workspaces.members.pages import members_tab
+from workspaces.web.deps import AppSettings, Conn, PasswordHashing, Tx
 from workspaces.web.html import (
     SESSION_DAYS,
     CsrfChecked,
     PageUser,
+    SignedIn,
+    attempt,
     field_errors,
     redirect,
     render,
     sign_in_url,
     start_session,
 )
+from workspaces.workspaces.service import load_access
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,12 +54,10 @@ async def invite_page(request: Request, token: str, conn: Conn, user: PageUser) 
 async def accept(request: Request, token: str, conn: Conn, user: PageUser) -> Response:
     if user is None:
         return redirect(request, sign_in_url(f"/invites/{token}"), "Sign in to accept.")
-    try:
-        async with conn.begin_nested():
-            joined = await service.accept_invite(conn, token=token, user=user)
-    except AppError as error:
-        return await _page(request, conn, token, status=error.status,
-                           errors={"form": error.message})
+    joined = await attempt(conn, lambda: service.accept_invite(conn, token=token, user=user))
+    if isinstance(joined, AppError):
+        return await _page(request, conn, token, status=joined.status,
+                           errors={"form": joined.message})
     return redirect(request, f"/w/{joined.workspace_slug}",
                     f"You joined {joined.workspace_name} as {joined.member.role}.")
 
@@ -78,13 +83,53 @@ async def join(request: Request, token: str, tx: Tx, passwords: PasswordHashing,
 
 @router.post("/invites/{token}/decline", dependencies=[CsrfChecked])
 async def decline(request: Request, token: str, conn: Conn, user: PageUser) -> Response:
-    try:
-        async with conn.begin_nested():
-            await service.decline_invite(conn, token=token, user=user)
-    except AppError as error:
-        return await _page(request, conn, token, status=error.status,
-                           errors={"form": error.message})
+    declined = await attempt(conn, lambda: service.decline_invite(conn, token=token, user=user))
+    if isinstance(declined, AppError):
+        return await _page(request, conn, token, status=declined.status,
+                           errors={"form": declined.message})
     preview = await service.preview(conn, token=token)
     return render(request, "message.html", heading="Invitation declined",
                   text=f"You declined the invitation to {preview.workspace_name}. "
                        f"{preview.inviter_name or 'The admins'} can invite you again later.")
+
+
+@router.post("/w/{slug}/invites", dependencies=[CsrfChecked])
+async def create_invite(request: Request, slug: str, conn: Conn, user: SignedIn,
+                        settings: AppSettings,
+                        email: Annotated[str, Form(max_length=320)] = "",
+                        role: Annotated[str, Form(max_length=16)] = "member") -> Response:
+    """The Members tab's invite form: refused, the tab comes back with the form's errors."""
+    access = await load_access(conn, slug=slug, user=user)
+    issued = await attempt(conn, lambda: service.create_invite(
+        conn, access=access, email=email, role=role, expires_in_days=None, settings=settings))
+    if isinstance(issued, AppError):
+        tab = await members_tab(request, conn, access, status=issued.status,
+                                values={"email": email, "role": role},
+                                errors=field_errors(issued))
+        tab.headers.update(issued.headers)  # Retry-After with a 429
+        return tab
+    return redirect(request, f"/w/{slug}", f"Invite sent to {issued.invite.email}.",
+                    link=issued.accept_url)
+
+
+@router.post("/w/{slug}/invites/{invite_id}/resend", dependencies=[CsrfChecked])
+async def resend(request: Request, slug: str, invite_id: uuid.UUID, conn: Conn,
+                 user: SignedIn, settings: AppSettings) -> Response:
+    access = await load_access(conn, slug=slug, user=user)
+    issued = await attempt(conn, lambda: service.resend_invite(
+        conn, access=access, invite_id=invite_id, settings=settings))
+    if isinstance(issued, AppError):
+        return redirect(request, f"/w/{slug}", issued.message, kind="error")
+    return redirect(request, f"/w/{slug}", f"Invite re-sent to {issued.invite.email}; the old "
+                    "link no longer works.", link=issued.accept_url)
+
+
+@router.post("/w/{slug}/invites/{invite_id}/revoke", dependencies=[CsrfChecked])
+async def revoke(request: Request, slug: str, invite_id: uuid.UUID, conn: Conn,
+                 user: SignedIn) -> Response:
+    access = await load_access(conn, slug=slug, user=user)
+    revoked = await attempt(conn, lambda: service.revoke_invite(conn, access=access,
+                                                                 invite_id=invite_id))
+    if isinstance(revoked, AppError):
+        return redirect(request, f"/w/{slug}", revoked.message, kind="error")
+    return redirect(request, f"/w/{slug}", f"Invite to {revoked.email} revoked.")

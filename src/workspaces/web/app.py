@@ -36,6 +36,8 @@ from workspaces.errors import (
 from workspaces.invites.pages import router as invites_pages
 from workspaces.invites.routes import router as invites_router
 from workspaces.mail import delivery
+from workspaces.members.pages import router as members_pages
+from workspaces.members.routes import router as members_router
 from workspaces.schema.errors import sqlstate_of
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
@@ -123,8 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     access_log = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactInviteTokens) for f in access_log.filters):
         access_log.addFilter(RedactInviteTokens())
-    for router in (accounts_router, workspaces_router, invites_router, audit_router,
-                   accounts_pages, workspaces_pages, invites_pages):
+    for router in (accounts_router, workspaces_router, members_router, invites_router,
+                   audit_router, accounts_pages, workspaces_pages, members_pages, invites_pages):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")
     app.add_middleware(SecurityHeaders, hsts=html.served_over_https(settings))

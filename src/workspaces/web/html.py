@@ -24,14 +24,16 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadData, Signer, URLSafeTimedSerializer
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces.accounts.service import UserInfo, user_for_token
 from workspaces.errors import AppError, Forbidden
@@ -42,6 +44,7 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 SESSION_COOKIE, ANON_COOKIE, FLASH_COOKIE = "ws_session", "ws_anon", "ws_flash"
 SESSION_DAYS = 14
+T = TypeVar("T")
 FLASH_SECONDS = 120
 
 
@@ -241,6 +244,17 @@ def safe_next(next_url: str | None) -> str:
     if next_url and _is_local_path(next_url) and _is_local_path(unquote(next_url)):
         return next_url
     return "/"
+
+
+async def attempt(conn: AsyncConnection, work: Callable[[], Awaitable[T]]) -> T | AppError:
+    """Run a form's action in a savepoint. A refusal (AppError) is returned, not raised, with
+    the action's writes undone, so the page can show it (re-rendered or as a message) while the
+    request's transaction still commits whatever came before."""
+    try:
+        async with conn.begin_nested():
+            return await work()
+    except AppError as error:
+        return error
 
 
 def field_errors(error: AppError) -> dict[str, str]:
