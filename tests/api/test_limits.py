@@ -15,8 +15,9 @@ from starlette.requests import Request
 from tests.api.conftest import Api
 from workspaces import ratelimit
 from workspaces.settings import Settings
-from workspaces.web.app import RedactInviteTokens, create_app
+from workspaces.web.app import create_app
 from workspaces.web.deps import client_address
+from workspaces.web.errors import RedactInviteTokens
 
 
 def _limits(api: Api, **values: int) -> None:

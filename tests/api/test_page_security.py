@@ -60,7 +60,7 @@ def test_a_post_without_the_csrf_token_changes_nothing(api: Api) -> None:
 
 
 def test_access_logs_redact_invite_tokens() -> None:
-    from workspaces.web.app import RedactInviteTokens
+    from workspaces.web.errors import RedactInviteTokens
 
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
                                '%s - "%s %s HTTP/%s" %d', ("127.0.0.1:5", "POST",

@@ -1,4 +1,5 @@
-"""The application factory: routers, error rendering, schema guard, the email delivery loop."""
+"""The application factory: settings, routers, middleware, error handlers, the schema guard,
+and the background loops (email delivery, housekeeping)."""
 
 from __future__ import annotations
 
@@ -6,70 +7,34 @@ import asyncio
 import contextlib
 import gc
 import logging
-import re
 from collections.abc import AsyncIterator
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from workspaces import __version__, housekeeping
 from workspaces.accounts.pages import router as accounts_pages
 from workspaces.accounts.routes import router as accounts_router
 from workspaces.audit.routes import router as audit_router
 from workspaces.db import create_app_engine, parse_url
-from workspaces.errors import (
-    AppError,
-    Exit,
-    InvalidInput,
-    SchemaError,
-    SchemaOutOfDate,
-    ServiceUnavailable,
-)
 from workspaces.invites.pages import router as invites_pages
 from workspaces.invites.routes import router as invites_router
 from workspaces.mail import delivery
 from workspaces.members.pages import router as members_pages
 from workspaces.members.routes import router as members_router
-from workspaces.schema.errors import sqlstate_of
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
 from workspaces.security import Passwords, secret_key
 from workspaces.settings import Settings, get_settings
 from workspaces.web import html
+from workspaces.web.errors import RedactInviteTokens, add_error_handlers
 from workspaces.web.guard import SchemaGuard
+from workspaces.web.health import router as health_router
 from workspaces.web.middleware import BodyLimit, SecurityHeaders
-from workspaces.web.schemas import errors
 from workspaces.workspaces.pages import router as workspaces_pages
 from workspaces.workspaces.routes import router as workspaces_router
 
 log = logging.getLogger("workspaces.web")
-
-
-class RedactInviteTokens(logging.Filter):
-    """Access logs print request paths; an invite link's token must not reach them."""
-
-    pattern = re.compile(r"(/invites/)[^/?#\s\"]+")
-
-    @classmethod
-    def path(cls, request: Request) -> str:
-        """The request's path as the application's own log lines may show it."""
-        return cls.pattern.sub(r"\1[redacted]", request.url.path)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(self.pattern.sub(r"\1[redacted]", a) if isinstance(a, str)
-                                else a for a in record.args)
-        if isinstance(record.msg, str):
-            record.msg = self.pattern.sub(r"\1[redacted]", record.msg)
-        return True
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -79,7 +44,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     key = secret_key(settings)  # fail at start, not at the first invite
     settings.email_mode  # noqa: B018 (likewise: a misconfigured backend stops the start)
     guard = SchemaGuard(migrations)
-    toolkit = Toolkit(url, migrations)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -122,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                     wait=settings.password_hash_wait_seconds)
     app.state.secret_key = key  # signs flash and anonymous cookies, CSRF tokens
     app.state.guard = guard
+    app.state.toolkit = Toolkit(url, migrations)  # /readyz asks it
     access_log = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactInviteTokens) for f in access_log.filters):
         access_log.addFilter(RedactInviteTokens())
@@ -132,92 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders, hsts=html.served_over_https(settings))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
-    def respond(request: Request, error: AppError) -> Response:
-        """JSON for the API, a page for browsers: the same code and status."""
-        if html.is_page(request):
-            return html.error_page(request, error)
-        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
-
-    @app.exception_handler(AppError)
-    async def app_error(request: Request, exc: AppError) -> Response:
-        return respond(request, exc)
-
-    @app.exception_handler(html.SignInRequired)
-    async def sign_in_required(request: Request, exc: html.SignInRequired) -> Response:
-        return RedirectResponse(html.sign_in_url(exc.next_url), status_code=303)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_input(request: Request, exc: RequestValidationError) -> Response:
-        fields = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                  for e in exc.errors()]
-        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-        return respond(request, InvalidInput(f"Invalid input: {summary}", fields=fields))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        """Routing and body-parsing errors get the same shape as every other error."""
-        codes = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed",
-                 413: "body_too_large"}
-        message = {404: "There is nothing at this address.",
-                   405: f"{request.method} is not allowed here.",
-                   413: f"The request body is larger than the limit of "
-                        f"{settings.max_body_bytes} bytes."}.get(
-            exc.status_code, str(exc.detail))
-        headers = dict(exc.headers or {})
-        if exc.status_code == 405:  # every method of the path, not only the matched route's
-            allowed: set[str] = set()
-            for route in app.routes:
-                match, _ = route.matches(request.scope)
-                if match != Match.NONE:
-                    allowed |= getattr(route, "methods", None) or set()
-            headers["Allow"] = ", ".join(sorted(allowed))
-        return respond(request, AppError(message, status=exc.status_code,
-                                         code=codes.get(exc.status_code, "http_error"),
-                                         headers=headers))
-
-    async def database_error(request: Request, exc: Exception) -> Response:
-        if (sqlstate_of(exc) or "").startswith("22"):  # a data exception: bad input, not a bug
-            return respond(request, InvalidInput(
-                "The input contains characters or values the database cannot store.",
-                code="invalid_input"))
-        translated = guard.translate(exc)
-        if translated is None:
-            log.exception("unexpected database error on %s %s", request.method,
-                          RedactInviteTokens.path(request))
-            return respond(request, AppError("Something went wrong on our side; it has been "
-                                             "logged.", code="internal_error", status=500))
-        return respond(request, translated)
-
-    app.add_exception_handler(DBAPIError, database_error)
-    app.add_exception_handler(OSError, database_error)
-
-    @app.exception_handler(PoolTimeout)
-    async def pool_exhausted(request: Request, exc: PoolTimeout) -> Response:
-        """Every database connection of this worker stayed busy for the pool timeout."""
-        log.warning("no database connection free within the pool timeout on %s %s",
-                    request.method, RedactInviteTokens.path(request))
-        return respond(request, ServiceUnavailable(
-            "The server is too busy to take this request; retry in a moment.",
-            code="server_busy", headers={"Retry-After": "1"}))
-
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        """The process is up (says nothing about the database)."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["operations"], responses=errors(503))
-    async def readyz() -> Any:
-        """Ready when the database answers and its schema matches this code."""
-        try:
-            report = await run_in_threadpool(toolkit.status)
-        except SchemaError as error:
-            body = {"error": {"code": "database_unavailable", "message": error.message}}
-            return JSONResponse(body, 503)
-        if report.exit_code != Exit.OK:
-            problems = [p.as_dict() for p in report.problems]
-            stale = SchemaOutOfDate(report.problems[0].message, problems=problems)
-            return JSONResponse(stale.body(), stale.status)
-        guard.reset()
-        return {"status": "ready", "migrations": len(report.applied_ids)}
+    add_error_handlers(app)
+    app.include_router(health_router)
 
     return app

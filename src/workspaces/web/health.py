@@ -1,0 +1,36 @@
+"""/healthz (the process is up) and /readyz (the database answers with the expected schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from workspaces.errors import Exit, SchemaError, SchemaOutOfDate
+from workspaces.web.schemas import errors
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up (says nothing about the database)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses=errors(503))
+async def readyz(request: Request) -> Any:
+    """Ready when the database answers and its schema matches this code."""
+    try:
+        report = await run_in_threadpool(request.app.state.toolkit.status)
+    except SchemaError as error:
+        body = {"error": {"code": "database_unavailable", "message": error.message}}
+        return JSONResponse(body, 503)
+    if report.exit_code != Exit.OK:
+        problems = [p.as_dict() for p in report.problems]
+        stale = SchemaOutOfDate(report.problems[0].message, problems=problems)
+        return JSONResponse(stale.body(), stale.status)
+    request.app.state.guard.reset()
+    return {"status": "ready", "migrations": len(report.applied_ids)}
