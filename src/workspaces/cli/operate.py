@@ -1,0 +1,157 @@
+"""Operator commands: `workspaces users|workspaces|invites ...`, acting as a member."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from workspaces.cli.common import AsJson, DatabaseUrl, guard, operate, show
+
+users_app = typer.Typer(no_args_is_help=True, help="Operator commands for accounts.")
+workspaces_app = typer.Typer(no_args_is_help=True, help="Operator commands for workspaces.")
+invites_app = typer.Typer(no_args_is_help=True, help="Operator commands for invitations.")
+
+
+
+async def _owner_access(conn: Any, slug: str, by: str | None) -> Any:
+    from workspaces.workspaces.service import operator_access
+
+    return await operator_access(conn, slug=slug, email=by)
+
+
+Workspace = Annotated[str, typer.Option("--workspace", "-w", help="The workspace's slug.")]
+ActingAs = Annotated[str | None, typer.Option(
+    "--by", help="Act as this member (default: the workspace's first owner).")]
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="The address to sign in with.")],
+    name: Annotated[str, typer.Option(help="The person's name.")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)],
+    database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """Create an account."""
+    from workspaces.accounts.service import NewAccount, check_password, create_account
+    from workspaces.security import hash_password
+    from workspaces.validation import clean_name, normalize_email
+
+    def account() -> NewAccount:  # checked and hashed before the transaction opens
+        address, display_name = normalize_email(email), clean_name(name, field="name")
+        check_password(password)
+        return NewAccount(address, display_name, hash_password(password))
+
+    with guard(as_json):
+        new = account()
+    user = operate(database_url, as_json, lambda conn, _settings: create_account(
+        conn, account=new))
+    show(user, as_json, f"Created {user.email} ({user.id}).")
+
+
+@workspaces_app.command("create")
+def workspaces_create(
+    name: Annotated[str, typer.Option(help="The workspace's name.")],
+    owner: Annotated[str, typer.Option(help="Email of the account that will own it.")],
+    database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """Create a workspace owned by an existing account."""
+    from workspaces.accounts.service import get_user_by_email
+    from workspaces.errors import NotFound
+    from workspaces.validation import normalize_email
+    from workspaces.workspaces.service import create_workspace
+
+    async def work(conn: Any, _settings: Any) -> Any:
+        user = await get_user_by_email(conn, normalize_email(owner))
+        if user is None:
+            raise NotFound(f"No account for {owner}; create it with `workspaces users create`.",
+                           code="user_not_found")
+        return await create_workspace(conn, name=name, owner=user, limit=None)
+
+    workspace = operate(database_url, as_json, work)
+    show(workspace, as_json, f"Created workspace {workspace.name} (slug {workspace.slug}).")
+
+
+@invites_app.command("create")
+def invites_create(
+    workspace: Workspace,
+    email: Annotated[str, typer.Option(help="Who to invite.")],
+    role: Annotated[str, typer.Option(help="owner, admin or member.")] = "member",
+    days: Annotated[int | None, typer.Option(help="Days until it expires (1-30).")] = None,
+    by: ActingAs = None, database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """Invite someone; the email is queued and sent by a running `workspaces serve`."""
+    from workspaces.invites.service import create_invite
+
+    async def work(conn: Any, settings: Any) -> Any:
+        access = await _owner_access(conn, workspace, by)
+        return await create_invite(conn, access=access, email=email, role=role,
+                                   expires_in_days=days, settings=settings)
+
+    issued = operate(database_url, as_json, work)
+    show(issued, as_json, f"Invited {issued.invite.email} as {issued.invite.role} "
+           f"(invite {issued.invite.id}); email queued.\nLink: {issued.accept_url}")
+
+
+@invites_app.command("list")
+def invites_list(
+    workspace: Workspace,
+    status: Annotated[str | None, typer.Option(
+        help="pending, expired, accepted, revoked or declined.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 100,
+    by: ActingAs = None, database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """List a workspace's invites, newest first."""
+    from workspaces.invites.service import list_invites
+
+    async def work(conn: Any, _settings: Any) -> Any:
+        access = await _owner_access(conn, workspace, by)
+        items, _ = await list_invites(conn, access=access, status=status, limit=limit,
+                                      cursor=None)
+        return items
+
+    items = operate(database_url, as_json, work)
+    lines = [f"{i.id}  {i.status:<8}  {i.role:<6}  {i.email}  expires {i.expires_at:%Y-%m-%d}"
+             for i in items]
+    show(items, as_json, "\n".join(lines) or "No invites.")
+
+
+@invites_app.command("revoke")
+def invites_revoke(
+    invite_id: Annotated[str, typer.Argument(metavar="ID")], workspace: Workspace,
+    by: ActingAs = None, database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """Revoke a pending invite: its link stops working."""
+    import uuid
+
+    from workspaces.invites.service import revoke_invite
+
+    async def work(conn: Any, _settings: Any) -> Any:
+        access = await _owner_access(conn, workspace, by)
+        return await revoke_invite(conn, access=access, invite_id=uuid.UUID(invite_id))
+
+    invite = operate(database_url, as_json, work)
+    show(invite, as_json, f"Revoked the invite of {invite.email}.")
+
+
+@invites_app.command("resend")
+def invites_resend(
+    invite_id: Annotated[str, typer.Argument(metavar="ID")], workspace: Workspace,
+    by: ActingAs = None, database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """Send a pending or expired invite again with a new link and expiry."""
+    import uuid
+
+    from workspaces.invites.service import resend_invite
+
+    async def work(conn: Any, settings: Any) -> Any:
+        access = await _owner_access(conn, workspace, by)
+        return await resend_invite(conn, access=access, invite_id=uuid.UUID(invite_id),
+                                   settings=settings)
+
+    issued = operate(database_url, as_json, work)
+    show(issued, as_json, f"Re-sent the invite of {issued.invite.email}; email queued.\n"
+           f"Link: {issued.accept_url}")
+
+

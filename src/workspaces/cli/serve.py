@@ -1,0 +1,90 @@
+"""`workspaces serve`: check the schema (apply it on SQLite or with --migrate), then serve."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from workspaces.cli.common import DatabaseUrl, guard, open_toolkit
+from workspaces.errors import Exit, SchemaOutOfDate
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    migrate: Annotated[bool, typer.Option(
+        "--migrate", help="Apply pending migrations (under the deploy lock) before starting.",
+    )] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run the web server after checking the schema (SQLite: pending migrations are applied)."""
+    import os
+
+    import uvicorn
+
+    from workspaces.settings import get_settings
+    from workspaces.web.app import create_app
+
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url  # worker processes read settings again
+        get_settings.cache_clear()
+    with guard(False):
+        email_notice = _email_notice(get_settings())  # before the database is touched
+    with guard(False):
+        toolkit = open_toolkit(database_url, False)
+        report = toolkit.status()
+        embedded = toolkit.url.get_backend_name() == "sqlite"
+        if report.exit_code == Exit.PENDING and (migrate or embedded):
+            result = toolkit.deploy()
+            for line in result.lines:
+                print(line)
+            report = toolkit.status()
+        if report.exit_code != Exit.OK:
+            for problem in report.problems:
+                print(f"[{problem.code}] {problem.message}", file=sys.stderr)
+            worst = max(report.problems, key=lambda p: p.exit_code)
+            fix = ("workspaces db deploy (or start with --migrate)"
+                   if worst.exit_code == Exit.PENDING else worst.fix)
+            raise SchemaOutOfDate(
+                "Refusing to start: the database schema does not match this code.",
+                fix=f"{fix}; `workspaces db status` explains each problem",
+                exit_code=report.exit_code,
+            )
+    with guard(False):
+        application = create_app()
+    if email_notice:
+        print(email_notice, file=sys.stderr, flush=True)
+    print(f"Serving on http://{host}:{port} (database {report.database})", flush=True)
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the
+    # application reads it only from TRUSTED_PROXIES (web.deps.client_address).
+    if workers > 1:
+        uvicorn.run("workspaces.web.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="info", proxy_headers=False)
+    else:
+        uvicorn.run(application, host=host, port=port, log_level="info", proxy_headers=False)
+
+
+def _email_notice(settings: Any) -> str | None:
+    """What `serve` says about email at start: a loud warning when production may lose mail.
+
+    Raises EmailMisconfigured for EMAIL_BACKEND=smtp without SMTP_URL.
+    """
+    from workspaces.db import parse_url
+
+    if settings.email_mode == "smtp":
+        return None
+    if settings.email_backend or parse_url(settings.database_url).get_backend_name() == "sqlite":
+        return ("EMAIL_BACKEND=console: emails are written to this log and sent to nobody "
+                "(development; set SMTP_URL to deliver them).")
+    return "\n".join(f"WARNING:  {line}" for line in (
+        "EMAILS WILL NOT BE DELIVERED: SMTP_URL is not set, so EMAIL_BACKEND is console.",
+        "Every email, invite link included, is written to this log and sent to nobody.",
+        "The database is PostgreSQL, so this looks like production.",
+        "To deliver emails: set SMTP_URL (smtp://user:pass@host:587 or smtps://host:465).",
+        "If writing them to the log is intended: set EMAIL_BACKEND=console to say so.",
+    ))
+
+
