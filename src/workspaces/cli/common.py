@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from workspaces.errors import Error
+
+if TYPE_CHECKING:  # imported where used: every command would pay for them at start-up
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from workspaces.schema.toolkit import Result, Toolkit
+    from workspaces.settings import Settings
+
+T = TypeVar("T")
 
 DatabaseUrl = Annotated[
     str | None,
@@ -36,7 +44,8 @@ def fail(error: Error, as_json: bool) -> NoReturn:
     raise typer.Exit(int(error.exit_code))
 
 
-def open_toolkit(database_url: str | None, as_json: bool, lock_timeout: float = 60.0) -> Any:
+def open_toolkit(database_url: str | None, as_json: bool, lock_timeout: float = 60.0
+                 ) -> Toolkit:
     from workspaces.db import parse_url
     from workspaces.schema.revisions import MigrationSet
     from workspaces.schema.toolkit import Toolkit
@@ -52,7 +61,7 @@ def open_toolkit(database_url: str | None, as_json: bool, lock_timeout: float = 
     return Toolkit(url, migrations, say=say, lock_timeout=lock_timeout)
 
 
-def finish(result: Any, as_json: bool) -> NoReturn:
+def finish(result: Result, as_json: bool) -> NoReturn:
     if as_json:
         print(json.dumps({"ok": result.exit_code == 0, "exit_code": int(result.exit_code),
                           **result.data}, indent=2, default=str))
@@ -74,7 +83,8 @@ def guard(as_json: bool) -> Iterator[None]:
 
 
 
-def operate(database_url: str | None, as_json: bool, work: Any) -> Any:
+def operate(database_url: str | None, as_json: bool,
+            work: Callable[[AsyncConnection, Settings], Awaitable[T]]) -> T:
     """Run `work(conn, settings)` in one transaction on the server's engine; print errors."""
     import asyncio
 
@@ -85,7 +95,7 @@ def operate(database_url: str | None, as_json: bool, work: Any) -> Any:
     if database_url:
         settings = settings.model_copy(update={"database_url": database_url})
 
-    async def run() -> Any:
+    async def run() -> T:
         engine = create_app_engine(parse_url(settings.database_url), pool_size=1)
         try:
             async with engine.begin() as conn:

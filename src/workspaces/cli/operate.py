@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from workspaces.cli.common import AsJson, DatabaseUrl, guard, operate, show
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from workspaces.settings import Settings
+    from workspaces.workspaces.service import Access
 
 users_app = typer.Typer(no_args_is_help=True, help="Operator commands for accounts.")
 workspaces_app = typer.Typer(no_args_is_help=True, help="Operator commands for workspaces.")
 invites_app = typer.Typer(no_args_is_help=True, help="Operator commands for invitations.")
 
 
-
-async def _owner_access(conn: Any, slug: str, by: str | None) -> Any:
+async def _owner_access(conn: AsyncConnection, slug: str, by: str | None) -> Access:
     from workspaces.workspaces.service import operator_access
 
     return await operator_access(conn, slug=slug, email=by)
@@ -62,7 +67,7 @@ def workspaces_create(
     from workspaces.validation import normalize_email
     from workspaces.workspaces.service import create_workspace
 
-    async def work(conn: Any, _settings: Any) -> Any:
+    async def work(conn: AsyncConnection, _settings: Settings) -> Any:
         user = await get_user_by_email(conn, normalize_email(owner))
         if user is None:
             raise NotFound(f"No account for {owner}; create it with `workspaces users create`.",
@@ -84,7 +89,7 @@ def invites_create(
     """Invite someone; the email is queued and sent by a running `workspaces serve`."""
     from workspaces.invites.service import create_invite
 
-    async def work(conn: Any, settings: Any) -> Any:
+    async def work(conn: AsyncConnection, settings: Settings) -> Any:
         access = await _owner_access(conn, workspace, by)
         return await create_invite(conn, access=access, email=email, role=role,
                                    expires_in_days=days, settings=settings)
@@ -105,7 +110,7 @@ def invites_list(
     """List a workspace's invites, newest first."""
     from workspaces.invites.service import list_invites
 
-    async def work(conn: Any, _settings: Any) -> Any:
+    async def work(conn: AsyncConnection, _settings: Settings) -> Any:
         access = await _owner_access(conn, workspace, by)
         items, _ = await list_invites(conn, access=access, status=status, limit=limit,
                                       cursor=None)
@@ -127,7 +132,7 @@ def invites_revoke(
 
     from workspaces.invites.service import revoke_invite
 
-    async def work(conn: Any, _settings: Any) -> Any:
+    async def work(conn: AsyncConnection, _settings: Settings) -> Any:
         access = await _owner_access(conn, workspace, by)
         return await revoke_invite(conn, access=access, invite_id=uuid.UUID(invite_id))
 
@@ -145,7 +150,7 @@ def invites_resend(
 
     from workspaces.invites.service import resend_invite
 
-    async def work(conn: Any, settings: Any) -> Any:
+    async def work(conn: AsyncConnection, settings: Settings) -> Any:
         access = await _owner_access(conn, workspace, by)
         return await resend_invite(conn, access=access, invite_id=uuid.UUID(invite_id),
                                    settings=settings)

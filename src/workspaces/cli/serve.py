@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from workspaces.cli.common import DatabaseUrl, guard, open_toolkit
-from workspaces.errors import Exit, SchemaOutOfDate
+from workspaces.errors import Exit
+
+if TYPE_CHECKING:
+    from workspaces.settings import Settings
 
 
 def serve(
@@ -25,6 +28,7 @@ def serve(
 
     import uvicorn
 
+    from workspaces.schema.toolkit import serving_refusal
     from workspaces.settings import get_settings
     from workspaces.web.app import create_app
 
@@ -34,25 +38,11 @@ def serve(
     with guard(False):
         email_notice = _email_notice(get_settings())  # before the database is touched
     with guard(False):
-        toolkit = open_toolkit(database_url, False)
-        report = toolkit.status()
-        embedded = toolkit.url.get_backend_name() == "sqlite"
-        if report.exit_code == Exit.PENDING and (migrate or embedded):
-            result = toolkit.deploy()
-            for line in result.lines:
-                print(line)
-            report = toolkit.status()
+        report = open_toolkit(database_url, False).check_for_serving(migrate=migrate)
         if report.exit_code != Exit.OK:
             for problem in report.problems:
                 print(f"[{problem.code}] {problem.message}", file=sys.stderr)
-            worst = max(report.problems, key=lambda p: p.exit_code)
-            fix = ("workspaces db deploy (or start with --migrate)"
-                   if worst.exit_code == Exit.PENDING else worst.fix)
-            raise SchemaOutOfDate(
-                "Refusing to start: the database schema does not match this code.",
-                fix=f"{fix}; `workspaces db status` explains each problem",
-                exit_code=report.exit_code,
-            )
+            raise serving_refusal(report)
     with guard(False):
         application = create_app()
     if email_notice:
@@ -67,7 +57,7 @@ def serve(
         uvicorn.run(application, host=host, port=port, log_level="info", proxy_headers=False)
 
 
-def _email_notice(settings: Any) -> str | None:
+def _email_notice(settings: Settings) -> str | None:
     """What `serve` says about email at start: a loud warning when production may lose mail.
 
     Raises EmailMisconfigured for EMAIL_BACKEND=smtp without SMTP_URL.

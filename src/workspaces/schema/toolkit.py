@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from workspaces.db import create_sync_engine, display_url, sqlite_path, whoami
-from workspaces.errors import Exit, SchemaError
+from workspaces.errors import Exit, SchemaError, SchemaOutOfDate
 from workspaces.schema import ledger
 from workspaces.schema.errors import translate
 from workspaces.schema.expected import ObjectKey, SchemaModel, build_model, downgrade_operations
@@ -147,6 +147,18 @@ class Toolkit:
         else:
             lines.append(f"Live schema matches the {applied} applied migration(s).")
         return Result(Exit.DRIFT if drift else Exit.OK, lines, report.as_dict())
+
+    def check_for_serving(self, *, migrate: bool) -> Report:
+        """The schema check before the server starts: pending migrations are applied when
+        `migrate` is asked for, and always on SQLite (the embedded default: nobody else shares
+        it); the report says whether anything is still wrong (see `serving_refusal`)."""
+        report = self.status()
+        embedded = self.url.get_backend_name() == "sqlite"
+        if report.exit_code == Exit.PENDING and (migrate or embedded):
+            for line in self.deploy().lines:
+                self.say(line)
+            report = self.status()
+        return report
 
     def deploy(self, *, to: str | None = None) -> Result:
         result = Result(Exit.OK)
@@ -619,3 +631,12 @@ def downgrade() -> None:
 {downgrade}
 '''
 
+
+def serving_refusal(report: Report) -> SchemaOutOfDate:
+    """Why the server will not start on this schema, with the fix for the worst problem."""
+    worst = max(report.problems, key=lambda p: p.exit_code)
+    fix = ("workspaces db deploy (or start with --migrate)"
+           if worst.exit_code == Exit.PENDING else worst.fix)
+    return SchemaOutOfDate("Refusing to start: the database schema does not match this code.",
+                           fix=f"{fix}; `workspaces db status` explains each problem",
+                           exit_code=report.exit_code)
