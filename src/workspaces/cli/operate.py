@@ -62,19 +62,10 @@ def workspaces_create(
     database_url: DatabaseUrl = None, as_json: AsJson = False,
 ) -> None:
     """Create a workspace owned by an existing account."""
-    from workspaces.accounts.service import get_user_by_email
-    from workspaces.errors import NotFound
-    from workspaces.validation import normalize_email
-    from workspaces.workspaces.service import create_workspace
+    from workspaces.workspaces.service import create_for_operator
 
-    async def work(conn: AsyncConnection, _settings: Settings) -> Any:
-        user = await get_user_by_email(conn, normalize_email(owner))
-        if user is None:
-            raise NotFound(f"No account for {owner}; create it with `workspaces users create`.",
-                           code="user_not_found")
-        return await create_workspace(conn, name=name, owner=user, limit=None)
-
-    workspace = operate(database_url, as_json, work)
+    workspace = operate(database_url, as_json, lambda conn, _settings: create_for_operator(
+        conn, name=name, owner_email=owner))
     show(workspace, as_json, f"Created workspace {workspace.name} (slug {workspace.slug}).")
 
 

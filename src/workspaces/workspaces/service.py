@@ -175,6 +175,16 @@ async def create_workspace(conn: AsyncConnection, *, name: str, owner: UserInfo,
     raise RuntimeError(f"no free slug for {base!r} after four tries")
 
 
+async def create_for_operator(conn: AsyncConnection, *, name: str,
+                              owner_email: str) -> WorkspaceInfo:
+    """An operator's `workspaces create`: owned by an existing account, not rate limited."""
+    owner = await get_user_by_email(conn, normalize_email(owner_email))
+    if owner is None:
+        raise NotFound(f"No account for {owner_email}; create it with `workspaces users create`.",
+                       code="user_not_found")
+    return await create_workspace(conn, name=name, owner=owner, limit=None)
+
+
 async def delete_workspace(conn: AsyncConnection, *, access: Access) -> None:
     """Owners only; members, invites, queued emails and the audit trail go with it."""
     access.require("owner", "delete the workspace")
