@@ -240,8 +240,8 @@ def _captures(database: str, workloads: list[Workload]) -> dict[str, statements.
     """Each workload's statements, from the application in-process (see bench/statements.py)."""
     from fastapi.testclient import TestClient
 
+    from workspaces.app import create_app
     from workspaces.settings import Settings
-    from workspaces.web.app import create_app
 
     settings = Settings(database_url=database, secret_key=SECRET,  # type: ignore[call-arg]
                         invite_rate_limit_per_hour=10**9, smtp_url="smtp://127.0.0.1:9",

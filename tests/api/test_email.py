@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from tests.api.conftest import Api
 from tests.conftest import Cli, Sink, free_port, link_in
+from workspaces.app import create_app
 from workspaces.settings import Settings
-from workspaces.web.app import create_app
 
 
 def _outbox(api: Api) -> list[tuple[object, ...]]:

@@ -14,8 +14,8 @@ from starlette.requests import Request
 
 from tests.api.conftest import Api
 from workspaces import ratelimit
+from workspaces.app import create_app
 from workspaces.settings import Settings
-from workspaces.web.app import create_app
 from workspaces.web.deps import client_address
 from workspaces.web.errors import RedactInviteTokens
 

@@ -17,9 +17,9 @@ from itsdangerous import TimestampSigner
 
 from tests.api.conftest import Api
 from tests.conftest import Cli, Sink, link_in, serving
+from workspaces.app import create_app
 from workspaces.db import create_app_engine, create_sync_engine, parse_url
 from workspaces.settings import Settings
-from workspaces.web.app import create_app
 from workspaces.web.html import safe_next
 
 PASSWORD = "long enough password"

@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 
 from tests.api.conftest import Api
 from tests.conftest import Cli
+from workspaces.app import create_app
 from workspaces.settings import Settings
-from workspaces.web.app import create_app
 
 
 def test_a_request_finding_no_free_connection_gets_503_server_busy(settings: Settings) -> None:

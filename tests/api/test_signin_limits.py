@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import Api
+from workspaces.app import create_app
 from workspaces.settings import Settings
-from workspaces.web.app import create_app
 
 RIGHT = "the right password"
 

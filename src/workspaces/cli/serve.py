@@ -28,9 +28,9 @@ def serve(
 
     import uvicorn
 
+    from workspaces.app import create_app
     from workspaces.schema.toolkit import serving_refusal
     from workspaces.settings import get_settings
-    from workspaces.web.app import create_app
 
     if database_url:
         os.environ["DATABASE_URL"] = database_url  # worker processes read settings again
@@ -51,7 +51,7 @@ def serve(
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the
     # application reads it only from TRUSTED_PROXIES (web.deps.client_address).
     if workers > 1:
-        uvicorn.run("workspaces.web.app:create_app", factory=True, host=host, port=port,
+        uvicorn.run("workspaces.app:create_app", factory=True, host=host, port=port,
                     workers=workers, log_level="info", proxy_headers=False)
     else:
         uvicorn.run(application, host=host, port=port, log_level="info", proxy_headers=False)

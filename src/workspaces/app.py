@@ -1,4 +1,4 @@
-"""The application factory: settings, routers, middleware, error handlers, the schema guard,
+"""The application, assembled: settings, routers, middleware, error handlers, the schema guard,
 and the background loops (email delivery, housekeeping)."""
 
 from __future__ import annotations
