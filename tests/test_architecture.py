@@ -1,0 +1,76 @@
+"""The layers of docs/architecture.md, checked: who may import whom (module-level and
+function-level imports alike, read from the source, nothing run)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "src" / "workspaces"
+DOMAINS = ("accounts", "workspaces", "members", "invites", "audit")
+HTTP = ("fastapi", "starlette", "workspaces.web", "workspaces.app", "workspaces.cli")
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+MODULES = {_module(p): _imports(p) for p in PACKAGE.rglob("*.py")
+           if "versions" not in p.parts}
+
+
+def _importing(prefixes: tuple[str, ...], *, among: list[str]) -> list[str]:
+    return sorted(f"{module} imports {name}" for module in among for name in MODULES[module]
+                  if name.startswith(prefixes))
+
+
+def _under(*prefixes: str) -> list[str]:
+    return [m for m in MODULES if m.startswith(prefixes)]
+
+
+def test_services_know_nothing_of_http() -> None:
+    services = [f"workspaces.{d}.service" for d in DOMAINS] + [
+        f"workspaces.{d}.statuses" for d in ("invites",)]
+    rest = _under("workspaces.mail", "workspaces.schema") + [
+        f"workspaces.{m}" for m in ("db", "models", "errors", "roles", "settings", "security",
+                                    "validation", "ratelimit", "pagination", "clock",
+                                    "housekeeping")]
+    assert _importing(HTTP, among=services + rest) == []
+
+
+def test_the_base_layer_imports_no_domain() -> None:
+    base = [f"workspaces.{m}" for m in ("errors", "roles", "clock", "settings", "db",
+                                        "validation", "pagination")]
+    domains = (*tuple(f"workspaces.{d}" for d in DOMAINS), "workspaces.schema", "workspaces.mail")
+    assert _importing(domains, among=base) == []
+
+
+def test_the_web_kit_imports_no_router_and_nothing_above_it() -> None:
+    routers = tuple(f"workspaces.{d}.{kind}" for d in DOMAINS for kind in ("routes", "pages"))
+    assert _importing((*routers, "workspaces.app", "workspaces.cli"),
+                      among=_under("workspaces.web")) == []
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_a_domain_reaches_other_domains_through_their_services_only(domain: str) -> None:
+    others = tuple(f"workspaces.{d}.{kind}" for d in DOMAINS if d != domain
+                   for kind in ("routes",))
+    assert _importing(others, among=_under(f"workspaces.{domain}")) == []
+
+
+def test_only_the_cli_and_the_tests_start_the_application() -> None:
+    assert sorted(m for m, names in MODULES.items() if "workspaces.app" in names) == [
+        "workspaces.cli.serve"]
