@@ -70,6 +70,13 @@ class SchemaError(Error):
         self.exit_code = exit_code
         self.detail = detail
 
+    def restated(self, message: str, *, code: str | None = None, fix: str | None = None,
+                 exit_code: Exit = Exit.ERROR, detail: str | None = None) -> SchemaError:
+        """This error told in the words of the command it stopped (what was changed, what
+        to do next), keeping its code, fix and detail unless given others."""
+        return SchemaError(code or self.code, message, fix=fix or self.fix,
+                           exit_code=exit_code, detail=detail or self.detail)
+
 
 class InvalidInput(AppError):
     status, code = 422, "invalid_input"

@@ -1,0 +1,119 @@
+"""The schema toolkit's shared core: the Result every command returns, engines, the deploy
+lock, the status report, and the refusal to act on blocked history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
+
+from workspaces.db import create_sync_engine, display_url, sqlite_path, whoami
+from workspaces.errors import Exit, SchemaError
+from workspaces.schema import ledger
+from workspaces.schema.errors import translate
+from workspaces.schema.expected import ObjectKey
+from workspaces.schema.lock import schema_lock
+from workspaces.schema.revisions import MigrationSet
+from workspaces.schema.status import (
+    Report,
+    analyze,
+)
+
+
+@dataclass
+class Result:
+    exit_code: Exit
+    lines: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _keys(keys: list[ObjectKey]) -> str:
+    """Objects for a sentence; a table stands for its own columns, indexes and keys."""
+    tables = {k.table for k in keys if k.kind == "table"}
+    return ", ".join(k.describe() for k in keys if k.kind == "table" or k.table not in tables)
+
+
+class ToolkitCore:
+    """What every command shares: the database, the migrations, engines with their lifetime
+    and error translation, the deploy lock, and the status report."""
+
+    def __init__(
+        self,
+        url: URL,
+        migrations: MigrationSet,
+        *,
+        say: Callable[[str], None] = lambda _line: None,
+        lock_timeout: float = 60.0,
+    ) -> None:
+        self.url = url
+        self.migrations = migrations
+        self.say = say
+        self.lock_timeout = lock_timeout
+
+    def _engine(self, *, read_only: bool = False, schema_change: bool = True) -> Engine:
+        return create_sync_engine(
+            self.url,
+            read_only=read_only,
+            sqlite_immediate=not read_only,
+            busy_timeout=self.lock_timeout,
+            application_name=f"workspaces db {whoami()}",
+            sqlite_foreign_keys=not schema_change,
+        )
+
+    @contextmanager
+    def _engine_for(self, doing: str, *, read_only: bool = False,
+                    schema_change: bool = True) -> Iterator[Engine]:
+        """An engine for one command, disposed after it; a database error on the way out is
+        translated into a SchemaError saying what we were `doing`."""
+        engine = self._engine(read_only=read_only, schema_change=schema_change)
+        try:
+            yield engine
+        except SQLAlchemyError as exc:
+            raise translate(exc, doing=doing) from exc
+        finally:
+            engine.dispose()
+
+    @contextmanager
+    def _writer(self, doing: str) -> Iterator[Engine]:
+        """An engine holding the deploy lock, with the ledger table in place."""
+        with (self._engine_for(doing) as engine,
+              schema_lock(engine, timeout=self.lock_timeout, say=self.say)):
+            with engine.begin() as conn:
+                ledger.ensure(conn)
+            yield engine
+
+    def _analyze(self, conn: Connection | None, *, check_live: bool = True) -> Report:
+        return analyze(conn, self.migrations, database=display_url(self.url),
+                       check_live=check_live)
+
+    def _refuse_if_blocked(self, report: Report, command: str) -> None:
+        """Deploy, repair and rollback stop on failed, diverged or modified history."""
+        blocking = report.blocking()
+        if blocking:
+            worst = max(blocking, key=lambda p: p.exit_code)
+            raise SchemaError(
+                f"{command}_refused",
+                f"Refusing to {command}: {worst.message}",
+                fix=worst.fix,
+                exit_code=worst.exit_code,
+                detail="; ".join(p.message for p in blocking[1:]) or None,
+            )
+
+    def status(self) -> Report:
+        path = sqlite_path(self.url)
+        if path is not None and not path.exists():
+            if not path.parent.is_dir():
+                raise SchemaError(
+                    "sqlite_open_failed",
+                    f"The folder {path.parent} of the SQLite database does not exist.",
+                    fix="Create the folder or fix DATABASE_URL.",
+                )
+            return analyze(None, self.migrations, database=display_url(self.url))
+        with (self._engine_for("reading the schema status", read_only=True,
+                               schema_change=False) as engine, engine.connect() as conn):
+            return self._analyze(conn)
