@@ -22,6 +22,7 @@ from workspaces.web.html import (
     CsrfChecked,
     PageUser,
     SignedIn,
+    act,
     attempt,
     field_errors,
     redirect,
@@ -116,20 +117,19 @@ async def create_invite(request: Request, slug: str, conn: Conn, user: SignedIn,
 async def resend(request: Request, slug: str, invite_id: uuid.UUID, conn: Conn,
                  user: SignedIn, settings: AppSettings) -> Response:
     access = await load_access(conn, slug=slug, user=user)
-    issued = await attempt(conn, lambda: service.resend_invite(
-        conn, access=access, invite_id=invite_id, settings=settings))
-    if isinstance(issued, AppError):
-        return redirect(request, f"/w/{slug}", issued.message, kind="error")
-    return redirect(request, f"/w/{slug}", f"Invite re-sent to {issued.invite.email}; the old "
-                    "link no longer works.", link=issued.accept_url)
+    return await act(
+        request, conn, lambda: service.resend_invite(conn, access=access, invite_id=invite_id,
+                                                     settings=settings), back=f"/w/{slug}",
+        done=lambda issued: redirect(request, f"/w/{slug}", f"Invite re-sent to "
+                                     f"{issued.invite.email}; the old link no longer works.",
+                                     link=issued.accept_url))
 
 
 @router.post("/w/{slug}/invites/{invite_id}/revoke", dependencies=[CsrfChecked])
 async def revoke(request: Request, slug: str, invite_id: uuid.UUID, conn: Conn,
                  user: SignedIn) -> Response:
     access = await load_access(conn, slug=slug, user=user)
-    revoked = await attempt(conn, lambda: service.revoke_invite(conn, access=access,
-                                                                 invite_id=invite_id))
-    if isinstance(revoked, AppError):
-        return redirect(request, f"/w/{slug}", revoked.message, kind="error")
-    return redirect(request, f"/w/{slug}", f"Invite to {revoked.email} revoked.")
+    return await act(
+        request, conn, lambda: service.revoke_invite(conn, access=access, invite_id=invite_id),
+        back=f"/w/{slug}",
+        done=lambda revoked: redirect(request, f"/w/{slug}", f"Invite to {revoked.email} revoked."))

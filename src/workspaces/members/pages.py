@@ -10,12 +10,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces.errors import AppError
 from workspaces.invites import service as invites
 from workspaces.members import service
 from workspaces.roles import ROLES
 from workspaces.web.deps import Conn
-from workspaces.web.html import CsrfChecked, SignedIn, attempt, redirect, render
+from workspaces.web.html import CsrfChecked, SignedIn, act, redirect, render
 from workspaces.workspaces.service import Access, load_access
 
 router = APIRouter(include_in_schema=False)
@@ -53,11 +52,11 @@ async def workspace(request: Request, slug: str, conn: Conn, user: SignedIn,
 async def change_role(request: Request, slug: str, user_id: uuid.UUID, conn: Conn,
                       user: SignedIn, role: Annotated[str, Form(max_length=16)]) -> Response:
     access = await load_access(conn, slug=slug, user=user)
-    changed = await attempt(conn, lambda: service.change_role(conn, access=access,
-                                                               user_id=user_id, role=role))
-    if isinstance(changed, AppError):
-        return redirect(request, f"/w/{slug}", changed.message, kind="error")
-    return redirect(request, f"/w/{slug}", f"{changed.email} is now {changed.role}.")
+    return await act(
+        request, conn, lambda: service.change_role(conn, access=access, user_id=user_id,
+                                                   role=role), back=f"/w/{slug}",
+        done=lambda changed: redirect(request, f"/w/{slug}",
+                                      f"{changed.email} is now {changed.role}."))
 
 
 @router.post("/w/{slug}/members/{user_id}/remove", dependencies=[CsrfChecked])
@@ -65,10 +64,9 @@ async def remove(request: Request, slug: str, user_id: uuid.UUID, conn: Conn,
                  user: SignedIn) -> Response:
     """Remove someone, or leave (your own row)."""
     access = await load_access(conn, slug=slug, user=user)
-    removed = await attempt(conn, lambda: service.remove_member(conn, access=access,
-                                                                 user_id=user_id))
-    if isinstance(removed, AppError):
-        return redirect(request, f"/w/{slug}", removed.message, kind="error")
-    if user_id == access.user.id:
-        return redirect(request, "/", "You left the workspace.")
-    return redirect(request, f"/w/{slug}", "Member removed.")
+    left = user_id == access.user.id
+    return await act(
+        request, conn, lambda: service.remove_member(conn, access=access, user_id=user_id),
+        back=f"/w/{slug}",
+        done=lambda _: redirect(request, "/", "You left the workspace.") if left
+        else redirect(request, f"/w/{slug}", "Member removed."))

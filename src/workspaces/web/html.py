@@ -257,6 +257,16 @@ async def attempt(conn: AsyncConnection, work: Callable[[], Awaitable[T]]) -> T 
         return error
 
 
+async def act(request: Request, conn: AsyncConnection, work: Callable[[], Awaitable[T]], *,
+              back: str, done: Callable[[T], Response]) -> Response:
+    """A button's action (no form to show again): a refusal comes back to `back` as an error
+    message, a success answers as `done` says."""
+    result = await attempt(conn, work)
+    if isinstance(result, AppError):
+        return redirect(request, back, result.message, kind="error")
+    return done(result)
+
+
 def field_errors(error: AppError) -> dict[str, str]:
     """`{field: message}` for a form, or `{"form": message}` when no field is to blame."""
     return {str(error.extra.get("field", "form")): error.message}
