@@ -32,6 +32,18 @@ def test_serve_refuses_a_stale_postgresql_schema_unless_told_to_migrate(pg_url: 
         assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
 
 
+def test_serve_migrate_checks_the_settings_before_it_touches_the_schema(pg_url: str) -> None:
+    """It used to apply the migrations and only then stop for a missing SECRET_KEY."""
+    Cli(pg_url, {})("db", "deploy", "--to", INIT)
+    process = spawn(["serve", "--port", str(free_port()), "--database-url", pg_url, "--migrate"],
+                    {**ENV, "SECRET_KEY": ""})
+    code = process.wait(timeout=30)
+    _, err = process.communicate()
+    assert code == 1, err
+    assert "error[secret_key_missing]" in err
+    assert Cli(pg_url, {})("db", "status").exit_code == 2  # still pending: nothing applied
+
+
 def test_serve_applies_pending_migrations_itself_on_sqlite(sqlite_url: str) -> None:
     Cli(sqlite_url, {})("db", "deploy", "--to", INIT)
     with serving(["--database-url", sqlite_url], {"SECRET_KEY": ""}) as (base, _):

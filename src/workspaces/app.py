@@ -37,12 +37,20 @@ from workspaces.workspaces.routes import router as workspaces_router
 log = logging.getLogger("workspaces.web")
 
 
+def check_settings(settings: Settings) -> str:
+    """What the application needs from its settings, checked before anything is touched (a
+    missing SECRET_KEY, a misconfigured email backend), so that `serve --migrate` never changes
+    the schema for a server that cannot start. Returns the secret key."""
+    key = secret_key(settings)
+    settings.email_mode  # noqa: B018 (raises when EMAIL_BACKEND cannot work)
+    return key
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     url = parse_url(settings.database_url)
     migrations = MigrationSet(settings.workspaces_migrations_dir)
-    key = secret_key(settings)  # fail at start, not at the first invite
-    settings.email_mode  # noqa: B018 (likewise: a misconfigured backend stops the start)
+    key = check_settings(settings)
     guard = SchemaGuard(migrations)
 
     @contextlib.asynccontextmanager

@@ -28,15 +28,16 @@ def serve(
 
     import uvicorn
 
-    from workspaces.app import create_app
+    from workspaces.app import check_settings, create_app
     from workspaces.schema.toolkit import serving_refusal
     from workspaces.settings import get_settings
 
     if database_url:
         os.environ["DATABASE_URL"] = database_url  # worker processes read settings again
         get_settings.cache_clear()
-    with guard(False):
-        email_notice = _email_notice(get_settings())  # before the database is touched
+    with guard(False):  # every setting checked before the schema is touched (--migrate)
+        check_settings(get_settings())
+        email_notice = _email_notice(get_settings())
     with guard(False):
         report = open_toolkit(database_url, False).check_for_serving(migrate=migrate)
         if report.exit_code != Exit.OK:
