@@ -6,9 +6,14 @@ import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
 
 from tests.conftest import ALL, INIT, INVITES, Cli
+from workspaces.cli import app
 from workspaces.schema.ledger import LEDGER_TABLE
+from workspaces.settings import get_settings
 
 
 def _seed_invites(cli: Cli, count: int) -> None:
@@ -184,3 +189,21 @@ def test_a_table_rebuild_keeps_the_rows_that_point_at_it(custom_cli: Cli, versio
     assert run.exit_code == 0, run.output
     assert cli.sql("SELECT count(*) FROM workspace_invites") == [(2,)]
     assert cli("db", "verify").exit_code == 0
+
+
+
+def test_db_sql_renders_for_a_named_dialect_without_a_database(tmp_path: Path) -> None:
+    """It used to render SQLite's SQL silently when nothing named the database."""
+    def run(*args: str) -> Any:
+        get_settings.cache_clear()
+        env: dict[str, str | None] = {"DATABASE_URL": None, "HOME": str(tmp_path)}
+        return CliRunner().invoke(app, ["db", "sql", INVITES, *args], env=env)
+
+    for dialect, marker in (("postgresql", "UUID"), ("sqlite", "CHAR(32)")):
+        rendered = run("--dialect", dialect)
+        assert rendered.exit_code == 0, rendered.output
+        assert f"(up) for {dialect}" in rendered.stdout and marker in rendered.stdout
+        assert rendered.stderr == ""
+    default = run()
+    assert "for sqlite" in default.stdout
+    assert "rendered for sqlite (the default database)" in default.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -170,15 +171,28 @@ def execute(
         finish(open_toolkit(database_url, as_json).execute(script), as_json)
 
 
+class Dialect(StrEnum):
+    postgresql = "postgresql"
+    sqlite = "sqlite"
+
+
 @db_app.command()
 def sql(
     migration_id: Annotated[str, typer.Argument(metavar="ID")],
     down: Annotated[bool, typer.Option("--down", help="The down step instead.")] = False,
+    dialect: Annotated[Dialect | None, typer.Option(
+        "--dialect", help="Render for this kind of database (default: the database's).")] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Print a migration's SQL for the configured kind of database (connects to nothing)."""
+    """Print a migration's SQL for a kind of database (connects to nothing)."""
     with guard(False):
-        print(open_toolkit(database_url, False).sql(migration_id, down=down), end="")
+        toolkit = open_toolkit(database_url, False)
+        if dialect is None and database_url is None:  # nothing said which: say what we chose
+            print(f"-- rendered for {toolkit.url.get_backend_name()} (the default database); "
+                  "--dialect postgresql or --database-url URL renders for another",
+                  file=sys.stderr)
+        print(toolkit.sql(migration_id, down=down,
+                          dialect=dialect.value if dialect else None), end="")
 
 
 @db_app.command()

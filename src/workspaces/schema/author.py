@@ -18,9 +18,11 @@ from workspaces.schema.runner import render_sql, run_migration
 class Authoring(ToolkitCore):
     """Writing and showing migrations: new revisions from the models, and their SQL."""
 
-    def sql(self, migration_id: str, *, down: bool = False) -> str:
+    def sql(self, migration_id: str, *, down: bool = False, dialect: str | None = None) -> str:
+        """The migration's SQL for `dialect` (default: the database's kind); connects to
+        nothing."""
         migration = self.migrations.get(migration_id)
-        dialect = self.url.get_backend_name()
+        dialect = dialect or self.url.get_backend_name()
         start = self.migrations.position(migration_id) + (1 if down else 0)
         before = build_model(self.migrations.migrations[:start]).to_metadata()
         body = render_sql(migration, "downgrade" if down else "upgrade", dialect, before)
