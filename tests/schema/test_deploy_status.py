@@ -134,3 +134,15 @@ def test_deploy_applies_pending_despite_drift_then_exits_5_naming_repair(cli: Cl
     assert "workspaces db repair" in run.stdout
     assert cli("db", "repair").exit_code == 0
     assert cli("db", "status").exit_code == 0
+
+
+def test_commands_that_write_name_their_database_first(cli: Cli) -> None:
+    """Deploy's output never named the database: a deploy against the wrong one (the default
+    SQLite file) read as an all-clear."""
+    shown = make_url(cli.url).render_as_string(hide_password=True)
+    for args in (("deploy",), ("baseline",), ("repair",)):
+        run = cli("db", *args)
+        assert run.stdout.splitlines()[0] == f"Database: {shown}", run.output
+    quiet = cli("db", "deploy", "--json")
+    assert json.loads(quiet.stdout)["ok"] is True  # stdout stays one JSON document
+    assert f"Database: {shown}" in quiet.stderr

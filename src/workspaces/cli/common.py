@@ -44,9 +44,11 @@ def fail(error: Error, as_json: bool) -> NoReturn:
     raise typer.Exit(int(error.exit_code))
 
 
-def open_toolkit(database_url: str | None, as_json: bool, lock_timeout: float = 60.0
-                 ) -> Toolkit:
-    from workspaces.db import parse_url
+def open_toolkit(database_url: str | None, as_json: bool, lock_timeout: float = 60.0, *,
+                 writes: bool = False) -> Toolkit:
+    """The toolkit on the database the command names (else DATABASE_URL, else the default).
+    A command that `writes` says first which database it is about to change."""
+    from workspaces.db import display_url, parse_url
     from workspaces.schema.revisions import MigrationSet
     from workspaces.schema.toolkit import Toolkit
     from workspaces.settings import get_settings
@@ -58,6 +60,8 @@ def open_toolkit(database_url: str | None, as_json: bool, lock_timeout: float = 
     def say(line: str) -> None:
         print(line, file=sys.stderr if as_json else sys.stdout, flush=True)
 
+    if writes:
+        say(f"Database: {display_url(url)}")
     return Toolkit(url, migrations, say=say, lock_timeout=lock_timeout)
 
 

@@ -73,7 +73,8 @@ def deploy(
 ) -> None:
     """Apply pending migrations in order, under the deploy lock, then verify the schema."""
     with guard(as_json):
-        finish(open_toolkit(database_url, as_json, lock_timeout).deploy(to=to), as_json)
+        toolkit = open_toolkit(database_url, as_json, lock_timeout, writes=True)
+        finish(toolkit.deploy(to=to), as_json)
 
 
 @db_app.command()
@@ -92,7 +93,7 @@ def resolve(
         if (applied is None) == (rolled_back is None):
             raise SchemaError("bad_arguments", "Give exactly one of --applied ID or "
                               "--rolled-back ID.")
-        toolkit = open_toolkit(database_url, as_json, lock_timeout)
+        toolkit = open_toolkit(database_url, as_json, lock_timeout, writes=True)
         migration_id = applied or rolled_back
         assert migration_id is not None  # noqa: S101 (narrowing for mypy)
         finish(toolkit.resolve(migration_id, applied=applied is not None, force=force), as_json)
@@ -114,7 +115,8 @@ def repair(
 ) -> None:
     """Create the objects applied migrations made that are missing, in one transaction."""
     with guard(as_json):
-        finish(open_toolkit(database_url, as_json, lock_timeout).repair(dry_run=dry_run), as_json)
+        finish(open_toolkit(database_url, as_json, lock_timeout,
+                            writes=not dry_run).repair(dry_run=dry_run), as_json)
 
 
 @db_app.command()
@@ -142,7 +144,7 @@ def rollback(
         return typer.confirm("Proceed?", default=False)
 
     with guard(as_json):
-        toolkit = open_toolkit(database_url, as_json, lock_timeout)
+        toolkit = open_toolkit(database_url, as_json, lock_timeout, writes=True)
         finish(toolkit.rollback(migration_id, confirm=confirm), as_json)
 
 
@@ -152,7 +154,7 @@ def baseline(
 ) -> None:
     """Adopt an existing database: record as applied each migration whose objects exist."""
     with guard(as_json):
-        finish(open_toolkit(database_url, as_json, lock_timeout).baseline(), as_json)
+        finish(open_toolkit(database_url, as_json, lock_timeout, writes=True).baseline(), as_json)
 
 
 @db_app.command()
@@ -168,7 +170,7 @@ def execute(
         if (file is None) == (not stdin):
             raise SchemaError("bad_arguments", "Give exactly one of --file PATH or --stdin.")
         script = file.read_text() if file is not None else sys.stdin.read()
-        finish(open_toolkit(database_url, as_json).execute(script), as_json)
+        finish(open_toolkit(database_url, as_json, writes=True).execute(script), as_json)
 
 
 class Dialect(StrEnum):
