@@ -63,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         slots = max(1, settings.database_pool_size - 1)  # one connection for the email loop
         app.state.db_slots = asyncio.Semaphore(slots)
         app.state.mail_wake = asyncio.Event()
+        # Made here, like the slots: asyncio primitives belong to the loop that serves.
+        app.state.passwords = Passwords(concurrency=settings.password_hash_concurrency,
+                                        wait=settings.password_hash_wait_seconds)
         stop = asyncio.Event()
         worker = asyncio.create_task(delivery.run(app.state.engine, settings, key,
                                                   app.state.mail_wake, stop))
@@ -90,8 +93,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Workspaces", version=__version__, lifespan=lifespan,
                   description="Workspace membership and email invitations.")
     app.state.settings = settings
-    app.state.passwords = Passwords(concurrency=settings.password_hash_concurrency,
-                                    wait=settings.password_hash_wait_seconds)
     app.state.secret_key = key  # signs flash and anonymous cookies, CSRF tokens
     app.state.guard = guard
     app.state.toolkit = Toolkit(url, migrations)  # /readyz asks it

@@ -70,9 +70,10 @@ def _refuse(limit: Limit, start: datetime, now: datetime) -> RateLimited:
 async def hit(conn: AsyncConnection, *limits: Limit) -> None:
     """Count one event against each limit; any over its limit: 429 with Retry-After.
 
-    The counters are updated in key order: each counter row stays locked until commit, and two
-    transactions that take the same rows in the same order cannot deadlock. Raising rolls the
-    counts back with everything else, so only what really happened is counted.
+    The counters are updated in key order: each counter row stays locked until commit, and
+    transactions that take the same rows in the same order cannot deadlock (so every writer of
+    the counters keeps that order: `undo` sorts too, and `clear` comes after them). Raising
+    rolls the counts back with everything else, so only what really happened is counted.
     """
     now = clock.now()
     for limit in sorted(limits, key=lambda each: each.key):

@@ -114,3 +114,39 @@ def test_guesses_sent_all_at_once_are_cut_off_at_the_limit(proxied: TestClient) 
     assert sorted(codes) == [401] * 3 + [429] * 5, codes
     assert _login(proxied, "ann@example.com", RIGHT, source) == 429
     assert _login(proxied, "ann@example.com", RIGHT, "192.0.2.10") == 200
+
+
+def test_a_sign_in_refused_for_lack_of_a_hashing_turn_is_not_a_failure(
+        settings: Settings) -> None:
+    """Found in review: a 503 (no turn to check the password) was counted as a failure, so a
+    flood of sign-ins turned the real user's retries into a lockout."""
+    busy = settings.model_copy(update={
+        "trusted_proxies": "127.0.0.1", "signin_limit_per_account": 2,
+        "password_hash_concurrency": 1, "password_hash_wait_seconds": 0.01})
+    with TestClient(create_app(busy), client=("127.0.0.1", 50000)) as client:
+        assert client.post("/api/auth/signup", json={
+            "email": "ann@example.com", "password": RIGHT, "name": "Ann"}).status_code == 201
+        codes: list[int] = []
+        start = threading.Barrier(6)
+
+        def sign_in() -> None:
+            start.wait()
+            codes.append(_login(client, "ann@example.com", RIGHT, "192.0.2.10"))
+
+        threads = [threading.Thread(target=sign_in) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        # (while they all wait, each counts provisionally: a few may see 429)
+        assert 503 in codes and set(codes) <= {200, 429, 503}, codes
+        assert [_login(client, "ann@example.com", RIGHT, "192.0.2.10") for _ in range(3)] == [
+            200, 200, 200]
+
+
+def test_malformed_addresses_share_no_account_budget(proxied: TestClient) -> None:
+    """Every malformed address counted against one key: enough typos anywhere and everyone
+    who mistyped got 429 instead of 401."""
+    codes = [_login(proxied, "not an address", "whatever pw", f"198.51.100.{n}")
+             for n in range(8)]
+    assert codes == [401] * 8

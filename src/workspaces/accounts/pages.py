@@ -88,5 +88,5 @@ async def signout(request: Request, conn: Conn,
     if token:
         await service.revoke_token(conn, token=token)
     response = redirect(request, safe_next(next), "You are signed out.")
-    end_session(response, request)
+    end_session(request, response)
     return response

@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit
 from workspaces.db import Transactions
-from workspaces.errors import AppError, Conflict, InvalidInput, NotAuthenticated
+from workspaces.errors import (
+    AppError,
+    Conflict,
+    InvalidInput,
+    NotAuthenticated,
+    ServiceUnavailable,
+)
 from workspaces.models import auth_tokens, members, users, workspaces
 from workspaces.security import Passwords, hash_token, new_token
 from workspaces.settings import Settings
@@ -134,18 +140,23 @@ async def sign_up(tx: Transactions, passwords: Passwords, *, email: str, passwor
 SIGNIN_WINDOW = timedelta(minutes=15)
 
 
-def _sign_in_limits(address: str, client: str, settings: Settings
+def _sign_in_limits(address: str | None, client: str, settings: Settings
                     ) -> tuple[ratelimit.Limit, ...]:
-    """Failed sign-ins: for the account from this client, for the account from anywhere
-    (distributed guessing, a higher ceiling), from this client over all accounts."""
-    account, source = ratelimit.hashed(address), ratelimit.client_key(client)
+    """Failed sign-ins from this client over all accounts; and, for a well-formed address, for
+    the account from this client and for the account from anywhere (distributed guessing, a
+    higher ceiling). Malformed addresses share no account key (typos are not one account)."""
+    source = ratelimit.client_key(client)
     what = "failed sign-ins"
+    per_client = ratelimit.Limit(f"signin:fail-client:{source}",
+                                 settings.signin_limit_per_address, SIGNIN_WINDOW, what)
+    if address is None:
+        return (per_client,)
+    account = ratelimit.hashed(address)
     return (
+        per_client,
         ratelimit.Limit(f"signin:fail:{account}:{source}", settings.signin_limit_per_account,
                         SIGNIN_WINDOW, what),
         ratelimit.Limit(f"signin:fail:{account}", settings.signin_limit_per_account_all_clients,
-                        SIGNIN_WINDOW, what),
-        ratelimit.Limit(f"signin:fail-client:{source}", settings.signin_limit_per_address,
                         SIGNIN_WINDOW, what),
     )
 
@@ -162,21 +173,29 @@ async def sign_in(tx: Transactions, passwords: Passwords, *, email: str, passwor
     address's failures for the account. The hash is checked with no connection held.
     """
     try:
-        address = normalize_email(email)
+        address: str | None = normalize_email(email)
     except InvalidInput:
-        address = ""
+        address = None
     limits = _sign_in_limits(address, client, settings)
     async with tx.write() as conn:
         await ratelimit.hit(conn, *limits)
         row = (await conn.execute(
             select(*_USER_COLUMNS, users.c.password_hash).where(users.c.email == address)
-        )).first()
-    valid = await passwords.verify(row.password_hash if row else None, password)
+        )).first() if address is not None else None
+    try:
+        valid = await passwords.verify(row.password_hash if row else None, password)
+    except ServiceUnavailable:  # no turn to check it (503): the attempt was not one
+        async with tx.write() as conn:
+            await ratelimit.undo(conn, *limits)
+        raise
     if row is None or not valid:
         raise NotAuthenticated("The email or password is wrong.", code="invalid_credentials")
     async with tx.write() as conn:
-        await ratelimit.clear(conn, limits[0].key)
-        await ratelimit.undo(conn, *limits[1:])
+        # Taken back in the key order `hit` uses (undo sorts), then this address's failures
+        # for the account forgotten: the same rows in the same order, so no deadlock.
+        await ratelimit.undo(conn, *limits)
+        if len(limits) > 1:
+            await ratelimit.clear(conn, limits[1].key)
         token = await issue_token(conn, user_id=row.id, kind=session.kind, ttl=session.ttl)
     return user_of(row), token
 

@@ -84,9 +84,6 @@ def guard(as_json: bool) -> Iterator[None]:
         fail(error, as_json)
 
 
-
-
-
 def operate(database_url: str | None, as_json: bool,
             work: Callable[[AsyncConnection, Settings], Awaitable[T]]) -> T:
     """Run `work(conn, settings)` in one transaction on the server's engine; print errors."""

@@ -430,6 +430,10 @@ async def join(tx: Transactions, passwords: Passwords, *, token: str, name: str,
     async with tx.read() as conn:
         found = await _by_token(conn, token)
         _check_usable(found)
+        if normalize_email(found.invite.email) != found.invite.email:  # made before NFKC
+            raise InvalidInput(f"This invite is made out to {found.invite.email!r}, written in "
+                               "a form accounts no longer take; ask for a new invite.",
+                               code="email_confusable")
         if await get_user_by_email(conn, found.invite.email):
             raise NotAuthenticated(f"An account for {found.invite.email} exists; sign in to "
                                    "accept.", code="sign_in_required")

@@ -182,7 +182,7 @@ def start_session(request: Request, response: Response, token: str) -> None:
     _delete_cookie(request, response, ANON_COOKIE)
 
 
-def end_session(response: Response, request: Request) -> None:
+def end_session(request: Request, response: Response) -> None:
     """Sign the browser out and give it a fresh anonymous cookie (a new CSRF token)."""
     _delete_cookie(request, response, SESSION_COOKIE)
     _issue_anon(request, response, secrets.token_urlsafe(32))
