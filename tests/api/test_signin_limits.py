@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -87,12 +88,14 @@ def test_the_sign_in_page_counts_failures_alike(api: Api) -> None:
     form = api.client.get("/signin").text
     csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
 
-    def attempt(password: str) -> int:
-        return int(api.client.post("/signin", data={"csrf_token": csrf, "email": "ann@example.com",
-                                                    "password": password}).status_code)
+    def attempt(password: str) -> Any:
+        return api.client.post("/signin", data={"csrf_token": csrf, "email": "ann@example.com",
+                                                "password": password})
 
-    assert [attempt("wrong"), attempt("wrong")] == [401, 401]
-    assert attempt(RIGHT) == 429
+    assert [attempt("wrong").status_code, attempt("wrong").status_code] == [401, 401]
+    refused = attempt(RIGHT)
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 900  # the page says when, as the API
 
 
 def test_guesses_sent_all_at_once_are_cut_off_at_the_limit(proxied: TestClient) -> None:

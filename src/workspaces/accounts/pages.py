@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -12,7 +11,7 @@ from workspaces.accounts import service
 from workspaces.errors import AppError
 from workspaces.web.deps import AppSettings, Conn, PasswordHashing, Tx, client_address
 from workspaces.web.html import (
-    SESSION_DAYS,
+    BROWSER_SESSION,
     CsrfChecked,
     PageUser,
     end_session,
@@ -25,9 +24,6 @@ from workspaces.web.html import (
 )
 
 router = APIRouter(include_in_schema=False)
-
-
-_BROWSER = service.Session("browser", timedelta(days=SESSION_DAYS))
 
 
 def _signed_in(request: Request, user: service.UserInfo, token: str, target: str,
@@ -50,12 +46,11 @@ async def signin(request: Request, tx: Tx, passwords: PasswordHashing, settings:
     try:
         found, token = await service.sign_in(tx, passwords, email=email, password=password,
                                              client=client_address(request), settings=settings,
-                                             session=_BROWSER)
+                                             session=BROWSER_SESSION)
     except AppError as error:
-        page = render(request, "signin.html", error.status, next_url=safe_next(next),
-                      values={"email": email}, errors={"form": error.message})
-        page.headers.update(error.headers)  # Retry-After with a 429
-        return page
+        return render(request, "signin.html", error.status, headers=error.headers,
+                      next_url=safe_next(next), values={"email": email},
+                      errors={"form": error.message})
     return _signed_in(request, found, token, safe_next(next), f"Signed in as {found.email}.")
 
 
@@ -72,12 +67,10 @@ async def signup(request: Request, tx: Tx, passwords: PasswordHashing, settings:
     try:
         created, token = await service.sign_up(
             tx, passwords, email=email, password=password, name=name,
-            client=client_address(request), settings=settings, session=_BROWSER)
+            client=client_address(request), settings=settings, session=BROWSER_SESSION)
     except AppError as error:
-        page = render(request, "signup.html", error.status, values={"name": name, "email": email},
-                      errors=field_errors(error))
-        page.headers.update(error.headers)
-        return page
+        return render(request, "signup.html", error.status, headers=error.headers,
+                      values={"name": name, "email": email}, errors=field_errors(error))
     return _signed_in(request, created, token, "/", f"Welcome, {created.name}.")
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import APIRouter, Request, Response
 
 from workspaces.accounts import service
@@ -14,15 +12,12 @@ from workspaces.web.deps import (
     CurrentUser,
     PasswordHashing,
     Tx,
+    api_session,
     client_address,
 )
 from workspaces.web.schemas import errors
 
 router = APIRouter(prefix="/api", tags=["accounts"], responses=errors(400, 422, 503))
-
-
-def _api_session(settings: AppSettings) -> service.Session:
-    return service.Session("api", timedelta(days=settings.api_token_ttl_days))
 
 
 @router.post("/auth/signup", status_code=201, response_model=TokenRead, responses=errors(409, 429))
@@ -31,7 +26,7 @@ async def signup(body: SignUp, request: Request, tx: Tx, passwords: PasswordHash
     """Create an account and return a bearer token for it (attempts are rate limited)."""
     user, token = await service.sign_up(
         tx, passwords, email=body.email, password=body.password, name=body.name,
-        client=client_address(request), settings=settings, session=_api_session(settings))
+        client=client_address(request), settings=settings, session=api_session(settings))
     return TokenRead(token=token, user=UserRead.model_validate(user))
 
 
@@ -41,7 +36,7 @@ async def login(body: SignIn, request: Request, tx: Tx, passwords: PasswordHashi
     """Exchange email and password for a bearer token (failed attempts are rate limited)."""
     user, token = await service.sign_in(
         tx, passwords, email=body.email, password=body.password,
-        client=client_address(request), settings=settings, session=_api_session(settings))
+        client=client_address(request), settings=settings, session=api_session(settings))
     return TokenRead(token=token, user=UserRead.model_validate(user))
 
 

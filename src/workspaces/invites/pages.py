@@ -5,20 +5,19 @@ re-send, revoke)."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces.accounts.service import Session, get_user_by_email
+from workspaces.accounts.service import get_user_by_email
 from workspaces.errors import AppError
 from workspaces.invites import service
 from workspaces.members.pages import members_tab
 from workspaces.web.deps import AppSettings, Conn, PasswordHashing, Tx
 from workspaces.web.html import (
-    SESSION_DAYS,
+    BROWSER_SESSION,
     CsrfChecked,
     PageUser,
     SignedIn,
@@ -71,7 +70,7 @@ async def join(request: Request, token: str, tx: Tx, passwords: PasswordHashing,
     try:
         created, joined, session = await service.join(
             tx, passwords, token=token, name=name, password=password,
-            session=Session("browser", timedelta(days=SESSION_DAYS)))
+            session=BROWSER_SESSION)
     except AppError as error:
         async with tx.read() as conn:
             return await _page(request, conn, token, status=error.status,
@@ -104,11 +103,9 @@ async def create_invite(request: Request, slug: str, conn: Conn, user: SignedIn,
     issued = await attempt(conn, lambda: service.create_invite(
         conn, access=access, email=email, role=role, expires_in_days=None, settings=settings))
     if isinstance(issued, AppError):
-        tab = await members_tab(request, conn, access, status=issued.status,
-                                values={"email": email, "role": role},
-                                errors=field_errors(issued))
-        tab.headers.update(issued.headers)  # Retry-After with a 429
-        return tab
+        return await members_tab(request, conn, access, status=issued.status,
+                                 headers=issued.headers, values={"email": email, "role": role},
+                                 errors=field_errors(issued))
     return redirect(request, f"/w/{slug}", f"Invite sent to {issued.invite.email}.",
                     link=issued.accept_url)
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import TypeAdapter
 
-from workspaces.accounts.service import Session
 from workspaces.errors import NotAuthenticated
 from workspaces.invites import service
 from workspaces.invites.schemas import (
@@ -32,6 +30,7 @@ from workspaces.web.deps import (
     PasswordHashing,
     Tx,
     WorkspaceAccess,
+    api_session,
     bearer_user,
 )
 from workspaces.web.schemas import errors, json_response
@@ -124,9 +123,9 @@ async def accept_invite(
     if body is None:
         raise NotAuthenticated("Sign in to accept, or send name and password to sign up with "
                                "the invited address.", code="sign_in_required")
-    session = Session("api", timedelta(days=settings.api_token_ttl_days))
     _, joined, api_token = await service.join(tx, passwords, token=token, name=body.name,
-                                              password=body.password, session=session)
+                                              password=body.password,
+                                              session=api_session(settings))
     return AcceptResult(member=MemberRead.model_validate(joined.member), token=api_token)
 
 

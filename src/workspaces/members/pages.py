@@ -21,7 +21,8 @@ router = APIRouter(include_in_schema=False)
 
 
 async def members_tab(request: Request, conn: AsyncConnection, access: Access, *,
-                      status: int = 200, cursor: str | None = None,
+                      status: int = 200, headers: dict[str, str] | None = None,
+                      cursor: str | None = None,
                       values: dict[str, Any] | None = None,
                       errors: dict[str, str] | None = None) -> Response:
     """The tab, showing each caller only the actions their role allows."""
@@ -33,7 +34,8 @@ async def members_tab(request: Request, conn: AsyncConnection, access: Access, *
                                                        limit=50, cursor=cursor)
     people = await service.list_members(conn, workspace_id=access.workspace.id)
     return render(
-        request, "workspace.html", status, access=access, can_manage=can_manage,
+        request, "workspace.html", status, headers=headers, access=access,
+        can_manage=can_manage,
         members=people, owner_count=sum(m.role == "owner" for m in people),
         invites=page, next_cursor=next_cursor,
         assignable=[r for r in reversed(ROLES) if access.can_grant(r)],

@@ -7,6 +7,7 @@ import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from typing import Annotated
 
@@ -15,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces.accounts.service import UserInfo, user_for_token
+from workspaces.accounts.service import Session, UserInfo, user_for_token
 from workspaces.errors import NotAuthenticated
 from workspaces.security import Passwords
 from workspaces.settings import Settings
@@ -138,6 +139,12 @@ def get_settings_dep(request: Request) -> Settings:
 
 
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def api_session(settings: Settings) -> Session:
+    """The bearer token sign-up, sign-in and joining from an invite issue through the API."""
+    return Session("api", timedelta(days=settings.api_token_ttl_days))
+
 Tx = Annotated[RequestTransactions, Depends(RequestTransactions)]
 
 

@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
@@ -35,7 +36,7 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadData, Signer, URLSafeTimedSerializer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces.accounts.service import UserInfo, user_for_token
+from workspaces.accounts.service import Session, UserInfo, user_for_token
 from workspaces.errors import AppError, Forbidden
 from workspaces.settings import Settings
 from workspaces.web.deps import Conn
@@ -44,6 +45,7 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 SESSION_COOKIE, ANON_COOKIE, FLASH_COOKIE = "ws_session", "ws_anon", "ws_flash"
 SESSION_DAYS = 14
+BROWSER_SESSION = Session("browser", timedelta(days=SESSION_DAYS))
 T = TypeVar("T")
 FLASH_SECONDS = 120
 
@@ -144,8 +146,10 @@ def _flash(request: Request) -> dict[str, Any] | None:
     return message if isinstance(message, dict) else None
 
 
-def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """A page, with the CSRF token its forms need and the flash message left for it."""
+def render(request: Request, template: str, status: int = 200, *,
+           headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+    """A page, with the CSRF token its forms need and the flash message left for it (and
+    `headers`, such as a refusal's Retry-After)."""
     fresh_nonce = None
     csrf = _expected_csrf(request)
     if csrf is None:  # anonymous, without an anonymous cookie of ours: issue one with this page
@@ -157,7 +161,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
             "csrf_token": csrf,
             "flash": _flash(request),
             **context,
-        }, status_code=status,
+        }, status_code=status, headers=headers,
     )
     if fresh_nonce:
         _issue_anon(request, response, fresh_nonce)
@@ -279,9 +283,6 @@ def is_page(request: Request) -> bool:
 def error_page(request: Request, error: AppError) -> HTMLResponse:
     headings = {503: "Service is being upgraded", 404: "Not found", 403: "Not allowed",
                 410: "Invitation no longer valid", 429: "Slow down"}
-    response = render(request, "message.html", error.status,
-                      heading=headings.get(error.status, "Something is not right"),
-                      text=error.message)
-    for name, value in error.headers.items():
-        response.headers[name] = value
-    return response
+    return render(request, "message.html", error.status, headers=error.headers,
+                  heading=headings.get(error.status, "Something is not right"),
+                  text=error.message)

@@ -28,9 +28,7 @@ async def create_workspace(request: Request, conn: Conn, user: SignedIn, setting
         conn, name=name, owner=user,
         limit=service.creation_limit(client_address(request), settings)))
     if isinstance(created, AppError):
-        page = render(request, "home.html", created.status,
+        return render(request, "home.html", created.status, headers=created.headers,
                       workspaces=await service.list_workspaces(conn, user=user),
                       values={"name": name}, errors=field_errors(created))
-        page.headers.update(created.headers)  # Retry-After with a 429
-        return page
     return redirect(request, f"/w/{created.slug}", f"Created {created.name}.")

@@ -133,10 +133,16 @@ async def operator_access(conn: AsyncConnection, *, slug: str, email: str | None
         )).scalar()
         if email is None:
             raise NotFound(f"No workspace {slug!r}.", code="workspace_not_found")
+    return await load_access(conn, slug=slug, user=await _account(conn, email))
+
+
+async def _account(conn: AsyncConnection, email: str) -> UserInfo:
+    """The account an operator names by address; 404 `user_not_found` if there is none."""
     user = await get_user_by_email(conn, normalize_email(email))
     if user is None:
-        raise NotFound(f"No account for {email}.", code="user_not_found")
-    return await load_access(conn, slug=slug, user=user)
+        raise NotFound(f"No account for {email}; create it with `workspaces users create`.",
+                       code="user_not_found")
+    return user
 
 
 def creation_limit(client: str, settings: Settings) -> ratelimit.Limit:
@@ -178,10 +184,7 @@ async def create_workspace(conn: AsyncConnection, *, name: str, owner: UserInfo,
 async def create_for_operator(conn: AsyncConnection, *, name: str,
                               owner_email: str) -> WorkspaceInfo:
     """An operator's `workspaces create`: owned by an existing account, not rate limited."""
-    owner = await get_user_by_email(conn, normalize_email(owner_email))
-    if owner is None:
-        raise NotFound(f"No account for {owner_email}; create it with `workspaces users create`.",
-                       code="user_not_found")
+    owner = await _account(conn, owner_email)
     return await create_workspace(conn, name=name, owner=owner, limit=None)
 
 
