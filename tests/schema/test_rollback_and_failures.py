@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import ALL, INIT, INVITES, Cli
 from workspaces.cli import app
-from workspaces.schema.ledger import LEDGER_TABLE
+from workspaces.schema.ledger import HISTORY_TABLE, LEDGER_TABLE
 from workspaces.settings import get_settings
 
 
@@ -45,7 +45,7 @@ def test_rollback_shows_row_counts_and_needs_confirmation(cli: Cli) -> None:
     _seed_invites(cli, 3)
     refused = cli("db", "rollback", INVITES)  # no terminal and no --yes
     assert refused.exit_code == 1
-    assert "drops table workspace_invites: 3 rows" in refused.stdout
+    assert "drops table workspace_invites (3 rows)" in refused.stdout
     assert "error[confirmation_required]" in refused.stderr
     assert "workspace_invites" in cli.tables()
 
@@ -64,7 +64,7 @@ def test_rollback_to_an_id_undoes_every_later_migration(cli: Cli) -> None:
     assert run.exit_code == 0, run.output
     doc = json.loads(run.stdout[run.stdout.index("{"):])
     assert doc["rolled_back"] == list(reversed(ALL))
-    assert cli.tables() == {LEDGER_TABLE}
+    assert cli.tables() == {LEDGER_TABLE, HISTORY_TABLE}
     assert cli("db", "status").exit_code == 2
 
 

@@ -4,14 +4,31 @@ the result. Commands live by group: cli/db.py (the schema toolkit), cli/serve.py
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from workspaces import __version__
+from workspaces.cli.common import AsJson
 from workspaces.cli.db import db_app
 from workspaces.cli.operate import invites_app, users_app, workspaces_app
 from workspaces.cli.serve import serve
+
+
+def _flags_take_no_value() -> None:
+    """Typer 0.29 shows every flag (--json, --yes, --help) as taking a `<bool>` value in the
+    help table, which invites `--json true` (an error). A flag's type column stays empty."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Workspaces: members and invitations, and the schema toolkit.")
@@ -28,11 +45,20 @@ def smoke(
     email_domain: Annotated[str, typer.Option(
         help="Domain of the throwaway addresses (their emails are expected to bounce).",
     )] = "example.com",
+    as_json: AsJson = False,
 ) -> None:
     """Post-deploy check: sign up, invite, accept, revoke, verify, clean up; exit 0 if all pass."""
+    import json
+
     from workspaces.smoke import Smoke
 
-    ok = Smoke(base_url, email_domain=email_domain).run()
+    check = Smoke(base_url, email_domain=email_domain,
+                  say=(lambda _line: None) if as_json else print)
+    ok = check.run()
+    if as_json:
+        print(json.dumps({"ok": ok, "base_url": base_url, "steps": [
+            {"name": name, "ok": passed, "detail": detail}
+            for name, passed, detail in check.results]}, indent=2))
     raise typer.Exit(0 if ok else 1)
 
 

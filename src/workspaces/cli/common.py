@@ -4,9 +4,12 @@ and errors."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -32,13 +35,63 @@ LockTimeout = Annotated[
 ]
 
 
-def fail(error: Error, as_json: bool) -> NoReturn:
+@dataclass(frozen=True)
+class Target:
+    """How a printed next step names the database this command acted on, so that running it
+    as printed, in the same shell, acts on the same database.
+
+    A database named by DATABASE_URL (or the default) is found again by the next command
+    without help; one named by `--database-url` is repeated, without its password: the
+    commands read PGPASSWORD and ~/.pgpass (libpq's rules, which asyncpg follows too).
+    """
+
+    suffix: str = ""
+    note: str | None = None
+
+    @classmethod
+    def of(cls, database_url: str | None) -> Target:
+        if not database_url or database_url == os.environ.get("DATABASE_URL"):
+            return cls()
+        from workspaces.db import parse_url
+
+        try:
+            url = parse_url(database_url)
+        except Error:
+            return cls()  # the command itself reports the bad URL
+        bare = url.set(password=None).render_as_string(hide_password=False)
+        note = None
+        if url.password:
+            note = ("The password given in --database-url is not printed: export PGPASSWORD "
+                    "(or add it to ~/.pgpass) before running these.")
+        return cls(f" --database-url {shlex.quote(bare)}", note)
+
+    def step(self, line: str) -> str:
+        """`workspaces ...  # why` with the database added to the command, not the comment."""
+        if not line.startswith("workspaces ") or line.startswith("workspaces db new"):
+            return line
+        command, hash_, why = line.partition("  # ")
+        return f"{command.rstrip()}{self.suffix}{hash_}{why}"
+
+    def steps(self, fix: str | None) -> list[str]:
+        """Each alternative of a fix on its own line, ready to paste."""
+        return [self.step(line.strip()) for line in (fix or "").splitlines() if line.strip()]
+
+    def print_steps(self, steps: list[str], *, indent: str = "", file: Any = None) -> None:
+        for number, step in enumerate(steps):
+            print(f"{indent}{'next' if number == 0 else '  or'}: {step}", file=file)
+        if steps and self.note and any(s.startswith("workspaces ") for s in steps):
+            print(f"{indent}({self.note})", file=file)
+
+
+def fail(error: Error, as_json: bool, target: Target | None = None) -> NoReturn:
+    target = target or Target()
     if as_json:
-        print(json.dumps({"ok": False, "error": error.as_dict()}, indent=2))
+        body = {k: v for k, v in error.as_dict().items() if k != "fix"}
+        print(json.dumps({"ok": False, "error": {**body, "next": target.steps(error.fix)}},
+                         indent=2))
     else:
         print(f"error[{error.code}]: {error.message}", file=sys.stderr)
-        if error.fix:
-            print(f"  next: {error.fix}", file=sys.stderr)
+        target.print_steps(target.steps(error.fix), indent="  ", file=sys.stderr)
         if error.detail:
             print(f"  database said: {error.detail}", file=sys.stderr)
     raise typer.Exit(int(error.exit_code))
@@ -65,23 +118,26 @@ def open_toolkit(database_url: str | None, as_json: bool, lock_timeout: float = 
     return Toolkit(url, migrations, say=say, lock_timeout=lock_timeout)
 
 
-def finish(result: Result, as_json: bool) -> NoReturn:
+def finish(result: Result, as_json: bool, target: Target | None = None) -> NoReturn:
+    target = target or Target()
+    steps = [target.step(line) for line in result.next]
     if as_json:
         print(json.dumps({"ok": result.exit_code == 0, "exit_code": int(result.exit_code),
-                          **result.data}, indent=2, default=str))
+                          **result.data, "next": steps}, indent=2, default=str))
     else:
         for line in result.lines:
             print(line)
+        target.print_steps(steps)
     raise typer.Exit(int(result.exit_code))
 
 
 @contextmanager
-def guard(as_json: bool) -> Iterator[None]:
+def guard(as_json: bool, target: Target | None = None) -> Iterator[None]:
     """Turn our errors (and only them) into the documented output and exit code."""
     try:
         yield
     except Error as error:
-        fail(error, as_json)
+        fail(error, as_json, target)
 
 
 def operate(database_url: str | None, as_json: bool,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -14,11 +15,13 @@ from workspaces.cli.common import (
     AsJson,
     DatabaseUrl,
     LockTimeout,
+    Target,
     finish,
     guard,
     open_toolkit,
 )
 from workspaces.errors import Exit, SchemaError
+from workspaces.schema.choices import Orphans
 
 db_app = typer.Typer(no_args_is_help=True, help="Check, apply and repair the database schema.")
 
@@ -34,10 +37,14 @@ _EXIT_MEANING = {
 @db_app.command()
 def status(database_url: DatabaseUrl = None, as_json: AsJson = False) -> None:
     """Show applied, pending and failed migrations and check the live schema (read-only)."""
-    with guard(as_json):
+    target = Target.of(database_url)
+    with guard(as_json, target):
         report = open_toolkit(database_url, as_json).status()
     if as_json:
-        print(json.dumps(report.as_dict(), indent=2, default=str))
+        body = report.as_dict()
+        for problem in body["problems"]:
+            problem["next"] = target.steps(problem.pop("fix"))
+        print(json.dumps(body, indent=2, default=str))
         raise typer.Exit(int(report.exit_code))
     print(f"Database: {report.database} ({report.server})")
     width = max((len(m.migration.id) for m in report.migrations), default=10)
@@ -57,8 +64,7 @@ def status(database_url: DatabaseUrl = None, as_json: AsJson = False) -> None:
         print("Problems:")
         for p in report.problems:
             print(f"  [{p.code}] {p.message}")
-            if p.fix:
-                print(f"      next: {p.fix}")
+            target.print_steps(target.steps(p.fix), indent="      ")
     code = report.exit_code
     print(f"Exit {int(code)}: {_EXIT_MEANING[code]}.")
     raise typer.Exit(int(code))
@@ -72,9 +78,10 @@ def deploy(
     to: Annotated[str | None, typer.Option("--to", help="Stop after this migration.")] = None,
 ) -> None:
     """Apply pending migrations in order, under the deploy lock, then verify the schema."""
-    with guard(as_json):
+    target = Target.of(database_url)
+    with guard(as_json, target):
         toolkit = open_toolkit(database_url, as_json, lock_timeout, writes=True)
-        finish(toolkit.deploy(to=to), as_json)
+        finish(toolkit.deploy(to=to), as_json, target)
 
 
 @db_app.command()
@@ -89,34 +96,110 @@ def resolve(
     lock_timeout: LockTimeout = 60.0,
 ) -> None:
     """Record a decision about a migration after checking the live schema."""
-    with guard(as_json):
+    target = Target.of(database_url)
+    with guard(as_json, target):
         if (applied is None) == (rolled_back is None):
             raise SchemaError("bad_arguments", "Give exactly one of --applied ID or "
                               "--rolled-back ID.")
         toolkit = open_toolkit(database_url, as_json, lock_timeout, writes=True)
         migration_id = applied or rolled_back
         assert migration_id is not None  # noqa: S101 (narrowing for mypy)
-        finish(toolkit.resolve(migration_id, applied=applied is not None, force=force), as_json)
+        finish(toolkit.resolve(migration_id, applied=applied is not None, force=force),
+               as_json, target)
 
 
 @db_app.command()
 def verify(database_url: DatabaseUrl = None, as_json: AsJson = False) -> None:
     """Compare the live schema with what the applied migrations should have produced."""
-    with guard(as_json):
-        finish(open_toolkit(database_url, as_json).verify(), as_json)
+    target = Target.of(database_url)
+    with guard(as_json, target):
+        finish(open_toolkit(database_url, as_json).verify(), as_json, target)
+
+
+def _confirm(what: str, yes: bool, as_json: bool) -> Callable[[list[str]], bool]:
+    """Show a destructive plan, then ask (a terminal) or take --yes; no terminal, no --yes:
+    refuse with the command to rerun."""
+
+    def confirm(plan: list[str]) -> bool:
+        out = sys.stderr if as_json else sys.stdout
+        print("This will:", file=out)
+        for line in plan:
+            print(f"  {line}", file=out)
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise SchemaError("confirmation_required", f"{what} destroys data and needs "
+                              "confirmation, but there is no terminal to ask.",
+                              fix="Read the plan above, then rerun the command with --yes.")
+        return typer.confirm("Proceed?", default=False, err=as_json)
+
+    return confirm
 
 
 @db_app.command()
 def repair(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL only.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL and count the rows "
+                       "in the way; change nothing.")] = False,
+    orphans: Annotated[Orphans, typer.Option(
+        "--orphans", help="Rows whose referenced row is gone: refuse (show them and stop), "
+        "null (clear the reference), delete (the rows), keep (PostgreSQL: add the key NOT "
+        "VALID).")] = Orphans.refuse,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before deleting rows.")] = False,
     database_url: DatabaseUrl = None,
     as_json: AsJson = False,
     lock_timeout: LockTimeout = 60.0,
 ) -> None:
     """Create the objects applied migrations made that are missing, in one transaction."""
-    with guard(as_json):
-        finish(open_toolkit(database_url, as_json, lock_timeout,
-                            writes=not dry_run).repair(dry_run=dry_run), as_json)
+    target = Target.of(database_url)
+    with guard(as_json, target):
+        toolkit = open_toolkit(database_url, as_json, lock_timeout, writes=not dry_run)
+        finish(toolkit.repair(dry_run=dry_run, orphans=orphans,
+                              confirm=_confirm("Deleting rows", yes, as_json)), as_json, target)
+
+
+@db_app.command()
+def complete(
+    migration_id: Annotated[str, typer.Argument(metavar="ID")],
+    orphans: Annotated[Orphans, typer.Option(
+        "--orphans", help="As for repair: rows whose referenced row is gone.")] = Orphans.refuse,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before deleting rows.")] = False,
+    database_url: DatabaseUrl = None,
+    as_json: AsJson = False,
+    lock_timeout: LockTimeout = 60.0,
+) -> None:
+    """Finish a partly applied migration: create only what it makes that is missing, then
+    record it applied (one transaction)."""
+    target = Target.of(database_url)
+    with guard(as_json, target):
+        toolkit = open_toolkit(database_url, as_json, lock_timeout, writes=True)
+        finish(toolkit.complete(migration_id, orphans=orphans,
+                                confirm=_confirm("Deleting rows", yes, as_json)),
+               as_json, target)
+
+
+@db_app.command()
+def history(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many, newest last.")] = 20,
+    database_url: DatabaseUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """List what the toolkit did to the database: who, when, what, and how it ended."""
+    target = Target.of(database_url)
+    with guard(as_json, target):
+        events = open_toolkit(database_url, as_json).history(limit=limit)
+    if as_json:
+        print(json.dumps({"events": [e.as_dict() for e in events]}, indent=2))
+        raise typer.Exit(0)
+    if not events:
+        print("No schema command has written to this database yet.")
+    for e in events:
+        when = e.as_dict()["started_at"][:19].replace("T", " ")
+        asked = f" {e.arguments}" if e.arguments else ""
+        print(f"#{e.seq} {when} UTC  {e.actor}  {e.command}{asked}: {e.outcome}")
+        if e.summary:
+            print(f"      {e.summary}")
+        if e.error:
+            print(f"      error[{e.error_code}]: {e.error}")
 
 
 @db_app.command()
@@ -128,24 +211,13 @@ def rollback(
     as_json: AsJson = False,
     lock_timeout: LockTimeout = 60.0,
 ) -> None:
-    """Run the down step of the latest migration (or back to ID), after showing what it drops."""
-
-    def confirm(plan: list[str]) -> bool:
-        out = sys.stderr if as_json else sys.stdout
-        print("This will:", file=out)
-        for line in plan:
-            print(f"  {line}", file=out)
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            raise SchemaError("confirmation_required", "Rollback destroys data and needs "
-                              "confirmation, but there is no terminal to ask.",
-                              fix="Rerun with --yes once you have read the plan above.")
-        return typer.confirm("Proceed?", default=False)
-
-    with guard(as_json):
+    """Run the down step of the latest migration (or back to ID), after showing what it drops.
+    Answering no changes nothing and exits 1."""
+    target = Target.of(database_url)
+    with guard(as_json, target):
         toolkit = open_toolkit(database_url, as_json, lock_timeout, writes=True)
-        finish(toolkit.rollback(migration_id, confirm=confirm), as_json)
+        finish(toolkit.rollback(migration_id, confirm=_confirm("Rollback", yes, as_json)),
+               as_json, target)
 
 
 @db_app.command()
@@ -153,8 +225,10 @@ def baseline(
     database_url: DatabaseUrl = None, as_json: AsJson = False, lock_timeout: LockTimeout = 60.0
 ) -> None:
     """Adopt an existing database: record as applied each migration whose objects exist."""
-    with guard(as_json):
-        finish(open_toolkit(database_url, as_json, lock_timeout, writes=True).baseline(), as_json)
+    target = Target.of(database_url)
+    with guard(as_json, target):
+        finish(open_toolkit(database_url, as_json, lock_timeout, writes=True).baseline(),
+               as_json, target)
 
 
 @db_app.command()
@@ -166,11 +240,12 @@ def execute(
     as_json: AsJson = False,
 ) -> None:
     """Run an SQL script in one transaction; on error nothing changes."""
-    with guard(as_json):
+    target = Target.of(database_url)
+    with guard(as_json, target):
         if (file is None) == (not stdin):
             raise SchemaError("bad_arguments", "Give exactly one of --file PATH or --stdin.")
         script = file.read_text() if file is not None else sys.stdin.read()
-        finish(open_toolkit(database_url, as_json, writes=True).execute(script), as_json)
+        finish(open_toolkit(database_url, as_json, writes=True).execute(script), as_json, target)
 
 
 class Dialect(StrEnum):
@@ -185,25 +260,31 @@ def sql(
     dialect: Annotated[Dialect | None, typer.Option(
         "--dialect", help="Render for this kind of database (default: the database's).")] = None,
     database_url: DatabaseUrl = None,
+    as_json: AsJson = False,
 ) -> None:
     """Print a migration's SQL for a kind of database (connects to nothing)."""
-    with guard(False):
-        toolkit = open_toolkit(database_url, False)
+    target = Target.of(database_url)
+    with guard(as_json, target):
+        toolkit = open_toolkit(database_url, as_json)
+        chosen = dialect.value if dialect else toolkit.url.get_backend_name()
         if dialect is None and database_url is None:  # nothing said which: say what we chose
-            print(f"-- rendered for {toolkit.url.get_backend_name()} (the default database); "
+            print(f"-- rendered for {chosen} (the default database); "
                   "--dialect postgresql or --database-url URL renders for another",
                   file=sys.stderr)
-        print(toolkit.sql(migration_id, down=down,
-                          dialect=dialect.value if dialect else None), end="")
+        script = toolkit.sql(migration_id, down=down, dialect=chosen)
+    if as_json:
+        print(json.dumps({"migration": migration_id, "direction": "down" if down else "up",
+                          "dialect": chosen, "sql": script}, indent=2))
+    else:
+        print(script, end="")
 
 
 @db_app.command()
 def new(
     message: Annotated[str, typer.Argument(help="What the migration does.")],
     empty: Annotated[bool, typer.Option("--empty", help="Write an empty revision.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Write a new revision from the difference between the models and the head schema."""
-    with guard(False):
-        finish(open_toolkit("sqlite://", False).new(message, empty=empty), False)
-
-
+    with guard(as_json):
+        finish(open_toolkit("sqlite://", as_json).new(message, empty=empty), as_json)

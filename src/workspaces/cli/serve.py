@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from workspaces.cli.common import DatabaseUrl, guard, open_toolkit
+from workspaces.cli.common import DatabaseUrl, Target, guard, open_toolkit
 from workspaces.errors import Exit
 
 if TYPE_CHECKING:
@@ -32,13 +32,14 @@ def serve(
     from workspaces.schema.toolkit import serving_refusal
     from workspaces.settings import get_settings
 
+    target = Target.of(database_url)  # before DATABASE_URL is set from it, below
     if database_url:
         os.environ["DATABASE_URL"] = database_url  # worker processes read settings again
         get_settings.cache_clear()
     with guard(False):  # every setting checked before the schema is touched (--migrate)
         check_settings(get_settings())
         email_notice = _email_notice(get_settings())
-    with guard(False):
+    with guard(False, target):
         report = open_toolkit(database_url, False).check_for_serving(migrate=migrate)
         if report.exit_code != Exit.OK:
             for problem in report.problems:

@@ -45,15 +45,19 @@ class Applying(ToolkitCore):
         result = Result(Exit.OK)
         if to is not None:
             self.migrations.get(to)
-        with self._writer("deploying migrations") as engine:
+        with self._writer("deploying migrations", "deploy",
+                          f"--to {to}" if to else None) as writing:
+            engine = writing.engine
             with engine.connect() as conn:
                 report = self._analyze(conn)
             self._refuse_if_blocked(report, "deploy")
             for problem in report.problems:
-                if problem.code in ("no_ledger", "objects_present"):
+                if problem.code in ("no_ledger", "objects_present", "partial"):
+                    # Running it would fail at the first object that exists, and record a
+                    # failure for what is only a half-done job.
                     raise SchemaError(
                         "deploy_refused", f"Refusing to deploy: {problem.message}",
-                        fix=problem.fix, exit_code=Exit.PENDING,
+                        fix=problem.fix, exit_code=max(Exit.PENDING, problem.exit_code),
                     )
             targets = report.in_state(PENDING)
             if to is not None:
@@ -68,12 +72,15 @@ class Applying(ToolkitCore):
                 result.lines.append("Nothing to apply: every migration is already applied.")
             with engine.connect() as conn:
                 after = self._analyze(conn)
+            writing.summary = (f"applied {', '.join(applied)}" if applied
+                               else "nothing to apply")
         result.data = {"applied": applied, "status": after.as_dict()}
         drift = [p for p in after.problems if p.exit_code == Exit.DRIFT]
         if drift:
             result.exit_code = Exit.DRIFT
             result.lines += [f"drift: {p.message}" for p in drift]
-            result.lines.append("The live schema still differs; run `workspaces db repair`.")
+            result.lines.append("The live schema still differs.")
+            result.next = ["workspaces db repair"]
         else:
             pending = len(after.in_state(PENDING))
             result.lines.append(
@@ -104,10 +111,12 @@ class Applying(ToolkitCore):
                                       f"migration {migration.id} failed: {exc!r}",
                                       fix="fix the revision file, then resolve and redeploy"))
             self._record_failure(engine, migration, started, error)
+            cause = f" To fix the cause: {error.fix.rstrip('.')}." if error.fix else ""
             raise error.restated(
-                f"{error.message} Nothing of it was applied; the attempt is recorded as failed.",
-                fix=f"{error.fix}; then `workspaces db resolve --rolled-back {migration.id}` "
-                    "and `workspaces db deploy`",
+                f"{error.message} Nothing of it was applied; the attempt is recorded as "
+                f"failed.{cause}",
+                fix=f"workspaces db resolve --rolled-back {migration.id}  # once the cause is "
+                    "fixed; deploy then retries it",
                 exit_code=Exit.FAILED,
             ) from exc
 
@@ -124,7 +133,8 @@ class Applying(ToolkitCore):
             error.detail = f"{error.detail}; could not record the failure: {exc}"
 
     def rollback(self, migration_id: str | None, *, confirm: Callable[[list[str]], bool]) -> Result:
-        with self._writer("rolling back") as engine:
+        with self._writer("rolling back", "rollback", migration_id) as writing:
+            engine = writing.engine
             with engine.connect() as conn:
                 report = self._analyze(conn, check_live=False)
                 self._refuse_if_blocked(report, "rollback")
@@ -138,10 +148,11 @@ class Applying(ToolkitCore):
                     target = self.migrations.get(migration_id)
                     if target not in applied:
                         raise SchemaError("not_applied", f"Migration {migration_id} is not "
-                                          "applied.", fix="`workspaces db status` lists them.")
+                                          "applied.", fix="workspaces db status  # lists them")
                     targets = list(reversed(applied[applied.index(target):]))
                 plan = self._rollback_plan(conn, report, targets)
             if not confirm(plan):
+                writing.cancelled = True
                 return Result(Exit.ERROR, ["Rollback cancelled; nothing changed."],
                               {"cancelled": True, "plan": plan})
             lines: list[str] = []
@@ -158,8 +169,9 @@ class Applying(ToolkitCore):
                     raise error.restated(f"Rolling back {migration.id} failed; it is still "
                                          "applied and unchanged.") from exc
                 lines.append(f"rolled back {migration.id}")
-        lines.append("Run `workspaces db deploy` to apply them again.")
-        return Result(Exit.OK, lines, {"rolled_back": [m.id for m in targets], "plan": plan})
+            writing.summary = f"rolled back {', '.join(m.id for m in targets)}"
+        return Result(Exit.OK, lines, {"rolled_back": [m.id for m in targets], "plan": plan},
+                      next=["workspaces db deploy  # applies them again"])
 
     def _rollback_plan(
         self, conn: Connection, report: Report, targets: list[Migration]
@@ -173,28 +185,19 @@ class Applying(ToolkitCore):
                     "objects_missing",
                     f"Cannot roll back {migration.id}: its {_keys(missing)} already missing, "
                     "so its down step would fail.",
-                    fix=f"If all it made is gone, `workspaces db resolve --rolled-back "
-                        f"{migration.id}`; otherwise `workspaces db repair` first.",
+                    fix="workspaces db repair  # recreates them; then roll back\n"
+                        f"workspaces db resolve --rolled-back {migration.id}  # everything it "
+                        "made is gone",
                     exit_code=Exit.DRIFT,
                 )
             for operation in downgrade_operations(migration):
-                plan.append(f"{migration.id}: {self._describe_down(conn, operation)}")
+                plan.append(f"{migration.id}: {describe_operation(conn, operation)}")
+        others = _other_sessions(conn)
+        if others:
+            plan.append(f"warning: {_count(len(others), 'other session')} connected to this "
+                        f"database ({', '.join(sorted(set(others)))}): an application using "
+                        "what this drops will fail until it is deployed again; stop it first")
         return plan
-
-    @staticmethod
-    def _describe_down(conn: Connection, operation: alembic_ops.MigrateOperation) -> str:
-        table = getattr(operation, "table_name", None)
-        if isinstance(operation, alembic_ops.DropTableOp | alembic_ops.DropColumnOp):
-            rows = conn.execute(select(func.count()).select_from(text(
-                conn.dialect.identifier_preparer.quote(str(table))))).scalar_one()
-            if isinstance(operation, alembic_ops.DropTableOp):
-                return f"drops table {table}: {rows:,} rows"
-            return f"drops column {table}.{operation.column_name}: {rows:,} rows"
-        if isinstance(operation, alembic_ops.DropIndexOp):
-            return f"drops index {operation.index_name} on {table}"
-        if isinstance(operation, alembic_ops.DropConstraintOp):
-            return f"drops constraint {operation.constraint_name} on {table}"
-        return f"runs {type(operation).__name__.removesuffix('Op')} on {table or 'the database'}"
 
     def execute(self, script: str) -> Result:
         statements: list[str] = []
@@ -207,8 +210,9 @@ class Applying(ToolkitCore):
                 statements.append(statement)
         if not statements:
             raise SchemaError("empty_script", "The SQL script has no statements.")
-        with (self._engine_for("running the script", schema_change=False) as engine,
-              engine.begin() as conn):
+        with (self._writer("running the script", "execute",
+                           f"{len(statements)} statement(s)", schema_change=False) as writing,
+              writing.engine.begin() as conn):
             for number, statement in enumerate(statements, start=1):
                 try:
                     conn.exec_driver_sql(statement)
@@ -220,11 +224,55 @@ class Applying(ToolkitCore):
                         "rolled back and nothing changed.", code="statement_failed",
                         detail=f"{error.detail} -- statement {number}: {first}",
                     ) from exc
+            writing.summary = f"ran {len(statements)} statement(s)"
         lines = [f"Ran {len(statements)} statement(s) in one transaction."]
         if skipped:
             lines.append(f"Skipped {skipped} BEGIN/COMMIT statement(s): the script runs in one "
                          "transaction of its own.")
         return Result(Exit.OK, lines, {"statements": len(statements), "skipped": skipped})
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def _other_sessions(conn: Connection) -> list[str]:
+    """PostgreSQL: the application names of the database's other sessions (not this tool's)."""
+    if conn.dialect.name != "postgresql":
+        return []
+    rows = conn.execute(text(
+        "SELECT coalesce(nullif(application_name, ''), 'unnamed client') FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND backend_type = 'client backend' AND application_name NOT LIKE 'workspaces db %'"))
+    return [str(name) for (name,) in rows]
+
+
+_VERBS = {"Create": "creates", "Add": "adds", "Drop": "drops", "Alter": "changes",
+          "Rename": "renames", "Bulk": "inserts rows into", "Execute": "runs"}
+
+
+def describe_operation(conn: Connection, operation: alembic_ops.MigrateOperation) -> str:
+    """A step of a down migration in words, with the rows it destroys."""
+    table = getattr(operation, "table_name", None)
+    if isinstance(operation, alembic_ops.DropTableOp | alembic_ops.DropColumnOp):
+        rows = conn.execute(select(func.count()).select_from(text(
+            conn.dialect.identifier_preparer.quote(str(table))))).scalar_one()
+        if isinstance(operation, alembic_ops.DropTableOp):
+            return f"drops table {table} ({_count(rows, 'row')})"
+        return (f"drops column {table}.{operation.column_name} (its values in "
+                f"{_count(rows, 'row')})")
+    if isinstance(operation, alembic_ops.ExecuteSQLOp):
+        sql = " ".join(str(operation.sqltext).split())
+        return f"runs SQL: {sql[:80]}{'...' if len(sql) > 80 else ''}"
+    words = re.findall(r"[A-Z][a-z]*", type(operation).__name__.removesuffix("Op"))
+    verb = _VERBS.get(words[0], words[0].lower()) if words else "runs"
+    noun = " ".join(w.lower() for w in words[1:])
+    table = table or getattr(operation, "source_table", None)
+    name = (getattr(operation, "constraint_name", None) or getattr(operation, "index_name", None)
+            or getattr(operation, "column_name", None))
+    column = getattr(getattr(operation, "column", None), "name", None)
+    what = " ".join(str(part) for part in (noun, name or column) if part)
+    return f"{verb} {what} on {table}" if table else f"{verb} {what}".rstrip()
 
 
 _TRANSACTION_CONTROL = re.compile(
@@ -235,8 +283,8 @@ _TRANSACTION_CONTROL = re.compile(
 def serving_refusal(report: Report) -> SchemaOutOfDate:
     """Why the server will not start on this schema, with the fix for the worst problem."""
     worst = max(report.problems, key=lambda p: p.exit_code)
-    fix = ("workspaces db deploy (or start with --migrate)"
+    fix = ("workspaces db deploy\nworkspaces serve --migrate  # applies them as it starts"
            if worst.exit_code == Exit.PENDING else worst.fix)
     return SchemaOutOfDate("Refusing to start: the database schema does not match this code.",
-                           fix=f"{fix}; `workspaces db status` explains each problem",
+                           fix=f"{fix}\nworkspaces db status  # explains each problem",
                            exit_code=report.exit_code)

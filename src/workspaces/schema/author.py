@@ -68,8 +68,8 @@ class Authoring(ToolkitCore):
             down=repr(head.id if head else None), created=stamp,
             down_doc=head.id if head else "", upgrade=upgrade, downgrade=downgrade,
         ))
-        return Result(Exit.OK, [f"Wrote {path}", "Review it, then `workspaces db deploy`."],
-                      {"revision": revision, "path": str(path)})
+        return Result(Exit.OK, [f"Wrote {path}"], {"revision": revision, "path": str(path)},
+                      next=["workspaces db deploy  # after reviewing it"])
 
 
 def _indent(code: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -16,26 +17,36 @@ from workspaces.db import create_sync_engine, display_url, sqlite_path, whoami
 from workspaces.errors import Exit, SchemaError
 from workspaces.schema import ledger
 from workspaces.schema.errors import translate
-from workspaces.schema.expected import ObjectKey
 from workspaces.schema.lock import schema_lock
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.status import (
     Report,
     analyze,
+    describe_keys,
 )
 
 
 @dataclass
 class Result:
+    """What a command did: its exit code, lines for people, data for machines, and the next
+    commands to run (alternatives, each one line: `workspaces ...  # when`)."""
+
     exit_code: Exit
     lines: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    next: list[str] = field(default_factory=list)
 
 
-def _keys(keys: list[ObjectKey]) -> str:
-    """Objects for a sentence; a table stands for its own columns, indexes and keys."""
-    tables = {k.table for k in keys if k.kind == "table"}
-    return ", ".join(k.describe() for k in keys if k.kind == "table" or k.table not in tables)
+@dataclass
+class Writing:
+    """A command holding the deploy lock: its engine, and what its history row will say."""
+
+    engine: Engine
+    summary: str | None = None
+    cancelled: bool = False
+
+
+_keys = describe_keys
 
 
 class ToolkitCore:
@@ -79,13 +90,38 @@ class ToolkitCore:
             engine.dispose()
 
     @contextmanager
-    def _writer(self, doing: str) -> Iterator[Engine]:
-        """An engine holding the deploy lock, with the ledger table in place."""
-        with (self._engine_for(doing) as engine,
+    def _writer(self, doing: str, command: str, arguments: str | None = None, *,
+                schema_change: bool = True) -> Iterator[Writing]:
+        """An engine holding the deploy lock, with the ledger in place; how the command ends
+        (done, cancelled, or its error, refusals included) is added to the history."""
+        started = ledger.now()
+        with (self._engine_for(doing, schema_change=schema_change) as engine,
               schema_lock(engine, timeout=self.lock_timeout, say=self.say)):
             with engine.begin() as conn:
-                ledger.ensure(conn)
-            yield engine
+                ledger.ensure(conn, ledger_too=schema_change)
+            writing = Writing(engine)
+            try:
+                yield writing
+            except (SchemaError, SQLAlchemyError) as exc:
+                error = exc if isinstance(exc, SchemaError) else translate(exc, doing=doing)
+                self._record(engine, command, arguments, started, ledger.ERROR,
+                             error_code=error.code, error=error.message)
+                raise
+            self._record(engine, command, arguments, started,
+                         ledger.CANCELLED if writing.cancelled else ledger.OK,
+                         summary=writing.summary)
+
+    def _record(self, engine: Engine, command: str, arguments: str | None,
+                started: datetime, outcome: str, **details: str | None) -> None:
+        """One history row in a transaction of its own; a database that cannot take it (it
+        went away) costs the row, never the command's own outcome or error."""
+        try:
+            with engine.begin() as conn:
+                ledger.record(conn, command=command, arguments=arguments, outcome=outcome,
+                              started_at=started, target=display_url(self.url), **details)
+        except SQLAlchemyError as exc:
+            self.say(f"warning: could not add this command to the history: "
+                     f"{type(exc).__name__}")
 
     def _analyze(self, conn: Connection | None, *, check_live: bool = True) -> Report:
         return analyze(conn, self.migrations, database=display_url(self.url),
@@ -117,3 +153,12 @@ class ToolkitCore:
         with (self._engine_for("reading the schema status", read_only=True,
                                schema_change=False) as engine, engine.connect() as conn):
             return self._analyze(conn)
+
+    def history(self, *, limit: int = 20) -> list[ledger.Event]:
+        """What the toolkit's writing commands did here, newest `limit`, oldest first."""
+        path = sqlite_path(self.url)
+        if path is not None and not path.exists():
+            return []
+        with (self._engine_for("reading the history", read_only=True,
+                               schema_change=False) as engine, engine.connect() as conn):
+            return ledger.read_history(conn, limit=limit)

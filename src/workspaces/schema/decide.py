@@ -21,7 +21,10 @@ class Deciding(ToolkitCore):
 
     def resolve(self, migration_id: str, *, applied: bool, force: bool = False) -> Result:
         migration = self.migrations.get(migration_id)
-        with self._writer("resolving a migration") as engine, engine.begin() as conn:
+        flag = "--applied" if applied else "--rolled-back"
+        with (self._writer("resolving a migration", "resolve",
+                           f"{flag} {migration_id}" + (" --force" if force else "")) as writing,
+              writing.engine.begin() as conn):
             report = self._analyze(conn, check_live=False)
             state = next(s for s in report.migrations if s.migration.id == migration_id)
             if applied:
@@ -35,11 +38,11 @@ class Deciding(ToolkitCore):
             ledger.append(conn, migration_id=migration_id, action="resolve",
                           outcome=outcome, checksum=migration.checksum,
                           started_at=ledger.now(), note=note)
+            writing.summary = f"recorded {migration_id} as {outcome.replace('_', ' ')} ({note})"
         verb = "applied" if applied else "rolled back"
         lines = [f"Recorded {migration_id} as {verb} ({note})."]
-        if not applied:
-            lines.append("Run `workspaces db deploy` to apply it again.")
-        return Result(Exit.OK, lines, {"migration": migration_id, "recorded": verb, "note": note})
+        return Result(Exit.OK, lines, {"migration": migration_id, "recorded": verb, "note": note},
+                      next=[] if applied else ["workspaces db deploy  # applies it again"])
 
     def _check_resolve_applied(
         self, conn: Connection, report: Report, state: str, checksum_ok: bool,
@@ -47,7 +50,7 @@ class Deciding(ToolkitCore):
     ) -> str:
         if state == ledger.APPLIED and checksum_ok:
             raise SchemaError("already_applied", f"Migration {migration_id} is already applied.",
-                              fix="Nothing to do; `workspaces db status` shows the state.")
+                              fix="workspaces db status  # shows the state; nothing to do")
         missing = objects_missing(conn, model_through(self.migrations, migration_id),
                                   migration_id)
         if missing and not force:
@@ -55,8 +58,10 @@ class Deciding(ToolkitCore):
                 "objects_missing",
                 f"Not recording {migration_id} as applied: the database lacks "
                 f"{_keys(missing)}.",
-                fix=f"Create them (`workspaces db sql {migration_id}` prints the SQL) or run "
-                    "`workspaces db deploy`; --force records it anyway.",
+                fix=f"workspaces db complete {migration_id}  # creates what is missing, then "
+                    "records it\n"
+                    f"workspaces db resolve --applied {migration_id} --force  # records it "
+                    "anyway",
             )
         if missing:
             return f"forced; missing: {_keys(missing)}"
@@ -70,7 +75,7 @@ class Deciding(ToolkitCore):
         if state == PENDING:
             raise SchemaError("not_applied", f"Migration {migration_id} is not applied or "
                               "failed; there is nothing to mark rolled back.",
-                              fix="`workspaces db deploy` applies it.")
+                              fix="workspaces db deploy  # applies it")
         model = model_through(self.migrations, migration_id)
         if state == ledger.APPLIED and not force:
             self._refuse_if_later_migrations_changed(report, model, migration_id)
@@ -81,8 +86,9 @@ class Deciding(ToolkitCore):
                 "objects_present",
                 f"Not recording {migration_id} as rolled back: the database still has "
                 f"{_keys(present)}.",
-                fix=f"Remove them first, or use `workspaces db rollback {migration_id}` to run "
-                    "its down step; --force records it anyway.",
+                fix=f"workspaces db rollback {migration_id}  # runs its down step\n"
+                    f"workspaces db resolve --rolled-back {migration_id} --force  # records "
+                    "it anyway",
             )
         if present:
             return f"forced; still present: {_keys(present)}"
@@ -106,18 +112,21 @@ class Deciding(ToolkitCore):
                 f"Not recording {migration_id} as rolled back: later applied migration(s) "
                 f"{', '.join(conflicts)} changed its table(s) {', '.join(sorted(made))}, and "
                 "applying it again alone would not bring those changes back.",
-                fix="Use `workspaces db repair`, which recreates the objects as the applied "
-                    "migrations left them; --force records the rollback anyway.",
+                fix="workspaces db repair  # recreates the objects as the applied migrations "
+                    "left them\n"
+                    f"workspaces db resolve --rolled-back {migration_id} --force  # records "
+                    "the rollback anyway",
             )
 
     def baseline(self) -> Result:
         lines: list[str] = []
         recorded: list[str] = []
-        with self._writer("baselining") as engine, engine.begin() as conn:
+        with (self._writer("baselining", "baseline") as writing,
+              writing.engine.begin() as conn):
             if ledger.read(conn):
                 raise SchemaError("ledger_exists", "The database already has a migration "
                                   "ledger; baseline is for databases that predate it.",
-                                  fix="Use `workspaces db status` and `workspaces db resolve`.")
+                                  fix="workspaces db status  # says what to resolve")
             for migration in self.migrations:
                 missing = objects_missing(conn, model_through(self.migrations, migration.id),
                                           migration.id)
@@ -129,7 +138,8 @@ class Deciding(ToolkitCore):
                               started_at=ledger.now(), note="objects verified present")
                 recorded.append(migration.id)
                 lines.append(f"recorded {migration.id} as applied (objects verified present)")
+            writing.summary = f"recorded {len(recorded)} migration(s) as applied"
         rest = len(self.migrations) - len(recorded)
-        lines.append(f"Baseline: {len(recorded)} recorded as applied, {rest} left to deploy"
-                     + (" (run `workspaces db deploy`)." if rest else "."))
-        return Result(Exit.OK, lines, {"recorded": recorded})
+        lines.append(f"Baseline: {len(recorded)} recorded as applied, {rest} left to deploy.")
+        return Result(Exit.OK, lines, {"recorded": recorded},
+                      next=["workspaces db deploy"] if rest else [])

@@ -18,22 +18,22 @@ _SQLSTATES: dict[str, tuple[str, str, str]] = {
     "42P01": (
         "undefined_table",
         "a table it refers to does not exist",
-        "check `workspaces db status` and `workspaces db verify`; apply or repair what is missing",
+        "workspaces db status  # says what is missing and the command that restores it",
     ),
     "42P07": (
         "duplicate_table",
         "an object it creates already exists",
-        "if it was created by hand, check it and run `workspaces db resolve --applied <id>`",
+        "workspaces db status  # says what exists and the command that completes it",
     ),
     "42710": (
         "duplicate_object",
         "an object it creates already exists",
-        "if it was created by hand, check it and run `workspaces db resolve --applied <id>`",
+        "workspaces db status  # says what exists and the command that completes it",
     ),
     "42701": (
         "duplicate_column",
         "a column it adds already exists",
-        "if it was added by hand, check it and run `workspaces db resolve --applied <id>`",
+        "workspaces db status  # says what exists and the command that completes it",
     ),
     "23503": (
         "foreign_key_violation",
@@ -174,6 +174,6 @@ def translate(exc: SQLAlchemyError, *, doing: str, migration_id: str | None = No
     return SchemaError(
         "database_error",
         f"{where} failed: the database reported an error.",
-        fix="read the database's message below; `workspaces db status` shows the state",
+        fix="workspaces db status  # shows the state; the database's words are below",
         detail=detail,
     )

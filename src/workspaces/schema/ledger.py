@@ -1,4 +1,5 @@
-"""The ledger: one row per migration attempt or decision, appended and never deleted.
+"""The ledger: one row per migration attempt or decision, appended and never deleted; and the
+history: one row per command that wrote (or tried to), whatever its outcome.
 
 A migration's state is the outcome of its latest row: `applied`, `failed` or `rolled_back`
 (the last means "not applied": deploy will apply it again). The ledger replaces Alembic's
@@ -56,6 +57,77 @@ ledger = Table(
 
 APPLIED, FAILED, ROLLED_BACK = "applied", "failed", "rolled_back"
 
+HISTORY_TABLE = "workspaces_schema_history"
+
+# Every command that took the deploy lock: deploy, resolve, repair, rollback, baseline,
+# execute, including the attempts that failed or were refused (their transaction rolled back, so
+# the row is written in one of its own). The ledger says what state each migration is in; this
+# says who did what to the database, when, and how it ended.
+history = Table(
+    HISTORY_TABLE,
+    ledger_metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("command", String(32), nullable=False),
+    Column("arguments", Text),  # what was asked (no secrets: never the database URL)
+    Column("outcome", String(16), nullable=False),  # ok | error | cancelled
+    Column("summary", Text),
+    Column("error_code", String(64)),
+    Column("error", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(255), nullable=False),  # user@host
+    Column("application", String(255), nullable=False),
+    Column("target", String(1000), nullable=False),  # the URL without its password
+)
+
+OK, ERROR, CANCELLED = "ok", "error", "cancelled"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of the history."""
+
+    seq: int
+    command: str
+    arguments: str | None
+    outcome: str
+    summary: str | None
+    error_code: str | None
+    error: str | None
+    started_at: datetime
+    finished_at: datetime
+    actor: str
+    application: str
+    target: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq, "command": self.command, "arguments": self.arguments,
+            "outcome": self.outcome, "summary": self.summary, "error_code": self.error_code,
+            "error": self.error, "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at), "actor": self.actor,
+            "application": self.application, "target": self.target,
+        }
+
+
+def record(conn: Connection, *, command: str, arguments: str | None, outcome: str,
+           started_at: datetime, target: str, summary: str | None = None,
+           error_code: str | None = None, error: str | None = None) -> None:
+    conn.execute(insert(history).values(
+        command=command, arguments=arguments, outcome=outcome, summary=summary,
+        error_code=error_code, error=error, started_at=started_at, finished_at=now(),
+        actor=whoami(), application=f"workspaces {__version__}", target=target,
+    ))
+
+
+def read_history(conn: Connection, *, limit: int) -> list[Event]:
+    """The newest `limit` events, oldest first; none when no command has written yet."""
+    if not inspect(conn).has_table(HISTORY_TABLE):
+        return []
+    newest = select(history).order_by(history.c.seq.desc()).limit(limit).subquery()
+    rows = conn.execute(select(newest).order_by(newest.c.seq)).mappings()
+    return [Event(**dict(r)) for r in rows]
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -104,9 +176,11 @@ def exists(conn: Connection) -> bool:
     return inspect(conn).has_table(LEDGER_TABLE)
 
 
-def ensure(conn: Connection) -> None:
-    """Create the ledger table if missing (deploy, baseline and resolve only; never status)."""
-    ledger_metadata.create_all(conn, checkfirst=True)
+def ensure(conn: Connection, *, ledger_too: bool = True) -> None:
+    """Create the history table and (unless `ledger_too` is off: `execute` runs any script, on
+    databases that may predate the ledger) the ledger, if missing; never from `status`."""
+    tables = [history, ledger] if ledger_too else [history]
+    ledger_metadata.create_all(conn, tables=tables, checkfirst=True)
 
 
 def read(conn: Connection) -> list[Entry]:

@@ -91,7 +91,7 @@ class MigrationSet:
             raise SchemaError(
                 "unknown_migration",
                 f"No migration {migration_id!r} in this code (known: {known}).",
-                fix="Check the id with `workspaces db status`.",
+                fix="workspaces db status  # lists the ids",
             ) from None
 
     def position(self, migration_id: str) -> int:

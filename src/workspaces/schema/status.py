@@ -41,6 +41,8 @@ class MigrationState:
     latest: ledger.Entry | None
     checksum_ok: bool = True
     creates: list[str] = field(default_factory=list)
+    # pending only: (present, missing) when some of what it creates exists already
+    partial: tuple[list[ObjectKey], list[ObjectKey]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,9 @@ class MigrationState:
             "state": self.state,
             "checksum_ok": self.checksum_ok,
             "creates_tables": self.creates,
+            "partial": None if self.partial is None else {
+                "present": [k.describe() for k in self.partial[0]],
+                "missing": [k.describe() for k in self.partial[1]]},
             "last": self.latest.as_dict() if self.latest else None,
         }
 
@@ -91,6 +96,12 @@ class Report:
             "differences": [d.as_dict() for d in self.differences],
             "problems": [p.as_dict() for p in self.problems],
         }
+
+
+def describe_keys(keys: list[ObjectKey]) -> str:
+    """Objects for a sentence; a table stands for its own columns, indexes and keys."""
+    tables = {k.table for k in keys if k.kind == "table"}
+    return ", ".join(k.describe() for k in keys if k.kind == "table" or k.table not in tables)
 
 
 def server_version(conn: Connection) -> str:
@@ -156,8 +167,8 @@ def _ledger_problems(report: Report) -> None:
             "diverged", Exit.DIVERGED,
             f"The database records migration {entry.migration_id} ({entry.outcome}), "
             "which this code does not have.",
-            fix="Deploy the code that contains it, or if it was abandoned, roll it back with "
-                "that code; see docs/production-migrations.md (exit code 4).",
+            fix="Deploy the code that contains it (docs/production-migrations.md, exit 4).\n"
+                "If it was abandoned: roll it back with that code's `workspaces db rollback`.",
             migration_id=entry.migration_id,
         ))
     for state in report.migrations:
@@ -167,8 +178,9 @@ def _ledger_problems(report: Report) -> None:
                 "checksum_mismatch", Exit.DIVERGED,
                 f"Migration {mid} was applied from a different version of "
                 f"{state.migration.path.name} (the file changed after it landed).",
-                fix=f"Restore the file from version control; if the change is deliberate and "
-                    f"harmless, accept it with `workspaces db resolve --applied {mid}`.",
+                fix=f"Restore {state.migration.path.name} from version control.\n"
+                    f"workspaces db resolve --applied {mid}  # the change is deliberate and "
+                    "harmless: accept it",
                 migration_id=mid,
             ))
         elif state.state == ledger.FAILED:
@@ -176,9 +188,9 @@ def _ledger_problems(report: Report) -> None:
             add(Problem(
                 "failed", Exit.FAILED,
                 f"Migration {mid} failed ({error}) and blocks deploys.",
-                fix=f"Fix the cause, then `workspaces db resolve --rolled-back {mid}` and "
-                    f"`workspaces db deploy` to retry; or, if you completed it by hand, "
-                    f"`workspaces db resolve --applied {mid}`.",
+                fix=f"workspaces db resolve --rolled-back {mid}  # once the cause is fixed; "
+                    "deploy then retries it\n"
+                    f"workspaces db resolve --applied {mid}  # you completed it by hand",
                 migration_id=mid,
             ))
         elif state.state == PENDING:
@@ -203,16 +215,15 @@ def _live_problems(conn: Connection, report: Report, migrations: MigrationSet) -
             add(Problem(
                 "drift_missing", Exit.DRIFT,
                 f"Migration {mid} is recorded as applied but {difference.describe()}.",
-                fix="workspaces db repair (or `workspaces db resolve --rolled-back "
-                    f"{mid}` then `workspaces db deploy` if everything it made is gone)",
+                fix="workspaces db repair",
                 migration_id=difference.migration_id,
             ))
         elif difference.kind == DIFFERS:
             add(Problem(
                 "drift_differs", Exit.DRIFT,
                 f"Migration {mid} is recorded as applied but {difference.describe()}.",
-                fix="Change it back by hand (repair never rewrites existing objects); "
-                    "`workspaces db verify` shows the expected definition.",
+                fix="workspaces db verify  # shows the expected definition: change it back by "
+                    "hand (repair never rewrites existing objects)",
                 migration_id=difference.migration_id,
             ))
     pending = report.in_state(PENDING)
@@ -224,19 +235,31 @@ def _live_problems(conn: Connection, report: Report, migrations: MigrationSet) -
             "no_ledger", Exit.PENDING,
             f"The database has tables ({', '.join(sorted(ours))}) but no migration "
             "ledger: it predates this toolkit.",
-            fix="workspaces db baseline (records as applied each migration whose objects "
-                "are verified present)",
+            fix="workspaces db baseline  # records as applied each migration whose objects "
+                "are verified present",
         ))
         return
     for state in pending:
         mid = state.migration.id
         ahead = model_through(migrations, mid)
         created = ahead.created_by(mid)
-        if created and not objects_missing(conn, ahead, mid):
+        missing = objects_missing(conn, ahead, mid)
+        present = [k for k in created if k not in missing]
+        if created and not missing:
             add(Problem(
                 "objects_present", Exit.PENDING,
                 f"Migration {mid} is pending but everything it creates already exists "
                 "(created by hand?).",
-                fix=f"Check the objects, then `workspaces db resolve --applied {mid}`.",
+                fix=f"workspaces db resolve --applied {mid}  # after checking the objects",
+                migration_id=mid,
+            ))
+        elif present:
+            state.partial = (present, missing)
+            add(Problem(
+                "partial", Exit.DRIFT,
+                f"Migration {mid} is partly applied: {describe_keys(present)} exist, "
+                f"{describe_keys(missing)} missing; deploy would stop at what exists.",
+                fix=f"workspaces db complete {mid}  # creates only what is missing, then "
+                    "records it applied",
                 migration_id=mid,
             ))
