@@ -20,7 +20,16 @@ from sqlalchemy import Engine, insert
 
 from workspaces import clock
 from workspaces.db import create_sync_engine, parse_url
-from workspaces.models import auth_tokens, invites, members, users, workspaces
+from workspaces.models import (
+    audit_events,
+    auth_tokens,
+    invites,
+    members,
+    outbox,
+    rate_limit_counters,
+    users,
+    workspaces,
+)
 from workspaces.security import hash_password, hash_token, new_token
 from workspaces.validation import email_skeleton, normalize_email, slugify
 
@@ -116,3 +125,56 @@ class Factory:
                      revoked_at=now if stored == "revoked" else None,
                      declined_at=now if stored == "declined" else None)
         return Invite(invite_id, token)
+
+    def email(self, workspace: Workspace, invite: Invite | None, status: str) -> None:
+        """An outbox row (pending, sent, logged or failed), about `invite` if given."""
+        now = clock.now()
+        self.count += 1
+        self._insert(outbox, id=uuid.uuid4(), workspace_id=workspace.id,
+                     invite_id=invite.id if invite else None,
+                     to_address=f"invitee{self.count}@example.com", subject="You are invited",
+                     body_text="text", body_html="<p>html</p>", sealed_secret=None,
+                     status=status, attempts=0 if status == "pending" else 1,
+                     next_attempt_at=now, locked_until=None,
+                     last_error="550 no such mailbox" if status == "failed" else None,
+                     created_at=now, sent_at=now if status in ("sent", "logged") else None)
+
+    def audit(self, workspace: Workspace, actor: User, action: str = "invite.created") -> None:
+        self._insert(audit_events, id=uuid.uuid4(), workspace_id=workspace.id,
+                     actor_user_id=actor.id, action=action, target_type="invite",
+                     target_id=str(uuid.uuid4()), target_email="someone@example.com",
+                     detail={"role": "member"}, created_at=clock.now())
+
+    def counter(self, key: str) -> None:
+        self._insert(rate_limit_counters, key=key, window_start=clock.now(), count=3)
+
+
+INVITE_STATES = ("pending", "expired", "accepted", "revoked", "declined")
+EMAIL_STATES = ("pending", "sent", "logged", "failed")
+
+
+def production_like(url: str, invite_states: tuple[str, ...] = INVITE_STATES
+                    ) -> tuple[User, Workspace]:
+    """A migrated database with rows in every table: two workspaces with owners, admins and
+    members, invites in every state each with its emails in every delivery state, audit
+    events, API tokens and rate-limit counters. Returns the first workspace and its owner."""
+    make = Factory(url)
+    first: tuple[User, Workspace] | None = None
+    try:
+        for name in ("Acme", "Globex"):
+            owner = make.user()
+            place = make.workspace(owner, name)
+            make.member(place, None, "admin")
+            make.member(place, None, "member")
+            for state in invite_states:
+                invite = make.invite(place, status=state, by=owner)
+                make.audit(place, owner)
+                for delivery in EMAIL_STATES:
+                    make.email(place, invite, delivery)
+            make.email(place, None, "sent")  # not about an invite
+            make.counter(f"invite:{place.id}")
+            first = first or (owner, place)
+    finally:
+        make.close()
+    assert first is not None
+    return first

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
 from tests.conftest import (
@@ -111,8 +113,14 @@ def test_the_smoke_command_fails_loudly_on_a_broken_deployment(db_url: str) -> N
         cli.sql("DROP TABLE workspace_invites" + (" CASCADE" if cli.is_pg else ""))
         smoke = spawn(["smoke", "--base-url", base])
         out, _ = smoke.communicate(timeout=60)
+        as_json = spawn(["smoke", "--base-url", base, "--json"])
+        doc_text, _ = as_json.communicate(timeout=60)
     assert smoke.returncode == 1
     assert "FAIL  service ready (/readyz)" in out and "workspace_invites" in out
+    assert as_json.returncode == 1
+    doc = json.loads(doc_text)  # one document, nothing else on stdout
+    assert doc["ok"] is False and doc["steps"][0]["name"] == "service ready (/readyz)"
+    assert doc["steps"][0]["ok"] is False and "workspace_invites" in doc["steps"][0]["detail"]
     unreachable = spawn(["smoke", "--base-url", f"http://127.0.0.1:{free_port()}"])
     out, _ = unreachable.communicate(timeout=60)
     assert unreachable.returncode == 1 and "FAIL  service ready" in out

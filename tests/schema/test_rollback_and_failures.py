@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import ALL, INIT, INVITES, Cli
@@ -56,6 +57,52 @@ def test_rollback_shows_row_counts_and_needs_confirmation(cli: Cli) -> None:
     assert cli("db", "status").exit_code == 2
     assert cli("db", "deploy").exit_code == 0
     assert cli("db", "status").exit_code == 0
+
+
+def test_rollback_answered_no_changes_nothing_and_exits_1(
+        cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli("db", "deploy")
+    _seed_invites(cli, 1)
+    # CliRunner's stdin is no terminal: make it one, so the question is asked and answered.
+    monkeypatch.setattr("typer.testing._NamedTextIOWrapper.isatty", lambda _self: True,
+                        raising=False)
+    run = cli("db", "rollback", INVITES, stdin="n\n")
+    assert run.exit_code == 1, run.output
+    assert "drops table workspace_invites (1 row)" in run.stdout  # one row: no "1 rows"
+    assert "Proceed?" in run.output and "Rollback cancelled; nothing changed." in run.stdout
+    assert "runs " not in run.stdout.replace("runs SQL:", "")  # words, not operation names
+    assert "workspace_invites" in cli.tables()
+    events = json.loads(cli("db", "history", "--json").stdout)["events"]
+    assert (events[-1]["command"], events[-1]["outcome"]) == ("rollback", "cancelled")
+
+
+def test_rollback_json_plan_names_the_other_sessions(cli: Cli) -> None:
+    cli("db", "deploy")
+    import psycopg
+
+    from workspaces.db import parse_url
+
+    url = parse_url(cli.url)
+    other = None
+    if cli.is_pg:  # the application, connected while tables are about to go
+        plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        other = psycopg.connect(plain, application_name="workspaces serve")
+    try:
+        run = cli("db", "rollback", "--yes", "--json")
+    finally:
+        if other is not None:
+            other.close()
+    assert run.exit_code == 0, run.output
+    plan = json.loads(run.stdout)["plan"]
+    warnings = [line for line in plan if line.startswith("warning:")]
+    if cli.is_pg:
+        assert warnings == [
+            "warning: 1 other session connected to this database (workspaces serve): an "
+            "application using what this drops will fail until it is deployed again; stop it "
+            "first"]
+    else:
+        assert warnings == []
+    assert "This will:" in run.stderr  # the plan for people goes to stderr with --json
 
 
 def test_rollback_to_an_id_undoes_every_later_migration(cli: Cli) -> None:

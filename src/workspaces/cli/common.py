@@ -52,13 +52,14 @@ class Target:
     def of(cls, database_url: str | None) -> Target:
         if not database_url or database_url == os.environ.get("DATABASE_URL"):
             return cls()
-        from workspaces.db import parse_url
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
 
-        try:
-            url = parse_url(database_url)
-        except Error:
+        try:  # as the operator spelled it (parse_url would name the driver)
+            url = make_url(database_url.strip())
+        except ArgumentError:
             return cls()  # the command itself reports the bad URL
-        bare = url.set(password=None).render_as_string(hide_password=False)
+        bare = url._replace(password=None).render_as_string(hide_password=False)
         note = None
         if url.password:
             note = ("The password given in --database-url is not printed: export PGPASSWORD "

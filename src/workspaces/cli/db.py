@@ -62,9 +62,12 @@ def status(database_url: DatabaseUrl = None, as_json: AsJson = False) -> None:
               "not in this code")
     if report.problems:
         print("Problems:")
+        shown: set[str] = set()
         for p in report.problems:
             print(f"  [{p.code}] {p.message}")
-            target.print_steps(target.steps(p.fix), indent="      ")
+            if p.fix not in shown:  # one repair fixes every missing object: said once
+                target.print_steps(target.steps(p.fix), indent="      ")
+                shown.add(p.fix or "")
     code = report.exit_code
     print(f"Exit {int(code)}: {_EXIT_MEANING[code]}.")
     raise typer.Exit(int(code))

@@ -16,6 +16,7 @@ from workspaces.schema import ledger
 from workspaces.schema.core import Result, ToolkitCore, _keys
 from workspaces.schema.errors import translate
 from workspaces.schema.expected import downgrade_operations
+from workspaces.schema.orphans import count
 from workspaces.schema.revisions import Migration
 from workspaces.schema.runner import run_migration
 from workspaces.schema.status import (
@@ -194,7 +195,7 @@ class Applying(ToolkitCore):
                 plan.append(f"{migration.id}: {describe_operation(conn, operation)}")
         others = _other_sessions(conn)
         if others:
-            plan.append(f"warning: {_count(len(others), 'other session')} connected to this "
+            plan.append(f"warning: {count(len(others), 'other session')} connected to this "
                         f"database ({', '.join(sorted(set(others)))}): an application using "
                         "what this drops will fail until it is deployed again; stop it first")
         return plan
@@ -232,10 +233,6 @@ class Applying(ToolkitCore):
         return Result(Exit.OK, lines, {"statements": len(statements), "skipped": skipped})
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
-
-
 def _other_sessions(conn: Connection) -> list[str]:
     """PostgreSQL: the application names of the database's other sessions (not this tool's)."""
     if conn.dialect.name != "postgresql":
@@ -258,9 +255,9 @@ def describe_operation(conn: Connection, operation: alembic_ops.MigrateOperation
         rows = conn.execute(select(func.count()).select_from(text(
             conn.dialect.identifier_preparer.quote(str(table))))).scalar_one()
         if isinstance(operation, alembic_ops.DropTableOp):
-            return f"drops table {table} ({_count(rows, 'row')})"
+            return f"drops table {table} ({count(rows, 'row')})"
         return (f"drops column {table}.{operation.column_name} (its values in "
-                f"{_count(rows, 'row')})")
+                f"{count(rows, 'row')})")
     if isinstance(operation, alembic_ops.ExecuteSQLOp):
         sql = " ".join(str(operation.sqltext).split())
         return f"runs SQL: {sql[:80]}{'...' if len(sql) > 80 else ''}"

@@ -39,6 +39,11 @@ from workspaces.schema.choices import Orphans
 SAMPLES = 5
 
 
+def count(number: int, noun: str) -> str:
+    """`1 row`, `1,234 rows`."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 @dataclass(frozen=True)
 class Violation:
     """Rows of one table that one constraint would refuse."""
@@ -54,7 +59,7 @@ class Violation:
     foreign_key: str | None = None  # orphans: the key's name
 
     def describe(self) -> str:
-        rows = f"{self.rows:,} row{'s' if self.rows != 1 else ''}"
+        rows = count(self.rows, "row")
         keys = f" (e.g. {', '.join(self.samples)})" if self.samples else ""
         return f"{self.table}: {rows} {self.constraint}{keys}"
 
@@ -170,11 +175,11 @@ def settle(conn: Connection, metadata: MetaData, violations: list[Violation],
         table = metadata.tables[v.table]
         if orphans == Orphans.null:
             conn.execute(update(table).where(v.where).values({c: None for c in v.columns}))
-            done.append(f"set {v.table}.{', '.join(v.columns)} to NULL in {v.rows:,} "
-                        f"row{'s' if v.rows != 1 else ''}")
+            done.append(f"set {v.table}.{', '.join(v.columns)} to NULL in "
+                        f"{count(v.rows, 'row')}")
         elif orphans == Orphans.delete:
             conn.execute(delete(table).where(v.where))
-            done.append(f"deleted {v.rows:,} row{'s' if v.rows != 1 else ''} of {v.table}")
+            done.append(f"deleted {count(v.rows, 'row')} of {v.table}")
     return done
 
 

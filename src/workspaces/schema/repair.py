@@ -315,7 +315,7 @@ class Repairing(ToolkitCore):
         try:
             self._refuse_for_data(violations, orphans)
         except SchemaError as refusal:
-            lines.append(f"db repair would refuse: {refusal.message}")
+            lines.append(f"db repair would refuse ({refusal.code}); nothing was changed.")
             data["refused"] = refusal.as_dict()
             return Result(refusal.exit_code, lines, data,
                           next=(refusal.fix or "").splitlines())

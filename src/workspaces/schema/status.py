@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, inspect, text
@@ -96,6 +96,13 @@ class Report:
             "differences": [d.as_dict() for d in self.differences],
             "problems": [p.as_dict() for p in self.problems],
         }
+
+
+def _first_things_first(report: Report) -> None:
+    """Deploy will refuse until this problem is dealt with: the pending migrations stay listed,
+    without `workspaces db deploy` as their next step."""
+    report.problems[:] = [replace(p, fix=None) if p.code == PENDING else p
+                          for p in report.problems]
 
 
 def describe_keys(keys: list[ObjectKey]) -> str:
@@ -231,6 +238,7 @@ def _live_problems(conn: Connection, report: Report, migrations: MigrationSet) -
         return
     ours = set(inspect(conn).get_table_names()) & set(build_model(migrations).tables)
     if not report.ledger_exists and ours:
+        _first_things_first(report)
         add(Problem(
             "no_ledger", Exit.PENDING,
             f"The database has tables ({', '.join(sorted(ours))}) but no migration "
@@ -254,6 +262,7 @@ def _live_problems(conn: Connection, report: Report, migrations: MigrationSet) -
                 migration_id=mid,
             ))
         elif present:
+            _first_things_first(report)
             state.partial = (present, missing)
             add(Problem(
                 "partial", Exit.DRIFT,
