@@ -39,7 +39,8 @@ def parse_url(raw: str) -> URL:
     """Parse DATABASE_URL; accept the usual spellings of PostgreSQL and SQLite URLs."""
     try:
         url = make_url(raw.strip())
-    except ArgumentError:
+        url.port  # noqa: B018 (a port that is not a number raises here, not at connect)
+    except (ArgumentError, ValueError):
         raise SchemaError(
             "bad_url",
             "The database URL is not valid.",

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
-from tests.conftest import INVITES, Cli
+from tests.conftest import ALL, INVITES, Cli
 from tests.factories import production_like
 from tests.schema.test_rollback_and_failures import FIXED, _add_revision
 from workspaces.app import create_app
@@ -167,7 +167,7 @@ def test_a_partly_applied_migration_is_named_and_completed_by_the_printed_comman
     target = f"--database-url {shlex.quote(operator_url(cli.url))}"
     status = shell(f"workspaces db status {target}")
     assert status.returncode == 5, status.stdout
-    assert f"[partial] Migration {INVITES} is partly applied: table workspace_invites exist" \
+    assert f"[partial] Migration {INVITES} is partly applied: present: table workspace_invites;" \
         in status.stdout
     assert "index ix_workspace_invites_workspace_id" in status.stdout  # among the missing
 
@@ -326,3 +326,106 @@ def test_a_failed_migration_and_a_changed_landed_file_on_data(
     history = json.loads(cli("db", "history", "--json").stdout)["events"]
     assert [(e["command"], e["outcome"]) for e in history][-4:] == [
         ("deploy", "error"), ("resolve", "ok"), ("deploy", "ok"), ("resolve", "ok")]
+
+
+def test_repair_recreates_a_partial_unique_index_after_counting_its_duplicates(
+        cli: Cli) -> None:
+    assert cli("db", "deploy").exit_code == 0
+    production_like(cli.url)
+    cli.sql("DROP INDEX uq_workspace_invites_pending_email")
+    clean = cli("db", "repair", "--dry-run")
+    assert clean.exit_code == 0, clean.output
+    assert "CREATE UNIQUE INDEX uq_workspace_invites_pending_email" in clean.stdout
+
+    # Meanwhile a second pending invite for one address: the index would refuse it.
+    cli.sql("INSERT INTO workspace_invites (id, workspace_id, email, role, token, status, "
+            "expires_at, created_at) SELECT "
+            + ("gen_random_uuid()" if cli.is_pg else "lower(hex(randomblob(16)))")
+            + ", workspace_id, email, role, 'x' || substr(token, 2), status, expires_at, "
+            "created_at FROM workspace_invites WHERE status = 'pending' "
+            "AND expires_at > created_at")
+    blocked = cli("db", "repair")
+    assert blocked.exit_code == 5
+    assert "error[repair_blocked_by_rows]" in blocked.stderr
+    assert "workspace_invites: 4 rows share a value of workspace_id, email that unique " \
+        "index uq_workspace_invites_pending_email requires to be unique" in blocked.stderr
+    cli.sql("DELETE FROM workspace_invites WHERE token LIKE 'x%'")
+    assert cli("db", "repair").exit_code == 0
+    assert cli("db", "status").exit_code == 0
+
+
+def test_complete_refuses_what_it_cannot_check(cli: Cli) -> None:
+    """A migration that changes a check or runs a Python backfill cannot be finished piecemeal:
+    its effect leaves nothing the live comparison sees."""
+    assert cli("db", "deploy").exit_code == 0
+    production_like(cli.url)
+    skeleton, logged = ALL[-1], ALL[-2]
+    assert cli("db", "rollback", logged, "--yes").exit_code == 0
+    refused = cli("db", "complete", logged)
+    assert refused.exit_code == 1 and "error[complete_unsupported]" in refused.stderr
+    assert "create check constraint" in refused.stderr
+    assert cli("db", "deploy", "--to", logged).exit_code == 0
+    refused = cli("db", "complete", skeleton)
+    assert refused.exit_code == 1 and "a Python data step" in refused.stderr
+    assert cli("db", "deploy").exit_code == 0
+
+
+def test_repair_delete_follows_the_keys_rules_when_users_are_gone(cli: Cli) -> None:
+    """Deleting orphans makes more: members, tokens and emails of the deleted rows. PostgreSQL
+    applies each key's ON DELETE rule; on SQLite (foreign keys off while the schema changes)
+    the toolkit does, so the repair ends whole on both."""
+    assert cli("db", "deploy").exit_code == 0
+    production_like(cli.url)
+    if cli.is_pg:
+        cli.sql("DROP TABLE users CASCADE")
+    else:
+        drop = sqlite3.connect(str(make_url(cli.url).database))
+        drop.execute("DROP TABLE users")
+        drop.commit()
+        drop.close()
+    null = cli("db", "repair", "--orphans=null")
+    assert null.exit_code == 5 and "error[orphans_not_nullable]" in null.stderr
+    assert steps(null.stderr)[0].startswith("workspaces db repair --orphans=delete")
+    asked = cli("db", "repair", "--orphans=delete")
+    assert asked.exit_code == 1
+    assert steps(asked.stderr)[0].startswith("workspaces db repair --orphans=delete --yes")
+    done = cli("db", "repair", "--orphans=delete", "--yes")
+    assert done.exit_code == 0, done.output
+    assert cli("db", "status").exit_code == 0
+    assert cli.sql("SELECT count(*) FROM workspace_members") == [(0,)]
+    assert cli.sql("SELECT count(*) FROM workspaces") == [(2,)]  # no key to users: kept
+
+
+def test_deploy_on_a_database_that_predates_the_ledger_points_at_baseline(cli: Cli) -> None:
+    assert cli("db", "deploy").exit_code == 0
+    production_like(cli.url)
+    cli.sql(f"DROP TABLE {LEDGER_TABLE}")
+    refused = cli("db", "deploy")  # makes an empty ledger: still no history to go by
+    assert refused.exit_code == 2 and "error[deploy_refused]" in refused.stderr
+    assert steps(refused.stderr)[0].startswith("workspaces db baseline")
+    baseline = cli("db", "baseline", "--json")
+    assert baseline.exit_code == 0
+    assert json.loads(baseline.stdout)["next"] == []
+    assert cli("db", "status").exit_code == 0
+
+
+def test_a_wrong_command_line_exits_1_not_2(tmp_path: Path) -> None:
+    """2 means "pending" to scripts reading `db status`; a usage error must not look like it."""
+    shell = Shell(tmp_path)
+    human = shell("workspaces db repair --orphans=bogus")
+    assert human.returncode == 1 and "Invalid value for '--orphans'" in human.stderr
+    machine = shell("workspaces db history --limit 0 --json")
+    assert machine.returncode == 1
+    assert json.loads(machine.stdout)["error"]["code"] == "usage"
+    assert shell("workspaces db status --database-url 'postgresql://u@h:port/x' --json"
+                 ).returncode == 1  # a port that is no number: bad_url, not a traceback
+    assert json.loads(shell.outputs[-2])["error"]["code"] == "bad_url"
+
+
+def test_verify_json_says_what_the_exit_code_says(cli: Cli) -> None:
+    assert cli("db", "deploy", "--to", INVITES).exit_code == 0
+    run = cli("db", "verify", "--json")
+    doc = json.loads(run.stdout)
+    assert run.exit_code == doc["exit_code"] == 0
+    assert all("fix" not in p for p in doc["problems"])
+    assert doc["problems"][0]["next"][0].startswith("workspaces db deploy --database-url")

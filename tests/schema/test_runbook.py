@@ -13,7 +13,7 @@ SOURCES = [*(REPO / "src/workspaces/schema").glob("*.py"),
            *(REPO / "src/workspaces/cli").glob("*.py"), REPO / "src/workspaces/db.py"]
 # Built with an f-string (`{command}_refused`) or raised outside the toolkit's modules.
 INDIRECT = {"deploy_refused", "repair_refused", "rollback_refused", "complete_refused",
-            "schema_out_of_date"}
+            "schema_out_of_date", "usage"}
 
 
 def raised_codes() -> set[str]:

@@ -69,4 +69,27 @@ def version() -> None:
 
 
 def main() -> None:
-    app()
+    """The `workspaces` program. A wrong command line exits 1 like every other refusal (Typer
+    would exit 2, which `db status` means as "pending"), as `error[usage]` or, with --json,
+    the error document."""
+    import json
+    import sys
+
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(standalone_mode=False)
+    except typer.Abort:
+        print("Aborted.", file=sys.stderr)
+        code = 1
+    except typer.TyperException as exc:  # a usage error: unknown option, bad value...
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if "--json" in sys.argv[1:]:
+            print(json.dumps({"ok": False, "error": {
+                "code": "usage", "message": message, "next": [], "exit_code": 1}}, indent=2))
+        else:
+            if hasattr(exc, "show"):
+                exc.show()
+            else:
+                print(f"error[usage]: {message}", file=sys.stderr)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)

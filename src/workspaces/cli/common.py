@@ -57,7 +57,7 @@ class Target:
 
         try:  # as the operator spelled it (parse_url would name the driver)
             url = make_url(database_url.strip())
-        except ArgumentError:
+        except (ArgumentError, ValueError):
             return cls()  # the command itself reports the bad URL
         bare = url._replace(password=None).render_as_string(hide_password=False)
         note = None
@@ -76,6 +76,16 @@ class Target:
     def steps(self, fix: str | None) -> list[str]:
         """Each alternative of a fix on its own line, ready to paste."""
         return [self.step(line.strip()) for line in (fix or "").splitlines() if line.strip()]
+
+    def report(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A status report's JSON with each problem's fix as pasteable `next` lines (also
+        where a command's document carries the report as `status`)."""
+        for report in (body, body.get("status")):
+            if isinstance(report, dict):
+                for problem in report.get("problems", []):
+                    if "fix" in problem:
+                        problem["next"] = self.steps(problem.pop("fix"))
+        return body
 
     def print_steps(self, steps: list[str], *, indent: str = "", file: Any = None) -> None:
         for number, step in enumerate(steps):
@@ -123,8 +133,9 @@ def finish(result: Result, as_json: bool, target: Target | None = None) -> NoRet
     target = target or Target()
     steps = [target.step(line) for line in result.next]
     if as_json:
-        print(json.dumps({"ok": result.exit_code == 0, "exit_code": int(result.exit_code),
-                          **result.data, "next": steps}, indent=2, default=str))
+        print(json.dumps({**target.report(result.data), "ok": result.exit_code == 0,
+                          "exit_code": int(result.exit_code), "next": steps},
+                         indent=2, default=str))
     else:
         for line in result.lines:
             print(line)

@@ -41,9 +41,7 @@ def status(database_url: DatabaseUrl = None, as_json: AsJson = False) -> None:
     with guard(as_json, target):
         report = open_toolkit(database_url, as_json).status()
     if as_json:
-        body = report.as_dict()
-        for problem in body["problems"]:
-            problem["next"] = target.steps(problem.pop("fix"))
+        body = {"ok": report.exit_code == 0, **target.report(report.as_dict())}
         print(json.dumps(body, indent=2, default=str))
         raise typer.Exit(int(report.exit_code))
     print(f"Database: {report.database} ({report.server})")
@@ -119,9 +117,9 @@ def verify(database_url: DatabaseUrl = None, as_json: AsJson = False) -> None:
         finish(open_toolkit(database_url, as_json).verify(), as_json, target)
 
 
-def _confirm(what: str, yes: bool, as_json: bool) -> Callable[[list[str]], bool]:
+def _confirm(what: str, yes: bool, as_json: bool, rerun: str) -> Callable[[list[str]], bool]:
     """Show a destructive plan, then ask (a terminal) or take --yes; no terminal, no --yes:
-    refuse with the command to rerun."""
+    refuse, naming the command to rerun (`rerun`, which already ends in --yes)."""
 
     def confirm(plan: list[str]) -> bool:
         out = sys.stderr if as_json else sys.stdout
@@ -133,7 +131,7 @@ def _confirm(what: str, yes: bool, as_json: bool) -> Callable[[list[str]], bool]
         if not sys.stdin.isatty():
             raise SchemaError("confirmation_required", f"{what} destroys data and needs "
                               "confirmation, but there is no terminal to ask.",
-                              fix="Read the plan above, then rerun the command with --yes.")
+                              fix=f"{rerun}  # once you have read the plan above")
         return typer.confirm("Proceed?", default=False, err=as_json)
 
     return confirm
@@ -157,7 +155,9 @@ def repair(
     with guard(as_json, target):
         toolkit = open_toolkit(database_url, as_json, lock_timeout, writes=not dry_run)
         finish(toolkit.repair(dry_run=dry_run, orphans=orphans,
-                              confirm=_confirm("Deleting rows", yes, as_json)), as_json, target)
+                              confirm=_confirm("Deleting rows", yes, as_json,
+                                               "workspaces db repair --orphans=delete --yes")),
+               as_json, target)
 
 
 @db_app.command()
@@ -176,7 +176,10 @@ def complete(
     with guard(as_json, target):
         toolkit = open_toolkit(database_url, as_json, lock_timeout, writes=True)
         finish(toolkit.complete(migration_id, orphans=orphans,
-                                confirm=_confirm("Deleting rows", yes, as_json)),
+                                confirm=_confirm(
+                                    "Deleting rows", yes, as_json,
+                                    f"workspaces db complete {migration_id} --orphans=delete "
+                                    "--yes")),
                as_json, target)
 
 
@@ -198,7 +201,8 @@ def history(
     for e in events:
         when = e.as_dict()["started_at"][:19].replace("T", " ")
         asked = f" {e.arguments}" if e.arguments else ""
-        print(f"#{e.seq} {when} UTC  {e.actor}  {e.command}{asked}: {e.outcome}")
+        print(f"#{e.seq} {when} UTC  {e.actor}  {e.command}{asked}: {e.outcome}  "
+              f"(on {e.target})")
         if e.summary:
             print(f"      {e.summary}")
         if e.error:
@@ -219,7 +223,10 @@ def rollback(
     target = Target.of(database_url)
     with guard(as_json, target):
         toolkit = open_toolkit(database_url, as_json, lock_timeout, writes=True)
-        finish(toolkit.rollback(migration_id, confirm=_confirm("Rollback", yes, as_json)),
+        rerun = " ".join(["workspaces db rollback", *([migration_id] if migration_id else []),
+                          "--yes"])
+        finish(toolkit.rollback(migration_id,
+                                confirm=_confirm("Rollback", yes, as_json, rerun)),
                as_json, target)
 
 
@@ -275,6 +282,10 @@ def sql(
                   "--dialect postgresql or --database-url URL renders for another",
                   file=sys.stderr)
         script = toolkit.sql(migration_id, down=down, dialect=chosen)
+        # Its last line names the command that records the migration: pasteable too.
+        head, marker, record = script.rstrip("\n").rpartition(": workspaces ")
+        if marker:
+            script = f"{head}: {target.step('workspaces ' + record)}\n"
     if as_json:
         print(json.dumps({"migration": migration_id, "direction": "down" if down else "up",
                           "dialect": chosen, "sql": script}, indent=2))

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from workspaces.errors import Exit, SchemaError, SchemaOutOfDate
 from workspaces.schema import ledger
-from workspaces.schema.core import Result, ToolkitCore, _keys
+from workspaces.schema.core import Result, ToolkitCore
 from workspaces.schema.errors import translate
 from workspaces.schema.expected import downgrade_operations
 from workspaces.schema.orphans import count
@@ -22,6 +22,7 @@ from workspaces.schema.runner import run_migration
 from workspaces.schema.status import (
     PENDING,
     Report,
+    describe_keys,
     model_through,
     objects_missing,
 )
@@ -167,8 +168,13 @@ class Applying(ToolkitCore):
                                       started_at=started)
                 except SQLAlchemyError as exc:
                     error = translate(exc, doing="rollback", migration_id=migration.id)
-                    raise error.restated(f"Rolling back {migration.id} failed; it is still "
-                                         "applied and unchanged.") from exc
+                    done = [m.id for m in targets[:targets.index(migration)]]
+                    before = (f" Rolled back before it (each in its own transaction, and "
+                              f"pending now): {', '.join(done)}." if done else "")
+                    raise error.restated(
+                        f"Rolling back {migration.id} failed; it is still applied and "
+                        f"unchanged.{before}",
+                        fix="workspaces db status  # what is applied and pending now") from exc
                 lines.append(f"rolled back {migration.id}")
             writing.summary = f"rolled back {', '.join(m.id for m in targets)}"
         return Result(Exit.OK, lines, {"rolled_back": [m.id for m in targets], "plan": plan},
@@ -184,8 +190,8 @@ class Applying(ToolkitCore):
             if missing:
                 raise SchemaError(
                     "objects_missing",
-                    f"Cannot roll back {migration.id}: its {_keys(missing)} already missing, "
-                    "so its down step would fail.",
+                    f"Cannot roll back {migration.id}: its {describe_keys(missing)} already "
+                    "missing, so its down step would fail.",
                     fix="workspaces db repair  # recreates them; then roll back\n"
                         f"workspaces db resolve --rolled-back {migration.id}  # everything it "
                         "made is gone",

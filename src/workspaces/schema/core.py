@@ -22,7 +22,6 @@ from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.status import (
     Report,
     analyze,
-    describe_keys,
 )
 
 
@@ -44,9 +43,6 @@ class Writing:
     engine: Engine
     summary: str | None = None
     cancelled: bool = False
-
-
-_keys = describe_keys
 
 
 class ToolkitCore:
@@ -147,7 +143,7 @@ class ToolkitCore:
                 raise SchemaError(
                     "sqlite_open_failed",
                     f"The folder {path.parent} of the SQLite database does not exist.",
-                    fix="Create the folder or fix DATABASE_URL.",
+                    fix="Create the folder, or fix the database URL.",
                 )
             return analyze(None, self.migrations, database=display_url(self.url))
         with (self._engine_for("reading the schema status", read_only=True,

@@ -6,11 +6,12 @@ from sqlalchemy import Connection
 
 from workspaces.errors import Exit, SchemaError
 from workspaces.schema import ledger
-from workspaces.schema.core import Result, ToolkitCore, _keys
+from workspaces.schema.core import Result, ToolkitCore
 from workspaces.schema.expected import SchemaModel, build_model
 from workspaces.schema.status import (
     PENDING,
     Report,
+    describe_keys,
     model_through,
     objects_missing,
 )
@@ -57,14 +58,14 @@ class Deciding(ToolkitCore):
             raise SchemaError(
                 "objects_missing",
                 f"Not recording {migration_id} as applied: the database lacks "
-                f"{_keys(missing)}.",
+                f"{describe_keys(missing)}.",
                 fix=f"workspaces db complete {migration_id}  # creates what is missing, then "
                     "records it\n"
                     f"workspaces db resolve --applied {migration_id} --force  # records it "
                     "anyway",
             )
         if missing:
-            return f"forced; missing: {_keys(missing)}"
+            return f"forced; missing: {describe_keys(missing)}"
         if state == ledger.APPLIED:
             return "file checksum accepted; objects verified present"
         return "objects verified present"
@@ -85,13 +86,13 @@ class Deciding(ToolkitCore):
             raise SchemaError(
                 "objects_present",
                 f"Not recording {migration_id} as rolled back: the database still has "
-                f"{_keys(present)}.",
+                f"{describe_keys(present)}.",
                 fix=f"workspaces db rollback {migration_id}  # runs its down step\n"
                     f"workspaces db resolve --rolled-back {migration_id} --force  # records "
                     "it anyway",
             )
         if present:
-            return f"forced; still present: {_keys(present)}"
+            return f"forced; still present: {describe_keys(present)}"
         return ("failed attempt cleared" if state == ledger.FAILED
                 else "objects verified absent")
 
@@ -131,7 +132,7 @@ class Deciding(ToolkitCore):
                 missing = objects_missing(conn, model_through(self.migrations, migration.id),
                                           migration.id)
                 if missing:
-                    lines.append(f"stopped at {migration.id}: missing {_keys(missing)}")
+                    lines.append(f"stopped at {migration.id}: missing {describe_keys(missing)}")
                     break
                 ledger.append(conn, migration_id=migration.id, action="baseline",
                               outcome=ledger.APPLIED, checksum=migration.checksum,
@@ -139,7 +140,11 @@ class Deciding(ToolkitCore):
                 recorded.append(migration.id)
                 lines.append(f"recorded {migration.id} as applied (objects verified present)")
             writing.summary = f"recorded {len(recorded)} migration(s) as applied"
+            after = self._analyze(conn)
         rest = len(self.migrations) - len(recorded)
-        lines.append(f"Baseline: {len(recorded)} recorded as applied, {rest} left to deploy.")
+        lines.append(f"Baseline: {len(recorded)} recorded as applied, {rest} left.")
+        # What status would say next (the rest may be pending, or one of them half there).
+        first = next((p.fix for p in sorted(after.problems, key=lambda p: -p.exit_code)
+                      if p.fix), None)
         return Result(Exit.OK, lines, {"recorded": recorded},
-                      next=["workspaces db deploy"] if rest else [])
+                      next=first.splitlines() if first else [])

@@ -63,12 +63,12 @@ _SQLSTATES: dict[str, tuple[str, str, str]] = {
     "28P01": (
         "authentication_failed",
         "the database refused the password",
-        "check the user and password in DATABASE_URL",
+        "check the user, and the password (PGPASSWORD, ~/.pgpass or the database URL)",
     ),
     "3D000": (
         "database_missing",
         "the database named in the URL does not exist",
-        "create it (`createdb <name>`) or fix DATABASE_URL",
+        "create it (`createdb <name>`) or fix the database URL (DATABASE_URL or --database-url)",
     ),
 }
 
@@ -79,37 +79,37 @@ _CONNECTION_HINTS: tuple[tuple[str, str, str, str], ...] = (
         "password authentication failed",
         "authentication_failed",
         "the database refused the password",
-        "check the user and password in DATABASE_URL",
+        "check the user, and the password (PGPASSWORD, ~/.pgpass or the database URL)",
     ),
     (
         r'role ".*" does not exist',
         "authentication_failed",
         "the database refused the login: no such role",
-        "check the user name in DATABASE_URL",
+        "check the user name in the database URL (DATABASE_URL or --database-url)",
     ),
     (
         r'database ".*" does not exist',
         "database_missing",
         "the database named in the URL does not exist",
-        "create it (`createdb <name>`) or fix DATABASE_URL",
+        "create it (`createdb <name>`) or fix the database URL (DATABASE_URL or --database-url)",
     ),
     (
         "connection refused",
         "connection_refused",
         "nothing is listening at the database address",
-        "start the database or fix the host and port in DATABASE_URL",
+        "start the database, or fix the host and port of the database URL",
     ),
     (
-        "could not translate host name",
+        "could not translate host name|failed to resolve host|name or service not known",
         "unknown_host",
         "the database host name does not resolve",
-        "fix the host in DATABASE_URL",
+        "fix the host in the database URL (DATABASE_URL or --database-url)",
     ),
     (
         "no such file or directory",
         "connection_refused",
         "no database server socket at that path",
-        "start the database or fix the host in DATABASE_URL",
+        "start the database or fix the host in the database URL (DATABASE_URL or --database-url)",
     ),
     (
         "unable to open database file",

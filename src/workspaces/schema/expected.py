@@ -300,9 +300,21 @@ class _Recorder:
         # Every op.* call ends in `operations.invoke(operation)`: record instead of executing.
         self._operations.invoke = self._record  # type: ignore[method-assign,assignment]
         self._operations.batch_alter_table = self._batch  # type: ignore[method-assign,assignment]
+        # A revision that asks for its context or connection does work in Python (a backfill)
+        # that no recorded operation shows: note it, so nothing claims to redo it piecemeal.
+        for name in ("get_context", "get_bind"):
+            self._operations.__dict__[name] = self._python_step(getattr(self._operations, name))
 
     def _record(self, operation: alembic_ops.MigrateOperation) -> None:
         self._model.apply(operation, self._migration_id)
+
+    def _python_step(self, method: Callable[[], Any]) -> Callable[[], Any]:
+        def noted() -> Any:
+            steps = self._model.unmodelled.setdefault(self._migration_id, [])
+            if "a Python data step" not in steps:
+                steps.append("a Python data step")
+            return method()
+        return noted
 
     @contextmanager
     def _batch(self, table_name: str, **_options: Any) -> Iterator[_BatchRecorder]:
@@ -372,14 +384,19 @@ def build_model(migrations: Iterable[Migration]) -> SchemaModel:
 
 def downgrade_operations(migration: Migration) -> list[alembic_ops.MigrateOperation]:
     """The operations a migration's `downgrade()` would run, recorded without running them."""
+    return operations(migration, "downgrade")
+
+
+def operations(migration: Migration, direction: str) -> list[alembic_ops.MigrateOperation]:
+    """The operations `upgrade()` or `downgrade()` would run, recorded without running them."""
     recorded: list[alembic_ops.MigrateOperation] = []
 
     class _Collect(SchemaModel):
         def apply(self, operation: alembic_ops.MigrateOperation, migration_id: str) -> None:
             recorded.append(operation)
 
-    _Recorder(_Collect()).run(migration, "downgrade")
+    _Recorder(_Collect()).run(migration, direction)
     return recorded
 
 
-__all__ = ["ObjectKey", "SchemaModel", "build_model", "downgrade_operations"]
+__all__ = ["ObjectKey", "SchemaModel", "build_model", "downgrade_operations", "operations"]

@@ -136,11 +136,12 @@ def check(conn: Connection, metadata: MetaData, diffs: list[Any],
             continue
         table = metadata.tables[table_name]
         if kind == "add_index" and isinstance(obj, Index) and obj.unique:
-            where = (obj.dialect_options["postgresql"].get("where")
-                     or obj.dialect_options["sqlite"].get("where"))
+            where = obj.dialect_options["postgresql"].get("where")
+            if where is None:
+                where = obj.dialect_options["sqlite"].get("where")
             columns = [table.c[c.name] for c in obj.columns]
-            if where is not None:
-                where = text(str(where)) if isinstance(where, str) else where
+            if where is not None:  # a partial index: only its rows must be unique
+                where = text(str(where))
             found.append(_duplicates(conn, table, columns, f"unique index {obj.name}", where))
         elif kind == "add_constraint" and isinstance(obj, UniqueConstraint):
             found.append(_duplicates(conn, table, [table.c[c.name] for c in obj.columns],
@@ -167,19 +168,56 @@ def check(conn: Connection, metadata: MetaData, diffs: list[Any],
 
 def settle(conn: Connection, metadata: MetaData, violations: list[Violation],
            orphans: Orphans) -> list[str]:
-    """Clear or delete the orphans (before the keys are added); what was done, in words."""
+    """Clear or delete the orphans (before the keys are added); what was done, in words, with
+    the rows each statement really changed (one table's orphans may be another's too)."""
     done: list[str] = []
+    emptied: set[str] = set()
     for v in violations:
         if v.kind != "orphans":
             continue
         table = metadata.tables[v.table]
         if orphans == Orphans.null:
-            conn.execute(update(table).where(v.where).values({c: None for c in v.columns}))
+            changed = conn.execute(update(table).where(v.where)
+                                   .values({c: None for c in v.columns})).rowcount
             done.append(f"set {v.table}.{', '.join(v.columns)} to NULL in "
-                        f"{count(v.rows, 'row')}")
+                        f"{count(changed, 'row')}")
         elif orphans == Orphans.delete:
-            conn.execute(delete(table).where(v.where))
-            done.append(f"deleted {count(v.rows, 'row')} of {v.table}")
+            changed = conn.execute(delete(table).where(v.where)).rowcount
+            done.append(f"deleted {count(changed, 'row')} of {v.table}")
+            if changed:
+                emptied.add(v.table)
+    if conn.dialect.name == "sqlite":
+        done += _on_delete(conn, metadata, emptied)
+    return done
+
+
+def _on_delete(conn: Connection, metadata: MetaData, deleted_from: set[str]) -> list[str]:
+    """SQLite: what each key's ON DELETE rule would have done to the rows that referenced the
+    deleted ones. The repair's connection runs with foreign keys off (SQLite rebuilds tables
+    that way), so the rules must be applied here, table by table, until nothing changes.
+    (PostgreSQL applies them itself.) Rows of other tables are never touched."""
+    done: list[str] = []
+    while deleted_from:
+        parents, deleted_from = deleted_from, set()
+        for table in metadata.sorted_tables:
+            for fk in table.foreign_key_constraints:
+                if fk.referred_table.name not in parents:
+                    continue
+                rule = (fk.ondelete or "NO ACTION").upper()
+                found = _orphans(conn, fk, parent_exists=True)
+                if found is None or rule not in ("CASCADE", "SET NULL"):
+                    continue  # NO ACTION / RESTRICT: the key check refuses, naming the table
+                if rule == "CASCADE":
+                    changed = conn.execute(delete(table).where(found.where)).rowcount
+                    done.append(f"deleted {count(changed, 'row')} of {table.name} (ON DELETE "
+                                f"CASCADE from {fk.referred_table.name})")
+                    deleted_from.add(table.name)
+                else:
+                    changed = conn.execute(update(table).where(found.where).values(
+                        {c: None for c in found.columns})).rowcount
+                    done.append(f"set {table.name}.{', '.join(found.columns)} to NULL in "
+                                f"{count(changed, 'row')} (ON DELETE SET NULL from "
+                                f"{fk.referred_table.name})")
     return done
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,9 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from workspaces.errors import Exit, SchemaError
 from workspaces.schema import ledger
 from workspaces.schema.choices import Orphans
-from workspaces.schema.core import Result, ToolkitCore, _keys
+from workspaces.schema.core import Result, ToolkitCore
 from workspaces.schema.errors import translate
-from workspaces.schema.expected import SchemaModel
+from workspaces.schema.expected import SchemaModel, operations
 from workspaces.schema.live import DIFFERS, EXTRA, MISSING, Difference, compare
 from workspaces.schema.orphans import Violation, add_not_valid, not_valid, settle
 from workspaces.schema.orphans import check as check_rows
@@ -24,6 +25,7 @@ from workspaces.schema.runner import invoke_all, render_operations
 from workspaces.schema.status import (
     Report,
     applied_model,
+    describe_keys,
     model_through,
 )
 
@@ -168,7 +170,8 @@ class Repairing(ToolkitCore):
                 writing.cancelled = True
                 return Result(Exit.ERROR, ["Cancelled; nothing changed."], {"cancelled": True})
             made = ", ".join(s.what for s in plan) or "nothing"
-            note = f"completed: created {made}; already present: {_keys(present) or 'nothing'}"
+            there = describe_keys(present) or "nothing"
+            note = f"completed: created {made}; already present: {there}"
 
             def record(conn: Connection, started: datetime) -> None:
                 ledger.append(conn, migration_id=migration_id, action="complete",
@@ -182,7 +185,7 @@ class Repairing(ToolkitCore):
         lines += settled
         lines += [f"added foreign key {k} NOT VALID (the rows that break it were kept)"
                   for k in kept]
-        lines.append(f"Recorded {migration_id} as applied ({_keys(present) or 'nothing'} "
+        lines.append(f"Recorded {migration_id} as applied ({describe_keys(present) or 'nothing'} "
                      "already present).")
         return Result(Exit.OK, lines, {"migration": migration_id,
                                        "created": [s.what for s in plan],
@@ -215,7 +218,13 @@ class Repairing(ToolkitCore):
                 f"Not completing {migration_id}: the migrations before it are not all applied "
                 f"({', '.join(earlier)}).",
                 fix="workspaces db status  # says how to bring each one up to date")
-        unchecked = model.unmodelled.get(migration_id)
+        # Only what the live comparison verifies may be completed piecemeal: creating tables,
+        # columns, indexes, unique constraints and foreign keys. Checks, alterations, drops and
+        # data steps leave no trace the toolkit can see, so "missing" would be a guess.
+        unchecked = list(model.unmodelled.get(migration_id, []))
+        unchecked += sorted({_words(type(op).__name__)
+                             for op in operations(self.migrations.get(migration_id), "upgrade")
+                             if not isinstance(op, _COMPLETABLE)})
         if unchecked:
             raise SchemaError(
                 "complete_unsupported",
@@ -350,6 +359,15 @@ class Repairing(ToolkitCore):
             for d in differences if d.kind == DIFFERS
         ]
         return plan, manual
+
+
+_COMPLETABLE = (alembic_ops.CreateTableOp, alembic_ops.AddColumnOp, alembic_ops.CreateIndexOp,
+                alembic_ops.CreateUniqueConstraintOp, alembic_ops.CreateForeignKeyOp)
+
+
+def _words(name: str) -> str:
+    """`CreateCheckConstraintOp` -> `create check constraint`."""
+    return " ".join(re.findall(r"[A-Z][a-z]*", name.removesuffix("Op"))).lower()
 
 
 def _operation_for(diff: Any) -> alembic_ops.MigrateOperation | None:

@@ -138,8 +138,9 @@ def analyze(
     conn: Connection | None, migrations: MigrationSet, *, database: str, check_live: bool = True
 ) -> Report:
     """The full picture; `conn` None stands for a database that does not exist yet."""
-    has_ledger = conn is not None and ledger.exists(conn)
-    entries = ledger.read(conn) if conn is not None and has_ledger else []
+    entries = ledger.read(conn) if conn is not None and ledger.exists(conn) else []
+    # An empty ledger (a writing command made the table, then stopped) says no more than none.
+    has_ledger = bool(entries)
     latest = ledger.latest_by_migration(entries)
     whole = build_model(migrations)
     states: list[MigrationState] = []
@@ -191,6 +192,7 @@ def _ledger_problems(report: Report) -> None:
                 migration_id=mid,
             ))
         elif state.state == ledger.FAILED:
+            _first_things_first(report)  # deploy refuses until it is resolved
             error = (state.latest.error or "").splitlines()[0] if state.latest else ""
             add(Problem(
                 "failed", Exit.FAILED,
@@ -201,9 +203,10 @@ def _ledger_problems(report: Report) -> None:
                 migration_id=mid,
             ))
         elif state.state == PENDING:
+            blocked = any(p.exit_code >= Exit.FAILED for p in report.problems)
             add(Problem(
                 "pending", Exit.PENDING, f"Migration {mid} is pending.",
-                fix="workspaces db deploy", migration_id=mid,
+                fix=None if blocked else "workspaces db deploy", migration_id=mid,
             ))
 
 
@@ -266,8 +269,8 @@ def _live_problems(conn: Connection, report: Report, migrations: MigrationSet) -
             state.partial = (present, missing)
             add(Problem(
                 "partial", Exit.DRIFT,
-                f"Migration {mid} is partly applied: {describe_keys(present)} exist, "
-                f"{describe_keys(missing)} missing; deploy would stop at what exists.",
+                f"Migration {mid} is partly applied: present: {describe_keys(present)}; "
+                f"missing: {describe_keys(missing)}. Deploy would stop at what exists.",
                 fix=f"workspaces db complete {mid}  # creates only what is missing, then "
                     "records it applied",
                 migration_id=mid,
