@@ -429,3 +429,22 @@ def test_verify_json_says_what_the_exit_code_says(cli: Cli) -> None:
     assert run.exit_code == doc["exit_code"] == 0
     assert all("fix" not in p for p in doc["problems"])
     assert doc["problems"][0]["next"][0].startswith("workspaces db deploy --database-url")
+
+
+def test_a_dropped_check_is_drift_and_repair_checks_the_rows_first(pg_url: str) -> None:
+    """Alembic compares no CHECK constraints: the toolkit compares them by name."""
+    cli = Cli(pg_url, {})
+    assert cli("db", "deploy").exit_code == 0
+    production_like(pg_url)
+    cli.sql("ALTER TABLE email_outbox DROP CONSTRAINT ck_email_outbox_status")
+    status = cli("db", "status")
+    assert status.exit_code == 5
+    assert "check constraint ck_email_outbox_status on email_outbox is missing" in status.stdout
+    cli.sql("UPDATE email_outbox SET status = 'bounced' WHERE status = 'failed'")
+    blocked = cli("db", "repair")
+    assert blocked.exit_code == 5 and "error[repair_blocked_by_rows]" in blocked.stderr
+    assert "email_outbox: 10 rows break check constraint ck_email_outbox_status" \
+        in blocked.stderr
+    cli.sql("UPDATE email_outbox SET status = 'failed' WHERE status = 'bounced'")
+    assert cli("db", "repair").exit_code == 0
+    assert cli("db", "status").exit_code == 0

@@ -45,7 +45,8 @@ class ObjectKey:
             return f"table {self.table}"
         if self.kind == "column":
             return f"column {self.table}.{self.name}"
-        label = {"index": "index", "unique": "unique constraint", "foreign_key": "foreign key"}
+        label = {"index": "index", "unique": "unique constraint", "foreign_key": "foreign key",
+                 "check": "check constraint"}
         return f"{label.get(self.kind, self.kind)} {self.name} on {self.table}"
 
 
@@ -146,6 +147,7 @@ class SchemaModel:
                 self._add_fk(table, constraint, mid)
             elif isinstance(constraint, CheckConstraint) and constraint.name:
                 table.checks[str(constraint.name)] = str(constraint.sqltext)
+                self._mark(ObjectKey("check", table.name, str(constraint.name)), mid)
         for index in source.indexes:
             name = _name(index.name, f"ix_{table.name}_{'_'.join(c.name for c in index.columns)}")
             table.indexes[name] = _Index([c.name for c in index.columns], bool(index.unique), {})
@@ -243,6 +245,7 @@ class SchemaModel:
         self, op: alembic_ops.CreateCheckConstraintOp, mid: str
     ) -> None:
         self._table(op.table_name, mid).checks[str(op.constraint_name)] = str(op.condition)
+        self._mark(ObjectKey("check", op.table_name, str(op.constraint_name)), mid)
 
     def _on_DropConstraintOp(self, op: alembic_ops.DropConstraintOp, mid: str) -> None:
         table = self._table(op.table_name, mid)
@@ -262,7 +265,10 @@ class SchemaModel:
     _on_DropTableCommentOp = _on_CreateTableCommentOp
 
     def created_by(self, migration_id: str) -> list[ObjectKey]:
-        return sorted(k for k, mid in self.origin.items() if mid == migration_id)
+        """What the migration made that can tell whether it ran: not its checks, which are
+        compared by name only, and a migration that redefines a check keeps its name."""
+        return sorted(k for k, mid in self.origin.items()
+                      if mid == migration_id and k.kind != "check")
 
     def to_metadata(self) -> MetaData:
         metadata = MetaData()

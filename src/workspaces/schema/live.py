@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Table
+from sqlalchemy import CheckConstraint, Connection, MetaData, Table, inspect
 
 from workspaces.schema.expected import ObjectKey, SchemaModel
 
@@ -78,7 +78,28 @@ def compare(conn: Connection, model: SchemaModel) -> list[Difference]:
     for entry in compare_metadata(context, expected):
         kind, key, detail = _key_of(entry)
         result.append(Difference(kind, key, model.origin.get(key), detail, entry))
-    return result
+    return result + _missing_checks(conn, expected, model)
+
+
+def _missing_checks(conn: Connection, expected: MetaData, model: SchemaModel
+                    ) -> list[Difference]:
+    """Named CHECK constraints the live tables lack (Alembic compares none). By name only:
+    each database spells a definition its own way (`status IN (...)` comes back from
+    PostgreSQL as `(status)::text = ANY (ARRAY[...])`)."""
+    inspector = inspect(conn)
+    live = set(inspector.get_table_names())
+    found: list[Difference] = []
+    for table in expected.sorted_tables:
+        if table.name not in live:
+            continue  # a missing table takes its checks with it
+        present = {c["name"] for c in inspector.get_check_constraints(table.name)}
+        for constraint in sorted(table.constraints, key=lambda c: str(c.name)):
+            if (isinstance(constraint, CheckConstraint) and constraint.name
+                    and str(constraint.name) not in present):
+                key = ObjectKey("check", table.name, str(constraint.name))
+                found.append(Difference(MISSING, key, model.origin.get(key), "",
+                                        ("add_check", constraint)))
+    return found
 
 
 def missing_keys(model: SchemaModel, differences: list[Difference]) -> set[ObjectKey]:

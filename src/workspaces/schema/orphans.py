@@ -146,7 +146,7 @@ def check(conn: Connection, metadata: MetaData, diffs: list[Any],
         elif kind == "add_constraint" and isinstance(obj, UniqueConstraint):
             found.append(_duplicates(conn, table, [table.c[c.name] for c in obj.columns],
                                      f"unique constraint {obj.name}", None))
-        elif kind == "add_constraint" and isinstance(obj, CheckConstraint):
+        elif kind in ("add_constraint", "add_check") and isinstance(obj, CheckConstraint):
             refused = text(f"NOT ({obj.sqltext})")
             count = conn.execute(select(func.count()).select_from(table)
                                  .where(refused)).scalar_one()

@@ -338,14 +338,18 @@ class Repairing(ToolkitCore):
     def _repair_plan(self, report: Report) -> tuple[list[RepairStep], list[str]]:
         return self._plan(report.differences, applied_model(report, self.migrations))
 
-    @staticmethod
-    def _plan(differences: list[Difference], model: SchemaModel
+    def _plan(self, differences: list[Difference], model: SchemaModel
               ) -> tuple[list[RepairStep], list[str]]:
         """Alembic operations creating each missing object, tables first, foreign keys last;
-        and the objects that differ, which only a person may change."""
-        rank = {"add_table": 0, "add_column": 1, "add_constraint": 2, "add_index": 3,
-                "add_fk": 4}
-        missing = [d for d in differences if d.kind == MISSING and d.migration_id]
+        and the objects that differ, which only a person may change. SQLite cannot add a
+        check to a table that exists (only a rebuild can): that one is for a person too."""
+        rank = {"add_table": 0, "add_column": 1, "add_constraint": 2, "add_check": 2,
+                "add_index": 3, "add_fk": 4}
+        sqlite = self.url.get_backend_name() == "sqlite"
+        by_hand = [d for d in differences
+                   if sqlite and d.kind == MISSING and d.diff[0] == "add_check"]
+        missing = [d for d in differences
+                   if d.kind == MISSING and d.migration_id and d not in by_hand]
         table_order = {t.name: i for i, t in enumerate(model.to_metadata().sorted_tables)}
         missing.sort(key=lambda d: (rank.get(d.diff[0], 9), table_order.get(d.key.table, 0)))
         plan = [
@@ -357,6 +361,11 @@ class Repairing(ToolkitCore):
             f"manual: {d.describe()} (migration {d.migration_id}); repair never rewrites an "
             "existing object: alter it by hand, then run `workspaces db verify`"
             for d in differences if d.kind == DIFFERS
+        ]
+        manual += [
+            f"manual: {d.describe()} (migration {d.migration_id}); SQLite adds a check only "
+            f"by rebuilding the table: `workspaces db sql {d.migration_id}` shows its "
+            "definition" for d in by_hand
         ]
         return plan, manual
 
@@ -378,6 +387,6 @@ def _operation_for(diff: Any) -> alembic_ops.MigrateOperation | None:
         return alembic_ops.AddColumnOp.from_column_and_tablename(diff[1], diff[2], diff[3])
     if kind == "add_index":
         return alembic_ops.CreateIndexOp.from_index(diff[1])
-    if kind in ("add_constraint", "add_fk"):
+    if kind in ("add_constraint", "add_fk", "add_check"):
         return alembic_ops.AddConstraintOp.from_constraint(diff[1])
     return None
