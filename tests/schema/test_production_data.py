@@ -359,12 +359,13 @@ def test_complete_refuses_what_it_cannot_check(cli: Cli) -> None:
     its effect leaves nothing the live comparison sees."""
     assert cli("db", "deploy").exit_code == 0
     production_like(cli.url)
-    skeleton, logged = ALL[-1], ALL[-2]
+    skeleton, logged = "20261130190000_users_email_skeleton", "20261130175952_outbox_status_logged"
     assert cli("db", "rollback", logged, "--yes").exit_code == 0
     refused = cli("db", "complete", logged)
     assert refused.exit_code == 1 and "error[complete_unsupported]" in refused.stderr
     assert "create check constraint" in refused.stderr
     assert cli("db", "deploy", "--to", logged).exit_code == 0
+    assert ALL.index(skeleton) == ALL.index(logged) + 1  # the next one
     refused = cli("db", "complete", skeleton)
     assert refused.exit_code == 1 and "a Python data step" in refused.stderr
     assert cli("db", "deploy").exit_code == 0
