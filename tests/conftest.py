@@ -239,12 +239,30 @@ class Sink:
             return [m for m in self.messages if m["To"] == address]
 
 
-def link_in(message: EmailMessage) -> str:
+def link_in(message: EmailMessage, path: str = "invites") -> str:
+    """The token of the email's link to `path` (`invites`, `reset`)."""
     body = message.get_body(("plain",))
     assert body is not None
-    match = re.search(r"https?://\S+/invites/(\S+)", body.get_content())
+    match = re.search(rf"https?://\S+/{path}/(\S+)", body.get_content())
     assert match, body.get_content()
     return match.group(1)
+
+
+def at_once(*calls: Any) -> list[Any]:
+    """Run the calls in threads released together; their results in order."""
+    results: list[Any] = [None] * len(calls)
+    start = threading.Barrier(len(calls))
+
+    def run(index: int, call: Any) -> None:
+        start.wait()
+        results[index] = call()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
 
 
 @pytest.fixture

@@ -32,6 +32,8 @@ NAMING_CONVENTION = {
 }
 
 TOKEN_KINDS = ("api", "browser")
+# One-time links mailed to an address: only the sha256 of the token is stored.
+ACCOUNT_TOKEN_PURPOSES = ("password_reset", "verify_email", "change_email")
 OUTBOX_STATUSES = ("pending", "sent", "logged", "failed")  # logged: EMAIL_BACKEND=console
 PENDING_ONLY = text("status = 'pending'")
 
@@ -137,6 +139,26 @@ class AuthToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class AccountToken(Base):
+    """A one-time link mailed to an account's address (password reset): used once, expires,
+    and a newer one of the same purpose ends the older ones."""
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (
+        CheckConstraint(_in("purpose", ACCOUNT_TOKEN_PURPOSES), name="purpose"),
+        Index("ix_account_tokens_user_id_purpose", "user_id", "purpose"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320))  # the address the link was sent to
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class EmailOutbox(Base):
     """Emails written in the same transaction as the change that causes them, sent later."""
 
@@ -205,6 +227,7 @@ workspaces: Table = cast(Table, Workspace.__table__)
 members: Table = cast(Table, WorkspaceMember.__table__)
 invites: Table = cast(Table, WorkspaceInvite.__table__)
 auth_tokens: Table = cast(Table, AuthToken.__table__)
+account_tokens: Table = cast(Table, AccountToken.__table__)
 outbox: Table = cast(Table, EmailOutbox.__table__)
 audit_events: Table = cast(Table, AuditEvent.__table__)
 rate_limit_counters: Table = cast(Table, RateLimitCounter.__table__)

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 
 from tests.api.conftest import Api
 from tests.api.test_members import _join, _me, _patch
+from tests.conftest import at_once
 from workspaces.db import create_sync_engine, parse_url
 from workspaces.models import members, workspaces
 
@@ -36,23 +37,6 @@ def _owners_left(api: Api) -> list[int]:
     return [int(str(count)) for _, count in rows]
 
 
-def _at_once(*calls: Any) -> list[Any]:
-    """Run the calls in threads released together; their results in order."""
-    results: list[Any] = [None] * len(calls)
-    start = threading.Barrier(len(calls))
-
-    def run(index: int, call: Any) -> None:
-        start.wait()
-        results[index] = call()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
-
-
 def test_the_only_owner_cannot_delete_their_account(api: Api) -> None:
     ann = api.signup("ann@example.com")
     api.workspace(ann, "Solo")
@@ -65,7 +49,7 @@ def test_two_co_owners_deleting_their_accounts_at_once_leave_one(api: Api) -> No
     """Found by attacking: on PostgreSQL both got 204 in 7 of 8 trials (no owner left)."""
     for trial in range(4):
         ann, bob = _co_owners(api, (f"Shared {trial} a", f"Shared {trial} b"))
-        codes = sorted(r.status_code for r in _at_once(
+        codes = sorted(r.status_code for r in at_once(
             lambda a=ann: api.client.delete("/api/me", headers=a),
             lambda b=bob: api.client.delete("/api/me", headers=b)))
         assert codes == [204, 409], codes
@@ -79,7 +63,7 @@ def test_deleting_while_the_other_owner_leaves_keeps_an_owner(api: Api) -> None:
         ann, bob = _co_owners(api, (f"Left {trial}",))
         slug = f"left-{trial}"
         ann_id = _me(api, ann)
-        results = _at_once(
+        results = at_once(
             lambda b=bob: api.client.delete("/api/me", headers=b),
             lambda a=ann, path=f"/api/workspaces/{slug}/members/{ann_id}":
                 api.client.delete(path, headers=a))

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from workspaces.accounts import service
+from workspaces.accounts import recovery, service
 from workspaces.errors import AppError
 from workspaces.web.deps import AppSettings, Conn, PasswordHashing, Tx, client_address
 from workspaces.web.html import (
@@ -72,6 +72,62 @@ async def signup(request: Request, tx: Tx, passwords: PasswordHashing, settings:
         return render(request, "signup.html", error.status, headers=error.headers,
                       values={"name": name, "email": email}, errors=field_errors(error))
     return _signed_in(request, created, token, "/", f"Welcome, {created.name}.")
+
+
+@router.get("/password-reset")
+async def password_reset_page(request: Request, user: PageUser) -> Response:
+    return render(request, "password_reset.html", values={}, errors={})
+
+
+@router.post("/password-reset", dependencies=[CsrfChecked])
+async def password_reset(request: Request, tx: Tx, settings: AppSettings,
+                         email: Annotated[str, Form(max_length=320)] = "") -> Response:
+    try:
+        await recovery.request_reset(tx, email=email, client=client_address(request),
+                                     settings=settings)
+    except AppError as error:
+        return render(request, "password_reset.html", error.status, headers=error.headers,
+                      values={"email": email}, errors=field_errors(error))
+    return render(request, "message.html", heading="Check your email",
+                  text=f"If {email.strip()} has an account, a link to choose a new password is "
+                       "on its way. It works once, for one hour.",
+                  back=("/signin", "Back to sign in"))
+
+
+async def _reset_form(request: Request, conn: Conn, token: str, *, status: int = 200,
+                      errors: dict[str, str] | None = None) -> Response:
+    try:
+        link = await recovery.check_link(conn, token)
+    except AppError as error:
+        return render(request, "message.html", error.status, heading="This link does not work",
+                      text=error.message, back=("/password-reset", "Ask for a new link"))
+    return render(request, "reset_password.html", status, token=token, email=link.email,
+                  errors=errors or {})
+
+
+@router.get("/reset/{token}")
+async def reset_page(request: Request, conn: Conn, user: PageUser, token: str) -> Response:
+    return await _reset_form(request, conn, token)
+
+
+@router.post("/reset/{token}", dependencies=[CsrfChecked])
+async def reset(request: Request, tx: Tx, passwords: PasswordHashing, settings: AppSettings,
+                token: str, password: Annotated[str, Form(max_length=1024)] = "") -> Response:
+    try:
+        address = await recovery.reset_password(tx, passwords, token=token, password=password,
+                                                settings=settings)
+    except AppError as error:
+        if error.status != 422:
+            heading = "This link does not work" if error.status == 410 else "Please try again"
+            return render(request, "message.html", error.status, headers=error.headers,
+                          heading=heading, text=error.message)
+        async with tx.read() as conn:
+            return await _reset_form(request, conn, token, status=422,
+                                     errors=field_errors(error))
+    response = redirect(request, "/signin", f"Your password was changed: sign in as {address} "
+                        "with the new one. Every other session was signed out.")
+    end_session(request, response)
+    return response
 
 
 @router.post("/signout", dependencies=[CsrfChecked])

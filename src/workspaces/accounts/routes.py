@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from workspaces.accounts import service
-from workspaces.accounts.schemas import SignIn, SignUp, TokenRead, UserRead
+from workspaces.accounts import recovery, service
+from workspaces.accounts.schemas import (
+    PasswordResetAccepted,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    SignIn,
+    SignUp,
+    TokenRead,
+    UserRead,
+)
 from workspaces.web.deps import (
     AppSettings,
     Conn,
@@ -38,6 +46,27 @@ async def login(body: SignIn, request: Request, tx: Tx, passwords: PasswordHashi
         tx, passwords, email=body.email, password=body.password,
         client=client_address(request), settings=settings, session=api_session(settings))
     return TokenRead(token=token, user=UserRead.model_validate(user))
+
+
+@router.post("/auth/password-reset", status_code=202, responses=errors(429))
+async def request_password_reset(body: PasswordResetRequest, request: Request, tx: Tx,
+                                 settings: AppSettings) -> PasswordResetAccepted:
+    """Email a one-time link to choose a new password, valid for an hour. The answer is the
+    same 202 whether or not the address has an account; a mailbox gets a few such emails an
+    hour."""
+    await recovery.request_reset(tx, email=body.email, client=client_address(request),
+                                 settings=settings)
+    return PasswordResetAccepted()
+
+
+@router.post("/auth/password-reset/confirm", status_code=204, responses=errors(410))
+async def confirm_password_reset(body: PasswordResetConfirm, tx: Tx,
+                                 passwords: PasswordHashing, settings: AppSettings) -> Response:
+    """Set a new password with the emailed link's token. Every session and API token of the
+    account is signed out, and a notice is emailed."""
+    await recovery.reset_password(tx, passwords, token=body.token, password=body.password,
+                                  settings=settings)
+    return Response(status_code=204)
 
 
 @router.post("/auth/logout", status_code=204, responses=errors(401))

@@ -19,6 +19,20 @@ class SignIn(BaseModel):
     password: str = Field(max_length=1024)
 
 
+class PasswordResetRequest(BaseModel):
+    email: str = Field(max_length=320)
+
+
+class PasswordResetAccepted(BaseModel):
+    message: str = ("If the address has an account, a link to choose a new password is on its "
+                    "way. It works once, for one hour.")
+
+
+class PasswordResetConfirm(BaseModel):
+    token: str = Field(max_length=200)
+    password: str = Field(max_length=1024)
+
+
 class UserRead(ReadModel):
     id: uuid.UUID
     email: str

@@ -196,6 +196,15 @@ async def sign_in(tx: Transactions, passwords: Passwords, *, email: str, passwor
         await ratelimit.undo(conn, *limits)
         if len(limits) > 1:
             await ratelimit.clear(conn, limits[1].key)
+        # A password reset that committed since the check revoked every session: no session
+        # for the old password may follow it. The row is share-locked until this commits, so a
+        # reset waits for this session to exist and then revokes it too.
+        current = select(users.c.password_hash).where(users.c.id == row.id)
+        if conn.dialect.name == "postgresql":
+            current = current.with_for_update(read=True)
+        if (await conn.execute(current)).scalar() != row.password_hash:
+            raise NotAuthenticated("The email or password is wrong.",
+                                   code="invalid_credentials")
         token = await issue_token(conn, user_id=row.id, kind=session.kind, ttl=session.ttl)
     return user_of(row), token
 

@@ -27,7 +27,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workspaces import clock
-from workspaces.mail.outbox import LINK_MARKER, accept_url
+from workspaces.mail.outbox import LINK_MARKER, link_url
 from workspaces.models import outbox
 from workspaces.security import unseal
 from workspaces.settings import Settings
@@ -178,13 +178,15 @@ async def deliver_due(engine: AsyncEngine, settings: Settings, mailer: Mailer,
         if clock.now() + timedelta(seconds=2 * SEND_TIMEOUT) > batch.lease:
             await _release(engine, batch.items[index:], batch.lease)
             break
-        token = unseal(key, item.sealed_secret) if item.sealed_secret else None
+        secret = unseal(key, item.sealed_secret) if item.sealed_secret else None
+        linked = LINK_MARKER in item.text or LINK_MARKER in item.html
         values: dict[str, Any]
         try:
-            if token is None:
-                raise PermanentFailure("the invite link cannot be decrypted (SECRET_KEY "
-                                       "changed?); resend the invite")
-            await mailer.send(_message(settings, item, accept_url(settings.base_url, token)))
+            if linked and secret is None:
+                raise PermanentFailure("the link cannot be decrypted (SECRET_KEY changed?); "
+                                       "send it again (resend the invite, ask again)")
+            link = link_url(settings.base_url, secret) if secret else ""
+            await mailer.send(_message(settings, item, link))
             values = {"status": mailer.done_status, "sent_at": clock.now(),
                       "sealed_secret": None, "last_error": None, "locked_until": None}
         except (PermanentFailure, TransientFailure, aiosmtplib.SMTPException, OSError) as exc:

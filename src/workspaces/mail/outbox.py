@@ -1,8 +1,10 @@
 """The outbox: emails are rows written in the same transaction as the change that causes them.
 
-The invite link's token is sealed (encrypted with SECRET_KEY) in the row until delivery and
-erased afterwards, so the database never holds a usable token: the bodies carry a marker where
-the link goes, filled in only in memory when the message is sent.
+A link's token is sealed (encrypted with SECRET_KEY) in the row until delivery and erased
+afterwards, so the database never holds a usable token: the bodies carry a marker where the
+link goes, filled in only in memory when the message is sent. The sealed secret is the link's
+path below BASE_URL (`reset/<token>`), or for an invite, its bare token (`invites/<token>`).
+Emails without a link (notices) carry no marker and no secret.
 """
 
 from __future__ import annotations
@@ -43,6 +45,31 @@ class InviteEmail:
 
 def accept_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/invites/{token}"
+
+
+def link_url(base_url: str, secret: str) -> str:
+    """The link an unsealed secret stands for: a path below BASE_URL, or an invite's token."""
+    if "/" in secret:
+        return f"{base_url.rstrip('/')}/{secret}"
+    return accept_url(base_url, secret)
+
+
+async def enqueue_account_email(
+    conn: AsyncConnection, *, to: str, subject: str, template: str, values: dict[str, str],
+    key: str, link_path: str | None = None,
+) -> None:
+    """Queue an email about an account (no workspace): `template`.txt and .html rendered with
+    `values`, and `link` standing for BASE_URL/`link_path` when there is one (sealed)."""
+    now = clock.now()
+    values = {**values, "link": LINK_MARKER}
+    await conn.execute(insert(outbox).values(
+        id=uuid.uuid4(), workspace_id=None, invite_id=None, to_address=to, subject=subject[:300],
+        body_text=_templates().get_template(f"{template}.txt").render(values),
+        body_html=_templates().get_template(f"{template}.html").render(values),
+        sealed_secret=seal(key, link_path) if link_path else None, status="pending",
+        attempts=0, next_attempt_at=now, created_at=now,
+    ))
+    conn.info["mail_queued"] = True
 
 
 async def enqueue_invite(

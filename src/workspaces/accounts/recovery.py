@@ -1,0 +1,144 @@
+"""Password reset: a one-time link mailed to the account's address.
+
+Asking always gets the same answer, whether or not the address has an account (nobody learns
+who has one). The link is valid for an hour, works once, and asking again ends the older
+links. Choosing a new password through it signs out every session and API token of the
+account, and a notice goes to the address.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspaces import clock, ratelimit
+from workspaces.accounts.service import check_password
+from workspaces.db import Transactions
+from workspaces.errors import Gone, RateLimited
+from workspaces.mail.outbox import enqueue_account_email
+from workspaces.models import account_tokens, auth_tokens, users
+from workspaces.security import Passwords, hash_token, new_token, secret_key
+from workspaces.settings import Settings
+from workspaces.validation import normalize_email
+
+RESET = "password_reset"
+RESET_TTL = timedelta(hours=1)
+RESET_PATH = "reset"  # the page at BASE_URL/reset/<token>
+
+
+def _limits(address: str, client: str, settings: Settings
+            ) -> tuple[ratelimit.Limit, ratelimit.Limit]:
+    per_client = ratelimit.Limit(f"reset:client:{ratelimit.client_key(client)}",
+                                 settings.password_reset_limit_per_client_per_hour,
+                                 timedelta(hours=1), "password reset requests")
+    per_address = ratelimit.Limit(f"reset:mailbox:{ratelimit.mailbox_key(address)}",
+                                  settings.password_reset_limit_per_address_per_hour,
+                                  timedelta(hours=1), "password reset emails")
+    return per_client, per_address
+
+
+async def request_reset(tx: Transactions, *, email: str, client: str,
+                        settings: Settings) -> None:
+    """Mail a reset link when the address has an account. The answer does not say whether it
+    has: a client over its own limit gets 429, an address over its limit silently gets no
+    more emails (a stranger cannot flood a mailbox, nor learn from a 429 that it exists)."""
+    address = normalize_email(email)  # 422 for what is no address at all: that tells nothing
+    per_client, per_address = _limits(address, client, settings)
+    async with tx.write() as conn:
+        await ratelimit.hit(conn, per_client)
+        try:
+            async with conn.begin_nested():
+                await ratelimit.hit(conn, per_address)
+        except RateLimited:
+            return
+        row = (await conn.execute(
+            select(users.c.id, users.c.email).where(users.c.email == address))).first()
+        if row is None:
+            return
+        token = new_token()
+        now = clock.now()
+        await _end_links(conn, row.id, RESET)
+        await conn.execute(insert(account_tokens).values(
+            id=uuid.uuid4(), user_id=row.id, purpose=RESET, token_hash=hash_token(token),
+            email=row.email, created_at=now, expires_at=now + RESET_TTL))
+        await enqueue_account_email(
+            conn, to=row.email, subject="Reset your Workspaces password",
+            template="password_reset", values={"email": row.email},
+            key=secret_key(settings), link_path=f"{RESET_PATH}/{token}")
+
+
+async def _end_links(conn: AsyncConnection, user_id: uuid.UUID, purpose: str) -> None:
+    """A newer link of a purpose ends the older ones still open."""
+    await conn.execute(
+        update(account_tokens)
+        .where(account_tokens.c.user_id == user_id, account_tokens.c.purpose == purpose,
+               account_tokens.c.used_at.is_(None))
+        .values(used_at=clock.now()))
+
+
+def _dead_link() -> Gone:
+    return Gone("This password reset link has expired, was used, or was replaced by a newer "
+                "one. Ask for a new link from the sign-in page.", code="reset_link_invalid")
+
+
+@dataclass(frozen=True)
+class ResetLink:
+    """A live link's account, as the reset page shows it."""
+
+    user_id: uuid.UUID
+    email: str
+
+
+async def check_link(conn: AsyncConnection, token: str) -> ResetLink:
+    """The account of a live (unused, unexpired) reset link; 410 `reset_link_invalid` else."""
+    row = (await conn.execute(
+        select(account_tokens.c.user_id, account_tokens.c.email)
+        .where(account_tokens.c.token_hash == hash_token(token),
+               account_tokens.c.purpose == RESET, account_tokens.c.used_at.is_(None),
+               account_tokens.c.expires_at > clock.now()))).first()
+    if row is None:
+        raise _dead_link()
+    return ResetLink(row.user_id, row.email)
+
+
+async def reset_password(tx: Transactions, passwords: Passwords, *, token: str, password: str,
+                         settings: Settings) -> str:
+    """Set a new password through a live link; returns the account's address.
+
+    The link is checked, the password hashed with no transaction open, then in one transaction
+    the link is claimed (one of two racing resets wins; the other gets 410), the password set,
+    every session and API token of the account revoked, and the notice queued. The address is
+    verified by the same token: whoever opened the link reads that mailbox.
+    """
+    check_password(password)
+    async with tx.read() as conn:
+        await check_link(conn, token)
+    password_hash = await passwords.hash(password)
+    now = clock.now()
+    async with tx.write() as conn:
+        claimed = (await conn.execute(
+            update(account_tokens)
+            .where(account_tokens.c.token_hash == hash_token(token),
+                   account_tokens.c.purpose == RESET, account_tokens.c.used_at.is_(None),
+                   account_tokens.c.expires_at > now)
+            .values(used_at=now)
+            .returning(account_tokens.c.user_id, account_tokens.c.email))).first()
+        if claimed is None:
+            raise _dead_link()
+        await conn.execute(update(users).where(users.c.id == claimed.user_id)
+                           .values(password_hash=password_hash, updated_at=now))
+        await conn.execute(
+            update(auth_tokens)
+            .where(auth_tokens.c.user_id == claimed.user_id, auth_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now))
+        await _end_links(conn, claimed.user_id, RESET)
+        await enqueue_account_email(
+            conn, to=claimed.email, subject="Your Workspaces password was changed",
+            template="password_changed",
+            values={"email": claimed.email, "when": now.strftime("%d %B %Y at %H:%M UTC")},
+            key=secret_key(settings))
+    return str(claimed.email)

@@ -1,0 +1,159 @@
+"""Password reset through the API and the pages, on SQLite and PostgreSQL, with the emails
+delivered over real SMTP: the same answer for every address, a one-hour single-use link that a
+newer one ends, every session signed out, a notice, limits, and races."""
+
+from __future__ import annotations
+
+import threading
+from email.message import EmailMessage
+
+from tests.api.conftest import Api
+from tests.conftest import Sink, at_once, link_in
+from workspaces.web.errors import RedactInviteTokens
+
+PASSWORD = "correct horse battery"
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def _reset_email(smtp: Sink, to: str, count: int = 1) -> list[str]:
+    """The tokens of the first `count` reset emails to `to`, in order."""
+    deadline_messages: list[EmailMessage] = []
+    for _ in range(200):
+        deadline_messages = [m for m in smtp.to(to) if m["Subject"].startswith("Reset")]
+        if len(deadline_messages) >= count:
+            break
+        threading.Event().wait(0.05)
+    assert len(deadline_messages) >= count, [m["Subject"] for m in smtp.to(to)]
+    return [link_in(m, "reset") for m in deadline_messages[:count]]
+
+
+def test_a_reset_link_sets_a_new_password_and_signs_everything_out(api: Api,
+                                                                   smtp: Sink) -> None:
+    ann = api.signup("ann@example.com")
+    other_session = api.client.post("/api/auth/login", json={
+        "email": "ann@example.com", "password": PASSWORD}).json()["token"]
+    asked = api.client.post("/api/auth/password-reset", json={"email": "Ann@Example.com"})
+    assert asked.status_code == 202 and "If the address has an account" in asked.json()["message"]
+    [token] = _reset_email(smtp, "ann@example.com")
+    assert api.db.sql("SELECT count(*) FROM account_tokens WHERE token_hash = "
+                      f"'{token}'") == [(0,)]  # stored only as a hash
+
+    done = api.client.post("/api/auth/password-reset/confirm",
+                           json={"token": token, "password": NEW_PASSWORD})
+    assert done.status_code == 204, done.text
+    for headers in (ann, {"Authorization": f"Bearer {other_session}"}):
+        assert api.client.get("/api/me", headers=headers).status_code == 401
+    api.error(api.client.post("/api/auth/login", json={
+        "email": "ann@example.com", "password": PASSWORD}), 401, "invalid_credentials")
+    assert api.client.post("/api/auth/login", json={
+        "email": "ann@example.com", "password": NEW_PASSWORD}).status_code == 200
+    notice = smtp.wait_for(2)[-1]
+    assert notice["To"] == "ann@example.com"
+    assert notice["Subject"] == "Your Workspaces password was changed"
+    again = api.client.post("/api/auth/password-reset/confirm",
+                            json={"token": token, "password": "yet another one"})
+    assert "Ask for a new link" in api.error(again, 410, "reset_link_invalid")
+
+
+def test_every_address_gets_the_same_answer_and_strangers_no_email(api: Api,
+                                                                   smtp: Sink) -> None:
+    api.signup("ann@example.com")
+    nobody = api.client.post("/api/auth/password-reset", json={"email": "nobody@example.com"})
+    assert nobody.status_code == 202
+    api.error(api.client.post("/api/auth/password-reset", json={"email": "not an address"}),
+              422, "invalid_email")
+    assert api.db.sql("SELECT count(*) FROM email_outbox") == [(0,)]
+    assert api.db.sql("SELECT count(*) FROM account_tokens") == [(0,)]
+    assert nobody.json() == api.client.post("/api/auth/password-reset", json={
+        "email": "ann@example.com"}).json()  # the same answer as for an account
+
+
+def test_a_newer_link_ends_the_older_and_links_expire(api: Api, smtp: Sink) -> None:
+    api.signup("ann@example.com")
+    for _ in range(2):
+        assert api.client.post("/api/auth/password-reset",
+                               json={"email": "ann@example.com"}).status_code == 202
+    first, second = _reset_email(smtp, "ann@example.com", 2)
+    api.error(api.client.post("/api/auth/password-reset/confirm",
+                              json={"token": first, "password": NEW_PASSWORD}),
+              410, "reset_link_invalid")
+    api.db.sql("UPDATE account_tokens SET expires_at = created_at")  # an hour later
+    api.error(api.client.post("/api/auth/password-reset/confirm",
+                              json={"token": second, "password": NEW_PASSWORD}),
+              410, "reset_link_invalid")
+    api.error(api.client.post("/api/auth/password-reset/confirm",
+                              json={"token": "made-up", "password": NEW_PASSWORD}),
+              410, "reset_link_invalid")
+
+
+def test_a_short_password_is_refused_and_the_link_stays_usable(api: Api, smtp: Sink) -> None:
+    api.signup("ann@example.com")
+    api.client.post("/api/auth/password-reset", json={"email": "ann@example.com"})
+    [token] = _reset_email(smtp, "ann@example.com")
+    api.error(api.client.post("/api/auth/password-reset/confirm",
+                              json={"token": token, "password": "short"}),
+              422, "invalid_password")
+    assert api.client.post("/api/auth/password-reset/confirm", json={
+        "token": token, "password": NEW_PASSWORD}).status_code == 204
+
+
+def test_two_resets_with_one_link_at_once_one_wins(api: Api, smtp: Sink) -> None:
+    api.signup("ann@example.com")
+    for trial in range(3):
+        api.client.post("/api/auth/password-reset", json={"email": "ann@example.com"})
+        token = _reset_email(smtp, "ann@example.com", trial + 1)[trial]
+        codes = sorted(r.status_code for r in at_once(*(
+            lambda p=p, t=token: api.client.post("/api/auth/password-reset/confirm",
+                                                 json={"token": t, "password": p})
+            for p in ("first new password", "second new password"))))
+        assert codes == [204, 410], codes
+        winners = [p for p in ("first new password", "second new password")
+                   if api.client.post("/api/auth/login", json={
+                       "email": "ann@example.com", "password": p}).status_code == 200]
+        assert len(winners) == 1, winners
+
+
+def test_no_session_for_the_old_password_survives_a_reset(api: Api, smtp: Sink) -> None:
+    """Sign-ins with the old password racing a reset: whichever order, none keeps a session."""
+    api.signup("ann@example.com")
+    api.client.post("/api/auth/password-reset", json={"email": "ann@example.com"})
+    [token] = _reset_email(smtp, "ann@example.com")
+    results = at_once(
+        lambda: api.client.post("/api/auth/password-reset/confirm",
+                                json={"token": token, "password": NEW_PASSWORD}),
+        *(lambda: api.client.post("/api/auth/login", json={
+            "email": "ann@example.com", "password": PASSWORD}) for _ in range(3)))
+    assert results[0].status_code == 204
+    for login in results[1:]:
+        if login.status_code == 200:
+            bearer = {"Authorization": f"Bearer {login.json()['token']}"}
+            assert api.client.get("/api/me", headers=bearer).status_code == 401
+        else:
+            assert login.status_code == 401
+
+
+def test_the_pages_reset_a_password_and_keep_the_token_out_of_logs(api: Api,
+                                                                   smtp: Sink) -> None:
+    api.signup("ann@example.com")
+    signin = api.client.get("/signin").text
+    assert 'href="/password-reset"' in signin
+    form = api.client.get("/password-reset").text
+    csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    sent = api.client.post("/password-reset", data={"csrf_token": csrf,
+                                                    "email": "ann@example.com"})
+    assert sent.status_code == 200 and "Check your email" in sent.text
+    [token] = _reset_email(smtp, "ann@example.com")
+
+    page = api.client.get(f"/reset/{token}")
+    assert page.status_code == 200 and "ann@example.com" in page.text
+    csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    short = api.client.post(f"/reset/{token}", data={"csrf_token": csrf, "password": "short"})
+    assert short.status_code == 422 and "Choose a password" in short.text
+    done = api.client.post(f"/reset/{token}", data={"csrf_token": csrf,
+                                                    "password": NEW_PASSWORD},
+                           follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/signin"
+    dead = api.client.get(f"/reset/{token}")
+    assert dead.status_code == 410 and "Ask for a new link" in dead.text
+    assert RedactInviteTokens.pattern.sub(r"\1[redacted]", f"GET /reset/{token} HTTP/1.1") \
+        == "GET /reset/[redacted] HTTP/1.1"

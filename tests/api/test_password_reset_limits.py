@@ -1,0 +1,30 @@
+"""Password reset limits: few emails per mailbox, few requests per client, and the same
+answer past the mailbox's limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import Api
+from workspaces.settings import Settings
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"password_reset_limit_per_client_per_hour": 6,
+                                       "password_reset_limit_per_address_per_hour": 2})
+
+
+def test_a_mailbox_gets_few_emails_and_a_client_few_requests(api: Api) -> None:
+    api.signup("ann@example.com")
+    for address in ("ann@example.com",) * 3 + ("ann+x@example.com", "nobody@example.com",
+                                              "nobody@example.com"):
+        # The same answer past the mailbox's limit: nobody learns that it has an account.
+        assert api.client.post("/api/auth/password-reset",
+                               json={"email": address}).status_code == 202
+    # Two emails for ann's mailbox (+tags count as the mailbox), none for nobody.
+    assert api.db.sql("SELECT count(*) FROM account_tokens") == [(2,)]
+    assert api.db.sql("SELECT count(*) FROM email_outbox") == [(2,)]
+    refused = api.client.post("/api/auth/password-reset", json={"email": "bob@example.com"})
+    api.error(refused, 429, "rate_limited")  # the client's seventh request in the hour
+    assert int(refused.headers["Retry-After"]) > 0
