@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -179,11 +179,13 @@ def custom_cli(cli: Cli, versions: Path) -> Cli:
     return Cli(cli.url, {"WORKSPACES_MIGRATIONS_DIR": str(versions)})
 
 
-def spawn(args: list[str], env: dict[str, str] | None = None,
+def spawn(args: list[str], env: Mapping[str, str | None] | None = None,
           log: Any = None) -> subprocess.Popen[str]:
     """`python -m workspaces ...` as a real process; output piped, or written to `log`
-    (a long-running server must not block on a full pipe nobody reads)."""
-    full_env = {**os.environ, **(env or {})}
+    (a long-running server must not block on a full pipe nobody reads). A variable given as
+    None is left out of its environment."""
+    merged: dict[str, str | None] = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in merged.items() if v is not None}
     return subprocess.Popen(
         [sys.executable, "-m", "workspaces", *args], text=True, env=full_env, cwd=REPO,
         stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT if log else subprocess.PIPE,
@@ -303,7 +305,7 @@ def app_db(request: pytest.FixtureRequest, migrated_templates: dict[str, str],
 
 
 @contextmanager
-def serving(args: list[str], env: dict[str, str]
+def serving(args: list[str], env: Mapping[str, str | None]
             ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """A real `workspaces serve` on a free port, up and answering /healthz."""
     port = free_port()

@@ -124,3 +124,34 @@ def test_the_smoke_command_fails_loudly_on_a_broken_deployment(db_url: str) -> N
     unreachable = spawn(["smoke", "--base-url", f"http://127.0.0.1:{free_port()}"])
     out, _ = unreachable.communicate(timeout=60)
     assert unreachable.returncode == 1 and "FAIL  service ready" in out
+
+
+def _invite_link(base: str) -> str:
+    """Sign up, create a workspace and invite someone on the server at `base`: the link."""
+    owner = httpx.post(f"{base}/api/auth/signup", json={
+        "email": "ann@example.com", "password": "correct horse battery", "name": "Ann"})
+    headers = {"Authorization": f"Bearer {owner.json()['token']}"}
+    slug = httpx.post(f"{base}/api/workspaces", json={"name": "Acme"},
+                      headers=headers).json()["slug"]
+    issued = httpx.post(f"{base}/api/workspaces/{slug}/invites",
+                        json={"email": "bob@example.com"}, headers=headers)
+    assert issued.status_code == 201, issued.text
+    return str(issued.json()["accept_url"])
+
+
+def test_base_url_follows_the_port_when_unset(sqlite_url: str) -> None:
+    with serving(["--database-url", sqlite_url], {"BASE_URL": None}) as (base, _):
+        assert _invite_link(base).startswith(f"{base}/invites/")
+
+
+def test_a_base_url_on_another_port_is_warned_about_and_fails_the_smoke_test(
+        sqlite_url: str) -> None:
+    with serving(["--database-url", sqlite_url],
+                 {"BASE_URL": "http://localhost:8000"}) as (base, process):
+        smoke = spawn(["smoke", "--base-url", base])
+        out, _ = smoke.communicate(timeout=60)
+        log = server_log(process)
+    assert "BASE_URL is http://localhost:8000, but this server listens on port" in log
+    assert smoke.returncode == 1
+    assert "FAIL  invite the second user: the invite link points at http://localhost:8000" \
+        in out

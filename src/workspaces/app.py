@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from workspaces import __version__, housekeeping
@@ -103,6 +104,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    audit_router, accounts_pages, workspaces_pages, members_pages, invites_pages):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        """Asked for by browsers on pages that name no icon (the API docs, files)."""
+        return FileResponse(html.HERE / "static" / "favicon.svg", media_type="image/svg+xml",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
     app.add_middleware(SecurityHeaders, hsts=html.served_over_https(settings))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 

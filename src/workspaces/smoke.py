@@ -12,12 +12,24 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 
 class StepFailed(Exception):
     pass
+
+
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port, the loopback names counted as one (they reach the same server)."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    host = "localhost" if parts.hostname in LOOPBACK else parts.hostname
+    return f"{parts.scheme}://{host}:{port}"
 
 
 @dataclass
@@ -83,6 +95,10 @@ class Smoke:
             body = self._call("POST", f"/api/workspaces/{self.state['slug']}/invites", 201,
                               token=self.state["a"], json={"email": self._address(who)})
             self.state[f"invite_{who}"] = body
+            link, ours = _origin(body["accept_url"]), _origin(self.base_url)
+            if link != ours:  # the emailed links would lead people elsewhere
+                raise StepFailed(f"the invite link points at {link}, not at {ours}: set "
+                                 f"BASE_URL={ours} on the server")
             return f"invite {body['id']}"
         return act
 

@@ -36,6 +36,7 @@ def serve(
     if database_url:
         os.environ["DATABASE_URL"] = database_url  # worker processes read settings again
         get_settings.cache_clear()
+    base_notice = _follow_the_port(host, port)
     with guard(False):  # every setting checked before the schema is touched (--migrate)
         check_settings(get_settings())
         email_notice = _email_notice(get_settings())
@@ -49,6 +50,8 @@ def serve(
         application = create_app()
     if email_notice:
         print(email_notice, file=sys.stderr, flush=True)
+    if base_notice:
+        print(base_notice, file=sys.stderr, flush=True)
     print(f"Serving on http://{host}:{port} (database {report.database})", flush=True)
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the
     # application reads it only from TRUSTED_PROXIES (web.deps.client_address).
@@ -57,6 +60,32 @@ def serve(
                     workers=workers, log_level="info", proxy_headers=False)
     else:
         uvicorn.run(application, host=host, port=port, log_level="info", proxy_headers=False)
+
+
+def _follow_the_port(host: str, port: int) -> str | None:
+    """Emailed links start with BASE_URL. Unset, it is where this server listens (workers read
+    it from the environment); set to a loopback address on another port, it sends people to
+    some other server: say so."""
+    import os
+    from urllib.parse import urlsplit
+
+    from workspaces.settings import get_settings
+
+    settings = get_settings()
+    if "base_url" not in settings.model_fields_set:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        shown = f"[{shown}]" if ":" in shown else shown
+        os.environ["BASE_URL"] = f"http://{shown}:{port}"
+        get_settings.cache_clear()
+        return None
+    parts = urlsplit(settings.base_url)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    named = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    if loopback and named != port:
+        return (f"WARNING:  BASE_URL is {settings.base_url}, but this server listens on port "
+                f"{port}: emailed links will lead elsewhere. Unset BASE_URL, or set it to "
+                f"this server's public address.")
+    return None
 
 
 def _email_notice(settings: Settings) -> str | None:

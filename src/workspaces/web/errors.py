@@ -84,6 +84,8 @@ def add_error_handlers(app: FastAPI) -> None:
                 if match != Match.NONE:
                     allowed |= getattr(route, "methods", None) or set()
             headers["Allow"] = ", ".join(sorted(allowed))
+        if html.is_page(request):
+            await html.find_page_user(request)
         return respond(request, AppError(message, status=exc.status_code,
                                          code=codes.get(exc.status_code, "http_error"),
                                          headers=headers))

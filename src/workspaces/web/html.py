@@ -34,12 +34,13 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadData, Signer, URLSafeTimedSerializer
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces.accounts.service import Session, UserInfo, user_for_token
 from workspaces.errors import AppError, Forbidden
 from workspaces.settings import Settings
-from workspaces.web.deps import Conn
+from workspaces.web.deps import Conn, connection
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -280,9 +281,30 @@ def is_page(request: Request) -> bool:
     return not request.url.path.startswith(("/api/", "/healthz", "/readyz", "/openapi"))
 
 
+UPGRADING = "This part of the service is being upgraded. Try again in a few minutes."
+
+
 def error_page(request: Request, error: AppError) -> HTMLResponse:
+    """The page for a refusal. A schema problem is told to people as an upgrade in progress:
+    which table and which command are for operators (the log, /readyz, the API's JSON)."""
     headings = {503: "Service is being upgraded", 404: "Not found", 403: "Not allowed",
-                410: "Invitation no longer valid", 429: "Slow down"}
+                410: "No longer valid", 429: "Slow down"}
+    text = UPGRADING if error.code == "schema_out_of_date" else error.message
     return render(request, "message.html", error.status, headers=error.headers,
-                  heading=headings.get(error.status, "Something is not right"),
-                  text=error.message)
+                  heading=headings.get(error.status, "Something is not right"), text=text)
+
+
+async def find_page_user(request: Request) -> None:
+    """Who is signed in, for a page no route answered (404, 405): its header shows the
+    session like every other page. A database that cannot say leaves it anonymous."""
+    if hasattr(request.state, "user"):
+        return
+    request.state.user = None
+    token = session_token(request)
+    if not token:
+        return
+    try:
+        async with connection(request, write=False) as conn:
+            request.state.user = await user_for_token(conn, token=token, kind="browser")
+    except (SQLAlchemyError, OSError, AppError):
+        return

@@ -1,0 +1,51 @@
+"""Pages as people see them: an icon, the session in the header of every page (error pages
+too), and an upgrade in progress told without operator details."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Api
+
+
+def _sign_in_page(api: Api, email: str) -> None:
+    """A browser session in the client's cookies."""
+    api.signup(email)
+    form = api.client.get("/signin").text
+    csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    signed = api.client.post("/signin", data={"csrf_token": csrf, "email": email,
+                                              "password": "correct horse battery"})
+    assert signed.status_code == 200 and "Sign out" in signed.text
+
+
+def test_the_icon_is_served_by_the_app(api: Api) -> None:
+    page = api.client.get("/signin").text
+    assert '<link rel="icon" href="/static/favicon.svg"' in page
+    for path in ("/favicon.ico", "/static/favicon.svg"):
+        icon = api.client.get(path)
+        assert icon.status_code == 200 and icon.headers["content-type"].startswith(
+            "image/svg+xml") and icon.content.startswith(b"<svg")
+
+
+def test_404_and_405_pages_show_who_is_signed_in(api: Api) -> None:
+    anonymous = api.client.get("/no/such/page")
+    assert anonymous.status_code == 404 and 'href="/signin"' in anonymous.text
+    _sign_in_page(api, "ann@example.com")
+    for response in (api.client.get("/no/such/page"), api.client.get("/signout")):
+        assert response.status_code in (404, 405)
+        assert "ann@example.com" in response.text and "Sign out" in response.text
+        assert 'href="/signin">Sign in' not in response.text
+
+
+def test_an_upgrade_page_names_no_table_and_no_command(api: Api) -> None:
+    _sign_in_page(api, "ann@example.com")
+    bob = api.signup("bob@example.com")
+    slug = api.workspace(bob, "Acme")
+    api.db.sql("DROP TABLE workspace_invites" + (" CASCADE" if api.db.is_pg else ""))
+    page = api.client.get(f"/invites/{'x' * 43}")
+    assert page.status_code == 503
+    assert "being upgraded. Try again in a few minutes." in page.text
+    assert "workspace_invites" not in page.text and "workspaces db" not in page.text
+    data = api.client.get(f"/api/workspaces/{slug}/invites", headers=bob)
+    assert data.status_code == 503  # the API keeps the operator's details
+    assert data.json()["error"]["table"] == "workspace_invites"
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 503 and "workspace_invites" in ready.text
