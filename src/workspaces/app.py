@@ -27,7 +27,7 @@ from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
 from workspaces.security import Passwords, secret_key
 from workspaces.settings import Settings, get_settings
-from workspaces.web import html
+from workspaces.web import html, reloads
 from workspaces.web.errors import RedactInviteTokens, add_error_handlers
 from workspaces.web.guard import SchemaGuard
 from workspaces.web.health import router as health_router
@@ -101,7 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not any(isinstance(f, RedactInviteTokens) for f in access_log.filters):
         access_log.addFilter(RedactInviteTokens())
     for router in (accounts_router, workspaces_router, members_router, invites_router,
-                   audit_router, accounts_pages, workspaces_pages, members_pages, invites_pages):
+                   audit_router, accounts_pages, workspaces_pages, members_pages, invites_pages,
+                   reloads.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")
 

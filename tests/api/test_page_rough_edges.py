@@ -29,7 +29,7 @@ def test_404_and_405_pages_show_who_is_signed_in(api: Api) -> None:
     anonymous = api.client.get("/no/such/page")
     assert anonymous.status_code == 404 and 'href="/signin"' in anonymous.text
     _sign_in_page(api, "ann@example.com")
-    for response in (api.client.get("/no/such/page"), api.client.get("/signout")):
+    for response in (api.client.get("/no/such/page"), api.client.delete("/signin")):
         assert response.status_code in (404, 405)
         assert "ann@example.com" in response.text and "Sign out" in response.text
         assert 'href="/signin">Sign in' not in response.text
@@ -49,3 +49,15 @@ def test_an_upgrade_page_names_no_table_and_no_command(api: Api) -> None:
     assert data.json()["error"]["table"] == "workspace_invites"
     ready = api.client.get("/readyz")
     assert ready.status_code == 503 and "workspace_invites" in ready.text
+
+
+def test_reloading_where_a_form_was_posted_goes_back_to_its_page(api: Api) -> None:
+    """A refused form is shown at the address it was posted to; reloading that address is a
+    GET, which leads back to the form's page instead of 405."""
+    _sign_in_page(api, "ann@example.com")
+    for posted, page in (("/w/acme/invites", "/w/acme"), ("/workspaces", "/"),
+                         ("/w/acme/invites/123/revoke", "/w/acme"),
+                         ("/w/acme/members/123/role", "/w/acme"),
+                         ("/invites/abc/accept", "/invites/abc"), ("/signout", "/")):
+        reloaded = api.client.get(posted, follow_redirects=False)
+        assert (reloaded.status_code, reloaded.headers["location"]) == (303, page), posted
