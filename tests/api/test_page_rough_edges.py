@@ -61,3 +61,23 @@ def test_reloading_where_a_form_was_posted_goes_back_to_its_page(api: Api) -> No
                          ("/invites/abc/accept", "/invites/abc"), ("/signout", "/")):
         reloaded = api.client.get(posted, follow_redirects=False)
         assert (reloaded.status_code, reloaded.headers["location"]) == (303, page), posted
+
+
+def test_revoke_and_remove_ask_first_and_change_nothing_until_confirmed(api: Api) -> None:
+    _sign_in_page(api, "ann@example.com")
+    ann = api.client.post("/api/auth/login", json={"email": "ann@example.com",
+                                                   "password": "correct horse battery"})
+    owner = {"Authorization": f"Bearer {ann.json()['token']}"}
+    slug = api.workspace(owner, "Acme")
+    invite = api.invite(owner, slug, "carol@example.com")
+    tab = api.client.get(f"/w/{slug}").text
+    csrf = tab.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    path = f"/w/{slug}/invites/{invite['id']}"
+    asked = api.client.post(f"{path}/revoke", data={"csrf_token": csrf})
+    assert asked.status_code == 200 and "Revoke the invite to carol@example.com?" in asked.text
+    assert 'name="confirmed" value="yes"' in asked.text
+    assert api.db.sql("SELECT status FROM workspace_invites") == [("pending",)]
+    done = api.client.post(f"{path}/revoke", data={"csrf_token": csrf, "confirmed": "yes"},
+                           follow_redirects=False)
+    assert done.status_code == 303
+    assert api.db.sql("SELECT status FROM workspace_invites") == [("revoked",)]

@@ -79,6 +79,11 @@ def test_resend_and_revoke_from_the_invites_table(page: Page, site: Site) -> Non
     second = link_in(site.mail.wait_for(2)[1])
     assert first != second
     page.get_by_role("button", name="Revoke invite to carol@example.com").click()
+    # Asked first (a page of its own: no JavaScript needed); Cancel would change nothing.
+    expect(page.get_by_role("heading", name="Revoke the invite to carol@example.com?")) \
+        .to_be_visible()
+    site.screenshot(page, "confirm-revoke")
+    page.get_by_role("button", name="Revoke").click()
     expect(page.get_by_role("status")).to_contain_text("Invite to carol@example.com revoked")
     expect(page.get_by_role("row").filter(has_text="carol@example.com")).to_contain_text("revoked")
     expect(page.get_by_role("button", name="Revoke invite to carol@example.com")).to_have_count(0)
@@ -164,6 +169,11 @@ def test_a_member_sees_the_members_read_only(page: Page, browser: Browser, site:
     page.get_by_role("button", name="Change role of gus@example.com").click()
     expect(page.get_by_role("status")).to_contain_text("gus@example.com is now admin")
     page.get_by_role("button", name="Remove gus@example.com").click()
+    expect(page.get_by_role("heading", name="Remove gus@example.com?")).to_be_visible()
+    page.get_by_role("link", name="Cancel").click()  # nothing happens
+    expect(page.get_by_role("region", name="Members")).to_contain_text("gus@example.com")
+    page.get_by_role("button", name="Remove gus@example.com").click()
+    page.get_by_role("button", name="Remove", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("Member removed")
     members = page.get_by_role("region", name="Members")
     expect(members.get_by_role("cell", name="gus@example.com")).to_have_count(0)

@@ -18,11 +18,13 @@ from workspaces.members.pages import members_tab
 from workspaces.web.deps import AppSettings, Conn, PasswordHashing, Tx
 from workspaces.web.html import (
     BROWSER_SESSION,
+    Confirmed,
     CsrfChecked,
     PageUser,
     SignedIn,
     act,
     attempt,
+    confirm_page,
     field_errors,
     redirect,
     render,
@@ -124,8 +126,15 @@ async def resend(request: Request, slug: str, invite_id: uuid.UUID, conn: Conn,
 
 @router.post("/w/{slug}/invites/{invite_id}/revoke", dependencies=[CsrfChecked])
 async def revoke(request: Request, slug: str, invite_id: uuid.UUID, conn: Conn,
-                 user: SignedIn) -> Response:
+                 user: SignedIn, confirmed: Confirmed = "") -> Response:
     access = await load_access(conn, slug=slug, user=user)
+    if confirmed != "yes":
+        invite = await service.get_invite(conn, workspace_id=access.workspace.id,
+                                          invite_id=invite_id)
+        return confirm_page(request, heading=f"Revoke the invite to {invite.email}?",
+                            button="Revoke", cancel=f"/w/{slug}",
+                            text="The emailed link stops working at once. You can invite "
+                                 "the address again later.")
     return await act(
         request, conn, lambda: service.revoke_invite(conn, access=access, invite_id=invite_id),
         back=f"/w/{slug}",

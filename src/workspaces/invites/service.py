@@ -112,6 +112,12 @@ def _select(*, email: bool = True) -> Any:
     return select(*columns).outerjoin(users, users.c.id == invites.c.created_by_user_id)
 
 
+async def get_invite(conn: AsyncConnection, *, workspace_id: uuid.UUID,
+                     invite_id: uuid.UUID) -> InviteInfo:
+    """One invite of the workspace; 404 `invite_not_found` else."""
+    return await _get(conn, workspace_id, invite_id)
+
+
 async def _get(conn: AsyncConnection, workspace_id: uuid.UUID, invite_id: uuid.UUID) -> InviteInfo:
     row = (await conn.execute(
         _select().where(invites.c.id == invite_id, invites.c.workspace_id == workspace_id)

@@ -14,7 +14,15 @@ from workspaces.invites import service as invites
 from workspaces.members import service
 from workspaces.roles import ROLES
 from workspaces.web.deps import Conn
-from workspaces.web.html import CsrfChecked, SignedIn, act, redirect, render
+from workspaces.web.html import (
+    Confirmed,
+    CsrfChecked,
+    SignedIn,
+    act,
+    confirm_page,
+    redirect,
+    render,
+)
 from workspaces.workspaces.service import Access, load_access
 
 router = APIRouter(include_in_schema=False)
@@ -63,10 +71,21 @@ async def change_role(request: Request, slug: str, user_id: uuid.UUID, conn: Con
 
 @router.post("/w/{slug}/members/{user_id}/remove", dependencies=[CsrfChecked])
 async def remove(request: Request, slug: str, user_id: uuid.UUID, conn: Conn,
-                 user: SignedIn) -> Response:
-    """Remove someone, or leave (your own row)."""
+                 user: SignedIn, confirmed: Confirmed = "") -> Response:
+    """Remove someone, or leave (your own row), once confirmed."""
     access = await load_access(conn, slug=slug, user=user)
     left = user_id == access.user.id
+    if confirmed != "yes":
+        name = access.workspace.name
+        if left:
+            return confirm_page(request, heading=f"Leave {name}?", button="Leave",
+                                text=f"You will lose access to {name} until someone invites "
+                                     "you again.", cancel=f"/w/{slug}")
+        target = await service.get_member(conn, workspace_id=access.workspace.id,
+                                          user_id=user_id)
+        return confirm_page(request, heading=f"Remove {target.email}?", button="Remove",
+                            text=f"{target.name} ({target.email}) will lose access to {name}.",
+                            cancel=f"/w/{slug}")
     return await act(
         request, conn, lambda: service.remove_member(conn, access=access, user_id=user_id),
         back=f"/w/{slug}",

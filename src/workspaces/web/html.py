@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadData, Signer, URLSafeTimedSerializer
@@ -270,6 +270,17 @@ async def act(request: Request, conn: AsyncConnection, work: Callable[[], Awaita
     if isinstance(result, AppError):
         return redirect(request, back, result.message, kind="error")
     return done(result)
+
+
+Confirmed = Annotated[str, Form(max_length=3)]
+
+
+def confirm_page(request: Request, *, heading: str, text: str, button: str,
+                 cancel: str) -> HTMLResponse:
+    """Ask before a destructive action, without JavaScript: the page posts the same form again
+    to the same address, `confirmed=yes` added (the handler acts only then)."""
+    return render(request, "confirm.html", heading=heading, text=text, button=button,
+                  action=request.url.path, cancel=cancel)
 
 
 def field_errors(error: AppError) -> dict[str, str]:
