@@ -19,7 +19,7 @@ def _workspace(page: Page, name: str = "Acme Inc") -> None:
 def _invite(page: Page, email: str, role: str = "member") -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Role", exact=True).select_option(role)
-    page.get_by_role("button", name="Send invite").click()
+    page.get_by_role("button", name="Send invite", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text(f"Invite sent to {email}")
 
 
@@ -215,3 +215,19 @@ def test_an_existing_user_signs_in_from_the_invite_and_accepts(
     hank.get_by_role("button", name="Accept").click()
     expect(hank.get_by_role("status")).to_contain_text("You joined Acme Inc as member")
     other.close()
+
+
+def test_the_members_tab_fits_a_375_px_phone(browser: Browser, site: Site) -> None:
+    phone = browser.new_context(base_url=site.base, viewport={"width": 375, "height": 740})
+    page = phone.new_page()
+    sign_up(page, "Ann Long-Name", "ann.with.a.rather.long.address@example.com")
+    _workspace(page)
+    _invite(page, "someone.with.a.long.address@example.org")
+    _invite(page, "carol@example.com")
+    page.reload()
+    site.screenshot(page, "members-tab-375")
+    width = page.evaluate("[document.documentElement.scrollWidth, "
+                          "document.documentElement.clientWidth]")
+    assert width[0] <= width[1], width
+    expect(page.get_by_role("button", name="Revoke invite to carol@example.com")).to_be_visible()
+    phone.close()
