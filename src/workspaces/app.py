@@ -9,7 +9,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -91,8 +91,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await sweeper
             await app.state.engine.dispose()
 
+    # /docs is the app's own page over vendored Swagger UI (web/static/swagger-ui): FastAPI's
+    # loads it from a CDN with an inline script, blank offline and outside our CSP.
     app = FastAPI(title="Workspaces", version=__version__, lifespan=lifespan,
-                  description="Workspace membership and email invitations.")
+                  description="Workspace membership and email invitations.",
+                  docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.secret_key = key  # signs flash and anonymous cookies, CSRF tokens
     app.state.guard = guard
@@ -105,6 +108,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    reloads.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> Response:
+        """Swagger UI over /openapi.json, every asset served from here."""
+        return html.templates.TemplateResponse(request, "docs.html")
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> FileResponse:
