@@ -84,10 +84,12 @@ def test_an_invite_flow_against_a_running_server(db_url: str, smtp: Sink) -> Non
         assert client.get("/readyz").json()["status"] == "ready"
         assert client.get("/openapi.json").json()["info"]["title"] == "Workspaces"
         assert client.get(f"/invites/{token}").status_code == 200
+        assert client.get(f"/reset/{token}").status_code == 410  # a made-up reset link
         process.terminate()
         process.wait(timeout=20)
         output = server_log(process)
     assert "/invites/[redacted]" in output  # the access log saw the link, without its token
+    assert "/reset/[redacted]" in output
     assert token not in output
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workspaces import clock
-from workspaces.models import auth_tokens, rate_limit_counters
+from workspaces.models import account_tokens, auth_tokens, rate_limit_counters
 
 log = logging.getLogger("workspaces.housekeeping")
 KEEP = timedelta(days=1)  # at least the longest rate-limit window (a day)
@@ -36,7 +36,9 @@ async def sweep(engine: AsyncEngine) -> Swept:
         windows = await conn.execute(
             delete(rate_limit_counters).where(rate_limit_counters.c.window_start < cutoff))
         tokens = await conn.execute(delete(auth_tokens).where(auth_tokens.c.expires_at < cutoff))
-    return Swept(windows.rowcount, tokens.rowcount)
+        links = await conn.execute(  # mailed one-time links, with the address they went to
+            delete(account_tokens).where(account_tokens.c.expires_at < cutoff))
+    return Swept(windows.rowcount, tokens.rowcount + links.rowcount)
 
 
 async def run(engine: AsyncEngine, stop: asyncio.Event) -> None:

@@ -12,17 +12,19 @@ from workspaces.settings import Settings
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"password_reset_limit_per_client_per_hour": 6,
-                                       "password_reset_limit_per_address_per_hour": 2})
+                                       "password_reset_limit_per_account_per_hour": 2})
 
 
-def test_a_mailbox_gets_few_emails_and_a_client_few_requests(api: Api) -> None:
+def test_an_account_gets_few_emails_and_a_client_few_requests(api: Api) -> None:
     api.signup("ann@example.com")
-    for address in ("ann@example.com",) * 3 + ("ann+x@example.com", "nobody@example.com",
-                                              "nobody@example.com"):
-        # The same answer past the mailbox's limit: nobody learns that it has an account.
+    for address in ("ann+x@example.com", "a.nn@example.com", "ann+y@example.com"):
+        # Look-alikes of the account's address have no account: they use up nothing of it
+        # (found by attacking: they silenced the real user's reset for as long as they went on).
         assert api.client.post("/api/auth/password-reset",
                                json={"email": address}).status_code == 202
-    # Two emails for ann's mailbox (+tags count as the mailbox), none for nobody.
+    for _ in range(3):  # the same answer past the account's limit: nobody learns it exists
+        assert api.client.post("/api/auth/password-reset",
+                               json={"email": "ann@example.com"}).status_code == 202
     assert api.db.sql("SELECT count(*) FROM account_tokens") == [(2,)]
     assert api.db.sql("SELECT count(*) FROM email_outbox") == [(2,)]
     refused = api.client.post("/api/auth/password-reset", json={"email": "bob@example.com"})

@@ -94,15 +94,21 @@ async def password_reset(request: Request, tx: Tx, settings: AppSettings,
                   back=("/signin", "Back to sign in"))
 
 
+NO_STORE = {"Cache-Control": "no-store"}  # the page holds the link's token and an address
+
+
 async def _reset_form(request: Request, conn: Conn, token: str, *, status: int = 200,
                       errors: dict[str, str] | None = None) -> Response:
     try:
         link = await recovery.check_link(conn, token)
     except AppError as error:
         return render(request, "message.html", error.status, heading="This link does not work",
-                      text=error.message, back=("/password-reset", "Ask for a new link"))
+                      text=error.message, back=("/password-reset", "Ask for a new link"),
+                      headers=NO_STORE)
+    signed_in = getattr(request.state, "user", None)
+    other = signed_in.email if signed_in and signed_in.id != link.user_id else None
     return render(request, "reset_password.html", status, token=token, email=link.email,
-                  errors=errors or {})
+                  errors=errors or {}, other_account=other, headers=NO_STORE)
 
 
 @router.get("/reset/{token}")
@@ -113,6 +119,7 @@ async def reset_page(request: Request, conn: Conn, user: PageUser, token: str) -
 @router.post("/reset/{token}", dependencies=[CsrfChecked])
 async def reset(request: Request, tx: Tx, passwords: PasswordHashing, settings: AppSettings,
                 token: str, password: Annotated[str, Form(max_length=1024)] = "") -> Response:
+    """No request-wide connection (no PageUser): the password is hashed with none open."""
     try:
         address = await recovery.reset_password(tx, passwords, token=token, password=password,
                                                 settings=settings)
@@ -124,8 +131,15 @@ async def reset(request: Request, tx: Tx, passwords: PasswordHashing, settings: 
         async with tx.read() as conn:
             return await _reset_form(request, conn, token, status=422,
                                      errors=field_errors(error))
+    # This browser's own session ends too, whichever account it was (one browser may hold
+    # another account's session: the page said so).
+    own = session_token(request)
+    if own:
+        async with tx.write() as conn:
+            await service.revoke_token(conn, token=own)
     response = redirect(request, "/signin", f"Your password was changed: sign in as {address} "
                         "with the new one. Every other session was signed out.")
+    response.headers.update(NO_STORE)
     end_session(request, response)
     return response
 

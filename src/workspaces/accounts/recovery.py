@@ -30,34 +30,36 @@ RESET_TTL = timedelta(hours=1)
 RESET_PATH = "reset"  # the page at BASE_URL/reset/<token>
 
 
-def _limits(address: str, client: str, settings: Settings
-            ) -> tuple[ratelimit.Limit, ratelimit.Limit]:
-    per_client = ratelimit.Limit(f"reset:client:{ratelimit.client_key(client)}",
-                                 settings.password_reset_limit_per_client_per_hour,
-                                 timedelta(hours=1), "password reset requests")
-    per_address = ratelimit.Limit(f"reset:mailbox:{ratelimit.mailbox_key(address)}",
-                                  settings.password_reset_limit_per_address_per_hour,
-                                  timedelta(hours=1), "password reset emails")
-    return per_client, per_address
+def _per_client(client: str, settings: Settings) -> ratelimit.Limit:
+    return ratelimit.Limit(f"reset:client:{ratelimit.client_key(client)}",
+                           settings.password_reset_limit_per_client_per_hour,
+                           timedelta(hours=1), "password reset requests")
+
+
+def _per_account(user_id: uuid.UUID, settings: Settings) -> ratelimit.Limit:
+    """Counted only when an email is queued, per account: requests for addresses without an
+    account (look-alikes, `+tags`) cannot use up the real account's emails."""
+    return ratelimit.Limit(f"reset:account:{user_id}",
+                           settings.password_reset_limit_per_account_per_hour,
+                           timedelta(hours=1), "password reset emails")
 
 
 async def request_reset(tx: Transactions, *, email: str, client: str,
                         settings: Settings) -> None:
     """Mail a reset link when the address has an account. The answer does not say whether it
-    has: a client over its own limit gets 429, an address over its limit silently gets no
+    has: a client over its own limit gets 429, an account over its limit silently gets no
     more emails (a stranger cannot flood a mailbox, nor learn from a 429 that it exists)."""
     address = normalize_email(email)  # 422 for what is no address at all: that tells nothing
-    per_client, per_address = _limits(address, client, settings)
     async with tx.write() as conn:
-        await ratelimit.hit(conn, per_client)
-        try:
-            async with conn.begin_nested():
-                await ratelimit.hit(conn, per_address)
-        except RateLimited:
-            return
+        await ratelimit.hit(conn, _per_client(client, settings))
         row = (await conn.execute(
             select(users.c.id, users.c.email).where(users.c.email == address))).first()
         if row is None:
+            return
+        try:
+            async with conn.begin_nested():
+                await ratelimit.hit(conn, _per_account(row.id, settings))
+        except RateLimited:
             return
         token = new_token()
         now = clock.now()
