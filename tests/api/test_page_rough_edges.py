@@ -81,3 +81,37 @@ def test_revoke_and_remove_ask_first_and_change_nothing_until_confirmed(api: Api
                            follow_redirects=False)
     assert done.status_code == 303
     assert api.db.sql("SELECT status FROM workspace_invites") == [("revoked",)]
+
+
+def test_a_member_can_leave_after_confirming_and_the_sole_owner_cannot(api: Api) -> None:
+    owner = api.signup("owner@example.com")
+    slug = api.workspace(owner, "Acme")
+    token = api.invite_token(owner, slug, "ann@example.com")
+    _sign_in_page(api, "ann@example.com")
+    tab = api.client.get(f"/invites/{token}").text
+    csrf = tab.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    assert api.client.post(f"/invites/{token}/accept", data={"csrf_token": csrf}).status_code \
+        == 200
+    page = api.client.get(f"/w/{slug}").text
+    assert "Leave Acme" in page
+    ann_id = api.db.sql("SELECT id FROM users WHERE email = 'ann@example.com'")[0][0]
+    leave = f"/w/{slug}/members/{ann_id}/remove"
+    asked = api.client.post(leave, data={"csrf_token": csrf})
+    assert asked.status_code == 200 and "Leave Acme?" in asked.text
+    assert len(api.client.get(f"/api/workspaces/{slug}/members", headers=owner).json()) == 2
+    left = api.client.post(leave, data={"csrf_token": csrf, "confirmed": "yes"},
+                           follow_redirects=False)
+    assert left.status_code == 303 and left.headers["location"] == "/"
+    assert [m["email"] for m in api.client.get(f"/api/workspaces/{slug}/members",
+                                               headers=owner).json()] == ["owner@example.com"]
+
+
+def test_the_sole_owner_is_told_to_hand_over_instead_of_a_leave_button(api: Api) -> None:
+    _sign_in_page(api, "ann@example.com")
+    form = api.client.get("/").text
+    csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    created = api.client.post("/workspaces", data={"csrf_token": csrf, "name": "Solo"},
+                              follow_redirects=True)
+    assert created.status_code == 200
+    assert "make someone else an owner before you can leave" in created.text
+    assert "Leave Solo" not in created.text
