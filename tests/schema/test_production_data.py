@@ -449,3 +449,12 @@ def test_a_dropped_check_is_drift_and_repair_checks_the_rows_first(pg_url: str) 
     cli.sql("UPDATE email_outbox SET status = 'failed' WHERE status = 'bounced'")
     assert cli("db", "repair").exit_code == 0
     assert cli("db", "status").exit_code == 0
+
+
+def test_complete_refuses_a_migration_whose_predecessors_are_not_applied(cli: Cli) -> None:
+    assert cli("db", "deploy", "--to", INVITES).exit_code == 0
+    refused = cli("db", "complete", ALL[-1])
+    assert refused.exit_code == 1 and "error[earlier_not_applied]" in refused.stderr
+    assert steps(refused.stderr)[0].startswith("workspaces db status")
+    applied = cli("db", "complete", INVITES)
+    assert applied.exit_code == 1 and "error[already_applied]" in applied.stderr

@@ -137,15 +137,18 @@ def _confirm(what: str, yes: bool, as_json: bool, rerun: str) -> Callable[[list[
     return confirm
 
 
+OrphansChoice = Annotated[Orphans, typer.Option(
+    "--orphans", help="Rows whose referenced row is gone: refuse (show them and stop), null "
+    "(clear the reference), delete (the rows), keep (PostgreSQL: add the key NOT VALID).")]
+Yes = Annotated[bool, typer.Option("--yes", help="Do not ask before deleting rows.")]
+
+
 @db_app.command()
 def repair(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL and count the rows "
                        "in the way; change nothing.")] = False,
-    orphans: Annotated[Orphans, typer.Option(
-        "--orphans", help="Rows whose referenced row is gone: refuse (show them and stop), "
-        "null (clear the reference), delete (the rows), keep (PostgreSQL: add the key NOT "
-        "VALID).")] = Orphans.refuse,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before deleting rows.")] = False,
+    orphans: OrphansChoice = Orphans.refuse,
+    yes: Yes = False,
     database_url: DatabaseUrl = None,
     as_json: AsJson = False,
     lock_timeout: LockTimeout = 60.0,
@@ -163,9 +166,8 @@ def repair(
 @db_app.command()
 def complete(
     migration_id: Annotated[str, typer.Argument(metavar="ID")],
-    orphans: Annotated[Orphans, typer.Option(
-        "--orphans", help="As for repair: rows whose referenced row is gone.")] = Orphans.refuse,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before deleting rows.")] = False,
+    orphans: OrphansChoice = Orphans.refuse,
+    yes: Yes = False,
     database_url: DatabaseUrl = None,
     as_json: AsJson = False,
     lock_timeout: LockTimeout = 60.0,

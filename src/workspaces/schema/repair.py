@@ -100,8 +100,7 @@ class Repairing(ToolkitCore):
                 metadata = applied_model(report, self.migrations).to_metadata()
                 violations = self._violations(conn, plan, metadata)
             self._refuse_for_data(violations, orphans)
-            if (orphans == Orphans.delete and any(v.kind == "orphans" for v in violations)
-                    and not confirm([f"delete {v.describe()}" for v in violations])):
+            if not _deleting_confirmed(violations, orphans, confirm):
                 writing.cancelled = True
                 return Result(Exit.ERROR, ["Repair cancelled; nothing changed."],
                               {"cancelled": True})
@@ -165,8 +164,7 @@ class Repairing(ToolkitCore):
                 metadata = model.to_metadata()
                 violations = self._violations(conn, plan, metadata)
             self._refuse_for_data(violations, orphans, f"complete {migration_id}")
-            if (orphans == Orphans.delete and violations
-                    and not confirm([f"delete {v.describe()}" for v in violations])):
+            if not _deleting_confirmed(violations, orphans, confirm):
                 writing.cancelled = True
                 return Result(Exit.ERROR, ["Cancelled; nothing changed."], {"cancelled": True})
             made = ", ".join(s.what for s in plan) or "nothing"
@@ -368,6 +366,15 @@ class Repairing(ToolkitCore):
             "definition" for d in by_hand
         ]
         return plan, manual
+
+
+def _deleting_confirmed(violations: list[Violation], orphans: Orphans,
+                        confirm: Callable[[list[str]], bool]) -> bool:
+    """`--orphans=delete` with rows to delete asks first (shown the rows); anything else
+    needs no question. (Only orphans remain here: other violations were refused.)"""
+    if orphans != Orphans.delete or not violations:
+        return True
+    return confirm([f"delete {v.describe()}" for v in violations])
 
 
 _COMPLETABLE = (alembic_ops.CreateTableOp, alembic_ops.AddColumnOp, alembic_ops.CreateIndexOp,
