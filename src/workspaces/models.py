@@ -63,6 +63,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     email_skeleton: Mapped[str | None] = mapped_column(String(320))
+    # When the address was proven to reach this person (a link mailed to it was used); NULL:
+    # unverified (accounts made before verification existed stay so until they verify).
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Workspace(Base):
@@ -159,6 +162,20 @@ class AccountToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class AccountEvent(Base):
+    """An account's own security trail (password changed or reset, address verified or
+    changed, sessions signed out), shown to its owner; no secrets in it."""
+
+    __tablename__ = "account_events"
+    __table_args__ = (Index("ix_account_events_user_id_created_at", "user_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class EmailOutbox(Base):
     """Emails written in the same transaction as the change that causes them, sent later."""
 
@@ -228,6 +245,7 @@ members: Table = cast(Table, WorkspaceMember.__table__)
 invites: Table = cast(Table, WorkspaceInvite.__table__)
 auth_tokens: Table = cast(Table, AuthToken.__table__)
 account_tokens: Table = cast(Table, AccountToken.__table__)
+account_events: Table = cast(Table, AccountEvent.__table__)
 outbox: Table = cast(Table, EmailOutbox.__table__)
 audit_events: Table = cast(Table, AuditEvent.__table__)
 rate_limit_counters: Table = cast(Table, RateLimitCounter.__table__)

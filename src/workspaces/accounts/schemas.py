@@ -38,6 +38,7 @@ class UserRead(ReadModel):
     email: str
     name: str
     created_at: datetime
+    email_verified_at: datetime | None  # null until a link mailed to the address is used
 
 
 class TokenRead(BaseModel):

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit
+from workspaces.accounts.events import record_account_event
 from workspaces.db import Transactions
 from workspaces.errors import (
     AppError,
@@ -35,14 +36,22 @@ class UserInfo:
     email: str
     name: str
     created_at: datetime
+    email_verified_at: datetime | None = None  # None: the address is not proven yet
+
+    @property
+    def verified(self) -> bool:
+        return self.email_verified_at is not None
 
 
-_USER_COLUMNS = (users.c.id, users.c.email, users.c.name, users.c.created_at)
+_USER_COLUMNS = (users.c.id, users.c.email, users.c.name, users.c.created_at,
+                 users.c.email_verified_at)
 
 
 def user_of(row: Any) -> UserInfo:
     """The UserInfo in a row that selected the user columns (e.g. `token_user_query`)."""
-    return UserInfo(row.id, row.email, row.name, clock.aware(row.created_at))
+    verified = row.email_verified_at
+    return UserInfo(row.id, row.email, row.name, clock.aware(row.created_at),
+                    clock.aware(verified) if verified is not None else None)
 
 
 def check_password(password: str) -> None:
@@ -69,7 +78,9 @@ class Session:
 
 
 def _email_taken(address: str) -> Conflict:
-    return Conflict(f"An account for {address} exists already; sign in instead.",
+    return Conflict(f"An account for {address} exists already; sign in instead (or, if it is "
+                    "your address and you did not make that account, reset its password: the "
+                    "link goes to your mailbox).",
                     code="email_taken", field="email")
 
 
@@ -92,10 +103,12 @@ async def address_refusal(conn: AsyncConnection, address: str) -> AppError | Non
     return _email_taken(address) if row.email == address else _email_confusable(address)
 
 
-async def create_account(conn: AsyncConnection, *, account: NewAccount) -> UserInfo:
+async def create_account(conn: AsyncConnection, *, account: NewAccount,
+                         verified: bool = False) -> UserInfo:
     """Insert the account; 409 `email_taken` when the address has one already, 422
     `email_confusable` when it looks like another account's (the unique skeleton decides,
-    also between two racing sign-ups)."""
+    also between two racing sign-ups). `verified`: the address was proven on the way (an
+    invite's emailed link)."""
     now = clock.now()
     user_id = uuid.uuid4()
     try:
@@ -104,10 +117,13 @@ async def create_account(conn: AsyncConnection, *, account: NewAccount) -> UserI
                 id=user_id, email=account.email, name=account.name,
                 password_hash=account.password_hash, created_at=now, updated_at=now,
                 email_skeleton=email_skeleton(account.email),
+                email_verified_at=now if verified else None,
             ))
     except IntegrityError:
         raise await address_refusal(conn, account.email) or _email_taken(account.email) from None
-    return UserInfo(user_id, account.email, account.name, now)
+    await record_account_event(conn, user_id=user_id, action="signed_up",
+                               detail={"verified": verified})
+    return UserInfo(user_id, account.email, account.name, now, now if verified else None)
 
 
 def sign_up_limit(client: str, settings: Settings) -> ratelimit.Limit:
