@@ -206,12 +206,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+CONFIRM_SUBJECT = "Confirm your email address for Workspaces"
+# For queries over email_outbox that are about other mail than sign-up's confirmation links.
+NOT_CONFIRMATION = f"subject <> '{CONFIRM_SUBJECT}'"
+
+
 @dataclass
 class Sink:
-    """What an SMTP server on 127.0.0.1 received; `refuse` makes it reject recipients."""
+    """What an SMTP server on 127.0.0.1 received; `refuse` makes it reject recipients.
+
+    Every sign-up mails a confirmation link: those land in `confirmations`, the rest in
+    `messages`, so a test about other mail counts only that (the verification tests read
+    `confirmations`)."""
 
     port: int
     messages: list[EmailMessage] = field(default_factory=list)
+    confirmations: list[EmailMessage] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -223,8 +233,10 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.content, policy=default)
         with self.lock:
-            self.messages.append(message_from_bytes(envelope.content, policy=default))
+            kept = self.confirmations if message["Subject"] == CONFIRM_SUBJECT else self.messages
+            kept.append(message)
         return "250 Message accepted for delivery"
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[EmailMessage]:
@@ -239,6 +251,18 @@ class Sink:
     def to(self, address: str) -> list[EmailMessage]:
         with self.lock:
             return [m for m in self.messages if m["To"] == address]
+
+    def confirmation_for(self, address: str, count: int = 1,
+                         timeout: float = 10.0) -> EmailMessage:
+        """The newest confirmation email to `address`, once `count` have arrived."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                found = [m for m in self.confirmations if m["To"] == address]
+            if len(found) >= count:
+                return found[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} confirmation emails to {address}")
 
 
 def link_in(message: EmailMessage, path: str = "invites") -> str:

@@ -41,9 +41,11 @@ class Settings(BaseSettings):
     invite_limit_per_recipient_per_day: int = Field(default=5, ge=1)
     # Sign-ups (attempts) and workspace creations per client address an hour.
     signup_limit_per_client_per_hour: int = Field(default=20, ge=1)
-    # Password reset requests per client address, and reset emails per account, an hour.
+    # Password reset requests per client address, and reset emails per account, an hour;
+    # verification emails an account may ask for again, an hour.
     password_reset_limit_per_client_per_hour: int = Field(default=20, ge=1)
     password_reset_limit_per_account_per_hour: int = Field(default=3, ge=1)
+    verification_limit_per_account_per_hour: int = Field(default=3, ge=1)
     workspace_limit_per_client_per_hour: int = Field(default=20, ge=1)
     api_token_ttl_days: int = Field(default=30, ge=1)
     # Failed sign-ins per 15 minutes: for one account from one client address, for one account

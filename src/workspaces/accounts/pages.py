@@ -7,13 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from workspaces.accounts import recovery, service
+from workspaces.accounts import recovery, service, verification
 from workspaces.errors import AppError
 from workspaces.web.deps import AppSettings, Conn, PasswordHashing, Tx, client_address
 from workspaces.web.html import (
     BROWSER_SESSION,
     CsrfChecked,
     PageUser,
+    SignedIn,
+    act,
+    attempt,
     end_session,
     field_errors,
     redirect,
@@ -142,6 +145,39 @@ async def reset(request: Request, tx: Tx, passwords: PasswordHashing, settings: 
     response.headers.update(NO_STORE)
     end_session(request, response)
     return response
+
+
+@router.get("/verify/{token}")
+async def verify_page(request: Request, conn: Conn, user: PageUser, token: str) -> Response:
+    """Looking changes nothing (mail scanners open links): the button confirms."""
+    try:
+        email = await verification.check_link(conn, token)
+    except AppError as error:
+        return render(request, "message.html", error.status, heading="This link does not work",
+                      text=error.message, headers=NO_STORE)
+    return render(request, "confirm.html", heading="Confirm your address",
+                  text=f"Confirm that {email} is your address.", button="Confirm my address",
+                  button_class="primary", action=request.url.path, cancel="/",
+                  headers=NO_STORE)
+
+
+@router.post("/verify/{token}", dependencies=[CsrfChecked])
+async def verify(request: Request, conn: Conn, user: PageUser, token: str) -> Response:
+    done = await attempt(conn, lambda: verification.verify_email(conn, token=token))
+    if isinstance(done, AppError):
+        return render(request, "message.html", done.status, heading="This link does not work",
+                      text=done.message, headers=NO_STORE)
+    return redirect(request, "/" if user else "/signin", f"Thank you: {done} is verified.")
+
+
+@router.post("/verification/resend", dependencies=[CsrfChecked])
+async def resend_verification(request: Request, conn: Conn, user: SignedIn,
+                              settings: AppSettings) -> Response:
+    return await act(
+        request, conn, lambda: verification.resend_verification(conn, user_id=user.id,
+                                                                settings=settings),
+        back="/", done=lambda sent: redirect(request, "/", f"A new confirmation link is on its "
+                                             f"way to {sent}. It works once, for two days."))
 
 
 @router.post("/signout", dependencies=[CsrfChecked])

@@ -12,16 +12,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit
+from workspaces.accounts import links
+from workspaces.accounts.events import record_account_event
 from workspaces.accounts.service import check_password
 from workspaces.db import Transactions
 from workspaces.errors import Gone, RateLimited
 from workspaces.mail.outbox import enqueue_account_email
-from workspaces.models import account_tokens, auth_tokens, users
-from workspaces.security import Passwords, hash_token, new_token, secret_key
+from workspaces.models import auth_tokens, users
+from workspaces.security import Passwords, secret_key
 from workspaces.settings import Settings
 from workspaces.validation import normalize_email
 
@@ -61,25 +63,12 @@ async def request_reset(tx: Transactions, *, email: str, client: str,
                 await ratelimit.hit(conn, _per_account(row.id, settings))
         except RateLimited:
             return
-        token = new_token()
-        now = clock.now()
-        await _end_links(conn, row.id, RESET)
-        await conn.execute(insert(account_tokens).values(
-            id=uuid.uuid4(), user_id=row.id, purpose=RESET, token_hash=hash_token(token),
-            email=row.email, created_at=now, expires_at=now + RESET_TTL))
+        token = await links.issue_link(conn, user_id=row.id, purpose=RESET, email=row.email,
+                                       ttl=RESET_TTL)
         await enqueue_account_email(
             conn, to=row.email, subject="Reset your Workspaces password",
             template="password_reset", values={"email": row.email},
             key=secret_key(settings), link_path=f"{RESET_PATH}/{token}")
-
-
-async def _end_links(conn: AsyncConnection, user_id: uuid.UUID, purpose: str) -> None:
-    """A newer link of a purpose ends the older ones still open."""
-    await conn.execute(
-        update(account_tokens)
-        .where(account_tokens.c.user_id == user_id, account_tokens.c.purpose == purpose,
-               account_tokens.c.used_at.is_(None))
-        .values(used_at=clock.now()))
 
 
 def _dead_link() -> Gone:
@@ -97,11 +86,7 @@ class ResetLink:
 
 async def check_link(conn: AsyncConnection, token: str) -> ResetLink:
     """The account of a live (unused, unexpired) reset link; 410 `reset_link_invalid` else."""
-    row = (await conn.execute(
-        select(account_tokens.c.user_id, account_tokens.c.email)
-        .where(account_tokens.c.token_hash == hash_token(token),
-               account_tokens.c.purpose == RESET, account_tokens.c.used_at.is_(None),
-               account_tokens.c.expires_at > clock.now()))).first()
+    row = await links.live_link(conn, token, RESET)
     if row is None:
         raise _dead_link()
     return ResetLink(row.user_id, row.email)
@@ -122,22 +107,26 @@ async def reset_password(tx: Transactions, passwords: Passwords, *, token: str, 
     password_hash = await passwords.hash(password)
     now = clock.now()
     async with tx.write() as conn:
-        claimed = (await conn.execute(
-            update(account_tokens)
-            .where(account_tokens.c.token_hash == hash_token(token),
-                   account_tokens.c.purpose == RESET, account_tokens.c.used_at.is_(None),
-                   account_tokens.c.expires_at > now)
-            .values(used_at=now)
-            .returning(account_tokens.c.user_id, account_tokens.c.email))).first()
+        claimed = await links.claim_link(conn, token, RESET)
         if claimed is None:
             raise _dead_link()
+        # The link came through the address's mailbox: that verifies it (if it is still the
+        # account's address). Someone who registered the address unverified loses the account
+        # here: the password is the mailbox owner's now, and every session ends below.
+        verified = (await conn.execute(
+            update(users)
+            .where(users.c.id == claimed.user_id, users.c.email == claimed.email,
+                   users.c.email_verified_at.is_(None))
+            .values(email_verified_at=now))).rowcount == 1
         await conn.execute(update(users).where(users.c.id == claimed.user_id)
                            .values(password_hash=password_hash, updated_at=now))
         await conn.execute(
             update(auth_tokens)
             .where(auth_tokens.c.user_id == claimed.user_id, auth_tokens.c.revoked_at.is_(None))
             .values(revoked_at=now))
-        await _end_links(conn, claimed.user_id, RESET)
+        await links.end_links(conn, claimed.user_id, RESET)
+        await record_account_event(conn, user_id=claimed.user_id, action="password_reset",
+                                   detail={"verified_now": verified})
         await enqueue_account_email(
             conn, to=claimed.email, subject="Your Workspaces password was changed",
             template="password_changed",

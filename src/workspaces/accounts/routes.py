@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from workspaces.accounts import recovery, service
+from workspaces.accounts import recovery, service, verification
 from workspaces.accounts.schemas import (
     PasswordResetAccepted,
     PasswordResetConfirm,
@@ -13,6 +13,9 @@ from workspaces.accounts.schemas import (
     SignUp,
     TokenRead,
     UserRead,
+    VerificationSent,
+    Verified,
+    VerifyEmail,
 )
 from workspaces.web.deps import (
     AppSettings,
@@ -67,6 +70,23 @@ async def confirm_password_reset(body: PasswordResetConfirm, tx: Tx,
     await recovery.reset_password(tx, passwords, token=body.token, password=body.password,
                                   settings=settings)
     return Response(status_code=204)
+
+
+@router.post("/auth/verify", response_model=Verified, responses=errors(410))
+async def verify_email(body: VerifyEmail, conn: Conn) -> Verified:
+    """Confirm an address with the token of the link mailed to it (no sign-in needed: the link
+    proves the mailbox). Works once; 410 `verify_link_invalid` for a dead link."""
+    return Verified(email=await verification.verify_email(conn, token=body.token))
+
+
+@router.post("/me/verification", status_code=202, response_model=VerificationSent,
+             responses=errors(401, 409, 429))
+async def resend_verification(conn: Conn, user: CurrentUser,
+                              settings: AppSettings) -> VerificationSent:
+    """Mail a new confirmation link to your address (older links stop working); a few an
+    hour. 409 `already_verified` when it is."""
+    sent = await verification.resend_verification(conn, user_id=user.id, settings=settings)
+    return VerificationSent(email=sent)
 
 
 @router.post("/auth/logout", status_code=204, responses=errors(401))

@@ -33,6 +33,19 @@ class PasswordResetConfirm(BaseModel):
     password: str = Field(max_length=1024)
 
 
+class VerifyEmail(BaseModel):
+    token: str = Field(max_length=200)
+
+
+class Verified(BaseModel):
+    email: str
+
+
+class VerificationSent(BaseModel):
+    email: str
+    message: str = "A new confirmation link is on its way. It works once, for two days."
+
+
 class UserRead(ReadModel):
     id: uuid.UUID
     email: str

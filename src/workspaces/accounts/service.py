@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit
 from workspaces.accounts.events import record_account_event
+from workspaces.accounts.verification import send_verification
 from workspaces.db import Transactions
 from workspaces.errors import (
     AppError,
@@ -149,6 +150,7 @@ async def sign_up(tx: Transactions, passwords: Passwords, *, email: str, passwor
     account = NewAccount(address, display_name, await passwords.hash(password))
     async with tx.write() as conn:
         user = await create_account(conn, account=account)
+        await send_verification(conn, user_id=user.id, email=user.email, settings=settings)
         token = await issue_token(conn, user_id=user.id, kind=session.kind, ttl=session.ttl)
     return user, token
 

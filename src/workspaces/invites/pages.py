@@ -66,13 +66,13 @@ async def accept(request: Request, token: str, conn: Conn, user: PageUser) -> Re
 
 @router.post("/invites/{token}/join", dependencies=[CsrfChecked])
 async def join(request: Request, token: str, tx: Tx, passwords: PasswordHashing,
-               name: Annotated[str, Form(max_length=200)] = "",
+               settings: AppSettings, name: Annotated[str, Form(max_length=200)] = "",
                password: Annotated[str, Form(max_length=1024)] = "") -> Response:
     """Sign up with the invited address (fixed) and join, in one step."""
     try:
         created, joined, session = await service.join(
             tx, passwords, token=token, name=name, password=password,
-            session=BROWSER_SESSION)
+            session=BROWSER_SESSION, settings=settings)
     except AppError as error:
         async with tx.read() as conn:
             return await _page(request, conn, token, status=error.status,
@@ -139,3 +139,23 @@ async def revoke(request: Request, slug: str, invite_id: uuid.UUID, conn: Conn,
         request, conn, lambda: service.revoke_invite(conn, access=access, invite_id=invite_id),
         back=f"/w/{slug}",
         done=lambda revoked: redirect(request, f"/w/{slug}", f"Invite to {revoked.email} revoked."))
+
+
+@router.post("/invitations/{invite_id}/accept", dependencies=[CsrfChecked])
+async def accept_for_me(request: Request, invite_id: uuid.UUID, conn: Conn,
+                        user: SignedIn) -> Response:
+    """Home's "Invitations for you": accept without the link (the address is verified)."""
+    return await act(
+        request, conn, lambda: service.accept_for_user(conn, invite_id=invite_id, user=user),
+        back="/", done=lambda joined: redirect(
+            request, f"/w/{joined.workspace_slug}",
+            f"You joined {joined.workspace_name} as {joined.member.role}."))
+
+
+@router.post("/invitations/{invite_id}/decline", dependencies=[CsrfChecked])
+async def decline_for_me(request: Request, invite_id: uuid.UUID, conn: Conn,
+                         user: SignedIn) -> Response:
+    return await act(
+        request, conn, lambda: service.decline_for_user(conn, invite_id=invite_id, user=user),
+        back="/", done=lambda declined: redirect(
+            request, "/", f"You declined the invitation to {declined.workspace_name}."))

@@ -14,6 +14,7 @@ from workspaces.invites import service
 from workspaces.invites.schemas import (
     AcceptBody,
     AcceptResult,
+    InvitationForYou,
     InviteCreate,
     InvitePage,
     InvitePreview,
@@ -26,6 +27,7 @@ from workspaces.web.deps import (
     AppSettings,
     Conn,
     Credentials,
+    CurrentUser,
     OptionalUser,
     PasswordHashing,
     Tx,
@@ -125,7 +127,8 @@ async def accept_invite(
                                "the invited address.", code="sign_in_required")
     _, joined, api_token = await service.join(tx, passwords, token=token, name=body.name,
                                               password=body.password,
-                                              session=api_session(settings))
+                                              session=api_session(settings),
+                                              settings=settings)
     return AcceptResult(member=MemberRead.model_validate(joined.member), token=api_token)
 
 
@@ -133,4 +136,29 @@ async def accept_invite(
              responses=errors(403, 404, 410))
 async def decline_invite(token: str, conn: Conn, user: OptionalUser) -> Response:
     await service.decline_invite(conn, token=token, user=user)
+    return Response(status_code=204)
+
+
+@router.get("/api/me/invites", response_model=list[InvitationForYou], responses=errors(401, 403))
+async def invitations_for_me(conn: Conn, user: CurrentUser) -> list[InvitationForYou]:
+    """Pending invites addressed to your address, in workspaces you are not in yet (soonest to
+    expire first). Your address must be verified: 403 `email_unverified` else."""
+    return [InvitationForYou.model_validate(i) for i in await service.invites_for(conn, user=user)]
+
+
+@router.post("/api/me/invites/{invite_id}/accept", response_model=AcceptResult,
+             responses=errors(401, 403, 404, 409, 410))
+async def accept_invitation_for_me(invite_id: uuid.UUID, conn: Conn,
+                                   user: CurrentUser) -> AcceptResult:
+    """Accept an invite addressed to your verified address, without its link."""
+    joined = await service.accept_for_user(conn, invite_id=invite_id, user=user)
+    return AcceptResult(member=MemberRead.model_validate(joined.member))
+
+
+@router.post("/api/me/invites/{invite_id}/decline", status_code=204,
+             responses=errors(401, 403, 404, 410))
+async def decline_invitation_for_me(invite_id: uuid.UUID, conn: Conn,
+                                    user: CurrentUser) -> Response:
+    """Decline an invite addressed to your verified address, without its link."""
+    await service.decline_for_user(conn, invite_id=invite_id, user=user)
     return Response(status_code=204)

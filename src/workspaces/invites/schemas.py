@@ -68,3 +68,14 @@ class AcceptBody(BaseModel):
 class AcceptResult(BaseModel):
     member: MemberRead
     token: str | None = Field(default=None, description="A bearer token, when signing up.")
+
+
+class InvitationForYou(ReadModel):
+    """A pending invite addressed to you ("Invitations for you")."""
+
+    id: uuid.UUID
+    workspace_name: str
+    workspace_slug: str
+    role: Role
+    inviter_name: str | None
+    expires_at: datetime

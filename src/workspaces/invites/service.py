@@ -26,6 +26,7 @@ from workspaces.accounts.service import (
     get_user_by_email,
     issue_token,
 )
+from workspaces.accounts.verification import send_verification
 from workspaces.audit.service import record
 from workspaces.db import Transactions, dialect_insert
 from workspaces.errors import Conflict, Forbidden, Gone, InvalidInput, NotAuthenticated, NotFound
@@ -328,19 +329,32 @@ _BY_TOKEN = (_select(email=False).add_columns(workspaces.c.name.label("workspace
              .where(invites.c.token == bindparam("token_hash")))
 _BY_TOKEN_LOCKED = _BY_TOKEN.with_for_update(of=invites)
 
-_CLAIM = (
-    update(invites)
-    .where(invites.c.token == bindparam("token_hash"),
-           statuses.where("pending", invites.c.status, invites.c.expires_at, bindparam("now")),
-           invites.c.email == bindparam("user_email"))
-    .values(status="accepted", accepted_at=bindparam("now"))
-    .returning(invites.c.id, invites.c.workspace_id, invites.c.role, invites.c.email,
-               # what the caller shows next, in the same round trip
-               select(workspaces.c.slug).where(workspaces.c.id == invites.c.workspace_id)
-               .scalar_subquery().label("workspace_slug"),
-               select(workspaces.c.name).where(workspaces.c.id == invites.c.workspace_id)
-               .scalar_subquery().label("workspace_name"))
-)
+def _claim(match: Any) -> Any:
+    """The conditional UPDATE that claims a pending, unexpired invite for the user's address."""
+    return (
+        update(invites)
+        .where(match,
+               statuses.where("pending", invites.c.status, invites.c.expires_at,
+                              bindparam("now")),
+               invites.c.email == bindparam("user_email"))
+        .values(status="accepted", accepted_at=bindparam("now"))
+        .returning(invites.c.id, invites.c.workspace_id, invites.c.role, invites.c.email,
+                   # what the caller shows next, in the same round trip
+                   select(workspaces.c.slug).where(workspaces.c.id == invites.c.workspace_id)
+                   .scalar_subquery().label("workspace_slug"),
+                   select(workspaces.c.name).where(workspaces.c.id == invites.c.workspace_id)
+                   .scalar_subquery().label("workspace_name"))
+    )
+
+
+_CLAIM = _claim(invites.c.token == bindparam("token_hash"))
+_CLAIM_BY_ID = _claim(invites.c.id == bindparam("invite_id"))
+# An invite addressed to the user, by id ("Invitations for you").
+_FOR_USER = (_select(email=False).add_columns(workspaces.c.name.label("workspace_name"),
+                                              workspaces.c.slug.label("workspace_slug"))
+             .join(workspaces, workspaces.c.id == invites.c.workspace_id)
+             .where(invites.c.id == bindparam("invite_id"),
+                    invites.c.email == bindparam("user_email")))
 
 
 async def _by_token(conn: AsyncConnection, token: str, *, lock: bool = False) -> _ByToken:
@@ -408,6 +422,12 @@ async def accept_invite(conn: AsyncConnection, *, token: str, user: UserInfo) ->
         _check_email(found, user)
         raise Gone(f"This invite to {found.workspace_name} has already been used.",
                    code="invite_used")  # claimed by a concurrent request since our UPDATE
+    return await _join_claimed(conn, claimed, user, now)
+
+
+async def _join_claimed(conn: AsyncConnection, claimed: Any, user: UserInfo,
+                        now: datetime) -> Joined:
+    """The membership for a claimed invite, and its audit entry."""
     joined = (await conn.execute(
         dialect_insert(conn.dialect.name)(members)
         .values(workspace_id=claimed.workspace_id, user_id=user.id, role=claimed.role,
@@ -426,7 +446,7 @@ async def accept_invite(conn: AsyncConnection, *, token: str, user: UserInfo) ->
 
 
 async def join(tx: Transactions, passwords: Passwords, *, token: str, name: str, password: str,
-               session: Session) -> tuple[UserInfo, Joined, str]:
+               session: Session, settings: Settings) -> tuple[UserInfo, Joined, str]:
     """A newcomer signs up with the invited address (fixed) and joins.
 
     The link is checked first (a dead link costs no hash, and says so before anything about
@@ -451,6 +471,8 @@ async def join(tx: Transactions, passwords: Passwords, *, token: str, name: str,
     account = NewAccount(found.invite.email, display_name, await passwords.hash(password))
     async with tx.write() as conn:
         user = await create_account(conn, account=account)
+        # Not verified by the invite's link: its creator saw the same link. A link of its own.
+        await send_verification(conn, user_id=user.id, email=user.email, settings=settings)
         joined = await accept_invite(conn, token=token, user=user)
         issued = await issue_token(conn, user_id=user.id, kind=session.kind, ttl=session.ttl)
     return user, joined, issued
@@ -462,13 +484,97 @@ async def decline_invite(conn: AsyncConnection, *, token: str, user: UserInfo | 
     _check_usable(found)
     if user is not None:
         _check_email(found, user)
-    now = clock.now()
+    await _decline(conn, found, user)
+
+
+async def _decline(conn: AsyncConnection, found: _ByToken, user: UserInfo | None) -> None:
     claimed = await conn.execute(
         update(invites).where(invites.c.id == found.invite.id, invites.c.status == "pending")
-        .values(status="declined", declined_at=now)
+        .values(status="declined", declined_at=clock.now())
     )
     if claimed.rowcount != 1:
         raise Gone("This invite has already been used.", code="invite_used")
     await record(conn, workspace_id=found.invite.workspace_id,
                  actor_id=user.id if user else None, action="declined", target_type="invite",
                  target_id=found.invite.id, target_email=found.invite.email)
+
+
+# Invitations for you: the pending invites addressed to a signed-in user's verified address,
+# answered without their link (the address is proven; the link is not needed).
+
+
+@dataclass(frozen=True)
+class ForYou:
+    """A pending invite addressed to the signed-in user, as their home page lists it."""
+
+    id: uuid.UUID
+    workspace_name: str
+    workspace_slug: str
+    role: str
+    inviter_name: str | None
+    expires_at: datetime
+
+
+def _require_verified(user: UserInfo) -> None:
+    if not user.verified:
+        raise Forbidden(f"Confirm your address first: use the link we mailed to {user.email} "
+                        "(or ask for a new one). Until then invitations are only opened "
+                        "through their own links.", code="email_unverified")
+
+
+async def invites_for(conn: AsyncConnection, *, user: UserInfo) -> list[ForYou]:
+    """Pending, unexpired invites to the user's verified address, in workspaces they are not
+    in yet, soonest to expire first. 403 `email_unverified` for an unverified address."""
+    _require_verified(user)
+    now = clock.now()
+    already = select(members.c.workspace_id).where(members.c.user_id == user.id)
+    inviter = users.alias("inviter")
+    rows = await conn.execute(
+        select(invites.c.id, workspaces.c.name, workspaces.c.slug, invites.c.role,
+               inviter.c.name.label("inviter_name"), invites.c.expires_at)
+        .join(workspaces, workspaces.c.id == invites.c.workspace_id)
+        .outerjoin(inviter, inviter.c.id == invites.c.created_by_user_id)
+        .where(invites.c.email == user.email,
+               statuses.where("pending", invites.c.status, invites.c.expires_at, now),
+               invites.c.workspace_id.not_in(already))
+        .order_by(invites.c.expires_at, invites.c.id))
+    return [ForYou(r.id, r.name, r.slug, r.role, r.inviter_name, clock.aware(r.expires_at))
+            for r in rows]
+
+
+async def _for_user(conn: AsyncConnection, invite_id: uuid.UUID, user: UserInfo, *,
+                    lock: bool = False) -> _ByToken:
+    """An invite addressed to the user; 404 alike for unknown and someone else's."""
+    query = _FOR_USER.with_for_update(of=invites) if lock and conn.dialect.name == "postgresql" \
+        else _FOR_USER
+    row = (await conn.execute(query, {"invite_id": invite_id, "user_email": user.email})).first()
+    if row is None:
+        raise NotFound("No invitation for you with that id.", code="invite_not_found")
+    return _ByToken(_info(row, clock.now()), row.workspace_name, row.workspace_slug)
+
+
+async def accept_for_user(conn: AsyncConnection, *, invite_id: uuid.UUID,
+                          user: UserInfo) -> Joined:
+    """Accept an invite to the user's verified address without its link (home page)."""
+    _require_verified(user)
+    now = clock.now()
+    claimed = (await conn.execute(
+        _CLAIM_BY_ID, {"invite_id": invite_id, "now": now, "user_email": user.email})).first()
+    if claimed is None:
+        found = await _for_user(conn, invite_id, user)
+        _check_usable(found)
+        raise Gone(f"This invite to {found.workspace_name} has already been used.",
+                   code="invite_used")
+    return await _join_claimed(conn, claimed, user, now)
+
+
+async def decline_for_user(conn: AsyncConnection, *, invite_id: uuid.UUID,
+                           user: UserInfo) -> ForYou:
+    """Decline an invite to the user's verified address without its link; returns it."""
+    _require_verified(user)
+    found = await _for_user(conn, invite_id, user, lock=True)
+    _check_usable(found)
+    await _decline(conn, found, user)
+    invite = found.invite
+    return ForYou(invite.id, found.workspace_name, found.workspace_slug, invite.role,
+                  invite.created_by_name, invite.expires_at)

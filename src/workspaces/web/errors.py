@@ -25,7 +25,7 @@ log = logging.getLogger("workspaces.web")
 class RedactInviteTokens(logging.Filter):
     """Access logs print request paths; an invite link's token must not reach them."""
 
-    pattern = re.compile(r"(/invites/|/reset/)[^/?#\s\"]+")
+    pattern = re.compile(r"(/invites/|/reset/|/verify/|/email/)[^/?#\s\"]+")
 
     @classmethod
     def path(cls, request: Request) -> str:

@@ -1,0 +1,60 @@
+"""One-time links mailed to an address (`account_tokens`): password reset, address
+verification, address change. Only the sha256 of a link's token is stored; a link works once,
+until it expires, and a newer link of the same purpose for the account ends the older ones."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspaces import clock
+from workspaces.models import account_tokens
+from workspaces.security import hash_token, new_token
+
+
+async def end_links(conn: AsyncConnection, user_id: uuid.UUID, purpose: str) -> None:
+    """End the account's open links of `purpose`."""
+    await conn.execute(
+        update(account_tokens)
+        .where(account_tokens.c.user_id == user_id, account_tokens.c.purpose == purpose,
+               account_tokens.c.used_at.is_(None))
+        .values(used_at=clock.now()))
+
+
+async def issue_link(conn: AsyncConnection, *, user_id: uuid.UUID, purpose: str, email: str,
+                     ttl: timedelta) -> str:
+    """A new link's token for `email` (where it is mailed), ending older ones of `purpose`."""
+    token = new_token()
+    now = clock.now()
+    await end_links(conn, user_id, purpose)
+    await conn.execute(insert(account_tokens).values(
+        id=uuid.uuid4(), user_id=user_id, purpose=purpose, token_hash=hash_token(token),
+        email=email, created_at=now, expires_at=now + ttl))
+    return token
+
+
+def _live(token: str, purpose: str) -> Any:
+    return (account_tokens.c.token_hash == hash_token(token),
+            account_tokens.c.purpose == purpose, account_tokens.c.used_at.is_(None),
+            account_tokens.c.expires_at > clock.now())
+
+
+async def live_link(conn: AsyncConnection, token: str, purpose: str) -> Any | None:
+    """The (user_id, email) of a live link, or None; changes nothing."""
+    return (await conn.execute(
+        select(account_tokens.c.user_id, account_tokens.c.email)
+        .where(*_live(token, purpose)))).first()
+
+
+async def claim_link(conn: AsyncConnection, token: str, purpose: str) -> Any | None:
+    """Use a live link: (user_id, email), or None when it is dead or another request used it
+    first (a conditional UPDATE: of two racing claims exactly one gets the row)."""
+    if not token or len(token) > 200:
+        return None
+    return (await conn.execute(
+        update(account_tokens).where(*_live(token, purpose)).values(used_at=clock.now())
+        .returning(account_tokens.c.user_id, account_tokens.c.email))).first()
