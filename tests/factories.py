@@ -21,6 +21,8 @@ from sqlalchemy import Engine, insert
 from workspaces import clock
 from workspaces.db import create_sync_engine, parse_url
 from workspaces.models import (
+    account_events,
+    account_tokens,
     audit_events,
     auth_tokens,
     invites,
@@ -80,15 +82,23 @@ class Factory:
             conn.execute(insert(table).values(**values))
 
     def user(self, email: str | None = None, name: str = "Someone") -> User:
-        """An account (password PASSWORD) with a live API token."""
+        """An account (password PASSWORD) with a live API token and its security trail; every
+        other one verified, the others with an open confirmation link."""
         self.count += 1
         address = normalize_email(email or f"user{self.count}@example.com")
         user_id, token, now = uuid.uuid4(), new_token("wst_"), clock.now()
+        verified = self.count % 2 == 0
         self._insert(users, id=user_id, email=address, name=name,
                      password_hash=_password_hash(), email_skeleton=email_skeleton(address),
-                     created_at=now, updated_at=now)
+                     created_at=now, updated_at=now, email_verified_at=now if verified else None)
         self._insert(auth_tokens, id=uuid.uuid4(), user_id=user_id, token_hash=hash_token(token),
                      kind="api", created_at=now, expires_at=now + timedelta(days=1))
+        self._insert(account_events, id=uuid.uuid4(), user_id=user_id, action="signed_up",
+                     detail={"verified": False}, created_at=now)
+        if not verified:
+            self._insert(account_tokens, id=uuid.uuid4(), user_id=user_id,
+                         purpose="verify_email", token_hash=hash_token(new_token()),
+                         email=address, created_at=now, expires_at=now + timedelta(days=2))
         return User(user_id, address, token)
 
     def workspace(self, owner: User, name: str = "Acme") -> Workspace:
