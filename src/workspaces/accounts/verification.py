@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit
@@ -83,7 +83,7 @@ async def verify_email(conn: AsyncConnection, *, token: str) -> str:
     done = await conn.execute(
         update(users)
         .where(users.c.id == claimed.user_id, users.c.email == claimed.email)
-        .values(email_verified_at=clock.now()))
+        .values(email_verified_at=func.coalesce(users.c.email_verified_at, clock.now())))
     if done.rowcount != 1:  # the address changed since the link was mailed
         raise _dead_link()
     await record_account_event(conn, user_id=claimed.user_id, action="email_verified",
