@@ -308,14 +308,15 @@ class SessionInfo:
 
 async def list_sessions(conn: AsyncConnection, *, user_id: uuid.UUID,
                         token: str | None) -> list[SessionInfo]:
-    """The account's live sessions and API tokens, newest first; `token` marks the caller's."""
-    own = hash_token(token) if token else ""
+    """The account's live sessions and API tokens, the caller's (`token`) first, then the
+    newest first."""
+    current = auth_tokens.c.token_hash == (hash_token(token) if token else "")
     rows = await conn.execute(
         select(auth_tokens.c.id, auth_tokens.c.kind, auth_tokens.c.created_at,
-               auth_tokens.c.expires_at, (auth_tokens.c.token_hash == own).label("current"))
+               auth_tokens.c.expires_at, current.label("current"))
         .where(auth_tokens.c.user_id == user_id, auth_tokens.c.revoked_at.is_(None),
                auth_tokens.c.expires_at > clock.now())
-        .order_by(auth_tokens.c.created_at.desc(), auth_tokens.c.id))
+        .order_by(current.desc(), auth_tokens.c.created_at.desc(), auth_tokens.c.id))
     return [SessionInfo(r.id, r.kind, clock.aware(r.created_at), clock.aware(r.expires_at),
                         bool(r.current)) for r in rows]
 
