@@ -127,9 +127,12 @@ def test_the_account_page_from_name_to_deletion(page: Page, browser: Browser,
     expect(activity).to_contain_text("A session was signed out")
     site.screenshot(page, "account-desktop")
 
-    # At 375 px nothing overflows.
+    # At 375 px nothing overflows (an API token listed too, with its Sign out button).
+    token = httpx.post(f"{site.base}/api/auth/login", json={
+        "email": "ann.smith@example.com", "password": NEW_PASSWORD}).json()["token"]
     page.set_viewport_size({"width": 375, "height": 740})
     page.reload()
+    expect(_section(page, "Sessions").get_by_text("API token", exact=True)).to_be_visible()
     assert _fits(page)
     site.screenshot(page, "account-phone")
     page.set_viewport_size({"width": 1280, "height": 800})
@@ -141,8 +144,6 @@ def test_the_account_page_from_name_to_deletion(page: Page, browser: Browser,
     page.get_by_role("button", name="Delete my account").click()
     expect(page.get_by_role("status")).to_contain_text("You are the only owner of acme-inc")
     site.screenshot(page, "account-delete-refused")
-    token = httpx.post(f"{site.base}/api/auth/login", json={
-        "email": "ann.smith@example.com", "password": NEW_PASSWORD}).json()["token"]
     assert httpx.delete(f"{site.base}/api/workspaces/acme-inc",
                         headers={"Authorization": f"Bearer {token}"}).status_code == 204
     page.get_by_role("button", name="Delete account").click()
