@@ -240,11 +240,15 @@ def test_an_address_change_ends_the_links_mailed_to_the_old_address(api: Api,
     api.client.post("/api/auth/password-reset", json={"email": "ann@example.com"})
     reset = link_in(next(m for m in mails(smtp, "ann@example.com",
                                           "Reset your Workspaces password")), "reset")
+    verify = link_in(smtp.confirmation_for("ann@example.com"), "verify")
     token = change_link(api, smtp, ann, "new@example.com")
     assert api.client.post("/api/auth/email/confirm", json={"token": token}).status_code == 200
     api.error(api.client.post("/api/auth/password-reset/confirm",
                               json={"token": reset, "password": NEW_PASSWORD}),
               410, "reset_link_invalid")
+    api.error(api.client.post("/api/auth/verify", json={"token": verify}), 410,
+              "verify_link_invalid")
+    assert login(api, "new@example.com").status_code == 200  # the password stayed
 
 
 def test_addresses_that_cannot_be_had_are_refused(api: Api, smtp: Sink) -> None:
@@ -261,9 +265,11 @@ def test_addresses_that_cannot_be_had_are_refused(api: Api, smtp: Sink) -> None:
     api.error(ask_email_change(api, ann, "free@example.com", "a guess"), 403, "wrong_password")
     api.error(api.client.post("/api/me/email", json={
         "email": "free@example.com", "current_password": PASSWORD}), 401, "not_authenticated")
-    assert api.db.sql("SELECT count(*) FROM account_tokens") == [(0,)]
+    assert api.db.sql("SELECT count(*) FROM account_tokens "
+                      "WHERE purpose = 'change_email'") == [(0,)]
     assert api.db.sql("SELECT count(*) FROM email_outbox WHERE to_address IN "
-                      "('free@example.com', 'bob@example.com')") == [(0,)]
+                      "('free@example.com', 'bob@example.com') "
+                      f"AND subject = '{CONFIRM}'") == [(0,)]
 
 
 def test_an_address_taken_before_the_link_is_opened_is_refused(api: Api, smtp: Sink) -> None:

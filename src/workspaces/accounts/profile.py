@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit
+from workspaces.accounts import links
 from workspaces.accounts.events import record_account_event
-from workspaces.accounts.recovery import _end_links
 from workspaces.accounts.service import (
     UserInfo,
     address_refusal,
@@ -43,8 +43,8 @@ from workspaces.errors import (
     ServiceUnavailable,
 )
 from workspaces.mail.outbox import enqueue_account_email
-from workspaces.models import account_tokens, auth_tokens, users
-from workspaces.security import Passwords, hash_token, new_token, secret_key
+from workspaces.models import ACCOUNT_TOKEN_PURPOSES, auth_tokens, users
+from workspaces.security import Passwords, hash_token, secret_key
 from workspaces.settings import Settings
 from workspaces.validation import clean_name, email_skeleton, normalize_email
 
@@ -200,13 +200,8 @@ async def request_email_change(tx: Transactions, passwords: Passwords, *, user: 
             except RateLimited as limited:
                 refusal = limited
         if refusal is None:
-            token = new_token()
-            now = clock.now()
-            await _end_links(conn, user.id, EMAIL_CHANGE)
-            await conn.execute(account_tokens.insert().values(
-                id=uuid.uuid4(), user_id=user.id, purpose=EMAIL_CHANGE,
-                token_hash=hash_token(token), email=address, created_at=now,
-                expires_at=now + EMAIL_CHANGE_TTL))
+            token = await links.issue_link(conn, user_id=user.id, purpose=EMAIL_CHANGE,
+                                           email=address, ttl=EMAIL_CHANGE_TTL)
             await record_account_event(conn, user_id=user.id, action="email_change_requested",
                                        detail={"to": address})
             await enqueue_account_email(
@@ -234,15 +229,11 @@ class EmailChange:
 
 async def check_email_link(conn: AsyncConnection, token: str) -> EmailChange:
     """The change a live link stands for; 410 `email_link_invalid` else."""
-    row = (await conn.execute(
-        select(account_tokens.c.user_id, account_tokens.c.email, users.c.email.label("old"))
-        .join(users, users.c.id == account_tokens.c.user_id)
-        .where(account_tokens.c.token_hash == hash_token(token),
-               account_tokens.c.purpose == EMAIL_CHANGE, account_tokens.c.used_at.is_(None),
-               account_tokens.c.expires_at > clock.now()))).first()
+    row = await links.live_link(conn, token, EMAIL_CHANGE)
     if row is None:
         raise _dead_email_link()
-    return EmailChange(row.user_id, row.old, row.email)
+    old = (await conn.execute(select(users.c.email).where(users.c.id == row.user_id))).scalar()
+    return EmailChange(row.user_id, str(old), str(row.email))
 
 
 async def confirm_email_change(conn: AsyncConnection, *, token: str,
@@ -255,13 +246,7 @@ async def confirm_email_change(conn: AsyncConnection, *, token: str,
     ends: they were mailed to the old address. A notice goes to the old address.
     """
     now = clock.now()
-    claimed = (await conn.execute(
-        update(account_tokens)
-        .where(account_tokens.c.token_hash == hash_token(token),
-               account_tokens.c.purpose == EMAIL_CHANGE, account_tokens.c.used_at.is_(None),
-               account_tokens.c.expires_at > now)
-        .values(used_at=now)
-        .returning(account_tokens.c.user_id, account_tokens.c.email))).first()
+    claimed = await links.claim_link(conn, token, EMAIL_CHANGE)
     if claimed is None:
         raise _dead_email_link()
     current = select(users.c.email).where(users.c.id == claimed.user_id)
@@ -280,10 +265,8 @@ async def confirm_email_change(conn: AsyncConnection, *, token: str,
         raise await address_refusal(conn, new) or Conflict(
             f"An account for {new} exists already.", code="email_taken",
             field="email") from None
-    await conn.execute(
-        update(account_tokens)
-        .where(account_tokens.c.user_id == claimed.user_id, account_tokens.c.used_at.is_(None))
-        .values(used_at=now))
+    for purpose in ACCOUNT_TOKEN_PURPOSES:  # mailed to the old address: it proves nothing now
+        await links.end_links(conn, claimed.user_id, purpose)
     await record_account_event(conn, user_id=claimed.user_id, action="email_changed",
                                detail={"from": old, "to": new})
     await enqueue_account_email(
