@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -57,3 +58,46 @@ class UserRead(ReadModel):
 class TokenRead(BaseModel):
     token: str
     user: UserRead
+
+
+class NameChange(BaseModel):
+    name: str = Field(max_length=200)
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
+
+
+class PasswordChanged(BaseModel):
+    signed_out: int = Field(description="Other sessions and API tokens signed out")
+
+
+class EmailChangeRequest(BaseModel):
+    email: str = Field(max_length=320)
+    current_password: str = Field(max_length=1024)
+
+
+class EmailChangeRequested(BaseModel):
+    email: str
+    message: str
+
+
+class EmailChangeConfirm(BaseModel):
+    token: str = Field(max_length=200)
+
+
+class SessionRead(ReadModel):
+    id: uuid.UUID
+    kind: str = Field(description="`browser` (a signed-in browser) or `api` (a bearer token)")
+    created_at: datetime
+    expires_at: datetime
+    current: bool = Field(description="The session or token this request was made with")
+
+
+class AccountEventRead(ReadModel):
+    id: uuid.UUID
+    action: str
+    words: str = Field(description="The action in words, as the account page shows it")
+    detail: dict[str, Any]
+    created_at: datetime

@@ -308,3 +308,10 @@ async def user_for_token(conn: AsyncConnection, *, token: str, kind: str) -> Use
     """The user a live token belongs to, in one query."""
     row = (await conn.execute(TOKEN_USER, token_params(token, kind))).first()
     return user_of(row) if row else None
+
+
+def failed_password_limits(address: str, client: str, settings: Settings
+                           ) -> tuple[ratelimit.Limit, ...]:
+    """The limits a wrong password counts against wherever it is typed (sign-in, and the
+    profile's forms that ask for the current password): one budget of guesses, not one each."""
+    return _sign_in_limits(address, client, settings)

@@ -201,3 +201,24 @@ async def _workspace_access(slug: str, conn: Conn, credentials: Credentials) -> 
 
 
 WorkspaceAccess = Annotated[Access, Depends(_workspace_access)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The caller and the token they sent (the one to keep when others are signed out)."""
+
+    user: UserInfo
+    token: str
+
+
+async def _api_caller(tx: Tx, credentials: Credentials) -> Caller:
+    """The bearer-token caller, looked up in a short read and no connection kept: for handlers
+    that check or hash a password, which must hold none meanwhile."""
+    if credentials is None:
+        raise NotAuthenticated(_SIGN_IN_FIRST)
+    async with tx.read() as conn:
+        user = await bearer_user(conn, credentials)
+    return Caller(user, credentials.credentials)
+
+
+ApiCaller = Annotated[Caller, Depends(_api_caller)]

@@ -43,7 +43,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "Signed in, but not allowed",
         404: "Not found (also for workspaces you cannot see)",
         409: "Conflicts with the current state",
-        410: "The link (invite or password reset) is expired, revoked or used",
+        410: "The link (invite, password reset, address change) is expired, revoked or used",
         422: "Invalid input",
         429: "Rate limited; see Retry-After",
         503: "Schema out of date or database unavailable",

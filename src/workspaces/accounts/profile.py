@@ -1,0 +1,324 @@
+"""The profile: what signed-in people change about their own account.
+
+Name; password (the current one asked, counted against the sign-in failure limits; every other
+session and API token signed out); email address (a link to the new address, effective when
+opened, a notice to the old one); their sessions and API tokens (listed, signed out one by
+one). Each change goes to the account's security trail (`events`).
+
+Typing the current password is a guess like a sign-in: it is counted as a failure before the
+hash is checked and taken back when right, in the same counters as sign-in, so neither form
+adds guesses to the other. Hashes are checked and made with no transaction open.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspaces import clock, ratelimit
+from workspaces.accounts import links
+from workspaces.accounts.events import record_account_event
+from workspaces.accounts.service import (
+    UserInfo,
+    address_refusal,
+    check_password,
+    failed_password_limits,
+    get_user_by_email,
+)
+from workspaces.db import Transactions
+from workspaces.errors import (
+    AppError,
+    Conflict,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+)
+from workspaces.mail.outbox import enqueue_account_email
+from workspaces.models import ACCOUNT_TOKEN_PURPOSES, auth_tokens, users
+from workspaces.security import Passwords, hash_token, secret_key
+from workspaces.settings import Settings
+from workspaces.validation import clean_name, email_skeleton, normalize_email
+
+EMAIL_CHANGE = "change_email"
+EMAIL_CHANGE_TTL = timedelta(hours=24)
+EMAIL_CHANGE_PATH = "email"  # the page at BASE_URL/email/<token>
+WHEN = "%d %B %Y at %H:%M UTC"
+
+
+async def change_name(conn: AsyncConnection, *, user: UserInfo, name: str) -> UserInfo:
+    """Set the account's display name (422 `invalid_name`)."""
+    cleaned = clean_name(name, field="name")
+    if cleaned != user.name:
+        await conn.execute(update(users).where(users.c.id == user.id)
+                           .values(name=cleaned, updated_at=clock.now()))
+        await record_account_event(conn, user_id=user.id, action="name_changed")
+    return replace(user, name=cleaned)
+
+
+def _wrong_password() -> Forbidden:
+    return Forbidden("The current password is wrong.", code="wrong_password",
+                     field="current_password")
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A current password found right: the hash it matched, and the limits it was counted
+    against (taken back by `_settle` in the transaction that acts on it)."""
+
+    stored: str
+    limits: tuple[ratelimit.Limit, ...]
+
+
+async def _check_current(tx: Transactions, passwords: Passwords, *, user: UserInfo,
+                         password: str, client: str, settings: Settings) -> _Checked:
+    """403 `wrong_password` unless `password` is the account's; counted like a sign-in."""
+    limits = failed_password_limits(user.email, client, settings)
+    async with tx.write() as conn:
+        await ratelimit.hit(conn, *limits)
+        stored = (await conn.execute(
+            select(users.c.password_hash).where(users.c.id == user.id))).scalar()
+    try:
+        valid = await passwords.verify(stored, password)
+    except ServiceUnavailable:  # no turn to check it (503): the attempt was not one
+        async with tx.write() as conn:
+            await ratelimit.undo(conn, *limits)
+        raise
+    if stored is None or not valid:
+        raise _wrong_password()
+    return _Checked(stored, limits)
+
+
+async def _settle(conn: AsyncConnection, checked: _Checked) -> None:
+    """Take the right password's count back, and forget this client's failures for the
+    account (as a successful sign-in does; same rows, same order)."""
+    await ratelimit.undo(conn, *checked.limits)
+    await ratelimit.clear(conn, checked.limits[1].key)
+
+
+async def _live_token_id(conn: AsyncConnection, *, user_id: uuid.UUID,
+                         token: str) -> uuid.UUID:
+    """The id of the caller's own session or token; 401 `invalid_token` if it was signed out
+    (or expired) since the request began."""
+    found = (await conn.execute(
+        select(auth_tokens.c.id)
+        .where(auth_tokens.c.token_hash == hash_token(token), auth_tokens.c.user_id == user_id,
+               auth_tokens.c.revoked_at.is_(None), auth_tokens.c.expires_at > clock.now())
+    )).scalar()
+    if found is None:
+        raise NotAuthenticated("This session was signed out meanwhile; sign in again.",
+                               code="invalid_token")
+    return uuid.UUID(str(found))
+
+
+def _check_new_password(password: str) -> None:
+    try:
+        check_password(password)
+    except InvalidInput as error:
+        raise InvalidInput(error.message, code=error.code, field="new_password") from None
+
+
+async def change_password(tx: Transactions, passwords: Passwords, *, user: UserInfo,
+                          token: str, current_password: str, new_password: str, client: str,
+                          settings: Settings) -> int:
+    """Set a new password, the current one given; returns how many other sessions and API
+    tokens were signed out.
+
+    The new password is hashed with no transaction open. Then, in one transaction: the stored
+    hash is read again under a row lock and must be the one the current password matched (a
+    reset or another change that committed meanwhile wins: 403 `wrong_password`), the hash
+    set, every other session and token of the account revoked (the caller's own stays), the
+    event recorded and the notice queued. A sign-in with the old password that races this
+    share-locks the same row (`service.sign_in`): it either finishes first, and its session is
+    revoked here, or it sees the new hash and is refused.
+    """
+    _check_new_password(new_password)
+    checked = await _check_current(tx, passwords, user=user, password=current_password,
+                                   client=client, settings=settings)
+    new_hash = await passwords.hash(new_password)
+    now = clock.now()
+    async with tx.write() as conn:
+        await _settle(conn, checked)
+        stored = select(users.c.password_hash).where(users.c.id == user.id)
+        if conn.dialect.name == "postgresql":
+            stored = stored.with_for_update()
+        if (await conn.execute(stored)).scalar() != checked.stored:
+            raise _wrong_password()
+        kept = await _live_token_id(conn, user_id=user.id, token=token)
+        await conn.execute(update(users).where(users.c.id == user.id)
+                           .values(password_hash=new_hash, updated_at=now))
+        revoked = len((await conn.execute(
+            update(auth_tokens)
+            .where(auth_tokens.c.user_id == user.id, auth_tokens.c.id != kept,
+                   auth_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .returning(auth_tokens.c.id))).all())
+        await record_account_event(conn, user_id=user.id, action="password_changed",
+                                   detail={"signed_out": revoked})
+        await enqueue_account_email(
+            conn, to=user.email, subject="Your Workspaces password was changed",
+            template="password_changed",
+            values={"email": user.email, "when": now.strftime(WHEN), "kept": "yes"},
+            key=secret_key(settings))
+    return revoked
+
+
+def _email_change_limit(user_id: uuid.UUID, settings: Settings) -> ratelimit.Limit:
+    return ratelimit.Limit(f"email-change:account:{user_id}",
+                           settings.email_change_limit_per_account_per_hour,
+                           timedelta(hours=1), "address change emails")
+
+
+async def request_email_change(tx: Transactions, passwords: Passwords, *, user: UserInfo,
+                               email: str, current_password: str, client: str,
+                               settings: Settings) -> str:
+    """Mail a link to the new address (valid 24 hours; a newer one ends the older); returns
+    the address. The current password comes first: only then is it said whether the address
+    is taken or looks like one that is (409 `email_taken`, 422 `email_confusable`)."""
+    address = normalize_email(email)
+    if address == user.email:
+        raise InvalidInput("That is your address already.", code="email_unchanged",
+                           field="email")
+    checked = await _check_current(tx, passwords, user=user, password=current_password,
+                                   client=client, settings=settings)
+    refusal: AppError | None
+    async with tx.write() as conn:
+        await _settle(conn, checked)
+        refusal = await address_refusal(conn, address)
+        if refusal is None:
+            try:
+                async with conn.begin_nested():
+                    await ratelimit.hit(conn, _email_change_limit(user.id, settings))
+            except RateLimited as limited:
+                refusal = limited
+        if refusal is None:
+            token = await links.issue_link(conn, user_id=user.id, purpose=EMAIL_CHANGE,
+                                           email=address, ttl=EMAIL_CHANGE_TTL)
+            await record_account_event(conn, user_id=user.id, action="email_change_requested",
+                                       detail={"to": address})
+            await enqueue_account_email(
+                conn, to=address, subject="Confirm your new Workspaces address",
+                template="email_change", values={"email": user.email, "new": address},
+                key=secret_key(settings), link_path=f"{EMAIL_CHANGE_PATH}/{token}")
+    if refusal is not None:  # raised after the block: the password's count is settled
+        raise refusal
+    return address
+
+
+def _dead_email_link() -> Gone:
+    return Gone("This address change link has expired, was used, or was replaced by a newer "
+                "one. Ask for a new link from your account page.", code="email_link_invalid")
+
+
+@dataclass(frozen=True)
+class EmailChange:
+    """A live address-change link: whose account, from which address to which."""
+
+    user_id: uuid.UUID
+    old: str
+    new: str
+
+
+async def check_email_link(conn: AsyncConnection, token: str) -> EmailChange:
+    """The change a live link stands for; 410 `email_link_invalid` else."""
+    row = await links.live_link(conn, token, EMAIL_CHANGE)
+    if row is None:
+        raise _dead_email_link()
+    old = (await conn.execute(select(users.c.email).where(users.c.id == row.user_id))).scalar()
+    return EmailChange(row.user_id, str(old), str(row.email))
+
+
+async def confirm_email_change(conn: AsyncConnection, *, token: str,
+                               settings: Settings) -> UserInfo:
+    """Make the link's address the account's, verified (the link proves the mailbox).
+
+    The link is claimed first (of two racing confirms one wins, the other gets 410), then the
+    address checked free again (409 `email_taken`, 422 `email_confusable`; the users' unique
+    address and skeleton decide a race with a sign-up). Every other open link of the account
+    ends: they were mailed to the old address. A notice goes to the old address.
+    """
+    now = clock.now()
+    claimed = await links.claim_link(conn, token, EMAIL_CHANGE)
+    if claimed is None:
+        raise _dead_email_link()
+    current = select(users.c.email).where(users.c.id == claimed.user_id)
+    if conn.dialect.name == "postgresql":
+        current = current.with_for_update()
+    old, new = str((await conn.execute(current)).scalar_one()), str(claimed.email)
+    refusal = await address_refusal(conn, new)
+    if refusal is not None:
+        raise refusal
+    try:
+        async with conn.begin_nested():
+            await conn.execute(update(users).where(users.c.id == claimed.user_id).values(
+                email=new, email_skeleton=email_skeleton(new), email_verified_at=now,
+                updated_at=now))
+    except IntegrityError:
+        raise await address_refusal(conn, new) or Conflict(
+            f"An account for {new} exists already.", code="email_taken",
+            field="email") from None
+    for purpose in ACCOUNT_TOKEN_PURPOSES:  # mailed to the old address: it proves nothing now
+        await links.end_links(conn, claimed.user_id, purpose)
+    await record_account_event(conn, user_id=claimed.user_id, action="email_changed",
+                               detail={"from": old, "to": new})
+    await enqueue_account_email(
+        conn, to=old, subject="The address of your Workspaces account was changed",
+        template="email_changed", values={"old": old, "new": new, "when": now.strftime(WHEN)},
+        key=secret_key(settings))
+    changed = await get_user_by_email(conn, new)
+    assert changed is not None  # noqa: S101 (set just above, in this transaction)
+    return changed
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A live session (browser) or API token of the account; never the token itself."""
+
+    id: uuid.UUID
+    kind: str
+    created_at: datetime
+    expires_at: datetime
+    current: bool  # the one this request was made with
+
+
+async def list_sessions(conn: AsyncConnection, *, user_id: uuid.UUID,
+                        token: str | None) -> list[SessionInfo]:
+    """The account's live sessions and API tokens, the caller's (`token`) first, then the
+    newest first."""
+    current = auth_tokens.c.token_hash == (hash_token(token) if token else "")
+    rows = await conn.execute(
+        select(auth_tokens.c.id, auth_tokens.c.kind, auth_tokens.c.created_at,
+               auth_tokens.c.expires_at, current.label("current"))
+        .where(auth_tokens.c.user_id == user_id, auth_tokens.c.revoked_at.is_(None),
+               auth_tokens.c.expires_at > clock.now())
+        .order_by(current.desc(), auth_tokens.c.created_at.desc(), auth_tokens.c.id))
+    return [SessionInfo(r.id, r.kind, clock.aware(r.created_at), clock.aware(r.expires_at),
+                        bool(r.current)) for r in rows]
+
+
+async def revoke_session(conn: AsyncConnection, *, user_id: uuid.UUID,
+                         session_id: uuid.UUID) -> str:
+    """Sign out one live session or API token of the account; returns its kind. 404
+    `session_not_found` for one that is not the account's, is over, or does not exist."""
+    now = clock.now()
+    kind = (await conn.execute(
+        update(auth_tokens)
+        .where(auth_tokens.c.id == session_id, auth_tokens.c.user_id == user_id,
+               auth_tokens.c.revoked_at.is_(None), auth_tokens.c.expires_at > now)
+        .values(revoked_at=now)
+        .returning(auth_tokens.c.kind))).scalar()
+    if kind is None:
+        raise NotFound("No such session: it was signed out already, or expired.",
+                       code="session_not_found")
+    await record_account_event(conn, user_id=user_id, action="session_revoked",
+                               detail={"kind": str(kind)})
+    return str(kind)
+

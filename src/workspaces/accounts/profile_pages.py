@@ -1,0 +1,184 @@
+"""The "Your account" page (/account) and its forms, and the page of the address-change link
+(/email/<token>)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspaces.accounts import profile, service
+from workspaces.accounts.events import list_account_events
+from workspaces.errors import AppError
+from workspaces.web.deps import AppSettings, Caller, Conn, PasswordHashing, Tx, client_address
+from workspaces.web.html import (
+    Confirmed,
+    CsrfChecked,
+    PageUser,
+    SignedIn,
+    SignInRequired,
+    act,
+    attempt,
+    confirm_page,
+    end_session,
+    field_errors,
+    redirect,
+    render,
+    session_token,
+)
+
+router = APIRouter(include_in_schema=False)
+NO_STORE = {"Cache-Control": "no-store"}  # the link's page holds its token and two addresses
+
+
+async def account_page(request: Request, conn: AsyncConnection, user: service.UserInfo, *,
+                       status: int = 200, headers: dict[str, str] | None = None,
+                       section: str = "", values: dict[str, str] | None = None,
+                       errors: dict[str, str] | None = None) -> Response:
+    """The page; a refused form (`section`) shown again with its input and errors."""
+    return render(
+        request, "account.html", status, headers=headers, me=user,
+        sessions=await profile.list_sessions(conn, user_id=user.id,
+                                             token=session_token(request)),
+        events=await list_account_events(conn, user_id=user.id, limit=10),
+        values={section: values or {}}, errors={section: errors or {}})
+
+
+@router.get("/account")
+async def account(request: Request, conn: Conn, user: SignedIn) -> Response:
+    return await account_page(request, conn, user)
+
+
+@router.post("/account/name", dependencies=[CsrfChecked])
+async def change_name(request: Request, conn: Conn, user: SignedIn,
+                      name: Annotated[str, Form(max_length=200)] = "") -> Response:
+    result = await attempt(conn, lambda: profile.change_name(conn, user=user, name=name))
+    if isinstance(result, AppError):
+        return await account_page(request, conn, user, status=result.status, section="name",
+                                  values={"name": name}, errors=field_errors(result))
+    return redirect(request, "/account", f"Your name is now {result.name}.")
+
+
+async def _page_caller(request: Request, tx: Tx) -> Caller:
+    """The signed-in browser, looked up in a short read and no connection kept (the forms
+    that check or hash a password must hold none meanwhile)."""
+    token = session_token(request)
+    user = None
+    if token:
+        async with tx.read() as conn:
+            user = await service.user_for_token(conn, token=token, kind="browser")
+    request.state.user = user
+    if user is None or token is None:
+        raise SignInRequired("/account")
+    return Caller(user, token)
+
+
+PageCaller = Annotated[Caller, Depends(_page_caller)]
+
+
+async def _refused(request: Request, tx: Tx, caller: Caller, error: AppError, section: str,
+                   values: dict[str, str], rename: dict[str, str] | None = None) -> Response:
+    """The page again after a refused password-checking form, in a short read."""
+    errors = {(rename or {}).get(k, k): v for k, v in field_errors(error).items()}
+    async with tx.read() as conn:
+        return await account_page(request, conn, caller.user, status=error.status,
+                                  headers=error.headers, section=section, values=values,
+                                  errors=errors)
+
+
+@router.post("/account/password", dependencies=[CsrfChecked])
+async def change_password(request: Request, tx: Tx, caller: PageCaller,
+                          passwords: PasswordHashing, settings: AppSettings,
+                          current_password: Annotated[str, Form(max_length=1024)] = "",
+                          new_password: Annotated[str, Form(max_length=1024)] = "") -> Response:
+    try:
+        signed_out = await profile.change_password(
+            tx, passwords, user=caller.user, token=caller.token,
+            current_password=current_password, new_password=new_password,
+            client=client_address(request), settings=settings)
+    except AppError as error:
+        return await _refused(request, tx, caller, error, "password", {})
+    others = ("No other session was signed in." if signed_out == 0 else
+              f"{signed_out} other session{'s were' if signed_out > 1 else ' was'} "
+              "signed out.")
+    return redirect(request, "/account", f"Your password was changed. {others}")
+
+
+@router.post("/account/email", dependencies=[CsrfChecked])
+async def change_email(request: Request, tx: Tx, caller: PageCaller,
+                       passwords: PasswordHashing, settings: AppSettings,
+                       email: Annotated[str, Form(max_length=320)] = "",
+                       email_password: Annotated[str, Form(max_length=1024)] = "") -> Response:
+    try:
+        address = await profile.request_email_change(
+            tx, passwords, user=caller.user, email=email, current_password=email_password,
+            client=client_address(request), settings=settings)
+    except AppError as error:
+        return await _refused(request, tx, caller, error, "email", {"email": email},
+                              rename={"current_password": "email_password"})
+    return redirect(request, "/account", f"A link to confirm the change is on its way to "
+                    f"{address}. Your address stays {caller.user.email} until you open it "
+                    "(within 24 hours).")
+
+
+@router.post("/account/sessions/{session_id}/signout", dependencies=[CsrfChecked])
+async def sign_out_session(request: Request, session_id: uuid.UUID, conn: Conn,
+                           user: SignedIn) -> Response:
+    return await act(
+        request, conn,
+        lambda: profile.revoke_session(conn, user_id=user.id, session_id=session_id),
+        back="/account",
+        done=lambda kind: redirect(request, "/account", "The browser session was signed out."
+                                   if kind == "browser" else "The API token was revoked."))
+
+
+@router.post("/account/delete", dependencies=[CsrfChecked])
+async def delete_account(request: Request, conn: Conn, user: SignedIn,
+                         confirmed: Confirmed = "") -> Response:
+    if confirmed != "yes":
+        return confirm_page(
+            request, heading="Delete your account?", button="Delete my account",
+            text=f"The account {user.email}, its sessions and API tokens and its memberships "
+                 "are deleted for good. Workspaces you own with others stay with them.",
+            cancel="/account")
+
+    def deleted(_: Any) -> Response:
+        response = redirect(request, "/", f"The account {user.email} was deleted.")
+        end_session(request, response)
+        return response
+
+    return await act(request, conn, lambda: service.delete_account(conn, user=user),
+                     back="/account", done=deleted)
+
+
+@router.get("/email/{token}")
+async def email_link(request: Request, conn: Conn, user: PageUser, token: str) -> Response:
+    """What the link would change, and a button: opening it (a GET) changes nothing."""
+    try:
+        change = await profile.check_email_link(conn, token)
+    except AppError as error:
+        return render(request, "message.html", error.status, heading="This link does not work",
+                      text=error.message, back=("/account", "Go to your account"),
+                      headers=NO_STORE)
+    other = user.email if user and user.id != change.user_id else None
+    return render(request, "email_change.html", token=token, change=change,
+                  other_account=other, headers=NO_STORE)
+
+
+@router.post("/email/{token}", dependencies=[CsrfChecked])
+async def confirm_email(request: Request, conn: Conn, user: PageUser, settings: AppSettings,
+                        token: str) -> Response:
+    result = await attempt(conn, lambda: profile.confirm_email_change(conn, token=token,
+                                                                       settings=settings))
+    if isinstance(result, AppError):
+        heading = "This link does not work" if result.status == 410 else "Not changed"
+        return render(request, "message.html", result.status, headers=result.headers,
+                      heading=heading, text=result.message,
+                      back=("/account", "Go to your account"))
+    if user is not None and user.id == result.id:
+        return redirect(request, "/account", f"Your address is now {result.email}.")
+    return redirect(request, "/signin", f"The account's address is now {result.email}: "
+                    "sign in with it.")
