@@ -326,7 +326,7 @@ def test_a_wrong_typed_name_deletes_nothing_and_reloading_asks_again(
     for typed in ("acme", "Acm", ""):
         wrong = api.client.post(path, data={"csrf_token": csrf, "confirm_name": typed})
         assert wrong.status_code == 422, typed
-        assert 'id="confirm_name-error"' in wrong.text and "Type Acme exactly" in wrong.text
+        assert 'id="confirm_name-error"' in wrong.text and "Type “Acme” exactly" in wrong.text
         assert f'value="{typed}"' in wrong.text  # the input is kept
     assert api.db.sql(f"SELECT name FROM workspaces WHERE slug = '{slug}'") == [("Acme",)]
     assert api.client.get(path).status_code == 200  # a reload of the address asks again

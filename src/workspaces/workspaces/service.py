@@ -211,8 +211,9 @@ def check_typed_name(access: Access, typed: str) -> None:
     """The browser's delete asks for the workspace's exact name (outer spaces aside): 422
     `name_mismatch` on the `confirm_name` field otherwise."""
     if typed.strip() != access.workspace.name:
-        raise InvalidInput(f"That is not the name of this workspace. Type {access.workspace.name} "
-                           "exactly as shown to delete it.", code="name_mismatch",
+        raise InvalidInput(f"That is not the name of this workspace. Type “{access.workspace.name}”"
+                           " exactly as shown (without the quotes) to delete it.",
+                           code="name_mismatch",
                            field="confirm_name")
 
 
