@@ -357,3 +357,38 @@ def test_transfer_pages_ask_first_and_a_reload_goes_back_to_the_tab(api: Api, te
     again = api.client.post(f"/w/{slug}/settings/transfer", follow_redirects=True, data={
         "csrf_token": csrf, "user_id": str(team.bob.id)})
     assert "Only owners and above can transfer ownership" in again.text  # a flash, not a 500
+
+
+def _rows(page: str) -> list[str]:
+    """The rows of a page's table body, as HTML."""
+    return page.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
+
+
+def test_the_audit_tab_names_who_acted_in_words(api: Api, team: Team, make: Factory) -> None:
+    """An invitee who declines from the emailed link without signing in is named by the
+    invite's address; an account deleted since is "someone whose account was deleted"."""
+    slug = team.acme.slug
+    invite = make.invite(team.acme, "eve@example.com")
+    link = api.client.get(f"/invites/{invite.token}").text
+    csrf = link.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    assert api.client.post(f"/invites/{invite.token}/decline",
+                           data={"csrf_token": csrf}).status_code == 200
+    gone = make.member(team.acme, make.user("gone@example.com"), "admin")
+    api.client.cookies.clear()
+    assert _rename(api, gone.headers, slug, "Acme by Gone").status_code == 200
+    api.db.sql(f"DELETE FROM users WHERE email = '{gone.email}'")
+
+    _browser(api, "bob@example.com")  # an admin
+    tab = api.client.get(f"/w/{slug}/audit")
+    assert tab.status_code == 200 and 'aria-current="page">Audit log' in tab.text
+    rows = _rows(tab.text)
+    assert len(rows) == 2
+    assert "Workspace renamed" in rows[0] and "someone whose account was deleted" in rows[0]
+    assert "“Acme” → “Acme by Gone”" in rows[0]
+    assert "Invite declined" in rows[1] and rows[1].count("eve@example.com") == 2
+    assert "someone whose account was deleted" not in rows[1]
+    filtered = api.client.get(f"/w/{slug}/audit", params={"action": "declined"}).text
+    assert _rows(filtered) == rows[1:]
+    assert '<option value="declined" selected>' in filtered
+    refused = api.client.get(f"/w/{slug}/audit", params={"action": "bogus"})
+    assert refused.status_code == 422 and "action must be one of" in refused.text
