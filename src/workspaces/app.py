@@ -18,6 +18,7 @@ from workspaces.accounts.pages import router as accounts_pages
 from workspaces.accounts.profile_pages import router as profile_pages
 from workspaces.accounts.profile_routes import router as profile_router
 from workspaces.accounts.routes import router as accounts_router
+from workspaces.audit.pages import router as audit_pages
 from workspaces.audit.routes import router as audit_router
 from workspaces.db import create_app_engine, parse_url
 from workspaces.invites.pages import router as invites_pages
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         access_log.addFilter(RedactInviteTokens())
     for router in (accounts_router, profile_router, workspaces_router, members_router,
                    invites_router, audit_router, accounts_pages, profile_pages, workspaces_pages,
-                   members_pages, invites_pages, reloads.router):
+                   members_pages, invites_pages, audit_pages, reloads.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")
 

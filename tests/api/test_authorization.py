@@ -38,6 +38,12 @@ MATRIX = (
        (401, 404, 403, 200, 200)),
     Op("read the audit trail", "GET", "/api/workspaces/{slug}/audit", None,
        (401, 404, 403, 200, 200)),
+    Op("rename the workspace", "PATCH", "/api/workspaces/{slug}", {"name": "Renamed"},
+       (401, 404, 403, 200, 200)),
+    Op("transfer ownership", "POST", "/api/workspaces/{slug}/transfer",
+       {"user_id": "{member_id}"}, (401, 404, 403, 403, 200)),
+    Op("filter the audit trail", "GET", "/api/workspaces/{slug}/audit?action=renamed", None,
+       (401, 404, 403, 200, 200)),
     Op("delete the workspace", "DELETE", "/api/workspaces/{slug}", None,
        (401, 404, 403, 403, 204)),
 )
@@ -103,7 +109,7 @@ def test_every_operation_for_every_kind_of_caller(api: Api) -> None:
             if op.name == "delete the workspace":  # each cell deletes a workspace of its own
                 slug = world.space(world.users["owner"], f"Doomed {caller}")
             values = {"slug": slug, "fresh": world.fresh()}
-            if "{member_id}" in op.path:  # each cell acts on a member of its own
+            if "{member_id}" in f"{op.path}{op.body}":  # each cell acts on a member of its own
                 values["member_id"] = world.join("member", slug)[0]
             if "{invite_id}" in op.path:
                 values["invite_id"] = world.invite_id(slug)

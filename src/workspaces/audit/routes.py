@@ -38,8 +38,11 @@ async def list_audit(
     conn: Conn, access: WorkspaceAccess,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(max_length=32, description=(
+        "Only this action: " + ", ".join(service.ACTIONS)))] = None,
 ) -> AuditPage:
-    """Invite and membership changes, newest first (owners and admins)."""
+    """Invite, membership and workspace changes, newest first (owners and admins). With
+    `action`, only those; pass the same `action` with `cursor` for the next page."""
     page, next_cursor = await service.list_events(conn, access=access, limit=limit,
-                                                  cursor=cursor)
+                                                  cursor=cursor, action=action)
     return AuditPage(items=[AuditRead.model_validate(e) for e in page], next_cursor=next_cursor)

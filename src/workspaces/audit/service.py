@@ -11,11 +11,36 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
+from workspaces.errors import InvalidInput
 from workspaces.models import audit_events, users
 from workspaces.pagination import Cursor, check_limit, keyset, page_of
 
 if TYPE_CHECKING:
     from workspaces.workspaces.service import Access
+
+
+# Every action the trail records, in the words the Audit log tab shows: the one list that
+# `record` accepts, the API's `action` filter checks and the tab's filter offers.
+ACTIONS: dict[str, str] = {
+    "created": "Invite sent",
+    "resent": "Invite re-sent",
+    "revoked": "Invite revoked",
+    "accepted": "Invite accepted",
+    "declined": "Invite declined",
+    "role_changed": "Role changed",
+    "removed": "Member removed",
+    "left": "Member left",
+    "renamed": "Workspace renamed",
+    "ownership_transferred": "Ownership transferred",
+}
+
+
+def check_action(action: str) -> str:
+    """`action` if the trail knows it; 422 `invalid_action` otherwise."""
+    if action not in ACTIONS:
+        raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}.",
+                           code="invalid_action", field="action")
+    return action
 
 
 @dataclass(frozen=True)
@@ -42,6 +67,8 @@ async def record(
     target_email: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
+    if action not in ACTIONS:  # a programming error: name the new action in ACTIONS
+        raise ValueError(f"unknown audit action {action!r}: add it to audit.service.ACTIONS")
     await conn.execute(insert(audit_events).values(
         id=uuid.uuid4(), workspace_id=workspace_id, actor_user_id=actor_id, action=action,
         target_type=target_type, target_id=str(target_id), target_email=target_email,
@@ -50,18 +77,22 @@ async def record(
 
 
 async def list_events(
-    conn: AsyncConnection, *, access: Access, limit: int, cursor: str | None
+    conn: AsyncConnection, *, access: Access, limit: int, cursor: str | None,
+    action: str | None = None,
 ) -> tuple[list[AuditEntry], str | None]:
-    """Newest first, for owners and admins; returns the page and the next page's cursor."""
+    """Newest first, for owners and admins, only `action` if given; returns the page and the
+    next page's cursor (which continues the same filter when passed with it)."""
     access.require("admin", "read the audit trail")
     check_limit(limit)
     after = Cursor.decode(cursor)
-    query = keyset(
+    selected = (
         select(audit_events, users.c.email.label("actor_email"))
         .outerjoin(users, users.c.id == audit_events.c.actor_user_id)
-        .where(audit_events.c.workspace_id == access.workspace.id),
-        audit_events.c.created_at, audit_events.c.id, after, limit,
+        .where(audit_events.c.workspace_id == access.workspace.id)
     )
+    if action is not None:
+        selected = selected.where(audit_events.c.action == check_action(action))
+    query = keyset(selected, audit_events.c.created_at, audit_events.c.id, after, limit)
     entries = [
         AuditEntry(r.id, r.action, r.actor_user_id, r.actor_email, r.target_type, r.target_id,
                    r.target_email, dict(r.detail or {}), clock.aware(r.created_at))

@@ -42,7 +42,7 @@ async def members_tab(request: Request, conn: AsyncConnection, access: Access, *
                                                        limit=50, cursor=cursor)
     people = await service.list_members(conn, workspace_id=access.workspace.id)
     return render(
-        request, "workspace.html", status, headers=headers, access=access,
+        request, "workspace.html", status, headers=headers, access=access, tab="members",
         can_manage=can_manage,
         members=people, owner_count=sum(m.role == "owner" for m in people),
         invites=page, next_cursor=next_cursor,

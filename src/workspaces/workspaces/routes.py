@@ -1,4 +1,4 @@
-"""/api/workspaces: create, list, read, delete (members: members/routes.py)."""
+"""/api/workspaces: create, list, read, rename, transfer, delete (members: members/routes.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,14 @@ from fastapi import APIRouter, Request, Response
 
 from workspaces.web.deps import AppSettings, Conn, CurrentUser, WorkspaceAccess, client_address
 from workspaces.web.schemas import errors
-from workspaces.workspaces import service
-from workspaces.workspaces.schemas import WorkspaceCreate, WorkspaceRead
+from workspaces.workspaces import ownership, service
+from workspaces.workspaces.schemas import (
+    OwnershipTransfer,
+    TransferRead,
+    WorkspaceCreate,
+    WorkspaceRead,
+    WorkspaceUpdate,
+)
 
 router = APIRouter(prefix="/api/workspaces", tags=["workspaces"],
                    responses=errors(400, 401, 422, 503))
@@ -32,6 +38,25 @@ async def list_workspaces(conn: Conn, user: CurrentUser) -> list[WorkspaceRead]:
 @router.get("/{slug}", response_model=WorkspaceRead, responses=errors(404))
 async def get_workspace(access: WorkspaceAccess) -> WorkspaceRead:
     return WorkspaceRead.model_validate(access.workspace)
+
+
+@router.patch("/{slug}", response_model=WorkspaceRead, responses=errors(403, 404))
+async def rename_workspace(body: WorkspaceUpdate, conn: Conn,
+                           access: WorkspaceAccess) -> WorkspaceRead:
+    """Rename the workspace (owners and admins). The slug stays, so links keep working."""
+    renamed = await service.rename_workspace(conn, access=access, name=body.name)
+    return WorkspaceRead.model_validate(renamed)
+
+
+@router.post("/{slug}/transfer", response_model=TransferRead, responses=errors(403, 404, 409))
+async def transfer_ownership(body: OwnershipTransfer, conn: Conn,
+                             access: WorkspaceAccess) -> TransferRead:
+    """Make another member an owner (owners only); with `step_down`, become an admin yourself.
+    422 `transfer_to_self` for your own id, 404 `member_not_found` for someone who is not a
+    member, 409 `already_owner` for an owner."""
+    done = await ownership.transfer_ownership(conn, access=access, user_id=body.user_id,
+                                              step_down=body.step_down)
+    return TransferRead.model_validate(done)
 
 
 @router.delete("/{slug}", status_code=204, responses=errors(403, 404))

@@ -13,6 +13,10 @@ class WorkspaceCreate(BaseModel):
     name: str = Field(max_length=200)
 
 
+class WorkspaceUpdate(BaseModel):
+    name: str = Field(max_length=200, description="The new name; the slug does not change.")
+
+
 class WorkspaceRead(ReadModel):
     id: uuid.UUID
     name: str
@@ -31,3 +35,13 @@ class MemberRead(ReadModel):
 
 class RoleChange(BaseModel):
     role: Role
+
+
+class OwnershipTransfer(BaseModel):
+    user_id: uuid.UUID = Field(description="A current member who is not an owner yet.")
+    step_down: bool = Field(False, description="Become an admin yourself once they own it.")
+
+
+class TransferRead(ReadModel):
+    workspace: WorkspaceRead = Field(description="The workspace, with your role afterwards.")
+    new_owner: MemberRead

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from itertools import chain, count
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, select
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,7 +22,8 @@ from workspaces.accounts.service import (
     token_params,
     user_of,
 )
-from workspaces.errors import Forbidden, NotFound
+from workspaces.audit.service import record
+from workspaces.errors import Forbidden, InvalidInput, NotFound
 from workspaces.models import members, users, workspaces
 from workspaces.settings import Settings
 from workspaces.validation import clean_name, normalize_email, slugify
@@ -188,8 +189,37 @@ async def create_for_operator(conn: AsyncConnection, *, name: str,
     return await create_workspace(conn, name=name, owner=owner, limit=None)
 
 
+async def rename_workspace(conn: AsyncConnection, *, access: Access, name: str
+                           ) -> WorkspaceInfo:
+    """Owners and admins; the slug stays, so links and API paths keep working. Audited as
+    `renamed` with the old and new names (an unchanged name changes and records nothing)."""
+    display_name = clean_name(name, field="name")
+    access = await lock_for_change(conn, access)
+    access.require("admin", "rename the workspace")
+    old = access.workspace
+    if display_name == old.name:
+        return old
+    await conn.execute(update(workspaces).where(workspaces.c.id == old.id)
+                       .values(name=display_name))
+    await record(conn, workspace_id=old.id, actor_id=access.user.id, action="renamed",
+                 target_type="workspace", target_id=old.id,
+                 detail={"from": old.name, "to": display_name})
+    return WorkspaceInfo(old.id, display_name, old.slug, old.created_at, old.role)
+
+
+def check_typed_name(access: Access, typed: str) -> None:
+    """The browser's delete asks for the workspace's exact name (outer spaces aside): 422
+    `name_mismatch` on the `confirm_name` field otherwise."""
+    if typed.strip() != access.workspace.name:
+        raise InvalidInput(f"That is not the name of this workspace. Type “{access.workspace.name}”"
+                           " exactly as shown (without the quotes) to delete it.",
+                           code="name_mismatch",
+                           field="confirm_name")
+
+
 async def delete_workspace(conn: AsyncConnection, *, access: Access) -> None:
     """Owners only; members, invites, queued emails and the audit trail go with it."""
+    access = await lock_for_change(conn, access)
     access.require("owner", "delete the workspace")
     await conn.execute(delete(workspaces).where(workspaces.c.id == access.workspace.id))
 

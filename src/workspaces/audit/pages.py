@@ -1,0 +1,80 @@
+"""Workspace settings -> Audit log tab: the trail in words, newest first, filtered by action."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from workspaces.audit.service import ACTIONS, AuditEntry, list_events
+from workspaces.web.deps import Conn
+from workspaces.web.html import SignedIn, render
+from workspaces.workspaces.service import load_access
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 50
+DELETED_ACCOUNT = "someone whose account was deleted"
+
+
+@dataclass(frozen=True)
+class Row:
+    when: datetime
+    who: str
+    action: str
+    detail: str
+    target: str
+
+
+def _who(entry: AuditEntry) -> str:
+    if entry.actor_email:
+        return entry.actor_email
+    if entry.action == "declined" and entry.target_email:  # only the invitee can decline
+        return entry.target_email
+    return DELETED_ACCOUNT
+
+
+def _detail(entry: AuditEntry) -> str:
+    d = entry.detail
+    match entry.action:
+        case "role_changed" | "renamed" if "from" in d and "to" in d:
+            quote = "“{}”" if entry.action == "renamed" else "{}"
+            return f"{quote.format(d['from'])} → {quote.format(d['to'])}"
+        case "ownership_transferred":
+            return ("the previous owner stepped down to admin" if d.get("step_down")
+                    else "the previous owner stays an owner")
+        case "removed" | "left" if "role" in d:
+            return f"was {d['role']}"
+        case "created" | "accepted" if "role" in d:
+            return f"as {d['role']}"
+        case "revoked" if "reason" in d:
+            return str(d["reason"])
+    return ""
+
+
+def row_of(entry: AuditEntry) -> Row:
+    """One entry as the tab shows it: who did what to whom, in words."""
+    target = entry.target_email or ("the workspace" if entry.target_type == "workspace"
+                                    else entry.target_type)
+    return Row(entry.created_at, _who(entry), ACTIONS.get(entry.action, entry.action),
+               _detail(entry), target)
+
+
+@router.get("/w/{slug}/audit")
+async def audit_tab(request: Request, slug: str, conn: Conn, user: SignedIn,
+                    action: Annotated[str, Query(max_length=32)] = "",
+                    cursor: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+    """Owners and admins (members get 403, as from the API)."""
+    access = await load_access(conn, slug=slug, user=user)
+    entries, next_cursor = await list_events(conn, access=access, limit=PAGE_SIZE,
+                                             cursor=cursor, action=action or None)
+    older = None
+    if next_cursor:
+        older = f"/w/{slug}/audit?" + urlencode(
+            {**({"action": action} if action else {}), "cursor": next_cursor})
+    return render(request, "workspace_audit.html", access=access, tab="audit",
+                  rows=[row_of(e) for e in entries], actions=ACTIONS, action=action,
+                  older=older, first_page=cursor is None)
