@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     workspace_limit_per_client_per_hour: int = Field(default=20, ge=1)
     # Address-change links (profile) per account an hour: each mails an address of its choice.
     email_change_limit_per_account_per_hour: int = Field(default=5, ge=1)
+    email_change_limit_per_recipient_per_day: int = Field(default=3, ge=1)
     api_token_ttl_days: int = Field(default=30, ge=1)
     # Failed sign-ins per 15 minutes: for one account from one client address, for one account
     # from all addresses (distributed guessing), and from one client address over all accounts.

@@ -37,6 +37,7 @@ def settings(settings: Settings) -> Settings:
                                        "signin_limit_per_address": 1000,
                                        "signin_limit_per_account_all_clients": 1000,
                                        "email_change_limit_per_account_per_hour": 100,
+                                       "email_change_limit_per_recipient_per_day": 100,
                                        "password_hash_concurrency": 4})
 
 
@@ -194,7 +195,7 @@ def test_an_address_change_takes_effect_through_the_link(api: Api, smtp: Sink) -
     assert api.client.get("/api/me", headers=ann).json()["email"] == "ann@example.com"
     assert events(api, ann)[0]["action"] == "email_change_requested"
 
-    confirmed = api.client.post("/api/auth/email/confirm", json={"token": token})
+    confirmed = confirm(api, token, ann)
     assert confirmed.status_code == 200, confirmed.text
     assert confirmed.json()["email"] == "ann.new@example.com"
     assert confirmed.json()["email_verified_at"] is not None
@@ -209,11 +210,16 @@ def test_an_address_change_takes_effect_through_the_link(api: Api, smtp: Sink) -
     entry = events(api, ann)[0]
     assert entry["action"] == "email_changed"
     assert entry["detail"] == {"from": "ann@example.com", "to": "ann.new@example.com"}
-    api.error(api.client.post("/api/auth/email/confirm", json={"token": token}), 410,
+    api.error(confirm(api, token, ann), 410,
               "email_link_invalid")
     # The old address is free again, for someone else.
     assert api.client.post("/api/auth/signup", json={
         "email": "ann@example.com", "password": PASSWORD, "name": "Other"}).status_code == 201
+
+
+def confirm(api: Api, token: str, headers: dict[str, str]) -> Any:
+    """Use an address-change link, signed in as `headers`' account."""
+    return api.client.post("/api/auth/email/confirm", json={"token": token}, headers=headers)
 
 
 def _at(value: object) -> datetime:
@@ -224,12 +230,12 @@ def test_a_newer_link_ends_the_older_and_links_expire(api: Api, smtp: Sink) -> N
     ann = api.signup("ann@example.com")
     first = change_link(api, smtp, ann, "one@example.com")
     second = change_link(api, smtp, ann, "two@example.com")
-    api.error(api.client.post("/api/auth/email/confirm", json={"token": first}), 410,
+    api.error(confirm(api, first, ann), 410,
               "email_link_invalid")
     api.db.sql("UPDATE account_tokens SET expires_at = created_at")  # a day later
-    api.error(api.client.post("/api/auth/email/confirm", json={"token": second}), 410,
+    api.error(confirm(api, second, ann), 410,
               "email_link_invalid")
-    api.error(api.client.post("/api/auth/email/confirm", json={"token": "made-up"}), 410,
+    api.error(confirm(api, "made-up", ann), 410,
               "email_link_invalid")
     assert api.client.get("/api/me", headers=ann).json()["email"] == "ann@example.com"
 
@@ -242,11 +248,11 @@ def test_an_address_change_ends_the_links_mailed_to_the_old_address(api: Api,
                                           "Reset your Workspaces password")), "reset")
     verify = link_in(smtp.confirmation_for("ann@example.com"), "verify")
     token = change_link(api, smtp, ann, "new@example.com")
-    assert api.client.post("/api/auth/email/confirm", json={"token": token}).status_code == 200
+    assert confirm(api, token, ann).status_code == 200
     api.error(api.client.post("/api/auth/password-reset/confirm",
                               json={"token": reset, "password": NEW_PASSWORD}),
               410, "reset_link_invalid")
-    api.error(api.client.post("/api/auth/verify", json={"token": verify}), 410,
+    api.error(api.client.post("/api/auth/verify", json={"token": verify}, headers=ann), 410,
               "verify_link_invalid")
     assert login(api, "new@example.com").status_code == 200  # the password stayed
 
@@ -276,7 +282,7 @@ def test_an_address_taken_before_the_link_is_opened_is_refused(api: Api, smtp: S
     ann = api.signup("ann@example.com")
     token = change_link(api, smtp, ann, "carol@example.com")
     api.signup("carol@example.com")
-    api.error(api.client.post("/api/auth/email/confirm", json={"token": token}), 409,
+    api.error(confirm(api, token, ann), 409,
               "email_taken")
     assert api.client.get("/api/me", headers=ann).json()["email"] == "ann@example.com"
     assert events(api, ann)[0]["action"] == "email_change_requested"
@@ -295,6 +301,74 @@ def test_address_change_emails_are_limited_per_account(api: Api, settings: Setti
         # Over the limit is not a wrong password: the budget of guesses is untouched.
         assert client.post("/api/me/password", headers=ann, json={
             "current_password": PASSWORD, "new_password": NEW_PASSWORD}).status_code == 200
+
+
+def test_refused_requests_count_and_a_mailbox_gets_few_change_emails(api: Api,
+                                                                    settings: Settings) -> None:
+    """A 409 says an address has an account: it is counted like a sign-up attempt, so the
+    profile is no cheaper way to harvest addresses. And accounts made to mail one address
+    cannot flood it (`+tags` and dots count as the same mailbox)."""
+    strict = settings.model_copy(update={"email_change_limit_per_account_per_hour": 2,
+                                         "email_change_limit_per_recipient_per_day": 2})
+    with TestClient(create_app(strict)) as client:
+        tokens = [client.post("/api/auth/signup", json={
+            "email": f"{who}@example.com", "password": PASSWORD, "name": who}).json()["token"]
+            for who in ("ann", "bob", "carl", "dora")]
+        ann, carl, dora = bearer(tokens[0]), bearer(tokens[2]), bearer(tokens[3])
+
+        def ask(headers: dict[str, str], email: str) -> int:
+            return int(client.post("/api/me/email", headers=headers, json={
+                "email": email, "current_password": PASSWORD}).status_code)
+
+        assert [ask(ann, "bob@example.com") for _ in range(2)] == [409, 409]
+        assert [ask(ann, "bob@example.com"), ask(ann, "free@example.com")] == [429, 429]
+        assert [ask(carl, "victim@example.com"), ask(dora, "v.ictim+x@example.com"),
+                ask(dora, "victim@example.com")] == [202, 202, 429]
+
+
+def test_an_address_change_is_confirmed_by_the_account_signed_in(api: Api,
+                                                                 smtp: Sink) -> None:
+    """Whoever reads the new mailbox (a mistyped address's owner) cannot take the account:
+    the link works only for the account that asked, signed in."""
+    ann = api.signup("ann@example.com")
+    mallory = api.signup("mallory@example.com")
+    token = change_link(api, smtp, ann, "anne@exampel.com")
+    api.error(api.client.post("/api/auth/email/confirm", json={"token": token}), 401,
+              "not_authenticated")
+    api.error(confirm(api, token, mallory), 403, "link_for_another_account")
+    page = api.client.get(f"/email/{token}")
+    assert page.status_code == 200 and "Sign in as ann@example.com" in page.text
+    assert "Use anne@exampel.com" not in page.text
+    assert api.client.get("/api/me", headers=ann).json()["email"] == "ann@example.com"
+    # Ann notices the typo and cancels: the link is dead, for her too.
+    assert api.client.delete("/api/me/email", headers=ann).status_code == 204
+    api.error(confirm(api, token, ann), 410, "email_link_invalid")
+    api.error(api.client.delete("/api/me/email"), 401, "not_authenticated")
+
+
+def test_a_reset_or_a_password_change_ends_pending_address_changes(api: Api,
+                                                                   smtp: Sink) -> None:
+    """Found by attacking: a squatter (or a thief of the password) asked to move the account
+    to their own address and kept the link; the real owner's reset, or password change, must
+    end it."""
+    squatter = api.signup("victim@example.com")
+    planted = change_link(api, smtp, squatter, "evil@example.net")
+    api.client.post("/api/auth/password-reset", json={"email": "victim@example.com"})
+    reset = link_in(mails(smtp, "victim@example.com", "Reset your Workspaces password")[0],
+                    "reset")
+    assert api.client.post("/api/auth/password-reset/confirm", json={
+        "token": reset, "password": NEW_PASSWORD}).status_code == 204
+    victim = bearer(login(api, "victim@example.com", NEW_PASSWORD).json()["token"])
+    api.error(confirm(api, planted, victim), 410, "email_link_invalid")
+
+    thief = bearer(login(api, "victim@example.com", NEW_PASSWORD).json()["token"])
+    assert ask_email_change(api, thief, "thief@example.net", NEW_PASSWORD).status_code == 202
+    stolen = link_in(mails(smtp, "thief@example.net", CONFIRM)[0], "email")
+    assert api.client.post("/api/me/password", headers=victim, json={
+        "current_password": NEW_PASSWORD, "new_password": "yet another passphrase"}
+    ).status_code == 200
+    api.error(confirm(api, stolen, victim), 410, "email_link_invalid")
+    assert api.client.get("/api/me", headers=victim).json()["email"] == "victim@example.com"
 
 
 def test_sessions_are_listed_without_their_tokens_and_signed_out_one_by_one(api: Api) -> None:
@@ -367,7 +441,7 @@ def test_two_confirms_of_one_link_at_once_one_wins(api: Api, smtp: Sink) -> None
         address = f"ann{trial}@example.com"
         token = change_link(api, smtp, ann, address)
         results = at_once(*(lambda t=token: api.client.post("/api/auth/email/confirm",
-                                                           json={"token": t})
+                                                           json={"token": t}, headers=ann)
                             for _ in range(2)))
         assert sorted(r.status_code for r in results) == [200, 410], [r.text for r in results]
         assert api.client.get("/api/me", headers=ann).json()["email"] == address

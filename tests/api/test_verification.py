@@ -25,9 +25,9 @@ def _me(api: Api, headers: dict[str, str]) -> dict[str, Any]:
     return body
 
 
-def _verify(api: Api, smtp: Sink, address: str) -> None:
+def _verify(api: Api, smtp: Sink, address: str, headers: dict[str, str]) -> None:
     token = link_in(smtp.confirmation_for(address), "verify")
-    response = api.client.post("/api/auth/verify", json={"token": token})
+    response = api.client.post("/api/auth/verify", json={"token": token}, headers=headers)
     assert response.status_code == 200, response.text
     assert response.json() == {"email": address}
 
@@ -48,19 +48,20 @@ def test_sign_up_mails_a_link_that_verifies_the_address_once(api: Api, smtp: Sin
                       f"'{hash_token(token)}' AND purpose = 'verify_email'") == [(1,)]
     for table in ("account_tokens", "email_outbox", "account_events"):
         assert token not in str(api.db.sql(f"SELECT * FROM {table}"))
-    # Opening the page changes nothing (mail scanners open links); the button does.
+    # Opening the page changes nothing (mail scanners open links); the button does, for the
+    # account signed in (here: the API; the browser test presses the button).
     page = api.client.get(f"/verify/{token}")
-    assert page.status_code == 200 and "Confirm my address" in page.text
+    assert page.status_code == 200 and "Sign in as ann@example.com" in page.text
     assert page.headers["cache-control"] == "no-store"
     assert _me(api, ann)["email_verified_at"] is None
-    assert api.client.post("/api/auth/verify", json={"token": token}).json() == {
-        "email": "ann@example.com"}
+    verified = api.client.post("/api/auth/verify", json={"token": token}, headers=ann)
+    assert verified.json() == {"email": "ann@example.com"}
     assert _me(api, ann)["email_verified_at"] is not None
     assert _events(api, "ann@example.com") == ["signed_up", "email_verified"]
-    again = api.client.post("/api/auth/verify", json={"token": token})
+    again = api.client.post("/api/auth/verify", json={"token": token}, headers=ann)
     assert "ask for a new one" in api.error(again, 410, "verify_link_invalid")
-    api.error(api.client.post("/api/auth/verify", json={"token": "x" * 43}), 410,
-              "verify_link_invalid")
+    api.error(api.client.post("/api/auth/verify", json={"token": "x" * 43}, headers=ann),
+              410, "verify_link_invalid")
     api.error(api.client.post("/api/me/verification", headers=ann), 409, "already_verified")
 
 
@@ -76,22 +77,47 @@ def test_a_new_link_ends_the_old_one_and_asking_is_limited(api: Api, smtp: Sink)
     api.error(api.client.post("/api/me/verification"), 401, "not_authenticated")
     api.error(api.client.post("/api/me/verification", headers={"Authorization": "Bearer x"}),
               401, "invalid_token")
-    api.error(api.client.post("/api/auth/verify", json={"token": first}), 410,
+    api.error(api.client.post("/api/auth/verify", json={"token": first}, headers=ann), 410,
               "verify_link_invalid")
     newest = link_in(smtp.confirmation_for("ann@example.com", count=3), "verify")
     assert api.db.sql("SELECT count(*) FROM account_tokens WHERE purpose = 'verify_email' "
                       "AND used_at IS NULL") == [(1,)]
-    assert api.client.post("/api/auth/verify", json={"token": newest}).status_code == 200
+    done = api.client.post("/api/auth/verify", json={"token": newest}, headers=ann)
+    assert done.status_code == 200
 
 
 def test_a_link_for_an_address_the_account_no_longer_has_does_nothing(api: Api,
                                                                      smtp: Sink) -> None:
-    api.signup("ann@example.com")
+    ann = api.signup("ann@example.com")
     token = link_in(smtp.confirmation_for("ann@example.com"), "verify")
     api.db.sql("UPDATE users SET email = 'ann2@example.com' WHERE email = 'ann@example.com'")
-    api.error(api.client.post("/api/auth/verify", json={"token": token}), 410,
+    api.error(api.client.post("/api/auth/verify", json={"token": token}, headers=ann), 410,
               "verify_link_invalid")
     assert api.db.sql("SELECT email_verified_at FROM users") == [(None,)]
+
+
+def test_only_the_account_signed_in_can_use_its_link(api: Api, smtp: Sink) -> None:
+    """Someone registered ann's address; ann's honest click on "confirm" must not verify
+    the squatter's account. The page offers ann the way to take it over instead."""
+    api.signup("ann@example.com", name="Not Ann")  # the squatter
+    token = link_in(smtp.confirmation_for("ann@example.com"), "verify")
+    mallory = api.signup("mallory@example.com")
+    api.error(api.client.post("/api/auth/verify", json={"token": token}), 401,
+              "not_authenticated")
+    refused = api.client.post("/api/auth/verify", json={"token": token}, headers=mallory)
+    assert "Sign out, and sign in as that account" in api.error(
+        refused, 403, "link_for_another_account")
+    page = api.client.get(f"/verify/{token}")  # ann opens the link, not signed in
+    assert page.status_code == 200 and "Sign in as ann@example.com" in page.text
+    assert 'href="/password-reset"' in page.text and "Confirm my address" not in page.text
+    assert page.headers["cache-control"] == "no-store"
+    posted = api.client.post(f"/verify/{token}", data={"csrf_token": "x"},
+                             follow_redirects=False)
+    assert posted.status_code == 403  # no session, no matching form token: nothing happens
+    assert api.db.sql("SELECT count(*) FROM users WHERE email_verified_at IS NOT NULL") == [
+        (0,)]
+    assert api.db.sql("SELECT count(*) FROM account_tokens WHERE purpose = 'verify_email' "
+                      "AND used_at IS NULL") == [(2,)]  # refusals did not use the link up
 
 
 def test_a_reset_through_the_mailbox_takes_over_an_unverified_account(api: Api,
@@ -126,7 +152,7 @@ def test_an_invite_link_does_not_verify_the_address(api: Api, smtp: Sink) -> Non
     assert joined.status_code == 200, joined.text
     bob = {"Authorization": f"Bearer {joined.json()['token']}"}
     assert _me(api, bob)["email_verified_at"] is None
-    _verify(api, smtp, "bob@example.com")  # a link of its own was mailed
+    _verify(api, smtp, "bob@example.com", bob)  # a link of its own was mailed
     assert _me(api, bob)["email_verified_at"] is not None
 
 
@@ -148,7 +174,7 @@ def test_invitations_for_you_need_a_verified_address(api: Api, smtp: Sink) -> No
               "email_unverified")
     api.error(api.client.post(f"/api/me/invites/{invite['id']}/decline", headers=bob), 403,
               "email_unverified")
-    _verify(api, smtp, "bob@example.com")
+    _verify(api, smtp, "bob@example.com", bob)
     (listed,) = _for_me(api, bob)
     assert listed["id"] == invite["id"]
     assert {k: listed[k] for k in ("workspace_name", "workspace_slug", "role",
@@ -167,7 +193,7 @@ def test_invitations_for_you_need_a_verified_address(api: Api, smtp: Sink) -> No
 
 def test_only_open_invites_to_my_address_are_listed(api: Api, smtp: Sink) -> None:
     ann = api.signup("ann@example.com")
-    _verify(api, smtp, "ann@example.com")
+    _verify(api, smtp, "ann@example.com", ann)
     bob = api.signup("bob@example.com")
     slugs = [api.workspace(bob, name) for name in ("Open", "Revoked", "Expired", "Other")]
     open_, revoked, expired, _ = slugs
@@ -192,7 +218,7 @@ def test_only_open_invites_to_my_address_are_listed(api: Api, smtp: Sink) -> Non
 
 def test_declining_from_the_list(api: Api, smtp: Sink) -> None:
     ann = api.signup("ann@example.com")
-    _verify(api, smtp, "ann@example.com")
+    _verify(api, smtp, "ann@example.com", ann)
     bob = api.signup("bob@example.com")
     slug = api.workspace(bob)
     invite = api.invite(bob, slug, "ann@example.com")
@@ -209,7 +235,7 @@ def test_declining_from_the_list(api: Api, smtp: Sink) -> None:
 def test_accepting_from_the_list_and_through_the_link_at_once(api: Api, smtp: Sink) -> None:
     """Both ways claim the same row: one joins, the other is told the invite is used."""
     ann = api.signup("ann@example.com")
-    _verify(api, smtp, "ann@example.com")
+    _verify(api, smtp, "ann@example.com", ann)
     bob = api.signup("bob@example.com")
     for trial in range(3):
         slug = api.workspace(bob, f"Race {trial}")

@@ -123,7 +123,7 @@ def test_an_expired_invite_page_says_so_and_who_to_ask(page: Page, site: Site) -
     expect(page.get_by_role("alert")).to_contain_text("Ask Ann Admin for a new one")
     site.screenshot(page, "invite-expired")
     page.goto("/")
-    page.get_by_role("link", name="Acme Inc").click()
+    page.get_by_role("link", name="Acme Inc", exact=True).click()
     expect(page.get_by_role("row").filter(has_text="erin@example.com")).to_contain_text("expired")
 
 

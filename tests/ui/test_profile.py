@@ -99,7 +99,7 @@ def test_the_account_page_from_name_to_deletion(page: Page, browser: Browser,
     _signed_out(other)
     _mail(site, "ann@example.com", "Your Workspaces password was changed")
 
-    # Email address: a link to the new address, opened in the phone (no session there).
+    # Email address: a link to the new address, opened in the phone (signed in there first).
     expect(_section(page, "Email address").get_by_text("not verified")).to_be_visible()
     address = _section(page, "Email address")
     address.get_by_label("New email address").fill("ann.smith@example.com")
@@ -109,12 +109,18 @@ def test_the_account_page_from_name_to_deletion(page: Page, browser: Browser,
         "A link to confirm the change is on its way to ann.smith@example.com.")
     token = link_in(_mail(site, "ann.smith@example.com", "Confirm your new Workspaces address"),
                     "email")
-    other.goto(f"/email/{token}")
+    other.goto(f"/email/{token}")  # the link alone does not do it: the account signs in
+    expect(other.get_by_role("heading", name="Confirm your new address")).to_be_visible()
+    expect(other.get_by_role("button", name="Use ann.smith@example.com")).to_have_count(0)
+    other.get_by_role("link", name="Sign in as ann@example.com").click()
+    other.get_by_label("Email").fill("ann@example.com")
+    other.get_by_label("Password").fill(NEW_PASSWORD)
+    other.get_by_role("button", name="Sign in").click()
     expect(other.get_by_role("heading", name="Confirm your new address")).to_be_visible()
     site.screenshot(other, "account-email-link-phone")
     other.get_by_role("button", name="Use ann.smith@example.com").click()
     expect(other.get_by_role("status")).to_contain_text(
-        "The account's address is now ann.smith@example.com")
+        "Your address is now ann.smith@example.com")
     phone.close()
     _mail(site, "ann@example.com", "The address of your Workspaces account was changed")
     page.reload()

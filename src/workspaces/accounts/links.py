@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
+from workspaces.errors import Forbidden, NotAuthenticated
 from workspaces.models import account_tokens
 from workspaces.security import hash_token, new_token
 
@@ -58,3 +59,18 @@ async def claim_link(conn: AsyncConnection, token: str, purpose: str) -> Any | N
     return (await conn.execute(
         update(account_tokens).where(*_live(token, purpose)).values(used_at=clock.now())
         .returning(account_tokens.c.user_id, account_tokens.c.email))).first()
+
+
+def check_holder(link_user_id: uuid.UUID, caller_id: uuid.UUID | None, address: str) -> None:
+    """A link that changes an account (confirming or changing its address) is used by the
+    account itself, signed in: then whoever reads the mailbox also holds the password. The
+    mailbox alone is not enough (someone who registered another person's address would get it
+    verified by that person's honest click; a mistyped new address would get the account).
+    401 `sign_in_required`, or 403 `link_for_another_account`."""
+    if caller_id is None:
+        raise NotAuthenticated(f"Sign in as {address} to use this link.",
+                               code="sign_in_required")
+    if caller_id != link_user_id:
+        raise Forbidden(f"This link is for the account {address}, not the one you are signed "
+                        "in with. Sign out, and sign in as that account to use it.",
+                        code="link_for_another_account")

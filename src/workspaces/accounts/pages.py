@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from workspaces.accounts import recovery, service, verification
+from workspaces.accounts import links, recovery, service, verification
 from workspaces.errors import AppError
 from workspaces.web.deps import AppSettings, Conn, PasswordHashing, Tx, client_address
 from workspaces.web.html import (
@@ -23,6 +23,7 @@ from workspaces.web.html import (
     render,
     safe_next,
     session_token,
+    sign_in_url,
     start_session,
 )
 
@@ -147,14 +148,34 @@ async def reset(request: Request, tx: Tx, passwords: PasswordHashing, settings: 
     return response
 
 
+def _link_refused(request: Request, error: AppError, *, sign_in: str, email: str,
+                  heading: str, not_me: str | None = None) -> Response:
+    """A link's page that cannot act: dead (410), or not signed in as its account (the link
+    is used by the account itself: `links.check_holder`)."""
+    if error.code == "sign_in_required":
+        return render(request, "link_sign_in.html", 200, heading=heading, email=email,
+                      text=error.message, sign_in=sign_in_url(sign_in), not_me=not_me,
+                      headers=NO_STORE)
+    return render(request, "message.html", error.status, heading="This link does not work",
+                  text=error.message, headers={**NO_STORE, **error.headers})
+
+
+def _not_me(email: str) -> str:
+    return (f"Did you not create an account with {email}? Then someone else did: take it "
+            "over, since the reset link goes to your mailbox.")
+
+
 @router.get("/verify/{token}")
 async def verify_page(request: Request, conn: Conn, user: PageUser, token: str) -> Response:
-    """Looking changes nothing (mail scanners open links): the button confirms."""
+    """Looking changes nothing (mail scanners open links): the button confirms, signed in as
+    the account; anyone else is offered to sign in, or to take the account over."""
+    email = ""
     try:
-        email = await verification.check_link(conn, token)
+        user_id, email = await verification.check_link(conn, token)
+        links.check_holder(user_id, user.id if user else None, email)
     except AppError as error:
-        return render(request, "message.html", error.status, heading="This link does not work",
-                      text=error.message, headers=NO_STORE)
+        return _link_refused(request, error, sign_in=request.url.path, email=email,
+                             heading="Confirm your address", not_me=_not_me(email))
     return render(request, "confirm.html", heading="Confirm your address",
                   text=f"Confirm that {email} is your address.", button="Confirm my address",
                   button_class="primary", action=request.url.path, cancel="/",
@@ -162,12 +183,13 @@ async def verify_page(request: Request, conn: Conn, user: PageUser, token: str) 
 
 
 @router.post("/verify/{token}", dependencies=[CsrfChecked])
-async def verify(request: Request, conn: Conn, user: PageUser, token: str) -> Response:
-    done = await attempt(conn, lambda: verification.verify_email(conn, token=token))
+async def verify(request: Request, conn: Conn, user: SignedIn, token: str) -> Response:
+    done = await attempt(conn, lambda: verification.verify_email(conn, token=token,
+                                                                 user_id=user.id))
     if isinstance(done, AppError):
         return render(request, "message.html", done.status, heading="This link does not work",
                       text=done.message, headers=NO_STORE)
-    return redirect(request, "/" if user else "/signin", f"Thank you: {done} is verified.")
+    return redirect(request, "/", f"Thank you: {done} is verified.")
 
 
 @router.post("/verification/resend", dependencies=[CsrfChecked])

@@ -161,6 +161,8 @@ async def change_password(tx: Transactions, passwords: Passwords, *, user: UserI
                    auth_tokens.c.revoked_at.is_(None))
             .values(revoked_at=now)
             .returning(auth_tokens.c.id))).all())
+        for purpose in ACCOUNT_TOKEN_PURPOSES:  # links asked for with the old password end too
+            await links.end_links(conn, user.id, purpose)
         await record_account_event(conn, user_id=user.id, action="password_changed",
                                    detail={"signed_out": revoked})
         await enqueue_account_email(
@@ -171,18 +173,28 @@ async def change_password(tx: Transactions, passwords: Passwords, *, user: UserI
     return revoked
 
 
-def _email_change_limit(user_id: uuid.UUID, settings: Settings) -> ratelimit.Limit:
-    return ratelimit.Limit(f"email-change:account:{user_id}",
-                           settings.email_change_limit_per_account_per_hour,
-                           timedelta(hours=1), "address change emails")
+def _email_change_limits(user_id: uuid.UUID, address: str,
+                         settings: Settings) -> tuple[ratelimit.Limit, ...]:
+    """Per account an hour; and per receiving mailbox a day (`+tags` and dots merged, as for
+    invites), so accounts made for it cannot flood an address of their choosing."""
+    return (
+        ratelimit.Limit(f"email-change:account:{user_id}",
+                        settings.email_change_limit_per_account_per_hour,
+                        timedelta(hours=1), "address change requests"),
+        ratelimit.Limit(f"email-change:to:{ratelimit.mailbox_key(address)}",
+                        settings.email_change_limit_per_recipient_per_day,
+                        timedelta(days=1), "address change emails to this address"),
+    )
 
 
 async def request_email_change(tx: Transactions, passwords: Passwords, *, user: UserInfo,
                                email: str, current_password: str, client: str,
                                settings: Settings) -> str:
     """Mail a link to the new address (valid 24 hours; a newer one ends the older); returns
-    the address. The current password comes first: only then is it said whether the address
-    is taken or looks like one that is (409 `email_taken`, 422 `email_confusable`)."""
+    the address. The current password comes first, then the request is counted (refused ones
+    too: each answers whether an address has an account, like a sign-up attempt), and only
+    then is it said whether the address is taken or looks like one that is (409
+    `email_taken`, 422 `email_confusable`)."""
     address = normalize_email(email)
     if address == user.email:
         raise InvalidInput("That is your address already.", code="email_unchanged",
@@ -192,13 +204,13 @@ async def request_email_change(tx: Transactions, passwords: Passwords, *, user: 
     refusal: AppError | None
     async with tx.write() as conn:
         await _settle(conn, checked)
-        refusal = await address_refusal(conn, address)
-        if refusal is None:
-            try:
-                async with conn.begin_nested():
-                    await ratelimit.hit(conn, _email_change_limit(user.id, settings))
-            except RateLimited as limited:
-                refusal = limited
+        try:
+            async with conn.begin_nested():
+                await ratelimit.hit(conn, *_email_change_limits(user.id, address, settings))
+        except RateLimited as limited:
+            refusal = limited
+        else:
+            refusal = await address_refusal(conn, address)
         if refusal is None:
             token = await links.issue_link(conn, user_id=user.id, purpose=EMAIL_CHANGE,
                                            email=address, ttl=EMAIL_CHANGE_TTL)
@@ -236,9 +248,15 @@ async def check_email_link(conn: AsyncConnection, token: str) -> EmailChange:
     return EmailChange(row.user_id, str(old), str(row.email))
 
 
-async def confirm_email_change(conn: AsyncConnection, *, token: str,
+async def cancel_email_change(conn: AsyncConnection, *, user: UserInfo) -> None:
+    """End the account's pending address change links (nothing to cancel is fine)."""
+    await links.end_links(conn, user.id, EMAIL_CHANGE)
+
+
+async def confirm_email_change(conn: AsyncConnection, *, token: str, user_id: uuid.UUID | None,
                                settings: Settings) -> UserInfo:
-    """Make the link's address the account's, verified (the link proves the mailbox).
+    """Make the link's address the account's, verified: used signed in as the account
+    (`links.check_holder`: the password holder reads the new mailbox).
 
     The link is claimed first (of two racing confirms one wins, the other gets 410), then the
     address checked free again (409 `email_taken`, 422 `email_confusable`; the users' unique
@@ -246,6 +264,11 @@ async def confirm_email_change(conn: AsyncConnection, *, token: str,
     ends: they were mailed to the old address. A notice goes to the old address.
     """
     now = clock.now()
+    live = await links.live_link(conn, token, EMAIL_CHANGE)
+    if live is None:
+        raise _dead_email_link()
+    old = (await conn.execute(select(users.c.email).where(users.c.id == live.user_id))).scalar()
+    links.check_holder(live.user_id, user_id, str(old))
     claimed = await links.claim_link(conn, token, EMAIL_CHANGE)
     if claimed is None:
         raise _dead_email_link()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces.accounts import profile, service
+from workspaces.accounts import links, profile, service
 from workspaces.accounts.events import list_account_events
 from workspaces.errors import AppError
 from workspaces.web.deps import AppSettings, Caller, Conn, PasswordHashing, Tx, client_address
@@ -28,6 +28,7 @@ from workspaces.web.html import (
     redirect,
     render,
     session_token,
+    sign_in_url,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -156,29 +157,32 @@ async def delete_account(request: Request, conn: Conn, user: SignedIn,
 
 @router.get("/email/{token}")
 async def email_link(request: Request, conn: Conn, user: PageUser, token: str) -> Response:
-    """What the link would change, and a button: opening it (a GET) changes nothing."""
+    """What the link would change, and a button, to the account itself signed in: opening it
+    (a GET) changes nothing."""
+    old = ""
     try:
         change = await profile.check_email_link(conn, token)
+        old = change.old
+        links.check_holder(change.user_id, user.id if user else None, change.old)
     except AppError as error:
+        if error.code == "sign_in_required":
+            return render(request, "link_sign_in.html", heading="Confirm your new address",
+                          email=old, text=error.message, sign_in=sign_in_url(request.url.path),
+                          not_me=None, headers=NO_STORE)
         return render(request, "message.html", error.status, heading="This link does not work",
                       text=error.message, back=("/account", "Go to your account"),
                       headers=NO_STORE)
-    other = user.email if user and user.id != change.user_id else None
-    return render(request, "email_change.html", token=token, change=change,
-                  other_account=other, headers=NO_STORE)
+    return render(request, "email_change.html", token=token, change=change, headers=NO_STORE)
 
 
 @router.post("/email/{token}", dependencies=[CsrfChecked])
-async def confirm_email(request: Request, conn: Conn, user: PageUser, settings: AppSettings,
+async def confirm_email(request: Request, conn: Conn, user: SignedIn, settings: AppSettings,
                         token: str) -> Response:
-    result = await attempt(conn, lambda: profile.confirm_email_change(conn, token=token,
-                                                                       settings=settings))
+    result = await attempt(conn, lambda: profile.confirm_email_change(
+        conn, token=token, user_id=user.id, settings=settings))
     if isinstance(result, AppError):
         heading = "This link does not work" if result.status == 410 else "Not changed"
         return render(request, "message.html", result.status, headers=result.headers,
                       heading=heading, text=result.message,
                       back=("/account", "Go to your account"))
-    if user is not None and user.id == result.id:
-        return redirect(request, "/account", f"Your address is now {result.email}.")
-    return redirect(request, "/signin", f"The account's address is now {result.email}: "
-                    "sign in with it.")
+    return redirect(request, "/account", f"Your address is now {result.email}.")

@@ -75,15 +75,24 @@ async def request_email_change(body: EmailChangeRequest, request: Request, tx: T
                                "It works once, for 24 hours.")
 
 
-@router.post("/auth/email/confirm", response_model=UserRead, responses=errors(409, 410))
-async def confirm_email_change(body: EmailChangeConfirm, conn: Conn,
+@router.post("/auth/email/confirm", response_model=UserRead,
+             responses=errors(401, 403, 409, 410))
+async def confirm_email_change(body: EmailChangeConfirm, conn: Conn, user: CurrentUser,
                                settings: AppSettings) -> UserRead:
-    """Make the new address the account's, verified, with the emailed link's token (no sign-in
-    needed: the link proves the mailbox). 410 `email_link_invalid` for a link that expired,
-    was used or replaced; 409 `email_taken` if the address got an account meanwhile. A notice
-    goes to the old address."""
-    changed = await profile.confirm_email_change(conn, token=body.token, settings=settings)
+    """Make the new address the account's, verified, with the emailed link's token, signed in
+    as the account (403 `link_for_another_account`: the link alone is not enough). 410
+    `email_link_invalid` for a link that expired, was used, replaced or cancelled; 409
+    `email_taken` if the address got an account meanwhile. A notice goes to the old address."""
+    changed = await profile.confirm_email_change(conn, token=body.token, user_id=user.id,
+                                                 settings=settings)
     return UserRead.model_validate(changed)
+
+
+@router.delete("/me/email", status_code=204, responses=errors(401))
+async def cancel_email_change(conn: Conn, user: CurrentUser) -> Response:
+    """Cancel a pending address change: the links mailed for it stop working."""
+    await profile.cancel_email_change(conn, user=user)
+    return Response(status_code=204)
 
 
 @router.get("/me/sessions", response_model=list[SessionRead], responses=errors(401))

@@ -22,7 +22,7 @@ from workspaces.accounts.service import check_password
 from workspaces.db import Transactions
 from workspaces.errors import Gone, RateLimited
 from workspaces.mail.outbox import enqueue_account_email
-from workspaces.models import auth_tokens, users
+from workspaces.models import ACCOUNT_TOKEN_PURPOSES, auth_tokens, users
 from workspaces.security import Passwords, secret_key
 from workspaces.settings import Settings
 from workspaces.validation import normalize_email
@@ -124,7 +124,8 @@ async def reset_password(tx: Transactions, passwords: Passwords, *, token: str, 
             update(auth_tokens)
             .where(auth_tokens.c.user_id == claimed.user_id, auth_tokens.c.revoked_at.is_(None))
             .values(revoked_at=now))
-        await links.end_links(conn, claimed.user_id, RESET)
+        for purpose in ACCOUNT_TOKEN_PURPOSES:  # asked for by whoever had the account before
+            await links.end_links(conn, claimed.user_id, purpose)
         await record_account_event(conn, user_id=claimed.user_id, action="password_reset",
                                    detail={"verified_now": verified})
         await enqueue_account_email(

@@ -72,11 +72,13 @@ async def confirm_password_reset(body: PasswordResetConfirm, tx: Tx,
     return Response(status_code=204)
 
 
-@router.post("/auth/verify", response_model=Verified, responses=errors(410))
-async def verify_email(body: VerifyEmail, conn: Conn) -> Verified:
-    """Confirm an address with the token of the link mailed to it (no sign-in needed: the link
-    proves the mailbox). Works once; 410 `verify_link_invalid` for a dead link."""
-    return Verified(email=await verification.verify_email(conn, token=body.token))
+@router.post("/auth/verify", response_model=Verified, responses=errors(401, 403, 410))
+async def verify_email(body: VerifyEmail, conn: Conn, user: CurrentUser) -> Verified:
+    """Confirm your address with the token of the link mailed to it, signed in as the account
+    (the mailbox alone is not enough: 403 `link_for_another_account`). Works once; 410
+    `verify_link_invalid` for a dead link."""
+    return Verified(email=await verification.verify_email(conn, token=body.token,
+                                                          user_id=user.id))
 
 
 @router.post("/me/verification", status_code=202, response_model=VerificationSent,

@@ -1,8 +1,9 @@
 """Verified addresses: a link mailed to the address proves it reaches the account's owner.
 
-Sign-up mails the first link; the owner can ask for another (a few an hour). Using a link
-sets `users.email_verified_at`. A password reset through the mailbox verifies too (see
-`recovery`), and so does confirming an address change (`profile`). Accepting an invite does
+Sign-up mails the first link; the owner can ask for another (a few an hour). Using a link,
+signed in as the account (`links.check_holder`), sets `users.email_verified_at`. A password
+reset through the mailbox verifies too (see `recovery`), and so does confirming an address
+change (`profile`). Accepting an invite does
 not: whoever created the invite was shown the same link, so it proves nothing about the
 mailbox. What an unverified account may do is in docs/security.md ("Verified addresses").
 """
@@ -66,17 +67,22 @@ def _dead_link() -> Gone:
                 code="verify_link_invalid")
 
 
-async def check_link(conn: AsyncConnection, token: str) -> str:
-    """The address a live verification link is for; 410 `verify_link_invalid` else."""
+async def check_link(conn: AsyncConnection, token: str) -> tuple[uuid.UUID, str]:
+    """The account and address of a live verification link; 410 `verify_link_invalid` else."""
     row = await links.live_link(conn, token, VERIFY)
     if row is None:
         raise _dead_link()
-    return str(row.email)
+    return row.user_id, str(row.email)
 
 
-async def verify_email(conn: AsyncConnection, *, token: str) -> str:
-    """Use a verification link: the account's address is verified; returns it. The link must
-    be live and the account's address still the one it was mailed to (410 else)."""
+async def verify_email(conn: AsyncConnection, *, token: str, user_id: uuid.UUID | None) -> str:
+    """Use a verification link, signed in as its account (`links.check_holder`): the address
+    is verified; returns it. The link must be live and the account's address still the one it
+    was mailed to (410 else)."""
+    live = await links.live_link(conn, token, VERIFY)
+    if live is None:
+        raise _dead_link()
+    links.check_holder(live.user_id, user_id, live.email)
     claimed = await links.claim_link(conn, token, VERIFY)
     if claimed is None:
         raise _dead_link()
