@@ -253,14 +253,14 @@ def test_two_owners_handing_over_to_the_same_member_at_once(api: Api, make: Fact
             ("ownership_transferred", winner.email)]
 
 
+# PostgreSQL only: SQLite's BEGIN IMMEDIATE serialises whole requests, the order is fixed.
+@pytest.mark.parametrize("app_db", ["postgresql"], indirect=True)
 def test_transfer_waits_for_a_leave_in_progress_and_then_finds_no_member(
     api: Api, team: Team
 ) -> None:
     """Deterministic order on PostgreSQL: while another transaction holds the workspace's
     membership lock and has removed Carl, the transfer to Carl waits (seen in pg_stat_activity,
     not guessed from time), then reads the committed state: 404, Ann still the owner."""
-    if not api.db.is_pg:
-        pytest.skip("SQLite serialises whole requests; the order is fixed by BEGIN IMMEDIATE")
     engine = create_sync_engine(parse_url(api.db.url))
     answers: list[Any] = []
     try:
