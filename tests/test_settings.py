@@ -1,9 +1,15 @@
-"""Settings resolved in one place: which email backend is in effect."""
+"""Settings resolved in one place: which email backend is in effect; invalid settings told
+plainly by the command line; the version."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from tests.conftest import spawn
+from workspaces import __version__
 from workspaces.settings import EmailMisconfigured, Settings
 
 SMTP = "smtp://127.0.0.1:2525"
@@ -41,3 +47,45 @@ def test_the_environment_sets_the_backend(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("EMAIL_BACKEND", "console")
     monkeypatch.setenv("SMTP_URL", SMTP)
     assert Settings(_env_file=None).email_mode == "console"  # type: ignore[call-arg]
+
+
+def _run(*args: str, **env: str) -> tuple[int, str, str]:
+    process = spawn(list(args), {"DATABASE_URL": None, **env})
+    out, err = process.communicate(timeout=60)
+    return process.returncode, out, err
+
+
+def test_invalid_settings_are_one_line_each_naming_the_variable_without_a_traceback(
+        tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    code, out, err = _run("db", "status", "--database-url", db, INVITE_TTL_DAYS="99",
+                          EMAIL_POLL_SECONDS="soon", SECRET_KEY="")
+    assert code == 1, out + err
+    assert "Traceback" not in out + err
+    assert err.splitlines() == [
+        "error[invalid_settings]: fix these settings (environment variables or .env):",
+        "  INVITE_TTL_DAYS: Input should be less than or equal to 30 (it is '99').",
+        "  EMAIL_POLL_SECONDS: Input should be a valid number, unable to parse string as a "
+        "number (it is 'soon')."]
+    code, out, err = _run("db", "status", "--json", "--database-url", db,
+                          INVITE_TTL_DAYS="0")
+    assert code == 1 and "Traceback" not in err
+    error = json.loads(out)["error"]
+    assert error["code"] == "invalid_settings" and error["exit_code"] == 1
+    assert error["problems"] == [
+        "INVITE_TTL_DAYS: Input should be greater than or equal to 1 (it is '0')."]
+
+
+def test_a_secret_setting_is_named_but_its_value_never_printed(tmp_path: Path) -> None:
+    code, out, err = _run("db", "status", "--database-url", f"sqlite:///{tmp_path / 'x.db'}",
+                          DATABASE_POOL_SIZE="8", SMTP_URL="smtp://u:hunter2@h:25",
+                          PASSWORD_HASH_WAIT_SECONDS="-1")
+    assert code == 1
+    assert "PASSWORD_HASH_WAIT_SECONDS: Input should be greater than 0." in err
+    assert "hunter2" not in out + err
+
+
+def test_version_option_and_command_print_the_version() -> None:
+    for args in (["--version"], ["version"]):
+        code, out, err = _run(*args)
+        assert (code, out.strip(), err) == (0, __version__, "")

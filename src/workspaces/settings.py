@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workspaces.errors import AppError
@@ -113,3 +113,21 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+_SECRET_PARTS = ("url", "secret", "password", "key")  # their values are never repeated
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One line per invalid setting, named as the environment spells it, with what is allowed
+    (pydantic's sentence) and, for settings that hold no secret, the value given."""
+    lines = []
+    for problem in error.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else "settings"
+        given = problem.get("input")
+        shown = ""
+        if isinstance(given, str | int | float) and not any(
+                part in field for part in _SECRET_PARTS):
+            shown = f" (it is {given!r})"
+        lines.append(f"{field.upper()}: {problem['msg']}{shown}.")
+    return lines

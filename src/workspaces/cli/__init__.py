@@ -32,6 +32,22 @@ _flags_take_no_value()
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Workspaces: members and invitations, and the schema toolkit.")
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        print(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and exit.")] = False,
+) -> None:
+    """Workspaces: members and invitations, and the schema toolkit."""
+
 app.add_typer(db_app, name="db")
 app.command()(serve)
 app.add_typer(users_app, name="users")
@@ -75,9 +91,26 @@ def main() -> None:
     import json
     import sys
 
+    from pydantic import ValidationError
+
+    from workspaces.settings import settings_problems
+
     command = typer.main.get_command(app)
     try:
         code = command.main(standalone_mode=False)
+    except ValidationError as exc:  # a setting in the environment or .env is invalid
+        problems = settings_problems(exc)
+        message = "Invalid settings (environment variables or .env): " + " ".join(problems)
+        if "--json" in sys.argv[1:]:
+            print(json.dumps({"ok": False, "error": {
+                "code": "invalid_settings", "message": message, "problems": problems,
+                "next": [], "exit_code": 1}}, indent=2))
+        else:
+            print("error[invalid_settings]: fix these settings (environment variables or "
+                  ".env):", file=sys.stderr)
+            for line in problems:
+                print(f"  {line}", file=sys.stderr)
+        code = 1
     except typer.Abort:
         print("Aborted.", file=sys.stderr)
         code = 1
