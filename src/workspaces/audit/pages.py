@@ -18,6 +18,7 @@ from workspaces.workspaces.service import load_access
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 DELETED_ACCOUNT = "someone whose account was deleted"
+LINK_HOLDER = "someone with the invite link"
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ class Row:
 def _who(entry: AuditEntry) -> str:
     if entry.actor_email:
         return entry.actor_email
-    if entry.action == "declined" and entry.target_email:  # only the invitee can decline
-        return entry.target_email
+    if entry.action == "declined":  # declined without signing in: whoever held the link
+        return LINK_HOLDER
     return DELETED_ACCOUNT
 
 
