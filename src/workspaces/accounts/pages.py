@@ -12,6 +12,7 @@ from workspaces.errors import AppError
 from workspaces.web.deps import AppSettings, Conn, PasswordHashing, Tx, client_address
 from workspaces.web.html import (
     BROWSER_SESSION,
+    NO_STORE,
     CsrfChecked,
     PageUser,
     SignedIn,
@@ -19,11 +20,11 @@ from workspaces.web.html import (
     attempt,
     end_session,
     field_errors,
+    link_refused,
     redirect,
     render,
     safe_next,
     session_token,
-    sign_in_url,
     start_session,
 )
 
@@ -98,7 +99,6 @@ async def password_reset(request: Request, tx: Tx, settings: AppSettings,
                   back=("/signin", "Back to sign in"))
 
 
-NO_STORE = {"Cache-Control": "no-store"}  # the page holds the link's token and an address
 
 
 async def _reset_form(request: Request, conn: Conn, token: str, *, status: int = 200,
@@ -148,18 +148,6 @@ async def reset(request: Request, tx: Tx, passwords: PasswordHashing, settings: 
     return response
 
 
-def _link_refused(request: Request, error: AppError, *, sign_in: str, email: str,
-                  heading: str, not_me: str | None = None) -> Response:
-    """A link's page that cannot act: dead (410), or not signed in as its account (the link
-    is used by the account itself: `links.check_holder`)."""
-    if error.code == "sign_in_required":
-        return render(request, "link_sign_in.html", 200, heading=heading, email=email,
-                      text=error.message, sign_in=sign_in_url(sign_in), not_me=not_me,
-                      headers=NO_STORE)
-    return render(request, "message.html", error.status, heading="This link does not work",
-                  text=error.message, headers={**NO_STORE, **error.headers})
-
-
 def _not_me(email: str) -> str:
     return (f"Did you not create an account with {email}? Then someone else did: take it "
             "over, since the reset link goes to your mailbox.")
@@ -174,8 +162,8 @@ async def verify_page(request: Request, conn: Conn, user: PageUser, token: str) 
         user_id, email = await verification.check_link(conn, token)
         links.check_holder(user_id, user.id if user else None, email)
     except AppError as error:
-        return _link_refused(request, error, sign_in=request.url.path, email=email,
-                             heading="Confirm your address", not_me=_not_me(email))
+        return link_refused(request, error, heading="Confirm your address", email=email,
+                            not_me=_not_me(email))
     return render(request, "confirm.html", heading="Confirm your address",
                   text=f"Confirm that {email} is your address.", button="Confirm my address",
                   button_class="primary", action=request.url.path, cancel="/",

@@ -15,6 +15,7 @@ from workspaces.accounts.events import list_account_events
 from workspaces.errors import AppError
 from workspaces.web.deps import AppSettings, Caller, Conn, PasswordHashing, Tx, client_address
 from workspaces.web.html import (
+    NO_STORE,
     Confirmed,
     CsrfChecked,
     PageUser,
@@ -25,14 +26,13 @@ from workspaces.web.html import (
     confirm_page,
     end_session,
     field_errors,
+    link_refused,
     redirect,
     render,
     session_token,
-    sign_in_url,
 )
 
 router = APIRouter(include_in_schema=False)
-NO_STORE = {"Cache-Control": "no-store"}  # the link's page holds its token and two addresses
 
 
 async def account_page(request: Request, conn: AsyncConnection, user: service.UserInfo, *,
@@ -165,13 +165,8 @@ async def email_link(request: Request, conn: Conn, user: PageUser, token: str) -
         old = change.old
         links.check_holder(change.user_id, user.id if user else None, change.old)
     except AppError as error:
-        if error.code == "sign_in_required":
-            return render(request, "link_sign_in.html", heading="Confirm your new address",
-                          email=old, text=error.message, sign_in=sign_in_url(request.url.path),
-                          not_me=None, headers=NO_STORE)
-        return render(request, "message.html", error.status, heading="This link does not work",
-                      text=error.message, back=("/account", "Go to your account"),
-                      headers=NO_STORE)
+        return link_refused(request, error, heading="Confirm your new address", email=old,
+                            back=("/account", "Go to your account"))
     return render(request, "email_change.html", token=token, change=change, headers=NO_STORE)
 
 

@@ -273,6 +273,21 @@ async def act(request: Request, conn: AsyncConnection, work: Callable[[], Awaita
 
 
 Confirmed = Annotated[str, Form(max_length=3)]
+NO_STORE = {"Cache-Control": "no-store"}  # pages that hold a mailed link's token
+
+
+def link_refused(request: Request, error: AppError, *, heading: str, email: str,
+                 not_me: str | None = None,
+                 back: tuple[str, str] | None = None) -> HTMLResponse:
+    """The page of a mailed link that cannot act: not signed in as its account (links are used
+    by the account itself: `accounts.links.check_holder`), offered to sign in and come back;
+    or dead (410) or another account's (403), said so."""
+    if error.code == "sign_in_required":
+        return render(request, "link_sign_in.html", heading=heading, email=email,
+                      text=error.message, sign_in=sign_in_url(request.url.path),
+                      not_me=not_me, headers=NO_STORE)
+    return render(request, "message.html", error.status, heading="This link does not work",
+                  text=error.message, back=back, headers={**NO_STORE, **error.headers})
 
 
 def confirm_page(request: Request, *, heading: str, text: str, button: str,
