@@ -1,4 +1,6 @@
-# Sourced by scripts/run and scripts/test: make .venv with Python 3.11+ and install the project.
+# Sourced by scripts/run and scripts/test: make .venv with Python 3.11+ and install the project
+# with exactly the versions in requirements/<run|test>.lock, each checked against its hash
+# (EXTRAS=test picks the test lock). The project itself goes in editable, without dependencies.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
@@ -9,6 +11,13 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-spec="."
-[ -n "${EXTRAS:-}" ] && spec=".[${EXTRAS}]"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"
+lock=requirements/run.lock
+[ "${EXTRAS:-}" = test ] && lock=requirements/test.lock
+pip=(.venv/bin/python -m pip --quiet --disable-pip-version-check)
+# Installing again only when the lock or pyproject.toml changed keeps a second run fast.
+stamp=.venv/.installed-$(basename "$lock")
+if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  "${pip[@]}" install --require-hashes --only-binary :all: -r "$lock"
+  "${pip[@]}" install --no-deps -e .
+  touch "$stamp"
+fi

@@ -89,3 +89,20 @@ def test_version_option_and_command_print_the_version() -> None:
     for args in (["--version"], ["version"]):
         code, out, err = _run(*args)
         assert (code, out.strip(), err) == (0, __version__, "")
+
+
+def test_shell_completion_scripts_and_completing_a_command() -> None:
+    for shell, marker in (("bash", "complete -o default -F _workspaces_completion workspaces"),
+                          ("zsh", "#compdef workspaces"),
+                          ("fish", "complete --command workspaces")):
+        code, out, err = _run(_WORKSPACES_COMPLETE=f"source_{shell}")
+        assert code == 0 and marker in out, (shell, out, err)
+    code, out, err = _run("--show-completion")  # the shell this runs in, whichever it is
+    assert code == 0 and "_WORKSPACES_COMPLETE=complete_" in out, out + err
+    # What the bash script asks the program when Tab is pressed after `workspaces db st`.
+    code, out, _ = _run(_WORKSPACES_COMPLETE="complete_bash", COMP_WORDS="workspaces db st",
+                        COMP_CWORD="2")
+    assert (code, out.split()) == (0, ["status"])
+    code, out, _ = _run(_WORKSPACES_COMPLETE="complete_bash",
+                        COMP_WORDS="workspaces db status --js", COMP_CWORD="3")
+    assert (code, out.split()) == (0, ["--json"])

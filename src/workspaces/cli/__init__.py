@@ -30,7 +30,7 @@ def _flags_take_no_value() -> None:
 
 _flags_take_no_value()
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+app = typer.Typer(no_args_is_help=True, add_completion=True,
                   help="Workspaces: members and invitations, and the schema toolkit.")
 
 
@@ -97,7 +97,10 @@ def main() -> None:
 
     command = typer.main.get_command(app)
     try:
-        code = command.main(standalone_mode=False)
+        # Named `workspaces` however it was started (`python -m workspaces` too), so the
+        # completion scripts (--show-completion) always complete the installed command.
+        code = command.main(prog_name="workspaces", complete_var="_WORKSPACES_COMPLETE",
+                            standalone_mode=False)
     except ValidationError as exc:  # a setting in the environment or .env is invalid
         problems = settings_problems(exc)
         message = "Invalid settings (environment variables or .env): " + " ".join(problems)
