@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from tests.conftest import ALL, INIT, INVITES, Cli
 from workspaces.cli import app
 from workspaces.schema.ledger import HISTORY_TABLE, LEDGER_TABLE
+from workspaces.schema.verified import VERIFIED_TABLE
 from workspaces.settings import get_settings
 
 
@@ -111,7 +112,7 @@ def test_rollback_to_an_id_undoes_every_later_migration(cli: Cli) -> None:
     assert run.exit_code == 0, run.output
     doc = json.loads(run.stdout[run.stdout.index("{"):])
     assert doc["rolled_back"] == list(reversed(ALL))
-    assert cli.tables() == {LEDGER_TABLE, HISTORY_TABLE}
+    assert cli.tables() == {LEDGER_TABLE, HISTORY_TABLE, VERIFIED_TABLE}
     assert cli("db", "status").exit_code == 2
 
 

@@ -37,9 +37,15 @@ _EXIT_MEANING = {
 @db_app.command()
 def status(database_url: DatabaseUrl = None, as_json: AsJson = False) -> None:
     """Show applied, pending and failed migrations and check the live schema (read-only)."""
+    from workspaces.schema.verified import quick_status
+    from workspaces.settings import get_settings
+
     target = Target.of(database_url)
     with guard(as_json, target):
-        report = open_toolkit(database_url, as_json).status()
+        settings = get_settings()
+        report = (quick_status(database_url or settings.database_url,
+                               settings.workspaces_migrations_dir)
+                  or open_toolkit(database_url, as_json).status())
     if as_json:
         body = {"ok": report.exit_code == 0, **target.report(report.as_dict())}
         print(json.dumps(body, indent=2, default=str))

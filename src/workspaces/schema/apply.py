@@ -22,10 +22,12 @@ from workspaces.schema.runner import run_migration
 from workspaces.schema.status import (
     PENDING,
     Report,
+    applied_model,
     describe_keys,
     model_through,
     objects_missing,
 )
+from workspaces.schema.verified import remember
 
 
 class Applying(ToolkitCore):
@@ -72,8 +74,12 @@ class Applying(ToolkitCore):
                     result.lines.append(f"applied {state.migration.id}")
             if not applied:
                 result.lines.append("Nothing to apply: every migration is already applied.")
-            with engine.connect() as conn:
+            with engine.begin() as conn:
                 after = self._analyze(conn)
+                if after.exit_code == Exit.OK and not after.differences:
+                    # Exactly as the migrations make it: `db status` may answer quickly
+                    # until the catalogue or the applied set changes (schema/verified.py).
+                    remember(conn, after, applied_model(after, self.migrations).tables)
             writing.summary = (f"applied {', '.join(applied)}" if applied
                                else "nothing to apply")
         result.data = {"applied": applied, "status": after.as_dict()}

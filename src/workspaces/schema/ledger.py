@@ -30,6 +30,10 @@ from sqlalchemy import (
 
 from workspaces import __version__
 from workspaces.db import whoami
+from workspaces.schema.report import APPLIED, FAILED, ROLLED_BACK, Entry
+from workspaces.schema.report import iso as _iso
+
+__all__ = ["APPLIED", "FAILED", "ROLLED_BACK", "Entry"]
 
 LEDGER_TABLE = "workspaces_schema_ledger"
 
@@ -54,8 +58,6 @@ ledger = Table(
     Column("hostname", String(255), nullable=False),
     Column("tool_version", String(64), nullable=False),
 )
-
-APPLIED, FAILED, ROLLED_BACK = "applied", "failed", "rolled_back"
 
 HISTORY_TABLE = "workspaces_schema_history"
 
@@ -127,45 +129,6 @@ def read_history(conn: Connection, *, limit: int) -> list[Event]:
     newest = select(history).order_by(history.c.seq.desc()).limit(limit).subquery()
     rows = conn.execute(select(newest).order_by(newest.c.seq)).mappings()
     return [Event(**dict(r)) for r in rows]
-
-
-@dataclass(frozen=True)
-class Entry:
-    seq: int
-    migration_id: str
-    action: str
-    outcome: str
-    checksum: str
-    started_at: datetime
-    finished_at: datetime | None
-    rolled_back_at: datetime | None
-    duration_ms: int | None
-    error: str | None
-    note: str | None
-    applied_by: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "action": self.action,
-            "outcome": self.outcome,
-            "checksum": self.checksum,
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-            "rolled_back_at": _iso(self.rolled_back_at),
-            "duration_ms": self.duration_ms,
-            "error": self.error,
-            "note": self.note,
-            "applied_by": self.applied_by,
-        }
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite returns naive datetimes; we always store UTC
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
 
 
 def now() -> datetime:

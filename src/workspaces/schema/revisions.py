@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
-
-from alembic.script import Script, ScriptDirectory
+from typing import TYPE_CHECKING
 
 from workspaces.errors import SchemaError
+
+if TYPE_CHECKING:
+    from alembic.script import Script
 
 PACKAGED_VERSIONS = Path(__file__).parent / "versions"
 
@@ -26,15 +29,19 @@ def file_checksum(path: Path) -> str:
 class Migration:
     id: str
     path: Path
-    script: Script
+    # Alembic's script: None when read without Alembic (`read_quickly`), for status only.
+    script: Script | None = field(default=None, compare=False, repr=False)
+    doc: str = ""  # the docstring's first paragraph, as Alembic's Script.doc
 
     @property
     def module(self) -> ModuleType:
+        if self.script is None:
+            raise RuntimeError(f"migration {self.id} was read without Alembic")
         return self.script.module
 
     @property
     def title(self) -> str:
-        return (self.script.doc or "").strip().splitlines()[0] if self.script.doc else ""
+        return self.doc.strip().splitlines()[0] if self.doc.strip() else ""
 
     @cached_property
     def checksum(self) -> str:
@@ -52,6 +59,8 @@ class MigrationSet:
                 f"The migrations folder {self.versions_dir} does not exist.",
                 fix="Point WORKSPACES_MIGRATIONS_DIR at a folder of revision files, or unset it.",
             )
+        from alembic.script import ScriptDirectory
+
         scripts = ScriptDirectory(
             str(self.versions_dir.parent), version_locations=[str(self.versions_dir)]
         )
@@ -70,7 +79,8 @@ class MigrationSet:
                     f"Revision {script.revision} merges branches; this toolkit keeps one line.",
                 )
         self.migrations: list[Migration] = [
-            Migration(id=s.revision, path=Path(s.path), script=s) for s in ordered
+            Migration(id=s.revision, path=Path(s.path), script=s, doc=s.doc or "")
+            for s in ordered
         ]
         self._by_id = {m.id: m for m in self.migrations}
 
@@ -100,3 +110,47 @@ class MigrationSet:
     @property
     def head(self) -> Migration | None:
         return self.migrations[-1] if self.migrations else None
+
+
+def read_quickly(versions_dir: Path | None = None) -> list[Migration] | None:
+    """The revisions in order, read from their files' text without running them (no Alembic,
+    no SQLAlchemy): for the quick status. None when anything is unusual (a revision id that
+    is no literal, several heads, a merge, a gap): the full reading says what is wrong."""
+    folder = versions_dir or PACKAGED_VERSIONS
+    if not folder.is_dir():
+        return None
+    down_of: dict[str, str | None] = {}
+    found: dict[str, Migration] = {}
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except (SyntaxError, ValueError):
+            return None
+        names: dict[str, object] = {}
+        for node in tree.body:  # `revision = "..."` or `revision: str = "..."`
+            target = (node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1
+                      else node.target if isinstance(node, ast.AnnAssign) else None)
+            value = getattr(node, "value", None)
+            if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
+                names[target.id] = value.value
+        revision, down = names.get("revision"), names.get("down_revision", ...)
+        if not isinstance(revision, str) or not (down is None or isinstance(down, str)):
+            return None
+        if revision in found:
+            return None
+        down_of[revision] = down
+        doc = (ast.get_docstring(tree) or "").split("\n\n")[0]
+        found[revision] = Migration(id=revision, path=path, doc=doc)
+    heads = set(found) - {d for d in down_of.values() if d is not None}
+    if len(heads) != 1:
+        return None if found else []
+    ordered: list[Migration] = []
+    current: str | None = heads.pop()
+    while current is not None:
+        if current not in found or len(ordered) > len(found):
+            return None
+        ordered.append(found[current])
+        current = down_of[current]
+    return list(reversed(ordered)) if len(ordered) == len(found) else None

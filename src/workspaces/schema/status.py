@@ -2,101 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 from sqlalchemy import Connection, inspect, text
 
 from workspaces.errors import Exit
 from workspaces.schema import ledger
 from workspaces.schema.expected import ObjectKey, SchemaModel, build_model
-from workspaces.schema.live import DIFFERS, EXTRA, MISSING, Difference, compare, missing_keys
-from workspaces.schema.revisions import Migration, MigrationSet
+from workspaces.schema.live import DIFFERS, EXTRA, MISSING, compare, missing_keys
+from workspaces.schema.report import PENDING, MigrationState, Problem, Report
+from workspaces.schema.revisions import MigrationSet
 
-PENDING = "pending"
-
-
-@dataclass(frozen=True)
-class Problem:
-    code: str
-    exit_code: Exit
-    message: str
-    fix: str | None = None
-    migration_id: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "exit_code": int(self.exit_code),
-            "migration": self.migration_id,
-            "message": self.message,
-            "fix": self.fix,
-        }
-
-
-@dataclass
-class MigrationState:
-    migration: Migration
-    state: str  # applied | pending | failed
-    latest: ledger.Entry | None
-    checksum_ok: bool = True
-    creates: list[str] = field(default_factory=list)
-    # pending only: (present, missing) when some of what it creates exists already
-    partial: tuple[list[ObjectKey], list[ObjectKey]] | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.migration.id,
-            "title": self.migration.title,
-            "state": self.state,
-            "checksum_ok": self.checksum_ok,
-            "creates_tables": self.creates,
-            "partial": None if self.partial is None else {
-                "present": [k.describe() for k in self.partial[0]],
-                "missing": [k.describe() for k in self.partial[1]]},
-            "last": self.latest.as_dict() if self.latest else None,
-        }
-
-
-@dataclass
-class Report:
-    database: str
-    server: str
-    ledger_exists: bool
-    migrations: list[MigrationState]
-    unknown: list[ledger.Entry] = field(default_factory=list)
-    differences: list[Difference] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> Exit:
-        return max((p.exit_code for p in self.problems), default=Exit.OK)
-
-    def in_state(self, state: str) -> list[MigrationState]:
-        return [m for m in self.migrations if m.state == state]
-
-    @property
-    def applied_ids(self) -> list[str]:
-        return [m.migration.id for m in self.migrations if m.state == ledger.APPLIED]
-
-    def blocking(self) -> list[Problem]:
-        """Problems that stop deploy: failed, diverged, modified."""
-        return [p for p in self.problems if p.exit_code in (Exit.FAILED, Exit.DIVERGED)]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "database": self.database,
-            "server": self.server,
-            "exit_code": int(self.exit_code),
-            "ledger_exists": self.ledger_exists,
-            "migrations": [m.as_dict() for m in self.migrations],
-            "unknown_migrations": [
-                {"id": e.migration_id, **e.as_dict()} for e in self.unknown
-            ],
-            "differences": [d.as_dict() for d in self.differences],
-            "problems": [p.as_dict() for p in self.problems],
-        }
-
+__all__ = ["PENDING", "MigrationState", "Problem", "Report", "analyze"]
 
 def _first_things_first(report: Report) -> None:
     """Deploy will refuse until this problem is dealt with: the pending migrations stay listed,

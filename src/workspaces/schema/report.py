@@ -1,0 +1,146 @@
+"""What `db status` reports, as plain data: ledger entries, migration states, problems.
+
+Nothing here imports SQLAlchemy or Alembic, so that the quick status (schema/verified.py) can
+build the same report without paying for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from workspaces.errors import Exit
+
+if TYPE_CHECKING:
+    from workspaces.schema.expected import ObjectKey
+    from workspaces.schema.live import Difference
+    from workspaces.schema.revisions import Migration
+
+APPLIED, FAILED, ROLLED_BACK = "applied", "failed", "rolled_back"
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    migration_id: str
+    action: str
+    outcome: str
+    checksum: str
+    started_at: datetime
+    finished_at: datetime | None
+    rolled_back_at: datetime | None
+    duration_ms: int | None
+    error: str | None
+    note: str | None
+    applied_by: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "action": self.action,
+            "outcome": self.outcome,
+            "checksum": self.checksum,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "rolled_back_at": iso(self.rolled_back_at),
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+            "note": self.note,
+            "applied_by": self.applied_by,
+        }
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite returns naive datetimes; we always store UTC
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    exit_code: Exit
+    message: str
+    fix: str | None = None
+    migration_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "exit_code": int(self.exit_code),
+            "migration": self.migration_id,
+            "message": self.message,
+            "fix": self.fix,
+        }
+
+
+@dataclass
+class MigrationState:
+    migration: Migration
+    state: str  # applied | pending | failed
+    latest: Entry | None
+    checksum_ok: bool = True
+    creates: list[str] = field(default_factory=list)
+    # pending only: (present, missing) when some of what it creates exists already
+    partial: tuple[list[ObjectKey], list[ObjectKey]] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.migration.id,
+            "title": self.migration.title,
+            "state": self.state,
+            "checksum_ok": self.checksum_ok,
+            "creates_tables": self.creates,
+            "partial": None if self.partial is None else {
+                "present": [k.describe() for k in self.partial[0]],
+                "missing": [k.describe() for k in self.partial[1]]},
+            "last": self.latest.as_dict() if self.latest else None,
+        }
+
+
+@dataclass
+class Report:
+    database: str
+    server: str
+    ledger_exists: bool
+    migrations: list[MigrationState]
+    unknown: list[Entry] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> Exit:
+        return max((p.exit_code for p in self.problems), default=Exit.OK)
+
+    def in_state(self, state: str) -> list[MigrationState]:
+        return [m for m in self.migrations if m.state == state]
+
+    @property
+    def applied_ids(self) -> list[str]:
+        return [m.migration.id for m in self.migrations if m.state == APPLIED]
+
+    def blocking(self) -> list[Problem]:
+        """Problems that stop deploy: failed, diverged, modified."""
+        return [p for p in self.problems if p.exit_code in (Exit.FAILED, Exit.DIVERGED)]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "server": self.server,
+            "exit_code": int(self.exit_code),
+            "ledger_exists": self.ledger_exists,
+            "migrations": [m.as_dict() for m in self.migrations],
+            "unknown_migrations": [
+                {"id": e.migration_id, **e.as_dict()} for e in self.unknown
+            ],
+            "differences": [d.as_dict() for d in self.differences],
+            "problems": [p.as_dict() for p in self.problems],
+        }
+
+

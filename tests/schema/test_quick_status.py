@@ -1,0 +1,125 @@
+"""The quick status (schema/verified.py): the same report as the full one on a schema that
+`db deploy` verified and nobody changed since, and the full way whenever anything changed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli
+from workspaces.cli.common import open_toolkit
+from workspaces.db import display_url, parse_url
+from workspaces.schema import ledger
+from workspaces.schema.revisions import MigrationSet, read_quickly
+from workspaces.schema.verified import LEDGER_TABLE, _read_url, quick_status
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _full(cli: Cli) -> dict[str, object]:
+    return open_toolkit(cli.url, False).status().as_dict()
+
+
+def test_after_deploy_the_quick_report_is_the_full_report(cli: Cli) -> None:
+    assert cli("db", "deploy").exit_code == 0
+    quick = quick_status(cli.url)
+    assert quick is not None
+    assert quick.as_dict() == _full(cli)
+    run = cli("db", "status", "--json")
+    assert run.exit_code == 0 and json.loads(run.stdout)["exit_code"] == 0
+
+
+@pytest.mark.parametrize("change", ["drop table", "add index", "drop index", "alter column"])
+def test_a_changed_catalogue_takes_the_full_way(cli: Cli, change: str) -> None:
+    assert cli("db", "deploy").exit_code == 0
+    assert quick_status(cli.url) is not None
+    cli.sql({
+        "drop table": "DROP TABLE audit_events",
+        "add index": "CREATE INDEX by_hand ON workspace_invites (created_at)",
+        "drop index": "DROP INDEX ix_workspace_invites_workspace_id_status",
+        "alter column": ("ALTER TABLE workspaces ALTER COLUMN name TYPE text" if cli.is_pg
+                         else "ALTER TABLE workspaces ADD COLUMN extra INTEGER"),
+    }[change])
+    assert quick_status(cli.url) is None
+    run = cli("db", "status")
+    full = _full(cli)
+    if change in ("drop table", "drop index") or (change == "alter column" and cli.is_pg):
+        assert run.exit_code == 5, run.stdout  # drift, named by the full comparison
+        assert full["differences"]
+    else:  # objects nobody expects: reported as differences, not as problems
+        assert run.exit_code == 0 and full["differences"]
+
+
+def test_a_changed_history_takes_the_full_way(custom_cli: Cli, versions: Path) -> None:
+    cli = custom_cli
+    assert cli("db", "deploy").exit_code == 0
+    assert quick_status(cli.url, versions) is not None
+    last = MigrationSet(versions).migrations[-1]
+    last.path.write_text(last.path.read_text() + "\n# edited after it was applied\n")
+    assert quick_status(cli.url, versions) is None
+    assert cli("db", "status").exit_code == 4  # checksum_mismatch
+    last.path.write_text(last.path.read_text().replace("\n# edited after it was applied\n", ""))
+    assert quick_status(cli.url, versions) is not None
+    assert cli("db", "rollback", last.id, "--yes").exit_code == 0
+    assert quick_status(cli.url, versions) is None  # pending again
+    assert cli("db", "status").exit_code == 2
+    assert cli("db", "deploy").exit_code == 0
+    assert quick_status(cli.url, versions) is not None
+
+
+def test_a_database_never_verified_takes_the_full_way(cli: Cli, tmp_path: Path) -> None:
+    assert quick_status(cli.url) is None  # nothing there yet
+    assert quick_status(f"sqlite:///{tmp_path / 'absent.db'}") is None
+    assert quick_status("postgresql://u@h:port/x") is None  # the full way says bad_url
+
+
+def test_revisions_read_without_alembic_are_the_same(versions: Path) -> None:
+    full, quick = MigrationSet(versions), read_quickly(versions)
+    assert quick is not None
+    assert [(m.id, m.path, m.title, m.checksum) for m in full] == [
+        (m.id, m.path, m.title, m.checksum) for m in quick]
+    first = quick[0].path.read_text()
+    (versions / "zz_second_head.py").write_text(first.replace(
+        quick[0].id, "zz_second_head").replace("down_revision = None",
+                                               f'down_revision = "{quick[0].id}"'))
+    assert read_quickly(versions) is None  # two heads: the full reading refuses it, clearly
+
+
+@pytest.mark.parametrize("raw", [
+    "postgresql://postgres@127.0.0.1:5432/db", "postgres://u:secret@db.example:6543/app",
+    "postgresql+asyncpg://u@localhost/app", "sqlite:///relative.db", "sqlite:////abs/x.db",
+    "sqlite+aiosqlite:///w.db"])
+def test_the_database_is_shown_as_the_full_status_shows_it(raw: str, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("relative.db", "w.db"):
+        (tmp_path / name).touch()
+    if raw == "sqlite:////abs/x.db":
+        raw = f"sqlite:///{tmp_path / 'x.db'}"
+        (tmp_path / "x.db").touch()
+    read = _read_url(raw)
+    assert read is not None
+    assert read[1] == display_url(parse_url(raw))
+
+
+def test_the_ledger_table_name_is_the_ledgers() -> None:
+    assert LEDGER_TABLE == ledger.LEDGER_TABLE
+
+
+def test_db_status_of_a_verified_schema_imports_neither_sqlalchemy_nor_alembic(
+        sqlite_url: str, tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": sqlite_url, "HOME": str(tmp_path)}
+    for args in (["db", "deploy"], ["db", "status"]):
+        process = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "workspaces", *args], cwd=tmp_path,
+            env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert process.returncode == 0, process.stdout + process.stderr
+    imported = {line.split("|")[-1].strip().split(".")[0]
+                for line in process.stderr.splitlines() if line.startswith("import time:")}
+    assert "workspaces" in imported
+    assert not imported & {"sqlalchemy", "alembic", "fastapi"}, sorted(imported)
