@@ -47,13 +47,13 @@ def test_services_know_nothing_of_http() -> None:
     rest = _under("workspaces.mail", "workspaces.schema") + [
         f"workspaces.{m}" for m in ("db", "models", "errors", "roles", "settings", "security",
                                     "validation", "ratelimit", "pagination", "clock",
-                                    "housekeeping")]
+                                    "housekeeping", "logs")]
     assert _importing(HTTP, among=services + rest) == []
 
 
 def test_the_base_layer_imports_no_domain() -> None:
     base = [f"workspaces.{m}" for m in ("errors", "roles", "clock", "settings", "db",
-                                        "validation", "pagination")]
+                                        "validation", "pagination", "logs")]
     domains = (*tuple(f"workspaces.{d}" for d in DOMAINS), "workspaces.schema", "workspaces.mail")
     assert _importing(domains, among=base) == []
 

@@ -62,7 +62,7 @@ def test_serve_on_postgresql_without_smtp_warns_loudly_on_stderr(pg_url: str) ->
     block = "\n".join(warning)
     assert "invite link included" in block and "sent to nobody" in block
     assert "set SMTP_URL" in block and "set EMAIL_BACKEND=console to say so" in block
-    assert LOUD not in out and "Serving on" in out
+    assert LOUD not in out and "Serving on" in err  # the whole server log is on stderr
 
 
 def test_serve_says_one_line_when_console_is_chosen_or_the_database_is_sqlite(
@@ -79,7 +79,7 @@ def test_serve_says_one_line_when_console_is_chosen_or_the_database_is_sqlite(
     for output in (for_postgres, for_sqlite):
         assert LOUD not in output
         assert [line for line in output.splitlines() if "EMAIL_BACKEND" in line] == [
-            f"{NOTICE} (development; set SMTP_URL to deliver them)."]
+            f"INFO:     {NOTICE} (development; set SMTP_URL to deliver them)."]
 
 
 def test_serve_says_nothing_about_email_when_it_is_delivered(sqlite_url: str) -> None:

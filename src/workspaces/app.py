@@ -31,10 +31,10 @@ from workspaces.schema.toolkit import Toolkit
 from workspaces.security import Passwords, secret_key
 from workspaces.settings import Settings, get_settings
 from workspaces.web import html, reloads
-from workspaces.web.errors import RedactInviteTokens, add_error_handlers
+from workspaces.web.errors import add_error_handlers
 from workspaces.web.guard import SchemaGuard
 from workspaces.web.health import router as health_router
-from workspaces.web.middleware import BodyLimit, SecurityHeaders
+from workspaces.web.middleware import BodyLimit, RequestLog, SecurityHeaders
 from workspaces.workspaces.pages import router as workspaces_pages
 from workspaces.workspaces.routes import router as workspaces_router
 
@@ -103,9 +103,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secret_key = key  # signs flash and anonymous cookies, CSRF tokens
     app.state.guard = guard
     app.state.toolkit = Toolkit(url, migrations)  # /readyz asks it
-    access_log = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactInviteTokens) for f in access_log.filters):
-        access_log.addFilter(RedactInviteTokens())
     for router in (accounts_router, profile_router, workspaces_router, members_router,
                    invites_router, audit_router, accounts_pages, profile_pages, workspaces_pages,
                    members_pages, invites_pages, audit_pages, reloads.router):
@@ -125,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(SecurityHeaders, hsts=html.served_over_https(settings))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLog)  # added last: the outermost, it sees every answer
 
     add_error_handlers(app)
     app.include_router(health_router)

@@ -3,14 +3,16 @@
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workspaces.errors import AppError
 
 EmailMode = Literal["smtp", "console"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["text", "json"]
 
 
 class EmailMisconfigured(AppError):
@@ -90,6 +92,21 @@ class Settings(BaseSettings):
     email_retry_seconds: float = Field(default=30.0, gt=0)
     email_retry_max_seconds: float = Field(default=900.0, gt=0)
     email_poll_seconds: float = Field(default=2.0, gt=0)
+    # The server's log (the application's, uvicorn's and the access lines): the least level
+    # written (DEBUG, INFO, WARNING or ERROR; WARNING leaves out the access lines), and text
+    # (for people) or json (one object per line, for log collectors). See logs.py.
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        """`info` and `JSON` are read as INFO and json; anything else is refused as given."""
+        if not isinstance(value, str):
+            return value
+        allowed = get_args(LogLevel if info.field_name == "log_level" else LogFormat)
+        return next((a for a in allowed if a.lower() == value.strip().lower()), value)
+
     # Developers and tests only: a different folder of revisions than the packaged one.
     workspaces_migrations_dir: Path | None = None
 

@@ -60,12 +60,12 @@ def test_a_post_without_the_csrf_token_changes_nothing(api: Api) -> None:
 
 
 def test_access_logs_redact_invite_tokens() -> None:
-    from workspaces.web.errors import RedactInviteTokens
+    from workspaces.logs import Redact
 
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
                                '%s - "%s %s HTTP/%s" %d', ("127.0.0.1:5", "POST",
                                "/api/invites/SECRETtoken_-x/accept?x=1", "1.1", 200), None)
-    RedactInviteTokens().filter(record)
+    Redact().filter(record)
     assert record.getMessage() == '127.0.0.1:5 - "POST /api/invites/[redacted]/accept?x=1 ' \
         'HTTP/1.1" 200'
 

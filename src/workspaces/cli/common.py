@@ -109,9 +109,10 @@ def fail(error: Error, as_json: bool, target: Target | None = None) -> NoReturn:
 
 
 def open_toolkit(database_url: str | None, as_json: bool, lock_timeout: float = 60.0, *,
-                 writes: bool = False) -> Toolkit:
+                 writes: bool = False, say: Callable[[str], None] | None = None) -> Toolkit:
     """The toolkit on the database the command names (else DATABASE_URL, else the default).
-    A command that `writes` says first which database it is about to change."""
+    A command that `writes` says first which database it is about to change. What it says
+    goes to stdout (stderr under --json), or to `say` (`serve`: the server's log)."""
     from workspaces.db import display_url, parse_url
     from workspaces.schema.revisions import MigrationSet
     from workspaces.schema.toolkit import Toolkit
@@ -121,9 +122,10 @@ def open_toolkit(database_url: str | None, as_json: bool, lock_timeout: float = 
     url = parse_url(database_url or settings.database_url)
     migrations = MigrationSet(settings.workspaces_migrations_dir)
 
-    def say(line: str) -> None:
+    def printed(line: str) -> None:
         print(line, file=sys.stderr if as_json else sys.stdout, flush=True)
 
+    say = say or printed
     if writes:
         say(f"Database: {display_url(url)}")
     return Toolkit(url, migrations, say=say, lock_timeout=lock_timeout)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import logging.config
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +14,8 @@ from workspaces.errors import Exit
 
 if TYPE_CHECKING:
     from workspaces.settings import Settings
+
+log = logging.getLogger("workspaces.serve")
 
 
 def serve(
@@ -28,6 +32,7 @@ def serve(
 
     import uvicorn
 
+    from workspaces import logs
     from workspaces.app import check_settings, create_app
     from workspaces.schema.toolkit import serving_refusal
     from workspaces.settings import get_settings
@@ -39,30 +44,35 @@ def serve(
     base_notice = _follow_the_port(host, port)
     with guard(False):  # every setting checked before the schema is touched (--migrate)
         check_settings(get_settings())
-        email_notice = _email_notice(get_settings())
+        notices = [*_email_notice(get_settings()), *base_notice]
+    # The server's log from here on (LOG_LEVEL, LOG_FORMAT); uvicorn applies it again in each
+    # worker. Its own access log is off: web/middleware.py writes one line per request.
+    log_config = logs.config(get_settings())
+    logging.config.dictConfig(log_config)
     with guard(False, target):
-        report = open_toolkit(database_url, False).check_for_serving(migrate=migrate)
+        report = open_toolkit(database_url, False, say=log.info).check_for_serving(
+            migrate=migrate)
         if report.exit_code != Exit.OK:
             for problem in report.problems:
                 print(f"[{problem.code}] {problem.message}", file=sys.stderr)
             raise serving_refusal(report)
     with guard(False):
         application = create_app()
-    if email_notice:
-        print(email_notice, file=sys.stderr, flush=True)
-    if base_notice:
-        print(base_notice, file=sys.stderr, flush=True)
-    print(f"Serving on http://{host}:{port} (database {report.database})", flush=True)
+    for level, line in notices:
+        log.log(level, line)
+    log.info("Serving on http://%s:%s (database %s)", host, port, report.database)
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the
     # application reads it only from TRUSTED_PROXIES (web.deps.client_address).
     if workers > 1:
         uvicorn.run("workspaces.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level="info", proxy_headers=False)
+                    workers=workers, log_config=log_config, access_log=False,
+                    proxy_headers=False)
     else:
-        uvicorn.run(application, host=host, port=port, log_level="info", proxy_headers=False)
+        uvicorn.run(application, host=host, port=port, log_config=log_config, access_log=False,
+                    proxy_headers=False)
 
 
-def _follow_the_port(host: str, port: int) -> str | None:
+def _follow_the_port(host: str, port: int) -> list[tuple[int, str]]:
     """Emailed links start with BASE_URL. Unset, it is where this server listens (workers read
     it from the environment); set to a loopback address on another port, it sends people to
     some other server: say so."""
@@ -77,35 +87,35 @@ def _follow_the_port(host: str, port: int) -> str | None:
         shown = f"[{shown}]" if ":" in shown else shown
         os.environ["BASE_URL"] = f"http://{shown}:{port}"
         get_settings.cache_clear()
-        return None
+        return []
     parts = urlsplit(settings.base_url)
     loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
     named = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     if loopback and named != port:
-        return (f"WARNING:  BASE_URL is {settings.base_url}, but this server listens on port "
-                f"{port}: emailed links will lead elsewhere. Unset BASE_URL, or set it to "
-                f"this server's public address.")
-    return None
+        return [(logging.WARNING, f"BASE_URL is {settings.base_url}, but this server listens "
+                 f"on port {port}: emailed links will lead elsewhere. Unset BASE_URL, or set it "
+                 f"to this server's public address.")]
+    return []
 
 
-def _email_notice(settings: Settings) -> str | None:
-    """What `serve` says about email at start: a loud warning when production may lose mail.
+def _email_notice(settings: Settings) -> list[tuple[int, str]]:
+    """What `serve` logs about email at start: a loud warning when production may lose mail.
 
     Raises EmailMisconfigured for EMAIL_BACKEND=smtp without SMTP_URL.
     """
     from workspaces.db import parse_url
 
     if settings.email_mode == "smtp":
-        return None
+        return []
     if settings.email_backend or parse_url(settings.database_url).get_backend_name() == "sqlite":
-        return ("EMAIL_BACKEND=console: emails are written to this log and sent to nobody "
-                "(development; set SMTP_URL to deliver them).")
-    return "\n".join(f"WARNING:  {line}" for line in (
+        return [(logging.INFO, "EMAIL_BACKEND=console: emails are written to this log and sent "
+                               "to nobody (development; set SMTP_URL to deliver them).")]
+    return [(logging.WARNING, line) for line in (
         "EMAILS WILL NOT BE DELIVERED: SMTP_URL is not set, so EMAIL_BACKEND is console.",
         "Every email, invite link included, is written to this log and sent to nobody.",
         "The database is PostgreSQL, so this looks like production.",
         "To deliver emails: set SMTP_URL (smtp://user:pass@host:587 or smtps://host:465).",
         "If writing them to the log is intended: set EMAIL_BACKEND=console to say so.",
-    ))
+    )]
 
 

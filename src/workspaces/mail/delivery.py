@@ -6,7 +6,8 @@ with the server's reply. A crash mid-send leaves the lease to expire and the ema
 delivery is at least once, never lost.
 
 With EMAIL_BACKEND=console (development) nothing is delivered: each email is written to the log,
-link included, marked as not delivered, and its row is marked `logged`, never `sent`.
+link included (the log's redaction leaves it whole), marked as not delivered, and its row is
+marked `logged`, never `sent`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workspaces import clock
+from workspaces.logs import UNREDACTED
 from workspaces.mail.outbox import LINK_MARKER, link_url
 from workspaces.models import outbox
 from workspaces.security import unseal
@@ -68,7 +70,7 @@ class Mailer:
 
     async def send(self, message: EmailMessage) -> None:
         if self.mode == "console":
-            log.warning(console_text(message))
+            log.warning(console_text(message), extra=UNREDACTED)  # the link is the point
             return
         url = urlsplit(self.settings.smtp_url or "")
         options: dict[str, Any] = {

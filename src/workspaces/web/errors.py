@@ -1,11 +1,11 @@
 """Every error answered in one shape: JSON `{"error": {"code", "message", ...}}` for the API, an
-error page for browsers, with the same code and status. Also what the application's logs may
-show of a request (invite tokens redacted)."""
+error page for browsers, with the same code and status, and the id of the request they answer
+(quoted to support, it finds the request's log lines)."""
 
 from __future__ import annotations
 
 import logging
-import re
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from workspaces import logs
 from workspaces.errors import AppError, InvalidInput, ServiceUnavailable
 from workspaces.schema.errors import sqlstate_of
 from workspaces.web import html
@@ -22,30 +23,25 @@ from workspaces.web import html
 log = logging.getLogger("workspaces.web")
 
 
-class RedactInviteTokens(logging.Filter):
-    """Access logs print request paths; an invite link's token must not reach them."""
-
-    pattern = re.compile(r"(/invites/|/reset/|/verify/|/email/)[^/?#\s\"]+")
-
-    @classmethod
-    def path(cls, request: Request) -> str:
-        """The request's path as the application's own log lines may show it."""
-        return cls.pattern.sub(r"\1[redacted]", request.url.path)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(self.pattern.sub(r"\1[redacted]", a) if isinstance(a, str)
-                                else a for a in record.args)
-        if isinstance(record.msg, str):
-            record.msg = self.pattern.sub(r"\1[redacted]", record.msg)
-        return True
-
-
 def respond(request: Request, error: AppError) -> Response:
     """JSON for the API, a page for browsers: the same code and status."""
     if html.is_page(request):
         return html.error_page(request, error)
-    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+    return JSONResponse(error_body(error), status_code=error.status, headers=error.headers)
+
+
+def error_body(error: AppError) -> dict[str, Any]:
+    """`{"error": {"code", "message", ..., "request_id"}}`: the id of the request answered."""
+    body = error.body()
+    if (request_id := logs.REQUEST_ID.get()) is not None:
+        body["error"]["request_id"] = request_id
+    return body
+
+
+def internal_error() -> AppError:
+    """A failure of ours: the person is told it was logged (the log has it, with the id)."""
+    return AppError("Something went wrong on our side; it has been logged.",
+                    code="internal_error", status=500)
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -98,9 +94,8 @@ def add_error_handlers(app: FastAPI) -> None:
         translated = request.app.state.guard.translate(exc)
         if translated is None:
             log.exception("unexpected database error on %s %s", request.method,
-                          RedactInviteTokens.path(request))
-            return respond(request, AppError("Something went wrong on our side; it has been "
-                                             "logged.", code="internal_error", status=500))
+                          logs.redact(request.url.path))
+            return respond(request, internal_error())
         return respond(request, translated)
 
     app.add_exception_handler(DBAPIError, database_error)
@@ -110,7 +105,7 @@ def add_error_handlers(app: FastAPI) -> None:
     async def pool_exhausted(request: Request, exc: PoolTimeout) -> Response:
         """Every database connection of this worker stayed busy for the pool timeout."""
         log.warning("no database connection free within the pool timeout on %s %s",
-                    request.method, RedactInviteTokens.path(request))
+                    request.method, logs.redact(request.url.path))
         return respond(request, ServiceUnavailable(
             "The server is too busy to take this request; retry in a moment.",
             code="server_busy", headers={"Retry-After": "1"}))

@@ -2,7 +2,8 @@
 
 A request that hits a missing table answers 503 `schema_out_of_date` naming the table and the
 migration that creates it; the log says so once per table, not once per request. Nothing is
-cached: once `workspaces db deploy` or `db repair` restores the table, requests work again.
+cached: once `workspaces db deploy` or `db repair` restores the table, requests work again, and
+the next /readyz that finds the schema whole logs "schema recovered" with what was missing.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _UNAVAILABLE_TEXT = ("connection refused", "connection was closed", "connection 
 @dataclass
 class SchemaGuard:
     migrations: MigrationSet
-    logged: set[str] = field(default_factory=set)
+    logged: dict[str, str] = field(default_factory=dict)  # what is missing: what was said
 
     def __post_init__(self) -> None:
         self._origin = build_model(self.migrations).origin
@@ -43,6 +44,11 @@ class SchemaGuard:
         return self._origin.get(ObjectKey("table", table))
 
     def reset(self) -> None:
+        """The schema is whole again (/readyz found it so): say so, once, if anything was
+        reported missing, and report anything that goes missing again."""
+        if self.logged:
+            log.info("schema recovered: the database and its schema are whole again (before: "
+                     "%s)", "; ".join(self.logged.values()))
         self.logged.clear()
 
     def translate(self, exc: BaseException) -> ServiceUnavailable | None:
@@ -82,5 +88,5 @@ class SchemaGuard:
 
     def _log_once(self, key: str, message: str) -> None:
         if key not in self.logged:
-            self.logged.add(key)
+            self.logged[key] = message
             log.error("schema guard: %s (logged once until the schema is whole again)", message)

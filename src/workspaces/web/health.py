@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from workspaces.errors import Exit, SchemaError, SchemaOutOfDate
+from workspaces.errors import Exit, SchemaError, SchemaOutOfDate, ServiceUnavailable
+from workspaces.web.errors import error_body
 from workspaces.web.schemas import errors
 
 router = APIRouter(tags=["operations"])
@@ -26,11 +27,11 @@ async def readyz(request: Request) -> Any:
     try:
         report = await run_in_threadpool(request.app.state.toolkit.status)
     except SchemaError as error:
-        body = {"error": {"code": "database_unavailable", "message": error.message}}
-        return JSONResponse(body, 503)
+        down = ServiceUnavailable(error.message, code="database_unavailable")
+        return JSONResponse(error_body(down), down.status)
     if report.exit_code != Exit.OK:
         problems = [p.as_dict() for p in report.problems]
         stale = SchemaOutOfDate(report.problems[0].message, problems=problems)
-        return JSONResponse(stale.body(), stale.status)
+        return JSONResponse(error_body(stale), stale.status)
     request.app.state.guard.reset()
     return {"status": "ready", "migrations": len(report.applied_ids)}

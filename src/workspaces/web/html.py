@@ -37,6 +37,7 @@ from itsdangerous import BadData, Signer, URLSafeTimedSerializer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from workspaces import logs
 from workspaces.accounts.service import Session, UserInfo, user_for_token
 from workspaces.errors import AppError, Forbidden
 from workspaces.settings import Settings
@@ -317,7 +318,8 @@ def error_page(request: Request, error: AppError) -> HTMLResponse:
                 410: "No longer valid", 429: "Slow down"}
     text = UPGRADING if error.code == "schema_out_of_date" else error.message
     return render(request, "message.html", error.status, headers=error.headers,
-                  heading=headings.get(error.status, "Something is not right"), text=text)
+                  heading=headings.get(error.status, "Something is not right"), text=text,
+                  reference=logs.REQUEST_ID.get())
 
 
 async def find_page_user(request: Request) -> None:

@@ -1,4 +1,5 @@
-"""Plain ASGI middleware: a cap on request bodies and the security headers of every response.
+"""Plain ASGI middleware: the request id and access line of every request, a cap on request
+bodies, and the security headers of every response.
 
 Plain ASGI rather than `@app.middleware("http")`: Starlette's BaseHTTPMiddleware runs the
 application in a task group (an exception raised while reading the body reaches FastAPI wrapped
@@ -7,13 +8,78 @@ in an ExceptionGroup) and costs a task per request.
 
 from __future__ import annotations
 
-from fastapi import HTTPException
-from starlette.datastructures import MutableHeaders
+import logging
+import time
+
+from fastapi import HTTPException, Request
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from workspaces import logs
+from workspaces.web.deps import client_address
+from workspaces.web.errors import internal_error, respond
+
+access_log = logging.getLogger("workspaces.access")
+log = logging.getLogger("workspaces.web")
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 HSTS = "max-age=31536000"
+
+
+class RequestLog:
+    """Every request gets an id, then one access line once it is answered.
+
+    The id is the request's X-Request-ID when well formed (logs.WELL_FORMED_ID), else a new one;
+    every log line written while the request is served carries it (logs.REQUEST_ID), and so do
+    the response (X-Request-ID) and its error body (`error.request_id`). The access line goes
+    to `workspaces.access`: client address (as the limits count it: TRUSTED_PROXIES), method,
+    path with tokens redacted, status, duration. It replaces uvicorn's access log, which knows
+    neither the id nor the client behind a proxy.
+
+    Outermost, so that it sees what every other layer answers. An exception no handler took is
+    logged here with the request's id and answered 500 `internal_error` in the usual shape.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = logs.new_request_id(Headers(scope=scope).get("x-request-id"))
+        bound = logs.REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        status = 0
+
+        async def with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        request = Request(scope)
+        try:
+            await self.app(scope, receive, with_id)
+        except Exception:
+            if status:  # the response has begun: only the server can end it
+                raise
+            log.exception("unhandled error on %s %s", request.method,
+                          logs.redact(request.url.path))
+            await respond(request, internal_error())(scope, receive, with_id)
+        finally:
+            path, query = logs.redact(request.url.path), logs.redact(request.url.query)
+            client = client_address(request)
+            duration = round((time.perf_counter() - started) * 1000, 1)
+            access_log.info(
+                '%s - "%s %s HTTP/%s" %d %.1fms', client, request.method,
+                f"{path}?{query}" if query else path, scope.get("http_version", "1.1"), status,
+                duration, extra={"method": request.method, "path": path, "status": status,
+                                 "duration_ms": duration, "client": client}
+                | ({"query": query} if query else {}))
+            logs.REQUEST_ID.reset(bound)
 
 
 class BodyLimit:

@@ -1,0 +1,150 @@
+"""The server's log: one dictConfig for the application's loggers (`workspaces.*`), uvicorn's
+and the access lines, written to stderr as text for people or as JSON lines for collectors.
+
+Every line written while a request is served carries its id (`REQUEST_ID`, set by
+web/middleware.py). Tokens are redacted by a filter on the handler rather than on loggers: a
+handler sees the records propagated from every logger (uvicorn's, SQLAlchemy's, ours), a
+logger's filter only that logger's own. A record that shows a link on purpose (EMAIL_BACKEND
+=console writes each email to the log, in development) is marked `extra=UNREDACTED`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from workspaces.settings import Settings
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+# X-Request-ID as sent (by a proxy, or a client following its request across services) when it
+# is this; anything else is replaced, since it goes into every log line and a response header.
+WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+UNREDACTED = {"unredacted": True}
+# The fields of an access line (web/middleware.py), given as `extra`; JSON lines show them.
+ACCESS_FIELDS = ("method", "path", "query", "status", "duration_ms", "client")
+
+_SECRETS = (
+    # A mailed link's token: /invites/ (and /api/invites/), /reset/, /verify/, /email/ (not
+    # /api/auth/email/confirm), also percent-encoded, as in a sign-in page's ?next=.
+    (re.compile(r"((?:/|%2[Ff])(?:invites|reset|verify|email)(?:/|%2[Ff]))(?!confirm\b)"
+                r"(?:(?!%2[Ff])[^/?#&\s\"'<>])+"), r"\1[redacted]"),
+    (re.compile(r"((?:^|[?&])(?:token|access_token|code|key|secret|password)=)[^&#\s\"']+", re.I),
+     r"\1[redacted]"),
+    (re.compile(r"(\bBearer\s+)[^\s\"',;]+", re.I), r"\1[redacted]"),
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@\s/]+@", re.I), r"\1[redacted]@"),
+    # A Cookie or Set-Cookie header (sessions), as text or as an ASGI header pair.
+    (re.compile(r"(\b(?:set-)?cookie\b['\"]?\s*[:,]\s*b?['\"]?)[^'\"\r\n]+", re.I),
+     r"\1[redacted]"),
+)
+
+
+def new_request_id(sent: str | None) -> str:
+    """The id of a request: the X-Request-ID it was sent with when well formed, else a new one."""
+    if sent is not None and WELL_FORMED_ID.fullmatch(sent):
+        return sent
+    return uuid.uuid4().hex
+
+
+def redact(text: str) -> str:
+    """`text` without the secrets it may show: mailed links' tokens, bearer tokens, cookies,
+    the password of a URL."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class Redact(logging.Filter):
+    """Redacts every record a handler writes: its message, its exception, an access line's path
+    and query; except records marked UNREDACTED."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "unredacted", False):
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit the format: shown as they are
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        for name in ("path", "query"):
+            value = getattr(record, name, None)
+            if isinstance(value, str):
+                setattr(record, name, redact(value))
+        return True
+
+
+def _request_id(record: logging.LogRecord) -> str | None:
+    return getattr(record, "request_id", None) or REQUEST_ID.get()
+
+
+class TextFormatter(logging.Formatter):
+    """uvicorn's look, `INFO:     message`, then the request id when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = record.levelname
+        line = f"{level}:{' ' * (8 - len(level))} {record.getMessage()}"
+        if request_id := _request_id(record):
+            line += f" request_id={request_id}"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time (ISO 8601, UTC), level, logger, message, request_id, an
+    access line's fields, and the exception (`exc`) as one string."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        created = datetime.fromtimestamp(record.created, UTC)
+        line: dict[str, Any] = {
+            "time": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+            "request_id": _request_id(record),
+        }
+        line |= {name: getattr(record, name) for name in ACCESS_FIELDS if hasattr(record, name)}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exc"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line, default=str)
+
+
+def config(settings: Settings) -> dict[str, Any]:
+    """The dictConfig of `serve`, given to uvicorn as `log_config` (each worker applies it).
+
+    LOG_LEVEL applies to the application and uvicorn; other libraries write warnings and worse
+    (at DEBUG some would write SQL parameters or whole SMTP conversations). uvicorn's own access
+    log stays off: web/middleware.py writes one access line per request to `workspaces.access`.
+    """
+    level = settings.log_level
+    formatter = JsonFormatter if settings.log_format == "json" else TextFormatter
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,  # the application's loggers exist by then
+        "filters": {"redact": {"()": f"{__name__}.Redact"}},
+        "formatters": {"line": {"()": f"{__name__}.{formatter.__name__}"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                                "formatter": "line", "filters": ["redact"]}},
+        "loggers": {
+            "workspaces": {"level": level, "handlers": [], "propagate": True},
+            "uvicorn": {"level": level, "handlers": [], "propagate": True},
+            "uvicorn.error": {"level": level, "handlers": [], "propagate": True},
+            "uvicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+        },
+        "root": {"level": max(level, "WARNING", key=logging.getLevelName),
+                 "handlers": ["stderr"]},
+    }

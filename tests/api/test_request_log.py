@@ -1,0 +1,29 @@
+"""A failure no handler takes: answered in the error shape with the request's id, logged once
+with it. (The rest of the request log is tested against a real server: tests/test_logging.py.)"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tests.api.conftest import Api
+
+
+def test_an_unhandled_error_is_a_500_in_the_error_shape_with_the_request_id(
+        api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    api.client.app.router.add_api_route("/api/boom", boom)  # type: ignore[attr-defined]
+    caplog.set_level(logging.INFO, logger="workspaces")
+    response = api.client.get("/api/boom", headers={"X-Request-ID": "req-boom"})
+    assert api.error(response, 500, "internal_error") == (
+        "Something went wrong on our side; it has been logged.")
+    assert response.headers["X-Request-ID"] == "req-boom"
+    assert response.json()["error"]["request_id"] == "req-boom"
+    (failed,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert failed.getMessage() == "unhandled error on GET /api/boom"
+    assert failed.exc_info and "a bug" in str(failed.exc_info[1])
+    (access,) = [r for r in caplog.records if r.name == "workspaces.access"]
+    assert access.__dict__["status"] == 500 and access.__dict__["path"] == "/api/boom"
