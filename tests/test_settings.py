@@ -4,9 +4,11 @@ plainly by the command line; the version."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter
 
 from tests.conftest import spawn
 from workspaces import __version__
@@ -106,3 +108,26 @@ def test_shell_completion_scripts_and_completing_a_command() -> None:
     code, out, _ = _run(_WORKSPACES_COMPLETE="complete_bash",
                         COMP_WORDS="workspaces db status --js", COMP_CWORD="3")
     assert (code, out.split()) == (0, ["--json"])
+
+
+def test_env_example_lists_every_setting_with_its_default_and_meaning() -> None:
+    """.env.example is the list of settings an operator copies: none missing, none stale, each
+    default the one Settings uses, each with a comment saying what it means."""
+    lines = (Path(__file__).resolve().parent.parent / ".env.example").read_text().splitlines()
+    setting = re.compile(r"# ([A-Z][A-Z0-9_]*)=(.*)")
+    shown: dict[str, str] = {}
+    explained = False
+    for line in lines:
+        if match := setting.fullmatch(line):
+            assert explained, f"{match[1]} has no comment above it saying what it means"
+            shown[match[1]] = match[2]
+        else:
+            explained = line.startswith("# ") and not line.startswith("# ---")
+    fields = Settings.model_fields
+    assert set(shown) == {name.upper() for name in fields}
+    for name, field in fields.items():
+        default, value = field.get_default(call_default_factory=True), shown[name.upper()]
+        if default is None:
+            assert value == "", name
+        else:
+            assert TypeAdapter(field.annotation).validate_python(value) == default, name
