@@ -130,4 +130,5 @@ def test_env_example_lists_every_setting_with_its_default_and_meaning() -> None:
         if default is None:
             assert value == "", name
         else:
+            assert field.annotation is not None, name
             assert TypeAdapter(field.annotation).validate_python(value) == default, name
