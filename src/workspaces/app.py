@@ -30,7 +30,7 @@ from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
 from workspaces.security import Passwords, secret_key
 from workspaces.settings import Settings, get_settings
-from workspaces.web import html, reloads
+from workspaces.web import html, metrics, reloads
 from workspaces.web.errors import RedactInviteTokens, add_error_handlers
 from workspaces.web.guard import SchemaGuard
 from workspaces.web.health import router as health_router
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_app_engine(url, pool_size=settings.database_pool_size,
                                              pool_timeout=settings.database_pool_timeout)
+        unwatch_pool = metrics.watch_pool(app.state.engine, settings.database_pool_size)
         # Requests queue here, first come first served, rather than in the pool: its queue lets
         # a newcomer take a connection just given back ahead of those waiting, and under
         # sustained load a few waiters starved past the pool timeout (see deps._transaction).
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log.warning("email delivery did not stop in 15 s; its lease will expire "
                             "and another instance will send what was in flight")
             await sweeper
+            unwatch_pool()
             await app.state.engine.dispose()
 
     # /docs is the app's own page over vendored Swagger UI (web/static/swagger-ui): FastAPI's
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secret_key = key  # signs flash and anonymous cookies, CSRF tokens
     app.state.guard = guard
     app.state.toolkit = Toolkit(url, migrations)  # /readyz asks it
+    app.state.metrics_probe = metrics.DatabaseProbe(app.state.toolkit)  # /metrics asks it
     access_log = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactInviteTokens) for f in access_log.filters):
         access_log.addFilter(RedactInviteTokens())
@@ -125,8 +128,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(SecurityHeaders, hsts=html.served_over_https(settings))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(metrics.RequestMetrics)  # outermost: counts every answer, 413s too
 
     add_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(metrics.router)
 
     return app
