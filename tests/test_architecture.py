@@ -44,7 +44,7 @@ def _under(*prefixes: str) -> list[str]:
 def test_services_know_nothing_of_http() -> None:
     services = [f"workspaces.{d}.service" for d in DOMAINS] + [
         f"workspaces.{d}.statuses" for d in ("invites",)]
-    rest = _under("workspaces.mail", "workspaces.schema") + [
+    rest = _under("workspaces.mail", "workspaces.schema", "workspaces.metrics") + [
         f"workspaces.{m}" for m in ("db", "models", "errors", "roles", "settings", "security",
                                     "validation", "ratelimit", "pagination", "clock",
                                     "housekeeping", "logs")]

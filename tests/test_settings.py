@@ -132,3 +132,17 @@ def test_env_example_lists_every_setting_with_its_default_and_meaning() -> None:
         else:
             assert field.annotation is not None, name
             assert TypeAdapter(field.annotation).validate_python(value) == default, name
+
+
+def test_metrics_settings_are_checked_at_start_and_the_token_never_printed(
+        tmp_path: Path) -> None:
+    code, out, err = _run("db", "status", "--database-url", f"sqlite:///{tmp_path / 'x.db'}",
+                          METRICS_ALLOWED_NETWORKS="10.0.0.0/8,the office",
+                          METRICS_TOKEN="tiny-secret")
+    assert code == 1
+    assert err.splitlines()[1:] == [
+        "  METRICS_ALLOWED_NETWORKS: Value error, 'the office' is not an IP address or CIDR "
+        "network (METRICS_ALLOWED_NETWORKS is comma-separated) (it is '10.0.0.0/8,the office').",
+        "  METRICS_TOKEN: String should have at least 16 characters."]
+    assert "tiny-secret" not in out + err
+    assert Settings(_env_file=None, metrics_token="").metrics_token is None  # type: ignore[call-arg]

@@ -30,7 +30,7 @@ from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
 from workspaces.security import Passwords, secret_key
 from workspaces.settings import Settings, get_settings
-from workspaces.web import html, reloads
+from workspaces.web import html, metrics, reloads
 from workspaces.web.errors import add_error_handlers
 from workspaces.web.guard import SchemaGuard
 from workspaces.web.health import router as health_router
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_app_engine(url, pool_size=settings.database_pool_size,
                                              pool_timeout=settings.database_pool_timeout)
+        unwatch_pool = metrics.watch_pool(app.state.engine, settings.database_pool_size)
         # Requests queue here, first come first served, rather than in the pool: its queue lets
         # a newcomer take a connection just given back ahead of those waiting, and under
         # sustained load a few waiters starved past the pool timeout (see deps._transaction).
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log.warning("email delivery did not stop in 15 s; its lease will expire "
                             "and another instance will send what was in flight")
             await sweeper
+            unwatch_pool()
             await app.state.engine.dispose()
 
     # /docs is the app's own page over vendored Swagger UI (web/static/swagger-ui): FastAPI's
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secret_key = key  # signs flash and anonymous cookies, CSRF tokens
     app.state.guard = guard
     app.state.toolkit = Toolkit(url, migrations)  # /readyz asks it
+    app.state.metrics_probe = metrics.DatabaseProbe(app.state.toolkit)  # /metrics asks it
     for router in (accounts_router, profile_router, workspaces_router, members_router,
                    invites_router, audit_router, accounts_pages, profile_pages, workspaces_pages,
                    members_pages, invites_pages, audit_pages, reloads.router):
@@ -122,9 +125,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(SecurityHeaders, hsts=html.served_over_https(settings))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestLog)  # added last: the outermost, it sees every answer
+    app.add_middleware(RequestLog)  # the request id and access line of every answer
+    app.add_middleware(metrics.RequestMetrics)  # added last, the outermost: counts every
+    # answer, 413s and the 500s RequestLog makes of unhandled errors too
 
     add_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(metrics.router)
 
     return app

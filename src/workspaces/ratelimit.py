@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, update
@@ -19,12 +19,14 @@ from workspaces.models import rate_limit_counters as counters
 
 @dataclass(frozen=True)
 class Limit:
-    """At most `limit` events for `key` per `window`; `what` names them in the refusal."""
+    """At most `limit` events for `key` per `window`; `what` names them in the refusal, `name`
+    (the setting that sets the limit) in the count of refusals that /metrics exports."""
 
     key: str
     limit: int
     window: timedelta
     what: str
+    name: str = field(kw_only=True)
 
 
 def hashed(value: str) -> str:
@@ -59,6 +61,9 @@ def _window_start(now: datetime, window: timedelta) -> datetime:
 
 
 def _refuse(limit: Limit, start: datetime, now: datetime) -> RateLimited:
+    from workspaces.metrics.process import RATE_LIMITED  # the CLI counts limits too: load late
+
+    RATE_LIMITED.labels(limit.name).inc()
     retry_after = max(1, math.ceil((start + limit.window - now).total_seconds()))
     return RateLimited(
         f"Too many {limit.what}: the limit is {limit.limit} per {_describe(limit.window)}. "

@@ -62,18 +62,28 @@ class Settings(BaseSettings):
     # Proxies (IP addresses or CIDR networks, comma-separated) whose X-Forwarded-For is believed
     # when they connect; empty: the peer address is the client address.
     trusted_proxies: str = ""
+    # Who may read GET /metrics: client addresses (as TRUSTED_PROXIES resolves them) in these
+    # networks, and anyone sending `Authorization: Bearer <METRICS_TOKEN>` when it is set.
+    metrics_allowed_networks: str = "127.0.0.0/8,::1"
+    metrics_token: str | None = Field(default=None, min_length=16)
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_allowed_networks")
     @classmethod
-    def _proxies_parse(cls, value: str) -> str:
+    def _networks_parse(cls, value: str, info: ValidationInfo) -> str:
         """Refuse at start-up, not at the first request, a value that is no address list."""
         for part in filter(None, (p.strip() for p in value.split(","))):
             try:
                 ipaddress.ip_network(part, strict=False)
             except ValueError:
                 raise ValueError(f"{part!r} is not an IP address or CIDR network "
-                                 "(TRUSTED_PROXIES is comma-separated)") from None
+                                 f"({str(info.field_name).upper()} is comma-separated)"
+                                 ) from None
         return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     # Argon2 hashes computed at once per server process (each takes a core for ~0.3 s); more
     # wait, and after `password_hash_wait_seconds` answer 503 server_busy.
@@ -132,7 +142,7 @@ def get_settings() -> Settings:
     return Settings()
 
 
-_SECRET_PARTS = ("url", "secret", "password", "key")  # their values are never repeated
+_SECRET_PARTS = ("url", "secret", "password", "key", "token")  # their values are never repeated
 
 
 def settings_problems(error: ValidationError) -> list[str]:

@@ -180,10 +180,12 @@ def _email_change_limits(user_id: uuid.UUID, address: str,
     return (
         ratelimit.Limit(f"email-change:account:{user_id}",
                         settings.email_change_limit_per_account_per_hour,
-                        timedelta(hours=1), "address change requests"),
+                        timedelta(hours=1), "address change requests",
+                        name="email_change_limit_per_account_per_hour"),
         ratelimit.Limit(f"email-change:to:{ratelimit.mailbox_key(address)}",
                         settings.email_change_limit_per_recipient_per_day,
-                        timedelta(days=1), "address change emails to this address"),
+                        timedelta(days=1), "address change emails to this address",
+                        name="email_change_limit_per_recipient_per_day"),
     )
 
 

@@ -35,7 +35,8 @@ RESET_PATH = "reset"  # the page at BASE_URL/reset/<token>
 def _per_client(client: str, settings: Settings) -> ratelimit.Limit:
     return ratelimit.Limit(f"reset:client:{ratelimit.client_key(client)}",
                            settings.password_reset_limit_per_client_per_hour,
-                           timedelta(hours=1), "password reset requests")
+                           timedelta(hours=1), "password reset requests",
+                           name="password_reset_limit_per_client_per_hour")
 
 
 def _per_account(user_id: uuid.UUID, settings: Settings) -> ratelimit.Limit:
@@ -43,7 +44,8 @@ def _per_account(user_id: uuid.UUID, settings: Settings) -> ratelimit.Limit:
     account (look-alikes, `+tags`) cannot use up the real account's emails."""
     return ratelimit.Limit(f"reset:account:{user_id}",
                            settings.password_reset_limit_per_account_per_hour,
-                           timedelta(hours=1), "password reset emails")
+                           timedelta(hours=1), "password reset emails",
+                           name="password_reset_limit_per_account_per_hour")
 
 
 async def request_reset(tx: Transactions, *, email: str, client: str,

@@ -130,7 +130,8 @@ async def create_account(conn: AsyncConnection, *, account: NewAccount,
 def sign_up_limit(client: str, settings: Settings) -> ratelimit.Limit:
     return ratelimit.Limit(f"signup:client:{ratelimit.client_key(client)}",
                            settings.signup_limit_per_client_per_hour, timedelta(hours=1),
-                           "sign-ups from your network")
+                           "sign-ups from your network",
+                           name="signup_limit_per_client_per_hour")
 
 
 async def sign_up(tx: Transactions, passwords: Passwords, *, email: str, password: str,
@@ -166,16 +167,17 @@ def _sign_in_limits(address: str | None, client: str, settings: Settings
     source = ratelimit.client_key(client)
     what = "failed sign-ins"
     per_client = ratelimit.Limit(f"signin:fail-client:{source}",
-                                 settings.signin_limit_per_address, SIGNIN_WINDOW, what)
+                                 settings.signin_limit_per_address, SIGNIN_WINDOW, what,
+                                 name="signin_limit_per_address")
     if address is None:
         return (per_client,)
     account = ratelimit.hashed(address)
     return (
         per_client,
         ratelimit.Limit(f"signin:fail:{account}:{source}", settings.signin_limit_per_account,
-                        SIGNIN_WINDOW, what),
+                        SIGNIN_WINDOW, what, name="signin_limit_per_account"),
         ratelimit.Limit(f"signin:fail:{account}", settings.signin_limit_per_account_all_clients,
-                        SIGNIN_WINDOW, what),
+                        SIGNIN_WINDOW, what, name="signin_limit_per_account_all_clients"),
     )
 
 

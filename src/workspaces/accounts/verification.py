@@ -44,7 +44,8 @@ async def send_verification(conn: AsyncConnection, *, user_id: uuid.UUID, email:
 def resend_limit(user_id: uuid.UUID, settings: Settings) -> ratelimit.Limit:
     return ratelimit.Limit(f"verify:account:{user_id}",
                            settings.verification_limit_per_account_per_hour,
-                           timedelta(hours=1), "verification emails")
+                           timedelta(hours=1), "verification emails",
+                           name="verification_limit_per_account_per_hour")
 
 
 async def resend_verification(conn: AsyncConnection, *, user_id: uuid.UUID,

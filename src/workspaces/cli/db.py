@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -34,13 +34,32 @@ _EXIT_MEANING = {
 }
 
 
+class StatusFormat(StrEnum):
+    text = "text"
+    json = "json"
+    prometheus = "prometheus"
+
+
 @db_app.command()
-def status(database_url: DatabaseUrl = None, as_json: AsJson = False) -> None:
+def status(
+    database_url: DatabaseUrl = None,
+    as_json: AsJson = False,
+    output: Annotated[StatusFormat, typer.Option(
+        "--format", help="text; json (as --json); prometheus: the schema gauges of GET "
+        "/metrics, for a textfile collector (exit code as for text).")] = StatusFormat.text,
+) -> None:
     """Show applied, pending and failed migrations and check the live schema (read-only)."""
     from workspaces.schema.verified import quick_status
     from workspaces.settings import get_settings
 
     target = Target.of(database_url)
+    if output is StatusFormat.prometheus:
+        with guard(as_json, target):
+            if as_json:
+                raise SchemaError("bad_arguments", "Give --json or --format prometheus, not "
+                                  "both.")
+            _print_gauges(database_url)
+    as_json = as_json or output is StatusFormat.json
     with guard(as_json, target):
         settings = get_settings()
         report = (quick_status(database_url or settings.database_url,
@@ -75,6 +94,20 @@ def status(database_url: DatabaseUrl = None, as_json: AsJson = False) -> None:
     code = report.exit_code
     print(f"Exit {int(code)}: {_EXIT_MEANING[code]}.")
     raise typer.Exit(int(code))
+
+
+def _print_gauges(database_url: str | None) -> NoReturn:
+    """The schema gauges in Prometheus' text format, exit code as for text; a database that
+    does not answer still gets its gauges (up 0) on stdout, then the error on stderr, exit 1."""
+    from workspaces.metrics.database import exposition, schema_facts
+
+    try:
+        report = open_toolkit(database_url, False).status()
+    except SchemaError:
+        sys.stdout.write(exposition(schema_facts(None)).decode())
+        raise
+    sys.stdout.write(exposition(schema_facts(report)).decode())
+    raise typer.Exit(int(report.exit_code))
 
 
 @db_app.command()

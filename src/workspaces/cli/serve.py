@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import logging.config
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -33,6 +35,11 @@ def serve(
     import uvicorn
 
     from workspaces import logs
+    from workspaces.metrics import MULTIPROC_ENV
+
+    # Ours to set, for this run's workers only (below): prometheus_client decides when first
+    # imported (here, with the application) whether counts go to files.
+    os.environ.pop(MULTIPROC_ENV, None)
     from workspaces.app import check_settings, create_app
     from workspaces.schema.toolkit import serving_refusal
     from workspaces.settings import get_settings
@@ -64,12 +71,32 @@ def serve(
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the
     # application reads it only from TRUSTED_PROXIES (web.deps.client_address).
     if workers > 1:
-        uvicorn.run("workspaces.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_config=log_config, access_log=False,
-                    proxy_headers=False)
+        with _worker_metrics():
+            uvicorn.run("workspaces.app:create_app", factory=True, host=host, port=port,
+                        workers=workers, log_config=log_config, access_log=False,
+                        proxy_headers=False)
     else:
         uvicorn.run(application, host=host, port=port, log_config=log_config, access_log=False,
                     proxy_headers=False)
+
+
+@contextmanager
+def _worker_metrics() -> Iterator[None]:
+    """A fresh private folder (0700) where the workers write what they count, so that a scrape
+    of any of them reports all (prometheus_client's multiprocess mode); removed afterwards."""
+    import os
+    import shutil
+    import tempfile
+
+    from workspaces.metrics import MULTIPROC_ENV
+
+    directory = tempfile.mkdtemp(prefix="workspaces-metrics-")
+    os.environ[MULTIPROC_ENV] = directory  # the workers inherit it
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _follow_the_port(host: str, port: int) -> list[tuple[int, str]]:

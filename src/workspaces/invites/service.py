@@ -161,12 +161,12 @@ async def _count_email(conn: AsyncConnection, access: Access, address: str,
     await ratelimit.hit(
         conn,
         ratelimit.Limit(f"invites:{access.workspace.id}", settings.invite_rate_limit_per_hour,
-                        hour, "invitations for this workspace"),
+                        hour, "invitations for this workspace", name="invite_rate_limit_per_hour"),
         ratelimit.Limit(f"invites:by:{access.user.id}", settings.invite_limit_per_user_per_hour,
-                        hour, "invitations sent by you"),
+                        hour, "invitations sent by you", name="invite_limit_per_user_per_hour"),
         ratelimit.Limit(f"invites:to:{ratelimit.mailbox_key(address)}",
                         settings.invite_limit_per_recipient_per_day, day,
-                        "invitations to this address"),
+                        "invitations to this address", name="invite_limit_per_recipient_per_day"),
     )
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workspaces import clock
 from workspaces.logs import UNREDACTED
 from workspaces.mail.outbox import LINK_MARKER, link_url
+from workspaces.metrics.process import EMAIL_ATTEMPTS, EMAIL_FAILURES
 from workspaces.models import outbox
 from workspaces.security import unseal
 from workspaces.settings import Settings
@@ -183,6 +184,7 @@ async def deliver_due(engine: AsyncEngine, settings: Settings, mailer: Mailer,
         secret = unseal(key, item.sealed_secret) if item.sealed_secret else None
         linked = LINK_MARKER in item.text or LINK_MARKER in item.html
         values: dict[str, Any]
+        EMAIL_ATTEMPTS.inc()
         try:
             if linked and secret is None:
                 raise PermanentFailure("the link cannot be decrypted (SECRET_KEY changed?); "
@@ -199,6 +201,7 @@ async def deliver_due(engine: AsyncEngine, settings: Settings, mailer: Mailer,
                       "next_attempt_at": clock.now() + timedelta(seconds=delay)}
             if final:
                 values |= {"status": "failed", "sealed_secret": None}
+            EMAIL_FAILURES.labels("failed" if final else "retry").inc()
             log.warning("email %s to %s %s: %s", item.id, item.to,
                         "failed for good" if final else f"will be retried in {delay:g}s",
                         values["last_error"])

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces.accounts.service import Session, UserInfo, user_for_token
 from workspaces.errors import NotAuthenticated
+from workspaces.metrics.process import DB_WAITING
 from workspaces.security import Passwords
 from workspaces.settings import Settings
 from workspaces.workspaces.service import Access, access_by_token
@@ -35,10 +36,13 @@ async def connection(request: Request, *, write: bool) -> AsyncIterator[AsyncCon
     state = request.app.state
     slots: asyncio.Semaphore = state.db_slots
     if slots.locked():  # wait in a fair queue, bounded by the pool timeout (503 server_busy)
+        DB_WAITING.inc()
         try:
             await asyncio.wait_for(slots.acquire(), timeout=state.settings.database_pool_timeout)
         except TimeoutError:
             raise PoolTimeout("no connection slot free within the pool timeout") from None
+        finally:
+            DB_WAITING.dec()
     else:  # free: take it without wait_for's task (a measurable share of a short request)
         await slots.acquire()
     queued = False
@@ -91,7 +95,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @lru_cache(maxsize=8)
 def trusted_networks(spec: str) -> tuple[Network, ...]:
-    """TRUSTED_PROXIES parsed: comma-separated addresses or CIDR networks."""
+    """TRUSTED_PROXIES (or METRICS_ALLOWED_NETWORKS) parsed: comma-separated addresses or CIDR
+    networks."""
     return tuple(ipaddress.ip_network(part.strip(), strict=False)
                  for part in spec.split(",") if part.strip())
 
@@ -101,6 +106,24 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+
+
+def in_networks(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+                spec: str) -> bool:
+    """Whether the address is in one of the networks of `spec`; an IPv4 peer of a dual-stack
+    socket (::ffff:127.0.0.1) counts as its IPv4 address, and what is no address in none."""
+    if isinstance(address, str):
+        address = _ip(address)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address is not None and any(address in network
+                                       for network in trusted_networks(spec))
+
+
+def from_trusted_proxy(request: Request) -> bool:
+    """The peer is one of TRUSTED_PROXIES: its X-Forwarded-For is believed."""
+    peer = request.client.host if request.client else "unknown"
+    return in_networks(peer, request.app.state.settings.trusted_proxies)
 
 
 def client_address(request: Request) -> str:
@@ -113,14 +136,9 @@ def client_address(request: Request) -> str:
     untrusted hop is believed.
     """
     peer = request.client.host if request.client else "unknown"
-    networks = trusted_networks(request.app.state.settings.trusted_proxies)
-
-    def trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
-        return address is not None and any(address in network for network in networks)
-
-    nearest = _ip(peer)
-    if not trusted(nearest):
+    if not from_trusted_proxy(request):
         return peer
+    nearest = _ip(peer)
     hops = [hop for value in request.headers.getlist("x-forwarded-for")
             for hop in value.split(",") if hop.strip()]
     for hop in reversed(hops):
@@ -128,7 +146,7 @@ def client_address(request: Request) -> str:
         if address is None:  # garbage left of a trusted hop: the last proxy is all we know
             break
         nearest = address
-        if not trusted(address):
+        if not in_networks(address, request.app.state.settings.trusted_proxies):
             break
     return str(nearest)
 

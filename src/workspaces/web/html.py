@@ -305,7 +305,8 @@ def field_errors(error: AppError) -> dict[str, str]:
 
 
 def is_page(request: Request) -> bool:
-    return not request.url.path.startswith(("/api/", "/healthz", "/readyz", "/openapi"))
+    return not request.url.path.startswith(("/api/", "/healthz", "/readyz", "/openapi",
+                                            "/metrics"))
 
 
 UPGRADING = "This part of the service is being upgraded. Try again in a few minutes."

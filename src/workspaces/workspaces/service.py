@@ -150,7 +150,8 @@ def creation_limit(client: str, settings: Settings) -> ratelimit.Limit:
     """Workspaces created per client address an hour (each would bring a new invite budget)."""
     return ratelimit.Limit(f"workspaces:client:{ratelimit.client_key(client)}",
                            settings.workspace_limit_per_client_per_hour, timedelta(hours=1),
-                           "new workspaces from your network")
+                           "new workspaces from your network",
+                           name="workspace_limit_per_client_per_hour")
 
 
 async def create_workspace(conn: AsyncConnection, *, name: str, owner: UserInfo,

@@ -1,0 +1,61 @@
+"""/metrics from `workspaces serve --workers 2`: whichever worker answers the scrape, it counts
+every worker's requests; a worker that dies is forgotten by the live gauges; the folder the
+workers share is removed when the server stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import server_log, serving
+
+ROUTE = "/api/workspaces/{slug}/invites"
+POOL = 3
+
+
+def _value(text: str, sample: str, **labels: str) -> float:
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == sample and labels.items() <= s.labels.items())
+
+
+def _workers(server_pid: int) -> set[int]:
+    """The server's worker processes (its children, but multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    return {int(pid) for pid in children
+            if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()}
+
+
+def test_metrics_sum_over_workers_and_forget_dead_ones(sqlite_url: str, tmp_path: Path) -> None:
+    env = {"DATABASE_POOL_SIZE": str(POOL), "TMPDIR": str(tmp_path)}
+    with serving(["--database-url", sqlite_url, "--workers", "2"], env) as (base, process):
+        def ask(_: int) -> int:
+            return httpx.get(f"{base}/api/workspaces/acme-{_}/invites").status_code
+
+        with ThreadPoolExecutor(4) as pool:
+            assert set(pool.map(ask, range(20))) == {401}
+        for _ in range(6):  # several scrapes: each worker answers some, each tells the same
+            text = httpx.get(f"{base}/metrics").text
+            assert _value(text, "workspaces_http_requests_total", route=ROUTE) == 20
+            assert _value(text, "workspaces_db_pool_size") == 2 * POOL  # both workers, live
+            assert _value(text, "workspaces_ready") == 1
+        assert list(tmp_path.glob("workspaces-metrics-*"))  # the workers' shared folder
+
+        workers = _workers(process.pid)
+        assert len(workers) == 2
+        os.kill(min(workers), signal.SIGKILL)  # uvicorn starts another in its place
+        deadline = time.monotonic() + 60
+        while server_log(process).count("Application startup complete.") < 3:
+            assert time.monotonic() < deadline, "no replacement worker started"
+            time.sleep(0.2)
+        assert len(_workers(process.pid) - workers) == 1
+        for _ in range(4):
+            text = httpx.get(f"{base}/metrics").text
+            assert _value(text, "workspaces_db_pool_size") == 2 * POOL  # not 3 workers' worth
+            assert _value(text, "workspaces_http_requests_total", route=ROUTE) == 20  # kept
+    assert not list(tmp_path.glob("workspaces-metrics-*"))  # removed at exit
