@@ -41,7 +41,8 @@ def serve(
         check_settings(get_settings())
         email_notice = _email_notice(get_settings())
     with guard(False, target):
-        report = open_toolkit(database_url, False).check_for_serving(migrate=migrate)
+        report = open_toolkit(database_url, False).check_for_serving(
+            migrate=migrate, pooling=get_settings().database_pooling)
         if report.exit_code != Exit.OK:
             for problem in report.problems:
                 print(f"[{problem.code}] {problem.message}", file=sys.stderr)
