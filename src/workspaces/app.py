@@ -60,7 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_app_engine(url, pool_size=settings.database_pool_size,
-                                             pool_timeout=settings.database_pool_timeout)
+                                             pool_timeout=settings.database_pool_timeout,
+                                             pooling=settings.database_pooling)
         unwatch_pool = metrics.watch_pool(app.state.engine, settings.database_pool_size)
         # Requests queue here, first come first served, rather than in the pool: its queue lets
         # a newcomer take a connection just given back ahead of those waiting, and under

@@ -21,6 +21,8 @@ from workspaces.errors import SchemaError
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+    from workspaces.settings import Pooling
+
 
 class Transactions(Protocol):
     """Short transactions on demand, for work that must not hold a connection throughout
@@ -126,13 +128,22 @@ def create_sync_engine(
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, read_only=read_only, immediate=sqlite_immediate,
                               busy_timeout=busy_timeout, foreign_keys=sqlite_foreign_keys)
+    # Nothing here may outlive a transaction, so that `db status` and /readyz also work through
+    # a transaction pooler: no server-side prepared statements (psycopg names its own after 5
+    # runs of a query, and a pooler hands them to other clients), and read-only per transaction
+    # (BEGIN READ ONLY), not as a startup option (PgBouncer refuses `options`).
     connect_args: dict[str, Any] = {
         "application_name": application_name[:63],
         "connect_timeout": 10,
+        "prepare_threshold": None,
     }
+    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
     if read_only:
-        connect_args["options"] = "-c default_transaction_read_only=on"
-    return create_engine(url, poolclass=NullPool, connect_args=connect_args)
+        @event.listens_for(engine, "connect")
+        def _read_only(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.read_only = True
+
+    return engine
 
 
 def _sqlite_engine(
@@ -163,8 +174,33 @@ def _sqlite_engine(
     return engine
 
 
-def create_app_engine(url: URL, *, pool_size: int = 8, pool_timeout: float = 10.0
-                      ) -> AsyncEngine:
+def asyncpg_args(pooling: Pooling) -> dict[str, Any]:
+    """asyncpg's connect arguments; behind a transaction pooler, no prepared statement that
+    outlives one round trip.
+
+    SQLAlchemy prepares every statement, then executes it: two round trips. A named statement
+    (asyncpg's cache, or SQLAlchemy's documented recipe of unique names) lives on the server
+    connection that prepared it; between the two round trips of a statement outside a
+    transaction (the app's reads are autocommit) a transaction pooler may hand the client
+    another server connection, where the name does not exist ("prepared statement ... does not
+    exist": 8 readers out of 8 failed through PgBouncer 1.18 with unique names). Unnamed
+    statements (the name "") are parsed again in the round trip that runs them, as asyncpg
+    does whenever its statement cache is off, and leave nothing behind on the server.
+    """
+    args: dict[str, Any] = {"server_settings": {"application_name": "workspaces serve"},
+                            "timeout": 10}
+    if pooling == "transaction":
+        args |= {"statement_cache_size": 0, "prepared_statement_cache_size": 0,
+                 "prepared_statement_name_func": _unnamed}
+    return args
+
+
+def _unnamed() -> str:
+    return ""
+
+
+def create_app_engine(url: URL, *, pool_size: int = 8, pool_timeout: float = 10.0,
+                      pooling: Pooling = "session") -> AsyncEngine:
     """The server's engine: asyncpg for PostgreSQL, aiosqlite for the SQLite default.
 
     On SQLite every transaction starts with BEGIN IMMEDIATE: one writer at a time, queued by
@@ -176,6 +212,7 @@ def create_app_engine(url: URL, *, pool_size: int = 8, pool_timeout: float = 10.
     afresh.
 
     A request that finds no free connection within `pool_timeout` answers 503 `server_busy`.
+    With `pooling="transaction"` it works through a transaction pooler (see `asyncpg_args`).
     """
     from sqlalchemy.ext.asyncio import create_async_engine  # not needed by the CLI: load late
 
@@ -209,11 +246,7 @@ def create_app_engine(url: URL, *, pool_size: int = 8, pool_timeout: float = 10.
 
         return engine
     return create_async_engine(
-        url.set(drivername="postgresql+asyncpg"),
-        **pool,
-        connect_args={"server_settings": {"application_name": "workspaces serve"},
-                      "timeout": 10},
-    )
+        url.set(drivername="postgresql+asyncpg"), **pool, connect_args=asyncpg_args(pooling))
 
 
 def dialect_insert(dialect_name: str) -> Any:

@@ -13,6 +13,7 @@ from workspaces.errors import AppError
 EmailMode = Literal["smtp", "console"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["text", "json"]
+Pooling = Literal["session", "transaction"]
 
 
 class EmailMisconfigured(AppError):
@@ -93,6 +94,11 @@ class Settings(BaseSettings):
     # long a request waits for one before answering 503 server_busy.
     database_pool_size: int = Field(default=8, ge=1)
     database_pool_timeout: float = Field(default=10.0, gt=0)
+    # How the server reaches PostgreSQL: session (directly, or a pooler that gives each client
+    # connection one server connection for its life) or transaction (PgBouncer pool_mode=
+    # transaction: no prepared statement outlives a round trip). `serve` refuses to start on
+    # session when it finds a transaction pooler; schema commands always need session.
+    database_pooling: Pooling = "session"
     # Request bodies above this are refused with 413 before they are parsed.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Email delivery: attempts before an address is marked failed, first retry delay (doubling

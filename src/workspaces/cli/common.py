@@ -167,7 +167,8 @@ def operate(database_url: str | None, as_json: bool,
         settings = settings.model_copy(update={"database_url": database_url})
 
     async def run() -> T:
-        engine = create_app_engine(parse_url(settings.database_url), pool_size=1)
+        engine = create_app_engine(parse_url(settings.database_url), pool_size=1,
+                                   pooling=settings.database_pooling)
         try:
             async with engine.begin() as conn:
                 return await work(conn, settings)

@@ -58,7 +58,7 @@ def serve(
     logging.config.dictConfig(log_config)
     with guard(False, target):
         report = open_toolkit(database_url, False, say=log.info).check_for_serving(
-            migrate=migrate)
+            migrate=migrate, pooling=get_settings().database_pooling)
         if report.exit_code != Exit.OK:
             for problem in report.problems:
                 print(f"[{problem.code}] {problem.message}", file=sys.stderr)

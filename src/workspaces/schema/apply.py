@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlparse
 from alembic.operations import ops as alembic_ops
@@ -29,14 +30,20 @@ from workspaces.schema.status import (
 )
 from workspaces.schema.verified import remember
 
+if TYPE_CHECKING:
+    from workspaces.settings import Pooling
+
 
 class Applying(ToolkitCore):
     """Changing the schema forwards and back: deploy, rollback, and running an SQL script."""
 
-    def check_for_serving(self, *, migrate: bool) -> Report:
+    def check_for_serving(self, *, migrate: bool, pooling: Pooling = "session") -> Report:
         """The schema check before the server starts: pending migrations are applied when
         `migrate` is asked for, and always on SQLite (the embedded default: nobody else shares
-        it); the report says whether anything is still wrong (see `serving_refusal`)."""
+        it); the report says whether anything is still wrong (see `serving_refusal`). A server
+        configured for direct connections refuses a transaction pooler first."""
+        if pooling == "session":
+            self.refuse_transaction_pooler(serving=True)
         report = self.status()
         embedded = self.url.get_backend_name() == "sqlite"
         if report.exit_code == Exit.PENDING and (migrate or embedded):

@@ -18,6 +18,7 @@ from workspaces.errors import Exit, SchemaError
 from workspaces.schema import ledger
 from workspaces.schema.errors import translate
 from workspaces.schema.lock import schema_lock
+from workspaces.schema.pooler import refusal, transaction_pooler
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.status import (
     Report,
@@ -90,6 +91,7 @@ class ToolkitCore:
                 schema_change: bool = True) -> Iterator[Writing]:
         """An engine holding the deploy lock, with the ledger in place; how the command ends
         (done, cancelled, or its error, refusals included) is added to the history."""
+        self.refuse_transaction_pooler(serving=False)
         started = ledger.now()
         with (self._engine_for(doing, schema_change=schema_change) as engine,
               schema_lock(engine, timeout=self.lock_timeout, say=self.say)):
@@ -106,6 +108,13 @@ class ToolkitCore:
             self._record(engine, command, arguments, started,
                          ledger.CANCELLED if writing.cancelled else ledger.OK,
                          summary=writing.summary)
+
+    def refuse_transaction_pooler(self, *, serving: bool) -> None:
+        """Stop, before anything is touched, when the database is reached through a pooler
+        that would move a session's statements between server connections."""
+        evidence = transaction_pooler(self.url)
+        if evidence:
+            raise refusal(evidence, serving=serving)
 
     def _record(self, engine: Engine, command: str, arguments: str | None,
                 started: datetime, outcome: str, **details: str | None) -> None:

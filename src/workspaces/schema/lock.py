@@ -4,7 +4,7 @@ PostgreSQL: a session-level advisory lock on a dedicated autocommit connection, 
 `pg_try_advisory_lock` in a polling loop, so no transaction is ever open while waiting (waiting
 inside a transaction is how replicas deadlock each other). The waiter names the holder, found
 through `pg_locks` and `pg_stat_activity`. Session locks do not survive a transaction-mode
-pooler such as PgBouncer: point deploys at the database directly.
+pooler such as PgBouncer: every command that takes the lock refuses one first (pooler.py).
 
 SQLite: the database allows one writer at a time; each migration runs in a `BEGIN IMMEDIATE`
 transaction that waits up to the lock timeout, and re-reads the ledger before acting.

@@ -227,9 +227,12 @@ def _read_url(raw: str) -> tuple[str, str, Any] | None:
     def open_postgres() -> Any:
         import psycopg
 
-        return psycopg.connect(
+        # Read-only per transaction (BEGIN READ ONLY) and nothing prepared on the server, as
+        # the toolkit's engines: both hold through PgBouncer, which refuses `options`.
+        connection = psycopg.connect(
             f"postgresql://{parts.netloc}/{name}", connect_timeout=10,
-            application_name="workspaces db status",
-            options="-c default_transaction_read_only=on")
+            application_name="workspaces db status", prepare_threshold=None)
+        connection.read_only = True
+        return connection
 
     return "postgresql", display, open_postgres
