@@ -29,6 +29,7 @@ from sqlalchemy.engine import URL, make_url
 from tests.conftest import INVITES, Cli, Sink, at_once, free_port, link_in, serving, spawn
 from workspaces.db import create_sync_engine, parse_url
 from workspaces.schema.pooler import transaction_pooler
+from workspaces.schema.verified import quick_status
 
 POOL_SIZE = 3  # server connections per database and user: fewer than the server's clients
 
@@ -186,6 +187,7 @@ def test_schema_commands_refuse_a_transaction_pooler_before_touching_anything(
         assert direct("db", "deploy").exit_code == 0
         status = pooled("db", "status")  # read-only: works through the pooler
         assert status.exit_code == 0, status.output
+        assert quick_status(pooled.url) is not None  # the quick way too (schema/verified.py)
         for command in (["db", "repair", "--yes"], ["db", "rollback", "--yes"],
                         ["db", "baseline"], ["db", "resolve", "--rolled-back", INVITES],
                         ["db", "execute", "--stdin"]):

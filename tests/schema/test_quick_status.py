@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,24 @@ def test_db_status_of_a_verified_schema_imports_neither_sqlalchemy_nor_alembic(
                 for line in process.stderr.splitlines() if line.startswith("import time:")}
     assert "workspaces" in imported
     assert not imported & {"sqlalchemy", "alembic", "fastapi"}, sorted(imported)
+
+
+@pytest.mark.parametrize("raw", [
+    "postgresql://postgres@127.0.0.1:5432/db", "postgres://u:s3cret@db.example:6543/app",
+    "postgresql+psycopg://u@h/x_y", "postgresql://h.example/db", "sqlite:///w.db",
+    "sqlite:////var/lib/ws/w.db", "sqlite+aiosqlite:///w.db",
+    "postgresql://u:p%40ss@h/db", "postgresql://h/db?sslmode=require"])
+def test_next_steps_name_the_database_as_sqlalchemy_would(
+        raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Target.of reads the usual spellings without SQLAlchemy (a quick `db status` does not
+    load it); what it prints is what SQLAlchemy's rendering would have printed."""
+    from sqlalchemy.engine import make_url
+
+    from workspaces.cli.common import Target
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    url = make_url(raw)
+    bare = url._replace(password=None).render_as_string(hide_password=False)
+    target = Target.of(raw)
+    assert target.suffix == f" --database-url {shlex.quote(bare)}"
+    assert (target.note is not None) == bool(url.password)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -35,6 +36,16 @@ LockTimeout = Annotated[
 ]
 
 
+# scheme://[user[:password]@]host[:port]/name or sqlite:///path, of plain characters: shown
+# without the password exactly as SQLAlchemy renders it. Anything else goes through SQLAlchemy.
+_PLAIN_URL = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+]*)://(?:(?P<user>[A-Za-z0-9._-]+)"
+    r"(?::(?P<password>[^@/?#%]*))?(?=@))?(?P<rest>@?[A-Za-z0-9.-]+(?::[0-9]+)?/[A-Za-z0-9._-]+)"
+    r"|(?P<sqlite>sqlite(?:\+[a-z]+)?:///[\w./-]+)")
+_PASSWORD_NOTE = ("The password given in --database-url is not printed: export "  # noqa: S105
+                  "PGPASSWORD (or add it to ~/.pgpass) before running these.")
+
+
 @dataclass(frozen=True)
 class Target:
     """How a printed next step names the database this command acted on, so that running it
@@ -52,6 +63,12 @@ class Target:
     def of(cls, database_url: str | None) -> Target:
         if not database_url or database_url == os.environ.get("DATABASE_URL"):
             return cls()
+        plain = _PLAIN_URL.fullmatch(database_url.strip())
+        if plain:  # the usual spelling: no need to load SQLAlchemy (a quick `db status`)
+            bare = plain["sqlite"] or (plain["scheme"] + "://" + (plain["user"] or "")
+                                       + plain["rest"])
+            return cls(f" --database-url {shlex.quote(bare)}",
+                       _PASSWORD_NOTE if plain["password"] else None)
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
@@ -60,11 +77,7 @@ class Target:
         except (ArgumentError, ValueError):
             return cls()  # the command itself reports the bad URL
         bare = url._replace(password=None).render_as_string(hide_password=False)
-        note = None
-        if url.password:
-            note = ("The password given in --database-url is not printed: export PGPASSWORD "
-                    "(or add it to ~/.pgpass) before running these.")
-        return cls(f" --database-url {shlex.quote(bare)}", note)
+        return cls(f" --database-url {shlex.quote(bare)}", _PASSWORD_NOTE if url.password else None)
 
     def step(self, line: str) -> str:
         """`workspaces ...  # why` with the database added to the command, not the comment."""
