@@ -1,10 +1,12 @@
-"""Wall time and peak memory of `workspaces db status` and `db deploy` as whole processes.
+"""Wall time and peak memory of `workspaces db status` and `db deploy` as whole processes, of
+`workspaces --help`, and how long `workspaces serve` takes from start to a ready server.
 
     python -m bench.cli_status [--database-url postgresql://...] [--runs 10]
 
 Without --database-url it uses TEST_DATABASE_URL, else starts an embedded PostgreSQL. It creates
 a scratch database, measures `db deploy` on it while empty, then `db status` on the up-to-date
-database, and drops the scratch database. Prints one table; never run as a test.
+database (given with --database-url, and through DATABASE_URL), then `serve` until /readyz
+answers 200, and drops the scratch database. Prints one table; never run as a test.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,17 +56,43 @@ class Run:
 IMPORT_FLOOR = ["-c", "import sqlalchemy, psycopg, pydantic_settings, typer, typer._adapters"]
 
 
-def measure(args: list[str], *, python_args: list[str] | None = None) -> Run:
+def measure(args: list[str], *, python_args: list[str] | None = None,
+            database_url: str = "") -> Run:
     """One `python -m workspaces` process (or `python *python_args`), as a user runs it
     (bytecode caching on)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["DATABASE_URL"] = ""
+    env["DATABASE_URL"] = database_url
     command = python_args or ["-m", "workspaces", *args]
     result = subprocess.run([sys.executable, "-c", _RUSAGE, sys.executable, *command],
                             env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, check=True)
     data = json.loads(result.stdout.splitlines()[-1])
     return Run(data["wall"], data["cpu"], data["rss_kib"] / 1024, data["exit"])
+
+
+def serve_until_ready(database_url: str) -> Run:
+    """`workspaces serve` from its start until GET /readyz answers 200 (wall time only)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env |= {"DATABASE_URL": database_url, "SECRET_KEY": "bench-" + "k" * 32,
+            "EMAIL_BACKEND": "console", "LOG_LEVEL": "WARNING"}
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "workspaces", "serve", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while time.perf_counter() - started < 60:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return Run(time.perf_counter() - started, 0.0, 0.0, 0)
+            except OSError:
+                time.sleep(0.01)
+        raise RuntimeError("serve did not become ready in 60 s")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def server_url(given: str | None) -> tuple[URL, object | None]:
@@ -99,9 +130,15 @@ def main() -> None:
                     measure(["db", "status", "--database-url", url])
                     for _ in range(options.runs)
                 ]))
+                rows.append(("db status, DATABASE_URL", [
+                    measure(["db", "status"], database_url=url) for _ in range(options.runs)
+                ]))
+                rows.append(("serve: start to ready", [
+                    serve_until_ready(url) for _ in range(min(options.runs, 5))]))
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         rows.insert(0, ("db deploy (empty database)", deploys))
+        rows.append(("workspaces --help", [measure(["--help"]) for _ in range(options.runs)]))
     finally:
         admin.dispose()
         if embedded is not None:

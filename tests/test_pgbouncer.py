@@ -8,6 +8,7 @@ WORKSPACES_REQUIRE_TOOLS names it (CI), then failed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pwd
@@ -225,6 +226,18 @@ def test_the_probe_on_a_server_without_a_free_connection_says_nothing(pg_url: st
         with admin.connect() as conn:
             conn.execute(text(f'DROP ROLE "{role}"'))
         admin.dispose()
+
+
+def test_the_probe_works_when_called_under_a_running_event_loop(pg_url: str, pg_server: URL
+                                                                ) -> None:
+    """A deploy from code that runs an event loop (an embedding program, a browser test) gets
+    the probe's answer, not "asyncio.run() cannot be called from a running event loop"."""
+    async def deploy_inside_a_loop(url: str) -> str | None:
+        return transaction_pooler(parse_url(url))
+
+    assert asyncio.run(deploy_inside_a_loop(pg_url)) is None
+    with pgbouncer(pg_server, "transaction") as port:
+        assert asyncio.run(deploy_inside_a_loop(through(port, pg_url)))
 
 
 def test_read_only_commands_stay_read_only_without_a_startup_option(pg_url: str) -> None:

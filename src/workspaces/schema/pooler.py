@@ -19,6 +19,7 @@ goes on (and meets any real problem in its own words).
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy.engine import URL
@@ -33,7 +34,14 @@ def transaction_pooler(url: URL, *, timeout: float = 2.0, rounds: int = 3) -> st
     connection, a session pooler, SQLite, or nothing could be told)."""
     if url.get_backend_name() != "postgresql":
         return None
-    return asyncio.run(_probe(url, timeout=timeout, rounds=rounds))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: a command, or `serve` before it starts its loop
+        return asyncio.run(_probe(url, timeout=timeout, rounds=rounds))
+    # Called from code running an event loop (an embedding program, a test driving a browser):
+    # the toolkit is synchronous, so the probe gets a loop of its own in another thread.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(asyncio.run, _probe(url, timeout=timeout, rounds=rounds)).result()
 
 
 async def _probe(url: URL, *, timeout: float, rounds: int) -> str | None:
