@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -146,3 +148,17 @@ def test_metrics_settings_are_checked_at_start_and_the_token_never_printed(
         "  METRICS_TOKEN: String should have at least 16 characters."]
     assert "tiny-secret" not in out + err
     assert Settings(_env_file=None, metrics_token="").metrics_token is None  # type: ignore[call-arg]
+
+
+def test_help_imports_no_settings_database_or_web_library(tmp_path: Path) -> None:
+    """`workspaces --help` loads the command line and nothing it does not use (settings are
+    read only by commands, and only when they run)."""
+    process = subprocess.run([sys.executable, "-X", "importtime", "-m", "workspaces", "--help"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                             check=False, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert process.returncode == 0 and "db" in process.stdout
+    imported = {line.split("|")[-1].strip().split(".")[0]
+                for line in process.stderr.splitlines() if line.startswith("import time:")}
+    assert "typer" in imported
+    assert not imported & {"pydantic", "pydantic_settings", "sqlalchemy", "alembic", "fastapi",
+                           "argon2", "psycopg"}, sorted(imported)

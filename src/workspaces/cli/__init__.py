@@ -91,29 +91,12 @@ def main() -> None:
     import json
     import sys
 
-    from pydantic import ValidationError
-
-    from workspaces.settings import settings_problems
-
     command = typer.main.get_command(app)
     try:
         # Named `workspaces` however it was started (`python -m workspaces` too), so the
         # completion scripts (--show-completion) always complete the installed command.
         code = command.main(prog_name="workspaces", complete_var="_WORKSPACES_COMPLETE",
                             standalone_mode=False)
-    except ValidationError as exc:  # a setting in the environment or .env is invalid
-        problems = settings_problems(exc)
-        message = "Invalid settings (environment variables or .env): " + " ".join(problems)
-        if "--json" in sys.argv[1:]:
-            print(json.dumps({"ok": False, "error": {
-                "code": "invalid_settings", "message": message, "problems": problems,
-                "next": [], "exit_code": 1}}, indent=2))
-        else:
-            print("error[invalid_settings]: fix these settings (environment variables or "
-                  ".env):", file=sys.stderr)
-            for line in problems:
-                print(f"  {line}", file=sys.stderr)
-        code = 1
     except typer.Abort:
         print("Aborted.", file=sys.stderr)
         code = 1
@@ -127,5 +110,25 @@ def main() -> None:
                 exc.show()
             else:
                 print(f"error[usage]: {message}", file=sys.stderr)
+        code = 1
+    except Exception as exc:
+        from pydantic import ValidationError  # only now: `--help` has no settings to load
+
+        if not isinstance(exc, ValidationError):
+            raise
+        # A setting in the environment or .env is invalid.
+        from workspaces.settings import settings_problems
+
+        problems = settings_problems(exc)
+        message = "Invalid settings (environment variables or .env): " + " ".join(problems)
+        if "--json" in sys.argv[1:]:
+            print(json.dumps({"ok": False, "error": {
+                "code": "invalid_settings", "message": message, "problems": problems,
+                "next": [], "exit_code": 1}}, indent=2))
+        else:
+            print("error[invalid_settings]: fix these settings (environment variables or "
+                  ".env):", file=sys.stderr)
+            for line in problems:
+                print(f"  {line}", file=sys.stderr)
         code = 1
     sys.exit(code if isinstance(code, int) else 0)
