@@ -148,6 +148,9 @@ def test_metrics_settings_are_checked_at_start_and_the_token_never_printed(
         "  METRICS_TOKEN: String should have at least 16 characters."]
     assert "tiny-secret" not in out + err
     assert Settings(_env_file=None, metrics_token="").metrics_token is None  # type: ignore[call-arg]
+    # A token read from a secret file keeps no trailing newline.
+    token = Settings(_env_file=None, metrics_token="a-long-enough-token\n")  # type: ignore[call-arg]
+    assert token.metrics_token == "a-long-enough-token"
 
 
 def test_help_imports_no_settings_database_or_web_library(tmp_path: Path) -> None:

@@ -124,9 +124,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(html.HERE / "static" / "favicon.svg", media_type="image/svg+xml",
                             headers={"Cache-Control": "public, max-age=86400"})
 
-    app.add_middleware(SecurityHeaders, hsts=html.served_over_https(settings))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)  # the request id and access line of every answer
+    # Outside RequestLog: the 500 it makes of an unhandled error carries the headers too.
+    app.add_middleware(SecurityHeaders, hsts=html.served_over_https(settings))
     app.add_middleware(metrics.RequestMetrics)  # added last, the outermost: counts every
     # answer, 413s and the 500s RequestLog makes of unhandled errors too
 

@@ -137,7 +137,8 @@ def create_sync_engine(
         "connect_timeout": 10,
         "prepare_threshold": None,
     }
-    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args,
+                           hide_parameters=True)
     if read_only:
         @event.listens_for(engine, "connect")
         def _read_only(dbapi_connection: Any, _record: Any) -> None:
@@ -156,7 +157,8 @@ def _sqlite_engine(
     if read_only and path is not None:
         # A URI with mode=ro never creates the file and never writes.
         url = url.set(database=f"file:{quote(str(path))}?mode=ro", query={"uri": "true"})
-    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args,
+                           hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -220,7 +222,10 @@ def create_app_engine(url: URL, *, pool_size: int = 8, pool_timeout: float = 10.
     # CPU-bound first, see docs/benchmarks.md); they only use up max_connections. No overflow:
     # an overflow connection is closed when given back, so under sustained load the requests
     # beyond the pool each paid for a new connection (seen in py-spy as asyncpg connects).
-    pool = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": pool_timeout}
+    pool = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": pool_timeout,
+            # A database error's message never carries the statement's values (password
+            # hashes, addresses, names): it reaches the log when nothing else handles it.
+            "hide_parameters": True}
     if url.get_backend_name() == "sqlite":
         private_sqlite_file(url)
         engine = create_async_engine(url.set(drivername="sqlite+aiosqlite"),

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     @field_validator("metrics_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
+        """Blank is unset; surrounding whitespace (a secret file's trailing newline) is no
+        part of the token."""
+        value = value.strip() if isinstance(value, str) else value
         return None if value == "" else value
 
     # Argon2 hashes computed at once per server process (each takes a core for ~0.3 s); more

@@ -197,7 +197,13 @@ def _request(peer: str, forwarded: list[str], trusted: str) -> Request:
     ("127.0.0.1", ["6.6.6.6", "192.0.2.1"], "127.0.0.1", "192.0.2.1"),  # two headers
     ("10.1.2.3", ["192.0.2.1, 10.0.0.5"], "10.0.0.0/8", "192.0.2.1"),  # a chain of proxies
     ("127.0.0.1", [], "127.0.0.1", "127.0.0.1"),  # no header: the proxy itself
-    ("127.0.0.1", ["not-an-ip"], "127.0.0.1", "127.0.0.1"),  # garbage: not believed
+    # Garbage from a trusted proxy: believed neither as the client nor as the proxy itself
+    # (on loopback, that would pass for this machine: /metrics); its own shared limits.
+    ("127.0.0.1", ["not-an-ip"], "127.0.0.1", "unknown"),
+    ("127.0.0.1", ["6.6.6.6, unknown"], "127.0.0.1", "unknown"),
+    ("127.0.0.1", ["unknown, 192.0.2.1"], "127.0.0.1", "192.0.2.1"),  # left of the client
+    ("127.0.0.1", ["192.0.2.1:5678"], "127.0.0.1", "192.0.2.1"),  # with a port
+    ("127.0.0.1", ["[2001:db8::1]:443"], "127.0.0.1", "2001:db8::1"),
     ("::1", ["2001:db8::1"], "::1", "2001:db8::1"),
 ])
 def test_the_client_address_behind_proxies(peer: str, forwarded: list[str], trusted: str,

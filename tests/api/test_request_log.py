@@ -21,9 +21,24 @@ def test_an_unhandled_error_is_a_500_in_the_error_shape_with_the_request_id(
     assert api.error(response, 500, "internal_error") == (
         "Something went wrong on our side; it has been logged.")
     assert response.headers["X-Request-ID"] == "req-boom"
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.json()["error"]["request_id"] == "req-boom"
     (failed,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert failed.getMessage() == "unhandled error on GET /api/boom"
     assert failed.exc_info and "a bug" in str(failed.exc_info[1])
     (access,) = [r for r in caplog.records if r.name == "workspaces.access"]
     assert access.__dict__["status"] == 500 and access.__dict__["path"] == "/api/boom"
+
+
+def test_a_path_cannot_forge_or_split_an_access_line(
+        api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    """Control characters, quotes and line breaks in a path reach the log percent-encoded, as
+    uvicorn's own access log wrote them."""
+    caplog.set_level(logging.INFO, logger="workspaces")
+    api.client.get('/x%1b[31mRED%1b[0m%22%20200%200.1ms%C2%85%0Aforged?a="b"%0d')
+    (access,) = [r for r in caplog.records if r.name == "workspaces.access"]
+    line = access.getMessage()
+    assert "\x1b" not in line and "\x85" not in line and "\n" not in line and "\r" not in line
+    assert line.count('"') == 2, line  # only the quotes around the request itself
+    assert access.__dict__["path"] == "/x%1B%5B31mRED%1B%5B0m%22%20200%200.1ms%C2%85%0Aforged"
+    assert access.__dict__["status"] == 404

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _full(cli: Cli) -> dict[str, object]:
-    return open_toolkit(cli.url, False).status().as_dict()
+    return open_toolkit(cli.url, False).status(quick=False).as_dict()
 
 
 def test_after_deploy_the_quick_report_is_the_full_report(cli: Cli) -> None:
@@ -32,6 +32,35 @@ def test_after_deploy_the_quick_report_is_the_full_report(cli: Cli) -> None:
     assert quick.as_dict() == _full(cli)
     run = cli("db", "status", "--json")
     assert run.exit_code == 0 and json.loads(run.stdout)["exit_code"] == 0
+
+
+def test_comments_are_no_drift_and_still_take_the_full_way(pg_url: str) -> None:
+    """A comment an operator adds changes nothing the application relies on: the full check
+    says up to date (it used to crash on a table comment); the quick one does not vouch for a
+    catalogue it did not see, and takes the full way."""
+    cli = Cli(pg_url, {})
+    assert cli("db", "deploy").exit_code == 0
+    assert quick_status(cli.url) is not None
+    cli.sql("COMMENT ON COLUMN users.email IS 'the sign-in address'")
+    assert quick_status(cli.url) is None
+    assert cli("db", "status").exit_code == 0
+    cli.sql("COMMENT ON TABLE users IS 'accounts'")
+    assert quick_status(cli.url) is None
+    run = cli("db", "status", "--json")
+    assert run.exit_code == 0 and json.loads(run.stdout)["differences"] == []
+
+
+def test_a_record_of_another_format_or_comparison_counts_for_nothing(
+        cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A release whose comparison sees more must not trust what an older one verified."""
+    from workspaces.schema import verified
+
+    assert cli("db", "deploy").exit_code == 0
+    assert quick_status(cli.url) is not None
+    monkeypatch.setattr(verified, "FORMAT", verified.FORMAT + 1)
+    assert quick_status(cli.url) is None
+    assert cli("db", "deploy").exit_code == 0  # deploy verifies and records again
+    assert quick_status(cli.url) is not None
 
 
 @pytest.mark.parametrize("change", ["drop table", "add index", "drop index", "alter column"])
@@ -88,12 +117,15 @@ def test_revisions_read_without_alembic_are_the_same(versions: Path) -> None:
         quick[0].id, "zz_second_head").replace("down_revision = None",
                                                f'down_revision = "{quick[0].id}"'))
     assert read_quickly(versions) is None  # two heads: the full reading refuses it, clearly
+    (versions / "zz_second_head.py").rename(versions / "_underscored.py")
+    assert read_quickly(versions) is None  # Alembic reads it: the quick reading does not guess
 
 
 @pytest.mark.parametrize("raw", [
     "postgresql://postgres@127.0.0.1:5432/db", "postgres://u:secret@db.example:6543/app",
     "postgresql+asyncpg://u@localhost/app", "sqlite:///relative.db", "sqlite:////abs/x.db",
-    "sqlite+aiosqlite:///w.db"])
+    "sqlite+aiosqlite:///w.db", "postgresql://postgres:@/db?host=/tmp/pg-socket",
+    "postgresql://u:p%40ss@h:5432/db?sslmode=require"])
 def test_the_database_is_shown_as_the_full_status_shows_it(raw: str, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:

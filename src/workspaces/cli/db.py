@@ -64,7 +64,7 @@ def status(
         settings = get_settings()
         report = (quick_status(database_url or settings.database_url,
                                settings.workspaces_migrations_dir)
-                  or open_toolkit(database_url, as_json).status())
+                  or open_toolkit(database_url, as_json).status(quick=False))
     if as_json:
         body = {"ok": report.exit_code == 0, **target.report(report.as_dict())}
         print(json.dumps(body, indent=2, default=str))

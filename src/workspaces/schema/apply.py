@@ -86,7 +86,14 @@ class Applying(ToolkitCore):
                 if after.exit_code == Exit.OK and not after.differences:
                     # Exactly as the migrations make it: `db status` may answer quickly
                     # until the catalogue or the applied set changes (schema/verified.py).
-                    remember(conn, after, applied_model(after, self.migrations).tables)
+                    # Only a shortcut: failing to record it never fails the deploy.
+                    try:
+                        with conn.begin_nested():
+                            remember(conn, after, applied_model(after, self.migrations).tables)
+                    except SQLAlchemyError as exc:
+                        why = translate(exc, doing="recording the verification").message
+                        self.say(f"note: the verification was not recorded ({why}); "
+                                 "`db status` will compare the schema in full")
             writing.summary = (f"applied {', '.join(applied)}" if applied
                                else "nothing to apply")
         result.data = {"applied": applied, "status": after.as_dict()}

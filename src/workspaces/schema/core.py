@@ -24,6 +24,7 @@ from workspaces.schema.status import (
     Report,
     analyze,
 )
+from workspaces.schema.verified import quick_status
 
 
 @dataclass
@@ -145,7 +146,15 @@ class ToolkitCore:
                 detail="; ".join(p.message for p in blocking[1:]) or None,
             )
 
-    def status(self) -> Report:
+    def status(self, *, quick: bool = True) -> Report:
+        """The full report; `quick`: first the quick status (schema/verified.py), which
+        answers a schema verified by deploy and unchanged since without comparing it again
+        (what /readyz and /metrics ask every few seconds)."""
+        if quick:
+            report = quick_status(self.url.render_as_string(hide_password=False),
+                                  self.migrations.versions_dir)
+            if report is not None:
+                return report
         path = sqlite_path(self.url)
         if path is not None and not path.exists():
             if not path.parent.is_dir():

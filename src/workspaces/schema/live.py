@@ -62,6 +62,23 @@ def _key_of(entry: Any) -> tuple[str, ObjectKey, str]:
     return kind, ObjectKey(object_kind, table, str(obj.name)), ""
 
 
+_COMMENT_OPS = ("add_table_comment", "remove_table_comment", "modify_comment")
+
+
+def _without_comments(entries: list[Any]) -> list[Any]:
+    """Alembic's diff without comments: the migrations set none, and a comment an operator adds
+    to a table or column changes nothing the application relies on (it is not drift)."""
+    kept: list[Any] = []
+    for entry in entries:
+        if isinstance(entry, list):
+            entry = [change for change in entry if change[0] not in _COMMENT_OPS]
+            if entry:
+                kept.append(entry)
+        elif entry[0] not in _COMMENT_OPS:
+            kept.append(entry)
+    return kept
+
+
 def compare(conn: Connection, model: SchemaModel) -> list[Difference]:
     """Differences between the live schema and the model, each blamed on a migration."""
     expected = model.to_metadata()
@@ -75,7 +92,7 @@ def compare(conn: Connection, model: SchemaModel) -> list[Difference]:
         opts={"compare_type": True, "include_name": include_name},
     )
     result: list[Difference] = []
-    for entry in compare_metadata(context, expected):
+    for entry in _without_comments(compare_metadata(context, expected)):
         kind, key, detail = _key_of(entry)
         result.append(Difference(kind, key, model.origin.get(key), detail, entry))
     return result + _missing_checks(conn, expected, model)

@@ -122,8 +122,10 @@ def read_quickly(versions_dir: Path | None = None) -> list[Migration] | None:
     down_of: dict[str, str | None] = {}
     found: dict[str, Migration] = {}
     for path in sorted(folder.glob("*.py")):
-        if path.name.startswith("_"):
+        if path.name == "__init__.py":
             continue
+        if path.name.startswith(("_", ".#")):  # Alembic would read (or skip) it its own way
+            return None
         try:
             tree = ast.parse(path.read_bytes(), filename=str(path))
         except (SyntaxError, ValueError):

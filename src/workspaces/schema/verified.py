@@ -39,10 +39,22 @@ if TYPE_CHECKING:
 VERIFIED_TABLE = "workspaces_schema_verified"
 LEDGER_TABLE = "workspaces_schema_ledger"  # as schema/ledger.py names it (a test checks)
 
+# More than the comparison looks at (comments, identity, generation, collation, persistence):
+# a change it would ignore only costs one full check, a change it would see must never be
+# missed. Bump FORMAT when this changes: records of the old format then count for nothing.
+FORMAT = 2
 _PG_CATALOG = """
+SELECT 'table', c.relname, c.relkind::text || ' ' || c.relpersistence::text || ' '
+       || coalesce(obj_description(c.oid, 'pg_class'), '')
+  FROM pg_class c
+ WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(%(tables)s)
+UNION ALL
 SELECT 'column', c.relname, a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
        || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
        || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+       || ' ' || a.attidentity::text || ' ' || a.attgenerated::text || ' '
+       || a.attcollation::text
+       || coalesce(' COMMENT ' || col_description(c.oid, a.attnum), '')
   FROM pg_class c
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
@@ -80,8 +92,15 @@ def catalog_fingerprint(cursor: Any, dialect: str, tables: Sequence[str]) -> str
 
 
 def applied_key(migrations: Iterable[Migration]) -> str:
-    """One value for "these migrations, from these exact files"."""
-    lines = (f"{m.id} {m.checksum}" for m in migrations)
+    """One value for "these migrations, from these exact files, verified by this comparison"
+    (this record format and the versions of the code and libraries that compare: a release
+    whose comparison finds more does not trust a verification made by an older one)."""
+    from importlib.metadata import version
+
+    from workspaces import __version__
+
+    lines = [f"format {FORMAT} workspaces {__version__} alembic {version('alembic')} "
+             f"sqlalchemy {version('sqlalchemy')}", *(f"{m.id} {m.checksum}" for m in migrations)]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
@@ -194,8 +213,40 @@ def _entry_values(values: Sequence[Any]) -> list[Any]:
 
 
 def _read_url(raw: str) -> tuple[str, str, Any] | None:
-    """(dialect, the URL as `db status` shows it, a function that connects read-only) for
-    the plain spellings; None for anything else (the full way parses it)."""
+    """(dialect, the URL as `db status` shows it, a function that connects read-only); None
+    when the full way must parse it. The plain spellings are read here; other PostgreSQL URLs
+    (a socket folder in `?host=`, `?sslmode=`, quoted characters) by SQLAlchemy's parser,
+    which costs its import (0.1 s) and still spares the comparison."""
+    return _read_plain_url(raw) or _read_any_postgresql_url(raw)
+
+
+def _read_any_postgresql_url(raw: str) -> tuple[str, str, Any] | None:
+    from workspaces.db import display_url, parse_url
+    from workspaces.errors import SchemaError
+
+    try:
+        url = parse_url(raw)
+    except SchemaError:
+        return None
+    if url.get_backend_name() != "postgresql":
+        return None
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return "postgresql", display_url(url), lambda: _connect_postgresql(conninfo)
+
+
+def _connect_postgresql(conninfo: str) -> Any:
+    import psycopg
+
+    # Read-only per transaction (BEGIN READ ONLY) and nothing prepared on the server, as the
+    # toolkit's engines: both hold through PgBouncer, which refuses `options`.
+    connection = psycopg.connect(conninfo, connect_timeout=10,
+                                 application_name="workspaces db status",
+                                 prepare_threshold=None)
+    connection.read_only = True
+    return connection
+
+
+def _read_plain_url(raw: str) -> tuple[str, str, Any] | None:
     parts = urlsplit(raw.strip())
     if parts.query or parts.fragment:
         return None
@@ -224,15 +275,5 @@ def _read_url(raw: str) -> tuple[str, str, Any] | None:
     shown_user = f"{user}:***@" if password is not None else f"{user}@" if user else ""
     display = f"postgresql+psycopg://{shown_user}{host}{f':{port}' if port else ''}/{name}"
 
-    def open_postgres() -> Any:
-        import psycopg
-
-        # Read-only per transaction (BEGIN READ ONLY) and nothing prepared on the server, as
-        # the toolkit's engines: both hold through PgBouncer, which refuses `options`.
-        connection = psycopg.connect(
-            f"postgresql://{parts.netloc}/{name}", connect_timeout=10,
-            application_name="workspaces db status", prepare_threshold=None)
-        connection.read_only = True
-        return connection
-
-    return "postgresql", display, open_postgres
+    conninfo = f"postgresql://{parts.netloc}/{name}"
+    return "postgresql", display, lambda: _connect_postgresql(conninfo)

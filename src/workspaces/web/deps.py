@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -101,9 +102,16 @@ def trusted_networks(spec: str) -> tuple[Network, ...]:
                  for part in spec.split(",") if part.strip())
 
 
+_WITH_PORT = re.compile(r"\[(?P<v6>[0-9A-Fa-f:.]+)\](?::\d+)?|(?P<v4>[0-9.]+):\d+")
+
+
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as proxies write it: bare, or with a port (`1.2.3.4:5678`, `[::1]:443`)."""
+    text = text.strip()
+    if match := _WITH_PORT.fullmatch(text):
+        text = match["v6"] or match["v4"]
     try:
-        return ipaddress.ip_address(text.strip())
+        return ipaddress.ip_address(text)
     except ValueError:
         return None
 
@@ -126,6 +134,9 @@ def from_trusted_proxy(request: Request) -> bool:
     return in_networks(peer, request.app.state.settings.trusted_proxies)
 
 
+UNKNOWN_CLIENT = "unknown"  # in no network; its limits are shared by all such requests
+
+
 def client_address(request: Request) -> str:
     """The client's IP address, which the per-client limits count.
 
@@ -143,8 +154,8 @@ def client_address(request: Request) -> str:
             for hop in value.split(",") if hop.strip()]
     for hop in reversed(hops):
         address = _ip(hop)
-        if address is None:  # garbage left of a trusted hop: the last proxy is all we know
-            break
+        if address is None:  # a trusted proxy forwarded what is no address ("unknown", an
+            return UNKNOWN_CLIENT  # obfuscated id): not the proxy's own address (loopback!)
         nearest = address
         if not in_networks(address, request.app.state.settings.trusted_proxies):
             break

@@ -134,7 +134,7 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # raised before answering: the server's error middleware answers 500
+        status = 0
 
         async def sending(message: Message) -> None:
             nonlocal status
@@ -144,9 +144,13 @@ class RequestMetrics:
 
         try:
             await self.app(scope, receive, sending)
+        except Exception:
+            status = status or 500  # raised before answering: the server answers 500
+            raise
         finally:
-            process.observe_request(route_of(scope), scope["method"], status,
-                                    time.perf_counter() - started)
+            if status:  # not a request cancelled before its answer (the client left, shutdown)
+                process.observe_request(route_of(scope), scope["method"], status,
+                                        time.perf_counter() - started)
 
 
 def watch_pool(engine: AsyncEngine, size: int) -> Callable[[], None]:

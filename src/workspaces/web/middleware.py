@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import quote
 
 from fastapi import HTTPException, Request
 from starlette.datastructures import Headers, MutableHeaders
@@ -61,16 +62,18 @@ class RequestLog:
             await send(message)
 
         request = Request(scope)
+        # As uvicorn's access log shows them: percent-encoded, so that no control character,
+        # quote or line break a client put in the path can forge or split a log line.
+        path = logs.redact(quote(scope["path"]))
+        query = logs.redact(quote(request.url.query, safe="/=&%+:,;@"))
         try:
             await self.app(scope, receive, with_id)
         except Exception:
-            if status:  # the response has begun: only the server can end it
-                raise
-            log.exception("unhandled error on %s %s", request.method,
-                          logs.redact(request.url.path))
+            log.exception("unhandled error on %s %s", request.method, path)
+            if status:  # the response has begun: only the server can end it (logged above,
+                raise   # with this request's id, which uvicorn's own line would not carry)
             await respond(request, internal_error())(scope, receive, with_id)
         finally:
-            path, query = logs.redact(request.url.path), logs.redact(request.url.query)
             client = client_address(request)
             duration = round((time.perf_counter() - started) * 1000, 1)
             access_log.info(
