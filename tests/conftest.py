@@ -201,6 +201,19 @@ def custom_cli(cli: Cli, versions: Path) -> Cli:
     return Cli(cli.url, {"WORKSPACES_MIGRATIONS_DIR": str(versions)})
 
 
+def system_tool(name: str, package: str) -> str:
+    """The path of a program from a Debian package (promtool, pgbouncer). Missing, the test is
+    skipped saying what to install, unless WORKSPACES_REQUIRE_TOOLS names it (CI does): then
+    it fails, so that CI cannot pass by skipping."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin")
+    if found:
+        return found
+    if name in os.environ.get("WORKSPACES_REQUIRE_TOOLS", "").split(","):
+        pytest.fail(f"{name} not found (WORKSPACES_REQUIRE_TOOLS names it): "
+                    f"apt-get install {package}")
+    pytest.skip(f"{name} not found: apt-get install {package}")
+
+
 def spawn(args: list[str], env: Mapping[str, str | None] | None = None,
           log: Any = None) -> subprocess.Popen[str]:
     """`python -m workspaces ...` as a real process; output piped, or written to `log`

@@ -3,7 +3,6 @@ metrics the application exports, so that the rules cannot drift from the code.""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REPO
+from tests.conftest import REPO, system_tool
 from workspaces.app import create_app
 from workspaces.settings import Settings
 
@@ -22,20 +21,11 @@ RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
 RULE_TESTS = REPO / "deploy" / "prometheus" / "alerts.test.yml"
 
 
-def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found:
-        return found
-    if "promtool" in os.environ.get("WORKSPACES_REQUIRE_TOOLS", ""):
-        pytest.fail("promtool not found (WORKSPACES_REQUIRE_TOOLS requires it): "
-                    "apt-get install prometheus")
-    pytest.skip("promtool not found: apt-get install prometheus")
-
-
 @pytest.mark.parametrize("command", [["check", "rules", str(RULES)],
                                      ["test", "rules", str(RULE_TESTS)]])
 def test_promtool_accepts_the_rules_and_their_tests_pass(command: list[str]) -> None:
-    run = subprocess.run([_promtool(), *command], capture_output=True, text=True, timeout=120,
+    promtool = system_tool("promtool", "prometheus")
+    run = subprocess.run([promtool, *command], capture_output=True, text=True, timeout=120,
                          check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "SUCCESS" in run.stdout + run.stderr

@@ -27,7 +27,17 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
-from tests.conftest import INVITES, Cli, Sink, at_once, free_port, link_in, serving, spawn
+from tests.conftest import (
+    INVITES,
+    Cli,
+    Sink,
+    at_once,
+    free_port,
+    link_in,
+    serving,
+    spawn,
+    system_tool,
+)
 from workspaces.db import create_sync_engine, parse_url
 from workspaces.schema.pooler import transaction_pooler
 from workspaces.schema.verified import quick_status
@@ -35,21 +45,11 @@ from workspaces.schema.verified import quick_status
 POOL_SIZE = 3  # server connections per database and user: fewer than the server's clients
 
 
-def _pgbouncer_binary() -> str:
-    found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
-    if found:
-        return found
-    if "pgbouncer" in os.environ.get("WORKSPACES_REQUIRE_TOOLS", ""):
-        pytest.fail("pgbouncer not found (WORKSPACES_REQUIRE_TOOLS names it): "
-                    "apt-get install pgbouncer")
-    pytest.skip("pgbouncer not found: apt-get install pgbouncer")
-
-
 @contextmanager
 def pgbouncer(server: URL, mode: str) -> Iterator[int]:
     """A private PgBouncer on 127.0.0.1 in front of `server`, in pool mode `mode` with
     POOL_SIZE server connections per database; yields its port."""
-    binary = _pgbouncer_binary()
+    binary = system_tool("pgbouncer", "pgbouncer")
     folder = Path(tempfile.mkdtemp(prefix="wspgb-"))
     folder.chmod(0o755)  # PgBouncer refuses to run as root: it reads these as another user
     port = free_port()

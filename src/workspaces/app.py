@@ -125,11 +125,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             headers={"Cache-Control": "public, max-age=86400"})
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestLog)  # the request id and access line of every answer
-    # Outside RequestLog: the 500 it makes of an unhandled error carries the headers too.
+    # Around every layer but the headers: the request id, access line and count of every
+    # answer, 413s and the 500s it makes of unhandled errors included.
+    app.add_middleware(RequestLog)
+    # Outermost: that 500 carries the headers too.
     app.add_middleware(SecurityHeaders, hsts=html.served_over_https(settings))
-    app.add_middleware(metrics.RequestMetrics)  # added last, the outermost: counts every
-    # answer, 413s and the 500s RequestLog makes of unhandled errors too
 
     add_error_handlers(app)
     app.include_router(health_router)

@@ -1,5 +1,6 @@
 """GET /metrics for Prometheus: who may read it, what it answers, and what feeds it (every
-request counted by route template; the database pool watched; the database read at scrape).
+request counted by route template, by web/middleware.py's RequestLog; the database pool
+watched; the database read at scrape).
 
 What each process counts lives in metrics/process.py, what the database says in
 metrics/database.py; this module serves them.
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import generate_latest
 from sqlalchemy import event
 from starlette.routing import Mount
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from workspaces.errors import Forbidden
 from workspaces.metrics import database, process
@@ -120,37 +121,6 @@ def route_of(scope: Scope) -> str:
         return f"{route.path}/{{path}}"
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else process.UNMATCHED
-
-
-class RequestMetrics:
-    """Count every answered request and its latency by route template, method and status.
-    Outermost, so that refusals by the other middleware (413) are counted too."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 0
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        except Exception:
-            status = status or 500  # raised before answering: the server answers 500
-            raise
-        finally:
-            if status:  # not a request cancelled before its answer (the client left, shutdown)
-                process.observe_request(route_of(scope), scope["method"], status,
-                                        time.perf_counter() - started)
 
 
 def watch_pool(engine: AsyncEngine, size: int) -> Callable[[], None]:

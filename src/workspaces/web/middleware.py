@@ -1,5 +1,5 @@
-"""Plain ASGI middleware: the request id and access line of every request, a cap on request
-bodies, and the security headers of every response.
+"""Plain ASGI middleware: the request id, access line and metrics of every request, a cap on
+request bodies, and the security headers of every response.
 
 Plain ASGI rather than `@app.middleware("http")`: Starlette's BaseHTTPMiddleware runs the
 application in a task group (an exception raised while reading the body reaches FastAPI wrapped
@@ -17,8 +17,10 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from workspaces import logs
+from workspaces.metrics import process
 from workspaces.web.deps import client_address
 from workspaces.web.errors import internal_error, respond
+from workspaces.web.metrics import route_of
 
 access_log = logging.getLogger("workspaces.access")
 log = logging.getLogger("workspaces.web")
@@ -29,7 +31,8 @@ HSTS = "max-age=31536000"
 
 
 class RequestLog:
-    """Every request gets an id, then one access line once it is answered.
+    """Every request gets an id, then one access line and its count in /metrics (by route
+    template, method and status, with its latency) once it is answered.
 
     The id is the request's X-Request-ID when well formed (logs.WELL_FORMED_ID), else a new one;
     every log line written while the request is served carries it (logs.REQUEST_ID), and so do
@@ -74,8 +77,11 @@ class RequestLog:
                 raise   # with this request's id, which uvicorn's own line would not carry)
             await respond(request, internal_error())(scope, receive, with_id)
         finally:
+            seconds = time.perf_counter() - started
+            if status:  # not a request cancelled before its answer (the client left, shutdown)
+                process.observe_request(route_of(scope), request.method, status, seconds)
             client = client_address(request)
-            duration = round((time.perf_counter() - started) * 1000, 1)
+            duration = round(seconds * 1000, 1)
             access_log.info(
                 '%s - "%s %s HTTP/%s" %d %.1fms', client, request.method,
                 f"{path}?{query}" if query else path, scope.get("http_version", "1.1"), status,
