@@ -127,7 +127,7 @@ def test_json_lines_carry_the_request_id_and_no_token(db_url: str, smtp: Sink) -
         assert too_large.json()["error"]["request_id"] == too_large.headers["X-Request-ID"]
         assert client.get("/static/app.css").headers["X-Request-ID"]
         page = client.get("/no/such/page", headers={"X-Request-ID": "req-page"})
-        assert page.status_code == 404 and "Reference: req-page" in page.text
+        assert page.status_code == 404 and "Reference: <code>req-page</code>" in page.text
 
         # A table dropped under the server: the guard's error line is the request's, and the
         # next /readyz that finds the schema whole says it recovered.

@@ -231,3 +231,20 @@ def test_the_members_tab_fits_a_375_px_phone(browser: Browser, site: Site) -> No
     assert width[0] <= width[1], width
     expect(page.get_by_role("button", name="Revoke invite to carol@example.com")).to_be_visible()
     phone.close()
+
+
+def test_an_error_page_with_the_longest_request_id_fits_a_375_px_phone(
+        browser: Browser, site: Site) -> None:
+    """The reference shown for support is the request's id, up to 128 characters sent by a
+    proxy or client: it wraps rather than widening the page."""
+    reference = "r" * 128
+    phone = browser.new_context(base_url=site.base, viewport={"width": 375, "height": 740},
+                                extra_http_headers={"X-Request-ID": reference})
+    page = phone.new_page()
+    response = page.goto("/no-such-page")
+    assert response is not None and response.status == 404
+    expect(page.get_by_text(reference)).to_be_visible()
+    width = page.evaluate("[document.documentElement.scrollWidth, "
+                          "document.documentElement.clientWidth]")
+    assert width[0] <= width[1], width
+    phone.close()
