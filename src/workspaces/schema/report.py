@@ -125,6 +125,13 @@ class Report:
     def applied_ids(self) -> list[str]:
         return [m.migration.id for m in self.migrations if m.state == APPLIED]
 
+    @property
+    def next_step(self) -> str | None:
+        """The one command to run first: the first line of the first fix that `db status`
+        prints. The log, /readyz, the 503 body and the CLI all name the fix from here."""
+        fix = next((p.fix for p in self.problems if p.fix), None)
+        return fix.splitlines()[0].strip() if fix else None
+
     def blocking(self) -> list[Problem]:
         """Problems that stop deploy: failed, diverged, modified."""
         return [p for p in self.problems if p.exit_code in (Exit.FAILED, Exit.DIVERGED)]
