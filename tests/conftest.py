@@ -274,7 +274,7 @@ class Sink:
             kept.append(message)
         return "250 Message accepted for delivery"
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[EmailMessage]:
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[EmailMessage]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
@@ -288,7 +288,7 @@ class Sink:
             return [m for m in self.messages if m["To"] == address]
 
     def confirmation_for(self, address: str, count: int = 1,
-                         timeout: float = 10.0) -> EmailMessage:
+                         timeout: float = 30.0) -> EmailMessage:
         """The newest confirmation email to `address`, once `count` have arrived."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ def _outbox(api: Api) -> list[tuple[object, ...]]:
                       f"FROM email_outbox WHERE {NOT_CONFIRMATION} ORDER BY created_at")
 
 
-def _wait(condition: object, timeout: float = 10.0) -> None:
+def _wait(condition: object, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, "timed out"

@@ -156,16 +156,22 @@ def test_a_database_that_does_not_answer_in_time_is_reported_down_not_a_500(
         local_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     from workspaces.metrics import database
 
+    release, finished = threading.Event(), threading.Event()
+
     def stuck(toolkit: object) -> database.Reading:
-        time.sleep(0.6)
+        release.wait(timeout=60)  # the database answers only when the test lets it
+        finished.set()
         return database.Reading(None, [])
 
     monkeypatch.setattr(web_metrics, "WAIT_SECONDS", 0.1)
     monkeypatch.setattr(database, "read", stuck)
-    started = time.monotonic()
-    got = scrape(local_api.client)
-    assert time.monotonic() - started < 0.5
-    time.sleep(0.7)  # the read ends before the app does
+    try:
+        got = scrape(local_api.client)
+        # The scrape answered while the read was still stuck: it did not wait for it.
+        assert not finished.is_set()
+    finally:
+        release.set()
+    assert finished.wait(timeout=60)  # the read ends before the app does
     assert got.value("workspaces_database_up") == 0
     assert got.value("workspaces_schema_ok") == 0 and got.value("workspaces_ready") == 0
     assert "workspaces_schema_pending_migrations" not in got.families  # unknown: not said

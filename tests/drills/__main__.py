@@ -82,7 +82,8 @@ def main() -> None:
         fresh(lambda url: drills.run(drills.smtp_outage(url, n, outage=3.0)))
     with drills.own_postgres() as (admin_url, stop, start):
         assert Cli(admin_url, {})("db", "deploy").exit_code == 0
-        outcome = drills.run(drills.database_restart(admin_url, stop, start, outage=3.0))
+        outcome = drills.run(drills.database_restart(admin_url, stop, start, outage=3.0,
+                                                     recover_within=10.0))
         outcomes.append(outcome)
         print(outcome.row(), flush=True)
     passed = sum(o.ok for o in outcomes)

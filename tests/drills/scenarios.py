@@ -380,8 +380,10 @@ async def smtp_outage(database_url: str, invites: int, outage: float) -> Outcome
                 listed = await _invites(client, owner, slug)
                 return all(listed.get(email, {}).get("email_error") for email in links)
 
-            if not await _until(all_tried, outage):
-                outcome.failures.append(f"not every email was attempted within {outage:g} s")
+            # The outage lasts until every email has been tried (at least `outage` seconds):
+            # a slow machine stretches the drill, it does not fail it.
+            if not await _until(all_tried, 60):
+                outcome.failures.append("not every email was attempted during the outage")
             listed = await _invites(client, owner, slug)
             waiting = sum(1 for email in links
                           if listed.get(email, {}).get("email_status") == "pending")
@@ -400,7 +402,7 @@ async def smtp_outage(database_url: str, invites: int, outage: float) -> Outcome
                         listed.get(email, {}).get("email_status") in ("sent", "failed")
                         for email in links)
 
-                delivered = await _until(settled, 30)
+                delivered = await _until(settled, 60)
                 took = time.monotonic() - up_at
                 await asyncio.sleep(1.0)  # ten polls: time for a duplicate to arrive
             finally:
@@ -433,7 +435,7 @@ async def smtp_outage(database_url: str, invites: int, outage: float) -> Outcome
     if delivered:
         outcome.scenario += f"; delivered {took:.1f} s after SMTP came back"
     else:
-        outcome.failures.append(f"not settled 30 s after SMTP came back ({len(messages)} of "
+        outcome.failures.append(f"not settled 60 s after SMTP came back ({len(messages)} of "
                                 f"{len(expected)} emails)")
     return outcome
 
@@ -473,8 +475,11 @@ def own_postgres() -> Iterator[tuple[str, Callable[[], None], Callable[[], None]
 
 
 async def database_restart(database_url: str, stop: Callable[[], None],
-                           start: Callable[[], None], outage: float) -> Outcome:
-    """Clients keep sending while PostgreSQL goes away and comes back."""
+                           start: Callable[[], None], outage: float,
+                           recover_within: float | None = None) -> Outcome:
+    """Clients keep sending while PostgreSQL goes away and comes back. `recover_within`
+    (seconds) makes slow recovery a failure: the drill's figure, never a test's (a loaded
+    machine is slower); the test asks only that the server recovers, nothing lost."""
     outcome = Outcome(f"PostgreSQL stopped for {outage:g} s under traffic")
     with running(database_url, workers=1) as (base, _):
         client = Client(base)
@@ -482,7 +487,7 @@ async def database_restart(database_url: str, stop: Callable[[], None],
         slug = await client.workspace(owner)
         created: list[str] = []
         stopped_at = started_at = recovered_at = 0.0
-        loop_end = time.monotonic() + 30
+        loop_end = time.monotonic() + 120  # a hang guard, not a target
         while time.monotonic() < loop_end:
             now = time.monotonic()
             if not stopped_at and len(created) >= 5:
@@ -517,7 +522,8 @@ async def database_restart(database_url: str, stop: Callable[[], None],
     if not recovered_at:
         outcome.failures.append("the server did not recover after PostgreSQL came back")
     else:
-        outcome.failures += [] if recovered_at - started_at < 10 else [
-            f"recovery took {recovered_at - started_at:.1f} s"]
+        took = recovered_at - started_at
+        if recover_within is not None and took >= recover_within:
+            outcome.failures.append(f"recovery took {took:.1f} s")
         outcome.scenario += f"; recovered {recovered_at - started_at:.1f} s after restart"
     return outcome
