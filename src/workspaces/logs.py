@@ -17,6 +17,7 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from workspaces.settings import Settings
@@ -62,10 +63,22 @@ def new_request_id(sent: str | None) -> str:
 
 def redact(text: str) -> str:
     """`text` without the secrets it may show: mailed links' tokens, bearer tokens, cookies,
-    the password of a URL."""
+    the password of a URL, and any token-shaped string (in a path or query no pattern above
+    knows)."""
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
-    return text
+    return _token_shaped().sub(REDACTED, text)
+
+
+@cache
+def _token_shaped() -> re.Pattern[str]:
+    """A string of the form `security.new_token` makes (`wst_` or another prefix, then the
+    token), standing alone; read on first use, as security.py loads what the CLI's quick paths
+    must not."""
+    from workspaces.security import TOKEN_FORM
+
+    alone = r"(?:(?<![A-Za-z0-9_-])|(?<=%[0-9A-Fa-f]{2}))"  # also after a percent-encoded /
+    return re.compile(rf"{alone}(?:[A-Za-z]+_)?{TOKEN_FORM}(?![A-Za-z0-9_-])")
 
 
 @dataclass(frozen=True)

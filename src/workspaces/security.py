@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import os
 import secrets
 import tempfile
@@ -22,6 +23,9 @@ from workspaces.errors import AppError, ServiceUnavailable
 from workspaces.settings import MAKE_SECRET_KEY, SECRET_KEY_BYTES, Settings, long_enough
 
 TOKEN_BYTES = 32
+# The form of every token `new_token` makes (after its prefix): TOKEN_BYTES of randomness in
+# URL-safe base64, unpadded. logs.py redacts any string of this form wherever it is logged.
+TOKEN_FORM = rf"[A-Za-z0-9_-]{{{math.ceil(TOKEN_BYTES * 4 / 3)}}}"
 _hasher = PasswordHasher()
 T = TypeVar("T")
 
