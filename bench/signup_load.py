@@ -89,7 +89,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="ws-signup-load-"))
     database = options.database_url or f"sqlite:///{folder / 'load.db'}"
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database, "SECRET_KEY": "bench-signup-load",
+    env = {**os.environ, "DATABASE_URL": database, "SECRET_KEY": "bench-signup-load-" + "k" * 32,
            "BASE_URL": f"http://127.0.0.1:{port}", "SIGNUP_LIMIT_PER_CLIENT_PER_HOUR": "1000000",
            "EMAIL_BACKEND": "console"}
     log = (folder / "serve.log").open("wb")

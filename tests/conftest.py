@@ -376,7 +376,7 @@ def serving(args: list[str], env: Mapping[str, str | None]
     log_path = Path(tempfile.mkstemp(prefix="ws-serve-", suffix=".log")[1])
     log = log_path.open("w")
     process = spawn(["serve", "--port", str(port), *args],
-                    {"SECRET_KEY": "serve-test-secret", "DATABASE_URL": "",
+                    {"SECRET_KEY": "serve-test-secret-key-of-enough-length", "DATABASE_URL": "",
                      "BASE_URL": f"http://127.0.0.1:{port}", **env}, log=log)
     SERVER_LOGS[process.pid] = log_path
     base = f"http://127.0.0.1:{port}"

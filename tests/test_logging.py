@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import Cli, Sink, free_port, link_in, server_log, serving, spawn
 from workspaces import logs
 from workspaces.mail.delivery import console_text
+from workspaces.security import new_token
 
 TOKEN = "Zm9vYmFyYmF6cXV4cXV1eF9fLS0xMjM0NTY3ODkwYWJj"
 
@@ -38,6 +39,43 @@ TOKEN = "Zm9vYmFyYmF6cXV4cXV1eF9fLS0xMjM0NTY3ODkwYWJj"
 ])
 def test_redaction_covers_every_place_a_token_travels(line: str, shown: str) -> None:
     assert logs.redact(line) == shown
+
+
+SHAPED = TOKEN[:43]  # as long as the tokens new_token makes
+
+
+@pytest.mark.parametrize(("line", "shown"), [
+    (f"/links/{SHAPED}", "/links/[redacted]"),  # a path no pattern above knows
+    (f"/x?ref={SHAPED}&a=1", "/x?ref=[redacted]&a=1"),
+    (f"/x?api=wst_{SHAPED}", "/x?api=[redacted]"),  # an API token with its prefix
+    (f"/signin?next=%2Flinks%2F{SHAPED}%3Fa%3D1", "/signin?next=%2Flinks%2F[redacted]%3Fa%3D1"),
+    (f"GET /files/{SHAPED}.json", "GET /files/[redacted].json"),
+    # not token-shaped: longer or shorter runs, a digest, a request id
+    (f"/workspaces/{'a' * 44}", f"/workspaces/{'a' * 44}"),
+    (f"/workspaces/{'a' * 42}", f"/workspaces/{'a' * 42}"),
+    (f"sha256 {'f' * 64}", f"sha256 {'f' * 64}"),
+])
+def test_any_token_shaped_string_is_redacted(line: str, shown: str) -> None:
+    assert len(new_token()) == len(SHAPED)  # SHAPED has the form tokens are made in
+    assert logs.redact(line) == shown
+
+
+def test_the_server_log_shows_no_token_shaped_string_in_a_path_or_query(
+        sqlite_url: str) -> None:
+    link, api = new_token(), new_token("wst_")
+    Cli(sqlite_url, {})("db", "deploy")
+    with serving(["--database-url", sqlite_url], {"LOG_FORMAT": "json"}) as (base, process):
+        for target in (f"/links/{link}", f"/healthz?ref={link}", f"/nothing?key2={api}",
+                       f"/signin?next=%2Fsomewhere%2F{link}"):
+            httpx.get(base + target, headers={"X-Request-ID": "req-shaped"})
+        process.terminate()
+        process.wait(timeout=20)
+        output = server_log(process)
+    assert link not in output and api not in output
+    access = [x for x in _lines(output) if x["request_id"] == "req-shaped"]
+    assert [(x["path"], x.get("query")) for x in access] == [
+        ("/links/[redacted]", None), ("/healthz", "ref=[redacted]"),
+        ("/nothing", "key2=[redacted]"), ("/signin", "next=%2Fsomewhere%2F[redacted]")]
 
 
 def _handler(formatter: logging.Formatter) -> tuple[logging.Logger, io.StringIO]:

@@ -162,7 +162,7 @@ def test_serve_refuses_a_transaction_pooler_it_is_not_configured_for(
     with pgbouncer(pg_server, "transaction") as port:
         process = spawn(["serve", "--port", str(free_port()), "--database-url",
                          through(port, pg_url)],
-                        {"SECRET_KEY": "serve-test-secret", "DATABASE_URL": ""})
+                        {"SECRET_KEY": "serve-test-" + "k" * 32, "DATABASE_URL": ""})
         code = process.wait(timeout=30)
         _, err = process.communicate()
     assert code == 1, err

@@ -18,7 +18,7 @@ from tests.conftest import (
     spawn,
 )
 
-ENV = {"SECRET_KEY": "serve-test-secret", "DATABASE_URL": ""}
+ENV = {"SECRET_KEY": "serve-test-secret-key-of-enough-length", "DATABASE_URL": ""}
 
 
 def test_serve_refuses_a_stale_postgresql_schema_unless_told_to_migrate(pg_url: str) -> None:

@@ -9,7 +9,7 @@ import httpx
 
 from tests.conftest import Cli, free_port, server_log, serving, spawn
 
-ENV = {"SECRET_KEY": "serve-test-secret", "DATABASE_URL": ""}
+ENV = {"SECRET_KEY": "serve-test-secret-key-of-enough-length", "DATABASE_URL": ""}
 NO_EMAIL_SETTINGS = {"SMTP_URL": "", "EMAIL_BACKEND": ""}  # whatever the tester's shell has
 LOUD = "WARNING:  EMAILS WILL NOT BE DELIVERED"
 NOTICE = "EMAIL_BACKEND=console: emails are written to this log and sent to nobody"

@@ -7,13 +7,16 @@ import json
 import re
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from tests.conftest import spawn
 from workspaces import __version__
+from workspaces.security import SecretKeyInvalid, secret_key
 from workspaces.settings import EmailMisconfigured, Settings
 
 SMTP = "smtp://127.0.0.1:2525"
@@ -42,9 +45,61 @@ def test_smtp_without_a_server_is_a_configuration_error() -> None:
         _ = _settings(email_backend="smtp").email_mode
 
 
-def test_an_unknown_backend_is_a_configuration_error() -> None:
-    with pytest.raises(EmailMisconfigured, match="must be smtp or console, not 'sendmail'"):
-        _ = _settings(email_backend="sendmail", smtp_url=SMTP).email_mode
+def test_an_unknown_backend_is_an_invalid_setting() -> None:
+    with pytest.raises(ValidationError, match="Input should be 'smtp' or 'console'"):
+        _settings(email_backend="sendmail", smtp_url=SMTP)
+
+
+@pytest.mark.parametrize("smtp_url", [
+    "smtp://:25", "smtp://u:pw@/", "smtps:///", "smtp://h:port", "http://h:25", "h:25"])
+def test_an_smtp_url_without_a_server_is_an_invalid_setting(smtp_url: str) -> None:
+    with pytest.raises(ValidationError, match="smtp_url"):
+        _settings(smtp_url=smtp_url)
+
+
+@pytest.mark.parametrize("key", ["...", "x" * 31, "ключ" * 3])
+def test_a_secret_key_shorter_than_32_bytes_is_refused(key: str) -> None:
+    with pytest.raises(ValidationError, match="at least 32 bytes"):
+        _settings(secret_key=key)
+    assert _settings(secret_key="x" * 32).secret_key == "x" * 32
+    assert _settings(secret_key="").secret_key is None  # set but empty: as unset
+
+
+def test_settings_are_checked_together_by_every_command(tmp_path: Path) -> None:
+    """Not only by `serve`: `db status` ran with a mistyped backend, and the docs' placeholder
+    SECRET_KEY=... started the server."""
+    code, out, err = _run("db", "status", "--database-url", f"sqlite:///{tmp_path / 'x.db'}",
+                          EMAIL_BACKEND="smtpp", SMTP_URL="smtp://mailer:hunter2@:587",
+                          SECRET_KEY="...")
+    assert code == 1, out + err
+    assert err.splitlines() == [
+        "error[invalid_settings]: fix these settings (environment variables or .env):",
+        "  SMTP_URL: Value error, must be smtp://[user:password@]host[:port] or "
+        "smtps://[user:password@]host[:port], with a host.",
+        "  EMAIL_BACKEND: Input should be 'smtp' or 'console' (it is 'smtpp').",
+        "  SECRET_KEY: Value error, must be at least 32 bytes long; generate one with "
+        "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`."]
+    assert "hunter2" not in out + err
+
+
+def test_the_generated_key_file_is_made_once_whole_and_an_empty_one_is_refused(
+        tmp_path: Path) -> None:
+    settings = _settings(database_url=f"sqlite:///{tmp_path / 'w.db'}")
+    start = threading.Barrier(8)
+
+    def read_key() -> str:
+        start.wait()
+        return secret_key(settings)
+
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: read_key(), range(8)))
+    key_file = tmp_path / "w.db.secret"
+    assert keys == {key_file.read_text()} and len(key_file.read_text()) >= 32
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["w.db.secret"]  # no temporary file left
+    key_file.write_text("")
+    with pytest.raises(SecretKeyInvalid, match=r"w\.db\.secret is empty"):
+        secret_key(settings)
 
 
 def test_the_environment_sets_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:

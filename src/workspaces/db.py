@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
 from workspaces.errors import SchemaError
+from workspaces.logs import shown_url
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -49,6 +50,15 @@ def parse_url(raw: str) -> URL:
             fix="Use postgresql://user:password@host:5432/dbname or sqlite:///path/to/file.db",
         ) from None
     if url.drivername in _PG_ALIASES:
+        if raw.partition("?")[0].count("@") > 1:
+            # The first '@' ends the password, so the rest of it would be taken for the host
+            # and repeated by the driver's "could not resolve" message: refuse before that.
+            raise SchemaError(
+                "bad_url",
+                "The database URL has more than one '@' before its host: an '@' in the "
+                "password (or user name) must be written %40.",
+                fix="Write each @ of the password as %40: "
+                    "postgresql://user:pa%40ss@host:5432/dbname")
         return url.set(drivername="postgresql+psycopg")
     if url.drivername in _SQLITE_ALIASES:
         return url.set(drivername="sqlite")
@@ -60,7 +70,8 @@ def parse_url(raw: str) -> URL:
 
 
 def display_url(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+    """The URL as people read it, shown or stored: its secrets [redacted] (logs.shown_url)."""
+    return shown_url(url.render_as_string(hide_password=False)).read
 
 
 def sqlite_path(url: URL) -> Path | None:

@@ -15,7 +15,9 @@ import logging
 import re
 import uuid
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from workspaces.settings import Settings
@@ -28,18 +30,27 @@ UNREDACTED = {"unredacted": True}
 # The fields of an access line (web/middleware.py), given as `extra`; JSON lines show them.
 ACCESS_FIELDS = ("method", "path", "query", "status", "duration_ms", "client")
 
+REDACTED = "[redacted]"
+# The connection parameters of libpq whose value is a secret; a file's path (sslkey, passfile)
+# is not.
+SECRET_PARAMETERS = ("password", "sslpassword", "oauth_client_secret")
+
 _SECRETS = (
     # A mailed link's token: /invites/ (and /api/invites/), /reset/, /verify/, /email/ (not
     # /api/auth/email/confirm), also percent-encoded, as in a sign-in page's ?next=.
     (re.compile(r"((?:/|%2[Ff])(?:invites|reset|verify|email)(?:/|%2[Ff]))(?!confirm\b)"
-                r"(?:(?!%2[Ff])[^/?#&\s\"'<>])+"), r"\1[redacted]"),
-    (re.compile(r"((?:^|[?&])(?:token|access_token|code|key|secret|password)=)[^&#\s\"']+", re.I),
-     r"\1[redacted]"),
-    (re.compile(r"(\bBearer\s+)[^\s\"',;]+", re.I), r"\1[redacted]"),
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@\s/]+@", re.I), r"\1[redacted]@"),
+                r"(?:(?!%2[Ff])[^/?#&\s\"'<>])+"), r"\1" + REDACTED),
+    # A value already shown as [redacted] (a URL rendered by `shown_url`) is left as it is, so
+    # that what follows it (the closing parenthesis of "(database ...)") stays.
+    (re.compile(r"((?:^|[?&])(?:token|access_token|code|key|secret|"
+                + "|".join(SECRET_PARAMETERS) + r")=)(?!" + re.escape(REDACTED)
+                + r")[^&#\s\"']+", re.I),
+     r"\1" + REDACTED),
+    (re.compile(r"(\bBearer\s+)[^\s\"',;]+", re.I), r"\1" + REDACTED),
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@\s/]+@", re.I), r"\1" + REDACTED + "@"),
     # A Cookie or Set-Cookie header (sessions), as text or as an ASGI header pair.
     (re.compile(r"(\b(?:set-)?cookie\b['\"]?\s*[:,]\s*b?['\"]?)[^'\"\r\n]+", re.I),
-     r"\1[redacted]"),
+     r"\1" + REDACTED),
 )
 
 
@@ -52,10 +63,73 @@ def new_request_id(sent: str | None) -> str:
 
 def redact(text: str) -> str:
     """`text` without the secrets it may show: mailed links' tokens, bearer tokens, cookies,
-    the password of a URL."""
+    the password of a URL, and any token-shaped string (in a path or query no pattern above
+    knows)."""
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
-    return text
+    return _token_shaped().sub(REDACTED, text)
+
+
+@cache
+def _token_shaped() -> re.Pattern[str]:
+    """A string of the form `security.new_token` makes (`wst_` or another prefix, then the
+    token), standing alone; read on first use, as security.py loads what the CLI's quick paths
+    must not."""
+    from workspaces.security import TOKEN_FORM
+
+    alone = r"(?:(?<![A-Za-z0-9_-])|(?<=%[0-9A-Fa-f]{2}))"  # also after a percent-encoded /
+    return re.compile(rf"{alone}(?:[A-Za-z]+_)?{TOKEN_FORM}(?![A-Za-z0-9_-])")
+
+
+@dataclass(frozen=True)
+class ShownUrl:
+    """A database URL rendered for people: `read` shows each secret as [redacted] (a line a
+    person reads, a value stored); `paste` leaves each out (a command printed to be run, where
+    [redacted] would become the password); `secret` says whether there was one."""
+
+    read: str
+    paste: str
+    secret: bool
+
+
+# scheme://[user[:password]@]host[:port]/name or sqlite:///path, of plain characters: rendered
+# without loading SQLAlchemy (a quick `db status` does not), as its rendering would be.
+_PLAIN_URL = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+]*)://(?:(?P<user>[A-Za-z0-9._-]+)"
+    r"(?::(?P<password>[^@/?#%]*))?(?=@))?(?P<rest>@?[A-Za-z0-9.-]+(?::[0-9]+)?/[A-Za-z0-9._-]+)"
+    r"|(?P<sqlite>sqlite(?:\+[a-z]+)?:///[\w./-]+)")
+_MARK = "\x00"  # stands for a secret while SQLAlchemy renders; no URL carries a NUL
+
+
+def shown_url(raw: str) -> ShownUrl:
+    """The one rendering of a database URL for people: its password (`user:pass@`, also a
+    password holding an '@' that spilled into the host) and every secret parameter of the query
+    (`?password=`, `?sslpassword=`, however percent-encoded their names) hidden. Raises
+    ValueError for a string that is no URL."""
+    plain = _PLAIN_URL.fullmatch(raw.strip())
+    if plain:
+        if plain["sqlite"]:
+            return ShownUrl(plain["sqlite"], plain["sqlite"], False)
+        start, password = f"{plain['scheme']}://{plain['user'] or ''}", plain["password"]
+        hidden = f":{REDACTED}" if password else "" if password is None else ":"
+        return ShownUrl(start + hidden + plain["rest"], start + plain["rest"], bool(password))
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError as exc:
+        raise ValueError("not a URL") from exc
+    password = url.password
+    if url.host and "@" in url.host:  # the password's '@' ended it early: the rest is secret
+        url, password = url._replace(host=url.host.rpartition("@")[2]), _MARK
+    secrets = [key for key in url.query if key.lower() in SECRET_PARAMETERS]
+    read = url._replace(password=_MARK if password else password).update_query_dict(
+        dict.fromkeys(secrets, _MARK))
+    paste = url._replace(password=None).difference_update_query(secrets)
+    return ShownUrl(read.render_as_string(hide_password=False).replace("%00", REDACTED),
+                    paste.render_as_string(hide_password=False),
+                    bool(password or secrets))
 
 
 class Redact(logging.Filter):

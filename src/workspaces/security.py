@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import math
+import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from functools import cache, lru_cache
 from pathlib import Path
@@ -16,9 +20,12 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from workspaces.db import parse_url, sqlite_path
 from workspaces.errors import AppError, ServiceUnavailable
-from workspaces.settings import Settings
+from workspaces.settings import MAKE_SECRET_KEY, SECRET_KEY_BYTES, Settings, long_enough
 
 TOKEN_BYTES = 32
+# The form of every token `new_token` makes (after its prefix): TOKEN_BYTES of randomness in
+# URL-safe base64, unpadded. logs.py redacts any string of this form wherever it is logged.
+TOKEN_FORM = rf"[A-Za-z0-9_-]{{{math.ceil(TOKEN_BYTES * 4 / 3)}}}"
 _hasher = PasswordHasher()
 T = TypeVar("T")
 
@@ -88,6 +95,10 @@ class SecretKeyMissing(AppError):
     status, code = 500, "secret_key_missing"
 
 
+class SecretKeyInvalid(AppError):
+    status, code = 500, "secret_key_invalid"
+
+
 def secret_key(settings: Settings) -> str:
     """SECRET_KEY, or for the SQLite default a key generated once beside the database file."""
     if settings.secret_key:
@@ -96,13 +107,34 @@ def secret_key(settings: Settings) -> str:
     if path is None:
         raise SecretKeyMissing(
             "SECRET_KEY is not set. With PostgreSQL every instance must share one; generate it "
-            "with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+            f"with `{MAKE_SECRET_KEY}`."
         )
     key_file = Path(f"{path}.secret")
     if not key_file.exists():
-        key_file.touch(mode=0o600)
-        key_file.write_text(secrets.token_urlsafe(32))
-    return key_file.read_text().strip()
+        _create_key_file(key_file)
+    key = key_file.read_text().strip()
+    if not long_enough(key):
+        raise SecretKeyInvalid(
+            f"The key file {key_file} is empty or shorter than {SECRET_KEY_BYTES} bytes. Delete "
+            "it to have a new key generated (invite links waiting in the outbox under the old "
+            "one are then not delivered), or set SECRET_KEY.")
+    return key
+
+
+def _create_key_file(path: Path) -> None:
+    """Written whole under a temporary name (0600), then linked into place: nobody reads it
+    empty or in part, and of two processes creating it at once the first wins and both read
+    its key."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(SECRET_KEY_BYTES))
+            file.flush()
+            os.fsync(file.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made it first: its key
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
 
 
 @lru_cache(maxsize=4)

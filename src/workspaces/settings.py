@@ -4,6 +4,7 @@ import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,11 +31,41 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     # smtp (deliver over SMTP_URL) or console (development: write emails to the log, deliver
     # none). Unset: smtp when SMTP_URL is set, otherwise console. Read it as `email_mode`.
-    email_backend: str | None = None
+    email_backend: EmailMode | None = None
     email_from: str = "Workspaces <no-reply@localhost>"
-    # Encrypts invite links waiting in the email outbox; every instance needs the same one.
-    # Unset with the SQLite default: generated once into `<database file>.secret`.
+    # Encrypts invite links waiting in the email outbox; every instance needs the same one, of
+    # at least SECRET_KEY_BYTES. Unset with the SQLite default: generated once into
+    # `<database file>.secret`.
     secret_key: str | None = None
+
+    @field_validator("smtp_url", "email_backend", "secret_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_names_a_server(cls, value: str | None) -> str | None:
+        """Refused for every command, not at the first email: a URL delivery could not use."""
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018 (a port that is no number raises here)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("must be smtp://[user:password@]host[:port] or "
+                             "smtps://[user:password@]host[:port], with a host")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key_long_enough(cls, value: str | None) -> str | None:
+        if value is not None and not long_enough(value):
+            raise ValueError(f"must be at least {SECRET_KEY_BYTES} bytes long; generate one "
+                             f"with `{MAKE_SECRET_KEY}`")
+        return value
     invite_ttl_days: int = Field(default=7, ge=1, le=30)
     # Limits, counted in the database (they hold across instances); see docs/security.md.
     # Invite emails, created or re-sent: per workspace and per inviting user an hour, and per
@@ -117,13 +148,15 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "text"
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("log_level", "log_format", "email_backend", mode="before")
     @classmethod
     def _any_case(cls, value: object, info: ValidationInfo) -> object:
-        """`info` and `JSON` are read as INFO and json; anything else is refused as given."""
+        """`info`, `JSON` and `SMTP` are read as INFO, json and smtp; anything else is refused
+        as given."""
         if not isinstance(value, str):
             return value
-        allowed = get_args(LogLevel if info.field_name == "log_level" else LogFormat)
+        allowed = get_args({"log_level": LogLevel, "log_format": LogFormat,
+                            "email_backend": EmailMode}[str(info.field_name)])
         return next((a for a in allowed if a.lower() == value.strip().lower()), value)
 
     # Developers and tests only: a different folder of revisions than the packaged one.
@@ -132,18 +165,25 @@ class Settings(BaseSettings):
     @property
     def email_mode(self) -> EmailMode:
         """The email backend in effect: EMAIL_BACKEND, else smtp exactly when SMTP_URL is set."""
-        backend = (self.email_backend or ("smtp" if self.smtp_url else "console")).lower()
+        backend = self.email_backend or ("smtp" if self.smtp_url else "console")
         if backend == "console":
             return "console"
-        if backend != "smtp":
-            raise EmailMisconfigured(
-                f"EMAIL_BACKEND must be smtp or console, not {self.email_backend!r}.")
         if not self.smtp_url:
             raise EmailMisconfigured(
                 "EMAIL_BACKEND=smtp but SMTP_URL is not set: no email could be delivered. Set "
                 "SMTP_URL (smtp://user:pass@host:587 or smtps://host:465), or set "
                 "EMAIL_BACKEND=console to write emails to the log instead (development only).")
         return "smtp"
+
+
+# The least length of a key, in bytes; the command the docs print makes longer ones.
+SECRET_KEY_BYTES = 32
+MAKE_SECRET_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105
+
+
+def long_enough(key: str) -> bool:
+    """A key too short protects nothing (the docs' placeholder `...` started the server)."""
+    return len(key.encode()) >= SECRET_KEY_BYTES
 
 
 @lru_cache

@@ -8,7 +8,7 @@ from tests.conftest import Cli
 
 
 def test_an_operator_creates_an_account_a_workspace_and_manages_invites(app_db: str) -> None:
-    cli = Cli(app_db, {"SECRET_KEY": "operator-secret"})
+    cli = Cli(app_db, {"SECRET_KEY": "operator-secret-key-of-enough-length"})
     made = cli("users", "create", "--email", "Ann@Example.com", "--name", "Ann",
                "--password", "correct horse battery", "--database-url", app_db)
     assert made.exit_code == 0, made.output
@@ -46,7 +46,7 @@ def test_an_operator_creates_an_account_a_workspace_and_manages_invites(app_db: 
 
 
 def test_operator_errors_are_sentences_with_codes(app_db: str) -> None:
-    cli = Cli(app_db, {"SECRET_KEY": "operator-secret"})
+    cli = Cli(app_db, {"SECRET_KEY": "operator-secret-key-of-enough-length"})
     missing = cli("workspaces", "create", "--name", "X", "--owner", "nobody@example.com",
                   "--database-url", app_db)
     assert missing.exit_code == 1

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import ALL, INIT, INVITES, Cli
 from workspaces.schema.expected import ObjectKey, build_model, downgrade_operations
@@ -66,6 +69,35 @@ def test_new_empty_writes_a_timestamped_revision_on_top_of_head(custom_cli: Cli,
     assert f"down_revision = '{ALL[-1]}'" in written[0].read_text()
     status = custom_cli("db", "status")
     assert status.exit_code == 2 and written[0].stem in status.stdout
+
+
+@pytest.mark.parametrize("message", [
+    'Fix """\nx = 1\n"""',  # would end the docstring and run a statement of its own
+    "ends with a backslash \\",
+    'quotes " and \'\'\' and \\"""',
+    "line one\nline two\r\n\tthree",
+    r"\N{BULLET} \x41 \u0041 escapes as text",
+])
+def test_new_writes_any_message_as_its_title_and_nothing_else(custom_cli: Cli, versions: Path,
+                                                              message: str) -> None:
+    run = custom_cli("db", "new", message, "--empty")
+    assert run.exit_code == 0, run.output
+    (written,) = set(versions.glob("*.py")) - {versions / f"{m}.py" for m in ALL}
+    tree = ast.parse(written.read_text())
+    title = " ".join(message.split())
+    assert (ast.get_docstring(tree) or "").split("\n")[0] == title
+    # The template's statements, no other: docstring, two imports, four names, two functions.
+    assert [type(node).__name__ for node in tree.body] == [
+        "Expr", "Import", "ImportFrom", "Assign", "Assign", "Assign", "Assign", "FunctionDef",
+        "FunctionDef"]
+    assert MigrationSet(versions).get(written.stem).title == title
+    assert custom_cli("db", "status").exit_code == 2  # Alembic loads it as pending
+
+
+def test_new_refuses_a_message_with_control_characters(custom_cli: Cli, versions: Path) -> None:
+    run = custom_cli("db", "new", "red \x1b[31m title", "--empty")
+    assert run.exit_code == 1 and "error[bad_message]" in run.stderr
+    assert len(list(versions.glob("*.py"))) == len(ALL)
 
 
 def test_new_renders_the_difference_between_models_and_head(custom_cli: Cli,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -36,12 +35,6 @@ LockTimeout = Annotated[
 ]
 
 
-# scheme://[user[:password]@]host[:port]/name or sqlite:///path, of plain characters: shown
-# without the password exactly as SQLAlchemy renders it. Anything else goes through SQLAlchemy.
-_PLAIN_URL = re.compile(
-    r"(?P<scheme>[a-z][a-z0-9+]*)://(?:(?P<user>[A-Za-z0-9._-]+)"
-    r"(?::(?P<password>[^@/?#%]*))?(?=@))?(?P<rest>@?[A-Za-z0-9.-]+(?::[0-9]+)?/[A-Za-z0-9._-]+)"
-    r"|(?P<sqlite>sqlite(?:\+[a-z]+)?:///[\w./-]+)")
 _PASSWORD_NOTE = ("The password given in --database-url is not printed: export "  # noqa: S105
                   "PGPASSWORD (or add it to ~/.pgpass) before running these.")
 
@@ -52,8 +45,9 @@ class Target:
     as printed, in the same shell, acts on the same database.
 
     A database named by DATABASE_URL (or the default) is found again by the next command
-    without help; one named by `--database-url` is repeated, without its password: the
-    commands read PGPASSWORD and ~/.pgpass (libpq's rules, which asyncpg follows too).
+    without help; one named by `--database-url` is repeated without its password (or any
+    other secret parameter, `logs.shown_url`): the commands read PGPASSWORD and ~/.pgpass
+    (libpq's rules, which asyncpg follows too).
     """
 
     suffix: str = ""
@@ -63,21 +57,14 @@ class Target:
     def of(cls, database_url: str | None) -> Target:
         if not database_url or database_url == os.environ.get("DATABASE_URL"):
             return cls()
-        plain = _PLAIN_URL.fullmatch(database_url.strip())
-        if plain:  # the usual spelling: no need to load SQLAlchemy (a quick `db status`)
-            bare = plain["sqlite"] or (plain["scheme"] + "://" + (plain["user"] or "")
-                                       + plain["rest"])
-            return cls(f" --database-url {shlex.quote(bare)}",
-                       _PASSWORD_NOTE if plain["password"] else None)
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
+        from workspaces.logs import shown_url
 
         try:  # as the operator spelled it (parse_url would name the driver)
-            url = make_url(database_url.strip())
-        except (ArgumentError, ValueError):
+            shown = shown_url(database_url)
+        except ValueError:
             return cls()  # the command itself reports the bad URL
-        bare = url._replace(password=None).render_as_string(hide_password=False)
-        return cls(f" --database-url {shlex.quote(bare)}", _PASSWORD_NOTE if url.password else None)
+        return cls(f" --database-url {shlex.quote(shown.paste)}",
+                   _PASSWORD_NOTE if shown.secret else None)
 
     def step(self, line: str) -> str:
         """`workspaces ...  # why` with the database added to the command, not the comment."""

@@ -235,7 +235,7 @@ def history(
     with guard(as_json, target):
         events = open_toolkit(database_url, as_json).history(limit=limit)
     if as_json:
-        print(json.dumps({"events": [e.as_dict() for e in events]}, indent=2))
+        print(json.dumps({"ok": True, "events": [e.as_dict() for e in events]}, indent=2))
         raise typer.Exit(0)
     if not events:
         print("No schema command has written to this database yet.")

@@ -43,6 +43,10 @@ class Authoring(ToolkitCore):
         slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")[:48]
         if not slug:
             raise SchemaError("bad_message", "The message must contain letters or digits.")
+        title = " ".join(message.split())  # the revision's title: one line
+        if not title.isprintable():
+            raise SchemaError("bad_message", "The message must be printable text (no control "
+                                             "characters).")
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         revision = f"{stamp}_{slug}"
         upgrade = downgrade = "    pass"
@@ -64,12 +68,18 @@ class Authoring(ToolkitCore):
         head = self.migrations.head
         path = self.migrations.versions_dir / f"{revision}.py"
         path.write_text(_REVISION_TEMPLATE.format(
-            title=message.strip(), revision=revision,
+            title=_docstring_text(title), revision=revision,
             down=repr(head.id if head else None), created=stamp,
             down_doc=head.id if head else "", upgrade=upgrade, downgrade=downgrade,
         ))
         return Result(Exit.OK, [f"Wrote {path}"], {"revision": revision, "path": str(path)},
                       next=["workspaces db deploy  # after reviewing it"])
+
+
+def _docstring_text(title: str) -> str:
+    """The title as a docstring's text: its quotes and backslashes escaped, so that no message
+    can end the docstring and write code of its own."""
+    return title.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _indent(code: str) -> str:

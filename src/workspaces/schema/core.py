@@ -98,6 +98,7 @@ class ToolkitCore:
               schema_lock(engine, timeout=self.lock_timeout, say=self.say)):
             with engine.begin() as conn:
                 ledger.ensure(conn, ledger_too=schema_change)
+                ledger.scrub_targets(conn)
             writing = Writing(engine)
             try:
                 yield writing

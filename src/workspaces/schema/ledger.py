@@ -26,10 +26,12 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    update,
 )
 
 from workspaces import __version__
 from workspaces.db import whoami
+from workspaces.logs import REDACTED, shown_url
 from workspaces.schema.report import APPLIED, FAILED, ROLLED_BACK, Entry
 from workspaces.schema.report import iso as _iso
 
@@ -79,7 +81,7 @@ history = Table(
     Column("finished_at", DateTime(timezone=True), nullable=False),
     Column("actor", String(255), nullable=False),  # user@host
     Column("application", String(255), nullable=False),
-    Column("target", String(1000), nullable=False),  # the URL without its password
+    Column("target", String(1000), nullable=False),  # the URL as logs.shown_url shows it
 )
 
 OK, ERROR, CANCELLED = "ok", "error", "cancelled"
@@ -122,13 +124,31 @@ def record(conn: Connection, *, command: str, arguments: str | None, outcome: st
     ))
 
 
+def scrub_targets(conn: Connection) -> None:
+    """Rows written before every target went through `logs.shown_url` kept a password given
+    in the URL's query (and showed `user:***@`): they are rewritten as it shows them now."""
+    for (target,) in conn.execute(select(history.c.target).distinct()).all():
+        shown = _shown(target)
+        if shown != target:
+            conn.execute(update(history).where(history.c.target == target)
+                         .values(target=shown))
+
+
+def _shown(target: str) -> str:
+    try:
+        return shown_url(target).read
+    except ValueError:  # no URL at all: nothing of it can be told safely
+        return REDACTED
+
+
 def read_history(conn: Connection, *, limit: int) -> list[Event]:
     """The newest `limit` events, oldest first; none when no command has written yet."""
     if not inspect(conn).has_table(HISTORY_TABLE):
         return []
     newest = select(history).order_by(history.c.seq.desc()).limit(limit).subquery()
     rows = conn.execute(select(newest).order_by(newest.c.seq)).mappings()
-    return [Event(**dict(r)) for r in rows]
+    # Shown as they would be stored now, also before a writing command has scrubbed them.
+    return [Event(**{**r, "target": _shown(r["target"])}) for r in rows]
 
 
 def now() -> datetime:

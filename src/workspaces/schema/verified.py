@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from workspaces.logs import shown_url
 from workspaces.schema.report import APPLIED, ROLLED_BACK, Entry, MigrationState, Report
 from workspaces.schema.revisions import Migration, read_quickly
 
@@ -266,14 +267,13 @@ def _read_plain_url(raw: str) -> tuple[str, str, Any] | None:
         return "sqlite", f"sqlite:///{database}", open_sqlite
     if parts.scheme not in _PG_SCHEMES:
         return None
-    user, password, host, port = parts.username, parts.password, parts.hostname, parts.port
+    user, password, host = parts.username, parts.password, parts.hostname
+    parts.port  # noqa: B018 (a port that is no number raises here: the full way names it)
     name = parts.path.lstrip("/")
     if not (host and name and _PLAIN.fullmatch(host) and _PLAIN.fullmatch(name)
             and (user is None or _PLAIN.fullmatch(user))
             and (password is None or ("%" not in password and "@" not in password))):
         return None
-    shown_user = f"{user}:***@" if password is not None else f"{user}@" if user else ""
-    display = f"postgresql+psycopg://{shown_user}{host}{f':{port}' if port else ''}/{name}"
-
+    display = shown_url(f"postgresql+psycopg://{parts.netloc}/{name}").read
     conninfo = f"postgresql://{parts.netloc}/{name}"
     return "postgresql", display, lambda: _connect_postgresql(conninfo)
