@@ -38,13 +38,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import logs
-from workspaces.accounts.service import Session, UserInfo, user_for_token
+from workspaces.accounts.service import PASSWORD_RULE, Session, UserInfo, user_for_token
 from workspaces.errors import AppError, Forbidden
 from workspaces.settings import Settings
 from workspaces.web.deps import Conn, connection
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.globals["password_rule"] = PASSWORD_RULE
 SESSION_COOKIE, ANON_COOKIE, FLASH_COOKIE = "ws_session", "ws_anon", "ws_flash"
 SESSION_DAYS = 14
 BROWSER_SESSION = Session("browser", timedelta(days=SESSION_DAYS))
@@ -300,8 +301,11 @@ def confirm_page(request: Request, *, heading: str, text: str, button: str,
 
 
 def field_errors(error: AppError) -> dict[str, str]:
-    """`{field: message}` for a form, or `{"form": message}` when no field is to blame."""
-    return {str(error.extra.get("field", "form")): error.message}
+    """`{field: message}` for a form, each problem next to its field (`validation.check_all`),
+    or `{"form": message}` when no field is to blame."""
+    problems = error.extra.get("fields") or [{"field": error.extra.get("field"),
+                                              "message": error.message}]
+    return {str(p["field"] or "form"): str(p["message"]) for p in problems}
 
 
 def is_page(request: Request) -> bool:
