@@ -12,7 +12,7 @@ from typing import Any, TypeVar, overload
 from email_validator import EmailNotValidError, validate_email
 from homoglyph.data import load_prototypes, load_ucd
 
-from workspaces.errors import InvalidInput
+from workspaces.errors import AppError, InvalidInput
 
 MAX_EMAIL = 320
 # Ours, not email-validator's words (which speak of "the @-sign" and quote its own checks).
@@ -61,24 +61,29 @@ def check_all(a: Callable[[], A], b: Callable[[], B], c: Callable[[], C], /
               ) -> tuple[A, B, C]: ...
 def check_all(*checks: Callable[[], Any]) -> tuple[Any, ...]:
     """Run every check of a form and return their results; refused, every problem is told at
-    once: one InvalidInput with the first one's code and field, every sentence, and `fields`
-    (each field's code and sentence)."""
+    once (`together`)."""
     results: list[Any] = []
-    refusals: list[InvalidInput] = []
+    refusals: list[AppError] = []
     for check in checks:
         try:
             results.append(check())
         except InvalidInput as refusal:
             refusals.append(refusal)
-    if len(refusals) == 1:
-        raise refusals[0]
     if refusals:
-        first = refusals[0]
-        raise InvalidInput(" ".join(r.message for r in refusals), code=first.code,
-                           field=first.extra.get("field"),
-                           fields=[{"field": r.extra.get("field"), "code": r.code,
-                                    "message": r.message} for r in refusals])
+        raise together(*refusals)
     return tuple(results)
+
+
+def together(first: AppError, *others: AppError) -> AppError:
+    """The refusals of one form as one: the first alone, or a 422 with the first one's code and
+    field, every sentence, and `fields` (each problem's field, code and sentence)."""
+    if not others:
+        return first
+    refusals = (first, *others)
+    return InvalidInput(" ".join(r.message for r in refusals), code=first.code,
+                        field=first.extra.get("field"),
+                        fields=[{"field": r.extra.get("field"), "code": r.code,
+                                 "message": r.message} for r in refusals])
 
 
 def email_skeleton(address: str) -> str:

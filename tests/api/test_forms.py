@@ -7,9 +7,12 @@ from html.parser import HTMLParser
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
+from fastapi.testclient import TestClient
 
 from tests.api.conftest import Api
 from tests.conftest import Sink, link_in
+from workspaces.app import create_app
+from workspaces.settings import Settings
 
 PASSWORD = "correct horse battery"
 RULE = "8 to 1024 characters"
@@ -139,3 +142,45 @@ def test_every_form_that_sets_a_password_shows_the_rule(api: Api, smtp: Sink) ->
     account = _Page(api.client.get("/account").text)
     assert RULE in account.described("new_password")
     assert RULE not in account.described("current_password")  # it sets nothing
+
+
+def test_the_password_forms_tell_a_wrong_current_password_with_the_other_problem(
+        api: Api, settings: Settings) -> None:
+    """The current password is checked even when the new password or address is refused, and
+    counted like a sign-in only when wrong: two guesses allowed, four right ones pass."""
+    strict = settings.model_copy(update={"signin_limit_per_account": 2})
+    with TestClient(create_app(strict)) as client:
+        ann = {"Authorization": "Bearer " + client.post("/api/auth/signup", json={
+            "email": "ann@example.com", "password": PASSWORD, "name": "Ann"}).json()["token"]}
+        both = client.post("/api/me/password", headers=ann, json={
+            "current_password": "a guess at it", "new_password": "short"})
+        api.error(both, 422, "invalid_password")
+        assert {f["field"]: f["code"] for f in both.json()["error"]["fields"]} == {
+            "new_password": "invalid_password", "current_password": "wrong_password"}
+        for _ in range(4):  # right current password, bad new one or address: not counted
+            api.error(client.post("/api/me/password", headers=ann, json={
+                "current_password": PASSWORD, "new_password": "short"}),
+                422, "invalid_password")
+            api.error(client.post("/api/me/email", headers=ann, json={
+                "email": "ann@", "current_password": PASSWORD}), 422, "invalid_email")
+        changed = client.post("/api/me/password", headers=ann, json={
+            "current_password": PASSWORD, "new_password": "a brand new passphrase"})
+        assert changed.status_code == 200, changed.text
+
+
+def test_the_account_page_shows_both_problems_of_a_password_form(api: Api) -> None:
+    api.signup("ann@example.com")
+    _sign_in(api, "ann@example.com")
+    refused = _post_form(api, "/account", "/account/password", current_password="a guess",
+                         new_password="short")
+    assert refused.status_code == 422
+    page = _Page(refused.text)
+    assert "The current password is wrong." in page.described("current_password")
+    assert f"Choose a password of {RULE}." in page.described("new_password")
+
+    refused = _post_form(api, "/account", "/account/email", email="ann at example.com",
+                         email_password="a guess")
+    assert refused.status_code == 422
+    page = _Page(refused.text)
+    assert "name@example.com" in page.described("email")
+    assert "The current password is wrong." in page.described("email_password")
