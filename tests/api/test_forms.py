@@ -184,3 +184,18 @@ def test_the_account_page_shows_both_problems_of_a_password_form(api: Api) -> No
     page = _Page(refused.text)
     assert "name@example.com" in page.described("email")
     assert "The current password is wrong." in page.described("email_password")
+
+
+def test_a_form_field_too_long_for_the_form_is_told_in_our_words(api: Api) -> None:
+    """Past the form's own limits (FastAPI checks those before our code runs) the page says
+    what to do, not pydantic's "String should have at most ..."."""
+    too_long = "a" * 330 + "@example.com"
+    refused = _post_form(api, "/signup", "/signup", name="Ann", email=too_long,
+                         password=PASSWORD)
+    assert refused.status_code == 422
+    assert "The email is longer than 320 characters: shorten it" in refused.text
+    assert "String should have" not in refused.text and "body.email" not in refused.text
+    api_said = api.client.post("/api/auth/signup", json={
+        "email": too_long, "password": PASSWORD, "name": "Ann"})
+    api.error(api_said, 422, "invalid_input")  # the API keeps its field paths
+    assert api_said.json()["error"]["fields"][0]["field"] == "body.email"
