@@ -276,9 +276,27 @@ async def check_email_link(conn: AsyncConnection, token: str) -> EmailChange:
     return EmailChange(row.user_id, str(old), str(row.email))
 
 
-async def cancel_email_change(conn: AsyncConnection, *, user: UserInfo) -> None:
-    """End the account's pending address change links (nothing to cancel is fine)."""
+@dataclass(frozen=True)
+class PendingChange:
+    """An address change asked for and not confirmed yet: to which address, until when."""
+
+    new: str
+    expires_at: datetime
+
+
+async def pending_email_change(conn: AsyncConnection, *,
+                               user_id: uuid.UUID) -> PendingChange | None:
+    """The account's address change waiting for its link to be opened, if any."""
+    row = await links.open_link(conn, user_id, EMAIL_CHANGE)
+    return PendingChange(str(row.email), clock.aware(row.expires_at)) if row else None
+
+
+async def cancel_email_change(conn: AsyncConnection, *, user: UserInfo) -> PendingChange | None:
+    """End the account's pending address change links; returns the change that was pending
+    (nothing to cancel is fine: None)."""
+    pending = await pending_email_change(conn, user_id=user.id)
     await links.end_links(conn, user.id, EMAIL_CHANGE)
+    return pending
 
 
 async def confirm_email_change(conn: AsyncConnection, *, token: str, user_id: uuid.UUID | None,

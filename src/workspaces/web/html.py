@@ -174,13 +174,23 @@ def render(request: Request, template: str, status: int = 200, *,
 
 
 def redirect(request: Request, url: str, message: str | None = None, *,
-             kind: str = "success", link: str | None = None) -> RedirectResponse:
-    """303 after a POST, carrying a one-time confirmation (and, once, an invite link)."""
+             kind: str = "success", link: str | None = None,
+             fill: dict[str, str] | None = None) -> RedirectResponse:
+    """303 after a POST, carrying a one-time confirmation (and, once, an invite link, or the
+    values to `fill` in the next page's form: `filled`). In the signed cookie, not the URL:
+    an address stays out of access logs and history."""
     response = RedirectResponse(url, status_code=303)
     if message:
-        signed = _flash_serializer(request).dumps({"kind": kind, "text": message, "link": link})
+        signed = _flash_serializer(request).dumps({"kind": kind, "text": message, "link": link,
+                                                   "fill": fill or {}})
         _set_cookie(request, response, FLASH_COOKIE, signed, max_age=FLASH_SECONDS)
     return response
+
+
+def filled(request: Request) -> dict[str, str]:
+    """The form values the previous step left for this page (`redirect(fill=...)`)."""
+    fill = (_flash(request) or {}).get("fill")
+    return {str(k): str(v) for k, v in fill.items()} if isinstance(fill, dict) else {}
 
 
 def start_session(request: Request, response: Response, token: str) -> None:
