@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import homoglyph
 import pytest
+from email_validator import EmailNotValidError, validate_email
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -51,6 +52,21 @@ def test_local_part_mixing_scripts_is_refused(typed: str) -> None:
     assert code == "email_confusable"
     assert caught.value.extra["field"] == "invite_email"
     assert "one alphabet" in message
+
+
+@pytest.mark.parametrize("typed", [
+    "not an address", "ann@", "@example.com", "ann@@example.com", "ann@localhost",
+    "ann smith@example.com", "ann@example..com", "ann.@example.com", "ann@exa_mple.com",
+])
+def test_a_bad_address_is_refused_in_our_words_not_the_librarys(typed: str) -> None:
+    with pytest.raises(EmailNotValidError) as library:
+        validate_email(typed, check_deliverability=False)
+    with pytest.raises(InvalidInput) as caught:
+        normalize_email(typed)
+    code, message = refusal(caught)
+    assert code == "invalid_email"
+    assert str(library.value) not in message and "@-sign" not in message
+    assert "name@example.com" in message  # what to type instead
 
 
 @pytest.mark.parametrize(("typed", "expected"), [

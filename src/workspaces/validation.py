@@ -5,15 +5,19 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Callable
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from email_validator import EmailNotValidError, validate_email
 from homoglyph.data import load_prototypes, load_ucd
 
-from workspaces.errors import InvalidInput
+from workspaces.errors import AppError, InvalidInput
 
 MAX_EMAIL = 320
+# Ours, not email-validator's words (which speak of "the @-sign" and quote its own checks).
+BAD_EMAIL = ("Enter an email address such as name@example.com: check it for spaces, a missing "
+             "or second @, or a domain without a dot.")
 # Unicode scripts by ISO 15924 code. Common and Inherited (digits, punctuation, combining marks)
 # go with any script.
 _ANY_SCRIPT = frozenset({"Zyyy", "Zinh"})
@@ -33,9 +37,8 @@ def normalize_email(raw: str, *, field: str = "email") -> str:
                            code="invalid_email", field=field)
     try:
         result = validate_email(candidate, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"{candidate!r} is not a valid email address: {exc}",
-                           code="invalid_email", field=field) from None
+    except EmailNotValidError:
+        raise InvalidInput(BAD_EMAIL, code="invalid_email", field=field) from None
     address = result.normalized.lower()
     scripts = _scripts(address.rpartition("@")[0])
     if not _one_writing_system(scripts):
@@ -44,6 +47,43 @@ def normalize_email(raw: str, *, field: str = "email") -> str:
                            f"({names}); type it again using one alphabet.",
                            code="email_confusable", field=field)
     return address
+
+
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
+
+
+@overload
+def check_all(a: Callable[[], A], b: Callable[[], B], /) -> tuple[A, B]: ...
+@overload
+def check_all(a: Callable[[], A], b: Callable[[], B], c: Callable[[], C], /
+              ) -> tuple[A, B, C]: ...
+def check_all(*checks: Callable[[], Any]) -> tuple[Any, ...]:
+    """Run every check of a form and return their results; refused, every problem is told at
+    once (`together`)."""
+    results: list[Any] = []
+    refusals: list[AppError] = []
+    for check in checks:
+        try:
+            results.append(check())
+        except InvalidInput as refusal:
+            refusals.append(refusal)
+    if refusals:
+        raise together(*refusals)
+    return tuple(results)
+
+
+def together(first: AppError, *others: AppError) -> AppError:
+    """The refusals of one form as one: the first alone, or a 422 with the first one's code and
+    field, every sentence, and `fields` (each problem's field, code and sentence)."""
+    if not others:
+        return first
+    refusals = (first, *others)
+    return InvalidInput(" ".join(r.message for r in refusals), code=first.code,
+                        field=first.extra.get("field"),
+                        fields=[{"field": r.extra.get("field"), "code": r.code,
+                                 "message": r.message} for r in refusals])
 
 
 def email_skeleton(address: str) -> str:

@@ -38,6 +38,9 @@ def test_forgot_password_to_a_new_password_signs_the_old_session_out(
     site.screenshot(other, "password-reset-new-password-phone")
     other.get_by_role("button", name="Set the new password").click()
     expect(other.get_by_role("status")).to_contain_text("Your password was changed")
+    expect(other.get_by_label("Email")).to_have_value("ann@example.com")  # filled in
+    other.reload()  # once: the next visit starts blank
+    expect(other.get_by_label("Email")).to_have_value("")
     other.get_by_label("Email").fill("ann@example.com")
     other.get_by_label("Password").fill("a brand new passphrase")
     other.get_by_role("button", name="Sign in").click()

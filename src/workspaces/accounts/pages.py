@@ -20,6 +20,7 @@ from workspaces.web.html import (
     attempt,
     end_session,
     field_errors,
+    filled,
     link_refused,
     redirect,
     render,
@@ -40,7 +41,8 @@ def _signed_in(request: Request, user: service.UserInfo, token: str, target: str
 
 @router.get("/signin")
 async def signin_page(request: Request, user: PageUser, next: str = "/") -> Response:
-    return render(request, "signin.html", next_url=safe_next(next), values={}, errors={})
+    return render(request, "signin.html", next_url=safe_next(next), values=filled(request),
+                  errors={})
 
 
 @router.post("/signin", dependencies=[CsrfChecked])
@@ -142,7 +144,8 @@ async def reset(request: Request, tx: Tx, passwords: PasswordHashing, settings: 
         async with tx.write() as conn:
             await service.revoke_token(conn, token=own)
     response = redirect(request, "/signin", f"Your password was changed: sign in as {address} "
-                        "with the new one. Every other session was signed out.")
+                        "with the new one. Every other session was signed out.",
+                        fill={"email": address})
     response.headers.update(NO_STORE)
     end_session(request, response)
     return response

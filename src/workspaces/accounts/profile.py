@@ -46,7 +46,7 @@ from workspaces.mail.outbox import enqueue_account_email
 from workspaces.models import ACCOUNT_TOKEN_PURPOSES, auth_tokens, users
 from workspaces.security import Passwords, hash_token, secret_key
 from workspaces.settings import Settings
-from workspaces.validation import clean_name, email_skeleton, normalize_email
+from workspaces.validation import clean_name, email_skeleton, normalize_email, together
 
 EMAIL_CHANGE = "change_email"
 EMAIL_CHANGE_TTL = timedelta(hours=24)
@@ -97,6 +97,23 @@ async def _check_current(tx: Transactions, passwords: Passwords, *, user: UserIn
     return _Checked(stored, limits)
 
 
+async def _check_current_too(tx: Transactions, passwords: Passwords, *, user: UserInfo,
+                             password: str, client: str, settings: Settings,
+                             refused: AppError | None) -> _Checked:
+    """`_check_current`, also when another field of the form was `refused` already, so the
+    form tells every problem at once; a right password is then settled before refusing."""
+    try:
+        checked = await _check_current(tx, passwords, user=user, password=password,
+                                       client=client, settings=settings)
+    except Forbidden as wrong:
+        raise wrong if refused is None else together(refused, wrong) from None
+    if refused is not None:
+        async with tx.write() as conn:
+            await _settle(conn, checked)
+        raise refused
+    return checked
+
+
 async def _settle(conn: AsyncConnection, checked: _Checked) -> None:
     """Take the right password's count back, and forget this client's failures for the
     account (as a successful sign-in does; same rows, same order)."""
@@ -140,9 +157,13 @@ async def change_password(tx: Transactions, passwords: Passwords, *, user: UserI
     share-locks the same row (`service.sign_in`): it either finishes first, and its session is
     revoked here, or it sees the new hash and is refused.
     """
-    _check_new_password(new_password)
-    checked = await _check_current(tx, passwords, user=user, password=current_password,
-                                   client=client, settings=settings)
+    refused = None
+    try:
+        _check_new_password(new_password)
+    except InvalidInput as error:
+        refused = error
+    checked = await _check_current_too(tx, passwords, user=user, password=current_password,
+                                       client=client, settings=settings, refused=refused)
     new_hash = await passwords.hash(new_password)
     now = clock.now()
     async with tx.write() as conn:
@@ -193,16 +214,21 @@ async def request_email_change(tx: Transactions, passwords: Passwords, *, user: 
                                email: str, current_password: str, client: str,
                                settings: Settings) -> str:
     """Mail a link to the new address (valid 24 hours; a newer one ends the older); returns
-    the address. The current password comes first, then the request is counted (refused ones
+    the address. The current password comes first (checked also when the address is no address
+    or the account's own, to tell both at once), then the request is counted (refused ones
     too: each answers whether an address has an account, like a sign-up attempt), and only
     then is it said whether the address is taken or looks like one that is (409
     `email_taken`, 422 `email_confusable`)."""
-    address = normalize_email(email)
-    if address == user.email:
-        raise InvalidInput("That is your address already.", code="email_unchanged",
-                           field="email")
-    checked = await _check_current(tx, passwords, user=user, password=current_password,
-                                   client=client, settings=settings)
+    address, refused = "", None
+    try:
+        address = normalize_email(email)
+        if address == user.email:
+            raise InvalidInput("That is your address already.", code="email_unchanged",
+                               field="email")
+    except InvalidInput as error:
+        refused = error
+    checked = await _check_current_too(tx, passwords, user=user, password=current_password,
+                                       client=client, settings=settings, refused=refused)
     refusal: AppError | None
     async with tx.write() as conn:
         await _settle(conn, checked)
@@ -250,9 +276,27 @@ async def check_email_link(conn: AsyncConnection, token: str) -> EmailChange:
     return EmailChange(row.user_id, str(old), str(row.email))
 
 
-async def cancel_email_change(conn: AsyncConnection, *, user: UserInfo) -> None:
-    """End the account's pending address change links (nothing to cancel is fine)."""
+@dataclass(frozen=True)
+class PendingChange:
+    """An address change asked for and not confirmed yet: to which address, until when."""
+
+    new: str
+    expires_at: datetime
+
+
+async def pending_email_change(conn: AsyncConnection, *,
+                               user_id: uuid.UUID) -> PendingChange | None:
+    """The account's address change waiting for its link to be opened, if any."""
+    row = await links.open_link(conn, user_id, EMAIL_CHANGE)
+    return PendingChange(str(row.email), clock.aware(row.expires_at)) if row else None
+
+
+async def cancel_email_change(conn: AsyncConnection, *, user: UserInfo) -> PendingChange | None:
+    """End the account's pending address change links; returns the change that was pending
+    (nothing to cancel is fine: None)."""
+    pending = await pending_email_change(conn, user_id=user.id)
     await links.end_links(conn, user.id, EMAIL_CHANGE)
+    return pending
 
 
 async def confirm_email_change(conn: AsyncConnection, *, token: str, user_id: uuid.UUID | None,

@@ -45,6 +45,7 @@ async def account_page(request: Request, conn: AsyncConnection, user: service.Us
         sessions=await profile.list_sessions(conn, user_id=user.id,
                                              token=session_token(request)),
         events=await list_account_events(conn, user_id=user.id, limit=10),
+        pending=await profile.pending_email_change(conn, user_id=user.id),
         values={section: values or {}}, errors={section: errors or {}})
 
 
@@ -123,6 +124,16 @@ async def change_email(request: Request, tx: Tx, caller: PageCaller,
     return redirect(request, "/account", f"A link to confirm the change is on its way to "
                     f"{address}. Your address stays {caller.user.email} until you open it "
                     "(within 24 hours).")
+
+
+@router.post("/account/email/cancel", dependencies=[CsrfChecked])
+async def cancel_email_change(request: Request, conn: Conn, user: SignedIn) -> Response:
+    cancelled = await profile.cancel_email_change(conn, user=user)
+    if cancelled is None:
+        return redirect(request, "/account", "No address change was waiting to be confirmed.",
+                        kind="error")
+    return redirect(request, "/account", f"The change to {cancelled.new} was cancelled: its "
+                    f"link no longer works. Your address stays {user.email}.")
 
 
 @router.post("/account/sessions/{session_id}/signout", dependencies=[CsrfChecked])

@@ -25,9 +25,11 @@ from workspaces.errors import (
 from workspaces.models import auth_tokens, members, users, workspaces
 from workspaces.security import Passwords, hash_token, new_token
 from workspaces.settings import Settings
-from workspaces.validation import clean_name, email_skeleton, normalize_email
+from workspaces.validation import check_all, clean_name, email_skeleton, normalize_email
 
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+# The rule check_password applies, as its refusal and every password form's hint say it.
+PASSWORD_RULE = f"{MIN_PASSWORD} to {MAX_PASSWORD} characters"
 TOKEN_PREFIX = "wst_"  # noqa: S105 (a marker that makes leaked tokens easy to scan for)
 
 
@@ -57,7 +59,7 @@ def user_of(row: Any) -> UserInfo:
 
 def check_password(password: str) -> None:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise InvalidInput(f"Choose a password of {MIN_PASSWORD} to {MAX_PASSWORD} characters.",
+        raise InvalidInput(f"Choose a password of {PASSWORD_RULE}.",
                            code="invalid_password", field="password")
 
 
@@ -140,9 +142,9 @@ async def sign_up(tx: Transactions, passwords: Passwords, *, email: str, passwor
     """Create an account (and a token for it): input checked, the attempt counted per client
     address and committed (refused ones too: they answer whether an address has an account),
     the password hashed with no transaction open, then the account written."""
-    address = normalize_email(email)
-    display_name = clean_name(name, field="name")
-    check_password(password)
+    address, display_name, _ = check_all(lambda: normalize_email(email),
+                                         lambda: clean_name(name, field="name"),
+                                         lambda: check_password(password))
     async with tx.write() as conn:
         await ratelimit.hit(conn, sign_up_limit(client, settings))
         refusal = await address_refusal(conn, address)

@@ -41,11 +41,12 @@ def users_create(
     """Create an account."""
     from workspaces.accounts.service import NewAccount, check_password, create_account
     from workspaces.security import hash_password
-    from workspaces.validation import clean_name, normalize_email
+    from workspaces.validation import check_all, clean_name, normalize_email
 
     def account() -> NewAccount:  # checked and hashed before the transaction opens
-        address, display_name = normalize_email(email), clean_name(name, field="name")
-        check_password(password)
+        address, display_name, _ = check_all(lambda: normalize_email(email),
+                                             lambda: clean_name(name, field="name"),
+                                             lambda: check_password(password))
         return NewAccount(address, display_name, hash_password(password))
 
     with guard(as_json):

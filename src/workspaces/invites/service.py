@@ -38,7 +38,7 @@ from workspaces.pagination import Cursor, check_limit, keyset, page_of
 from workspaces.roles import check_role
 from workspaces.security import Passwords, hash_token, new_token, secret_key
 from workspaces.settings import Settings
-from workspaces.validation import clean_name, email_skeleton, normalize_email
+from workspaces.validation import check_all, clean_name, email_skeleton, normalize_email
 from workspaces.workspaces.service import Access, hold_role
 
 
@@ -466,8 +466,8 @@ async def join(tx: Transactions, passwords: Passwords, *, token: str, name: str,
         refusal = await address_refusal(conn, found.invite.email)  # before any hash
         if refusal:
             raise refusal
-    display_name = clean_name(name, field="name")
-    check_password(password)
+    display_name, _ = check_all(lambda: clean_name(name, field="name"),
+                                lambda: check_password(password))
     account = NewAccount(found.invite.email, display_name, await passwords.hash(password))
     async with tx.write() as conn:
         user = await create_account(conn, account=account)

@@ -41,10 +41,12 @@ async def members_tab(request: Request, conn: AsyncConnection, access: Access, *
         page, next_cursor = await invites.list_invites(conn, access=access, status=None,
                                                        limit=50, cursor=cursor)
     people = await service.list_members(conn, workspace_id=access.workspace.id)
+    owners = sum(m.role == "owner" for m in people)
+    rows = [(m, service.actions_on(access, m, owners=owners)) for m in people]
     return render(
         request, "workspace.html", status, headers=headers, access=access, tab="members",
-        can_manage=can_manage,
-        members=people, owner_count=sum(m.role == "owner" for m in people),
+        can_manage=can_manage, members=rows,
+        can_leave=any(actions.leave for _, actions in rows),
         invites=page, next_cursor=next_cursor,
         assignable=[r for r in reversed(ROLES) if access.can_grant(r)],
         values=values or {}, errors=errors or {},

@@ -53,6 +53,29 @@ async def get_member(conn: AsyncConnection, *, workspace_id: uuid.UUID,
     return MemberInfo(row.user_id, row.email, row.name, row.role, clock.aware(row.created_at))
 
 
+@dataclass(frozen=True)
+class MemberActions:
+    """What the caller may do to one member: the buttons of their row on the Members tab."""
+
+    change_role: bool
+    remove: bool  # someone else
+    leave: bool  # the caller's own row
+
+
+def _last_owner(target: MemberInfo, owners: int) -> bool:
+    return target.role == "owner" and owners <= 1
+
+
+def actions_on(access: Access, target: MemberInfo, *, owners: int) -> MemberActions:
+    """What `change_role` and `remove_member` would let the caller do to `target`, given the
+    workspace's number of owners."""
+    own = target.user_id == access.user.id
+    manages = access.at_least("admin") and access.can_grant(target.role)
+    keeps = not _last_owner(target, owners)
+    return MemberActions(change_role=manages and keeps, remove=manages and keeps and not own,
+                         leave=own and keeps)
+
+
 async def _owner_count(conn: AsyncConnection, workspace_id: uuid.UUID) -> int:
     return int((await conn.execute(
         select(func.count()).select_from(members)
@@ -69,7 +92,9 @@ async def _check_can_manage(conn: AsyncConnection, access: Access, target: Membe
 
 async def _check_keeps_an_owner(conn: AsyncConnection, access: Access,
                                 target: MemberInfo) -> None:
-    if target.role == "owner" and await _owner_count(conn, access.workspace.id) <= 1:
+    if target.role != "owner":  # no count needed
+        return
+    if _last_owner(target, await _owner_count(conn, access.workspace.id)):
         raise Conflict(f"{target.email} is the last owner of {access.workspace.name}; make "
                        "someone else an owner first.", code="last_owner")
 

@@ -44,6 +44,16 @@ def internal_error() -> AppError:
                     code="internal_error", status=500)
 
 
+def _in_our_words(problem: Any) -> str:
+    """A page's sentence for a form field that FastAPI's checks refused (too long, absent)."""
+    name = str(problem["loc"][-1]).replace("_", " ")
+    limit = (problem.get("ctx") or {}).get("max_length")
+    if problem["type"] == "string_too_long" and limit:
+        return (f"The {name} is longer than {limit} characters: shorten it and send the form "
+                "again.")
+    return f"The {name} was missing or unreadable: reload the page and fill in the form again."
+
+
 def add_error_handlers(app: FastAPI) -> None:
     """Render our errors, FastAPI's and Starlette's, and database failures, in one shape."""
 
@@ -57,6 +67,9 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_input(request: Request, exc: RequestValidationError) -> Response:
+        if html.is_page(request):  # people read our sentences, not pydantic's
+            said = dict.fromkeys(_in_our_words(e) for e in exc.errors())
+            return respond(request, InvalidInput(" ".join(said)))
         fields = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
                   for e in exc.errors()]
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])

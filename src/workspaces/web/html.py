@@ -38,13 +38,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import logs
-from workspaces.accounts.service import Session, UserInfo, user_for_token
+from workspaces.accounts.service import PASSWORD_RULE, Session, UserInfo, user_for_token
 from workspaces.errors import AppError, Forbidden
 from workspaces.settings import Settings
 from workspaces.web.deps import Conn, connection
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.globals["password_rule"] = PASSWORD_RULE
 SESSION_COOKIE, ANON_COOKIE, FLASH_COOKIE = "ws_session", "ws_anon", "ws_flash"
 SESSION_DAYS = 14
 BROWSER_SESSION = Session("browser", timedelta(days=SESSION_DAYS))
@@ -173,13 +174,23 @@ def render(request: Request, template: str, status: int = 200, *,
 
 
 def redirect(request: Request, url: str, message: str | None = None, *,
-             kind: str = "success", link: str | None = None) -> RedirectResponse:
-    """303 after a POST, carrying a one-time confirmation (and, once, an invite link)."""
+             kind: str = "success", link: str | None = None,
+             fill: dict[str, str] | None = None) -> RedirectResponse:
+    """303 after a POST, carrying a one-time confirmation (and, once, an invite link, or the
+    values to `fill` in the next page's form: `filled`). In the signed cookie, not the URL:
+    an address stays out of access logs and history."""
     response = RedirectResponse(url, status_code=303)
     if message:
-        signed = _flash_serializer(request).dumps({"kind": kind, "text": message, "link": link})
+        signed = _flash_serializer(request).dumps({"kind": kind, "text": message, "link": link,
+                                                   "fill": fill or {}})
         _set_cookie(request, response, FLASH_COOKIE, signed, max_age=FLASH_SECONDS)
     return response
+
+
+def filled(request: Request) -> dict[str, str]:
+    """The form values the previous step left for this page (`redirect(fill=...)`)."""
+    fill = (_flash(request) or {}).get("fill")
+    return {str(k): str(v) for k, v in fill.items()} if isinstance(fill, dict) else {}
 
 
 def start_session(request: Request, response: Response, token: str) -> None:
@@ -300,8 +311,11 @@ def confirm_page(request: Request, *, heading: str, text: str, button: str,
 
 
 def field_errors(error: AppError) -> dict[str, str]:
-    """`{field: message}` for a form, or `{"form": message}` when no field is to blame."""
-    return {str(error.extra.get("field", "form")): error.message}
+    """`{field: message}` for a form, each problem next to its field (`validation.check_all`),
+    or `{"form": message}` when no field is to blame."""
+    problems = error.extra.get("fields") or [{"field": error.extra.get("field"),
+                                              "message": error.message}]
+    return {str(p["field"] or "form"): str(p["message"]) for p in problems}
 
 
 def is_page(request: Request) -> bool:
