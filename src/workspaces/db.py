@@ -9,7 +9,7 @@ import stat
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -212,6 +212,27 @@ def _unnamed() -> str:
     return ""
 
 
+def asyncpg_target(url: URL) -> tuple[URL, dict[str, Any]]:
+    """The URL and extra connect arguments that reach `url`'s database through asyncpg, as
+    libpq (the CLI's psycopg) would read the same URL.
+
+    SQLAlchemy hands each query parameter to asyncpg's `connect()` as a keyword, which knows
+    none of libpq's (`?sslmode=require` was a TypeError); asyncpg reads them, as libpq does,
+    from a DSN, so the query travels there while host, user and database stay arguments.
+    `connect_timeout` becomes asyncpg's `timeout`: asyncpg would send an unknown parameter to
+    the server as a setting, which the server refuses.
+    """
+    query = {key: value[-1] if isinstance(value, tuple) else value
+             for key, value in url.query.items()}
+    extra: dict[str, Any] = {}
+    seconds = query.pop("connect_timeout", None)
+    if seconds is not None and seconds.strip().isdigit() and int(seconds) > 0:
+        extra["timeout"] = int(seconds)
+    if query:
+        extra["dsn"] = "postgresql://?" + urlencode(query)
+    return url.set(drivername="postgresql+asyncpg", query={}), extra
+
+
 def create_app_engine(url: URL, *, pool_size: int = 8, pool_timeout: float = 10.0,
                       pooling: Pooling = "session") -> AsyncEngine:
     """The server's engine: asyncpg for PostgreSQL, aiosqlite for the SQLite default.
@@ -261,8 +282,8 @@ def create_app_engine(url: URL, *, pool_size: int = 8, pool_timeout: float = 10.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_async_engine(
-        url.set(drivername="postgresql+asyncpg"), **pool, connect_args=asyncpg_args(pooling))
+    target, extra = asyncpg_target(url)
+    return create_async_engine(target, **pool, connect_args=asyncpg_args(pooling) | extra)
 
 
 def dialect_insert(dialect_name: str) -> Any:

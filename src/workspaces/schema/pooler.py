@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
+from workspaces.db import asyncpg_target
 from workspaces.errors import SchemaError
 
 _PID = "SELECT pg_backend_pid()"
@@ -49,9 +50,9 @@ async def _probe(url: URL, *, timeout: float, rounds: int) -> str | None:
     from sqlalchemy.dialects.postgresql.asyncpg import dialect
 
     # The server's own way from a URL to asyncpg's arguments (host, port, socket, sslmode...).
-    args, params = dialect().create_connect_args(  # type: ignore[no-untyped-call]
-        url.set(drivername="postgresql+asyncpg"))
-    params = {**params, "timeout": timeout, "statement_cache_size": 0,
+    target, extra = asyncpg_target(url)
+    args, params = dialect().create_connect_args(target)  # type: ignore[no-untyped-call]
+    params = {**params, **extra, "timeout": timeout, "statement_cache_size": 0,
               "server_settings": {"application_name": "workspaces pooler probe"}}
     opened: list[Any] = []  # asyncpg connections
     try:
