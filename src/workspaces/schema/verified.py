@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from workspaces.schema.lock import HOLDER_SQL, describe_holder
 from workspaces.schema.report import APPLIED, ROLLED_BACK, Entry, MigrationState, Report
 from workspaces.schema.revisions import Migration, read_quickly
 
@@ -155,11 +156,14 @@ def quick_status(raw_url: str, versions_dir: Path | None = None) -> Report | Non
 def _report(connection: Any, dialect: str, display: str,
             migrations: list[Migration]) -> Report | None:
     cursor = connection.cursor()
+    holder = None
     if dialect == "postgresql":
         recorded = cursor.execute(
             "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
             (VERIFIED_TABLE, LEDGER_TABLE)).fetchone()[0]
         server = "PostgreSQL " + _scalar(cursor, "SHOW server_version")
+        row = cursor.execute(HOLDER_SQL).fetchone()
+        holder = describe_holder(tuple(row)) if row is not None else None
     else:
         recorded = cursor.execute(
             "SELECT count(*) = 2 FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
@@ -168,7 +172,10 @@ def _report(connection: Any, dialect: str, display: str,
     if not recorded:
         return None
     mark = "%s" if dialect == "postgresql" else "?"
-    return _compare_with_record(cursor, dialect, mark, display, server, migrations)
+    report = _compare_with_record(cursor, dialect, mark, display, server, migrations)
+    if report is not None:
+        report.in_progress = holder
+    return report
 
 
 def _scalar(cursor: Any, sql: str) -> str:
