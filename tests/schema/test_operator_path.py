@@ -304,9 +304,9 @@ def test_status_says_a_schema_change_is_in_progress(pg_url: str) -> None:
                 doc = json.loads(cli("db", "status", "--json").stdout)
                 conn.execute(text("SELECT pg_advisory_unlock(:a, :b)"), LOCK_KEYS)
                 conn.commit()
-            assert re.search(r"Schema change in progress: release-job-42 \(backend pid \d+(?: from \S+)?, "
-                             r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\) holds the deploy lock",
-                             status.stdout), status.stdout
+            assert re.search(r"Schema change in progress: release-job-42 \(backend pid \d+"
+                             r"(?: from \S+)?, since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\) "
+                             r"holds the deploy lock", status.stdout), status.stdout
             assert "a schema change is in progress." in status.stdout.splitlines()[-1]
             assert doc["in_progress"].startswith("release-job-42 (backend pid ")
             assert "in progress" not in cli("db", "status").stdout
