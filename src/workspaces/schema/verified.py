@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from workspaces.schema.lock import HOLDER_SQL, describe_holder
 from workspaces.schema.report import APPLIED, ROLLED_BACK, Entry, MigrationState, Report
 from workspaces.schema.revisions import Migration, read_quickly
 
@@ -162,6 +161,8 @@ def _report(connection: Any, dialect: str, display: str,
             "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
             (VERIFIED_TABLE, LEDGER_TABLE)).fetchone()[0]
         server = "PostgreSQL " + _scalar(cursor, "SHOW server_version")
+        from workspaces.schema.lock import HOLDER_SQL, describe_holder
+
         row = cursor.execute(HOLDER_SQL).fetchone()
         holder = describe_holder(tuple(row)) if row is not None else None
     else:
