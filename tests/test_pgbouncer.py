@@ -183,7 +183,8 @@ def test_schema_commands_refuse_a_transaction_pooler_before_touching_anything(
         assert direct.tables() == set()  # not even the ledger
         as_json = json.loads(pooled("db", "deploy", "--json").stdout)
         assert as_json["error"]["code"] == "transaction_pooler"
-        assert as_json["error"]["next"][0].startswith("Run schema commands against the database")
+        assert as_json["error"]["next"] == []  # advice, no command: a hint
+        assert as_json["error"]["hint"][0].startswith("Run schema commands against the database")
 
         assert direct("db", "deploy").exit_code == 0
         status = pooled("db", "status")  # read-only: works through the pooler

@@ -13,6 +13,25 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
+# The programs a printed next step may run. A line of a `fix` that starts with one of them is a
+# command, printed as `next:` (or `or:`) to be pasted as it stands; any other line is advice
+# that no command carries out, printed as `hint:`.
+PROGRAMS = ("workspaces", "psql", "createdb", "pg_dump", "pg_restore")
+
+
+def commands(fix: str | None) -> list[str]:
+    """The lines of a fix that are commands, in order (the first is the one to run)."""
+    return [line for line in _lines(fix) if line.split(" ", 1)[0] in PROGRAMS]
+
+
+def hints(fix: str | None) -> list[str]:
+    """The lines of a fix that are advice, not commands."""
+    return [line for line in _lines(fix) if line.split(" ", 1)[0] not in PROGRAMS]
+
+
+def _lines(fix: str | None) -> list[str]:
+    return [line.strip() for line in (fix or "").splitlines() if line.strip()]
+
 
 class Exit(IntEnum):
     """Exit codes of the CLI (and of `db status`): the highest problem wins."""

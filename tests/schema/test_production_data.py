@@ -325,8 +325,8 @@ def test_a_failed_migration_and_a_changed_landed_file_on_data(
     path.write_text(path.read_text() + "\n# a comment added after it landed\n")
     changed = shell(f"workspaces db status {target}")
     assert changed.returncode == 4
-    assert f"next: Restore {INVITES}.py from version control." in changed.stdout
-    accept = steps(changed.stdout)  # the command among the alternatives
+    assert f"hint: Or restore {INVITES}.py from version control" in changed.stdout
+    accept = steps(changed.stdout)  # the one command; restoring the file is advice
     assert accept[0].startswith(f"workspaces db resolve --applied {INVITES} --database-url ")
     assert shell(accept[0]).returncode == 0
     assert shell(f"workspaces db status {target}").returncode == 0

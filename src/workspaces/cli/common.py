@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from workspaces.errors import Error
+from workspaces.errors import Error, commands, hints
 
 if TYPE_CHECKING:  # imported where used: every command would pay for them at start-up
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -74,22 +74,28 @@ class Target:
         return f"{command.rstrip()}{self.suffix}{hash_}{why}"
 
     def steps(self, fix: str | None) -> list[str]:
-        """Each alternative of a fix on its own line, ready to paste."""
-        return [self.step(line.strip()) for line in (fix or "").splitlines() if line.strip()]
+        """Each command of a fix on its own line, ready to paste (its advice: `hints`)."""
+        return [self.step(line) for line in commands(fix)]
 
     def report(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A status report's JSON with each problem's fix as pasteable `next` lines (also
-        where a command's document carries the report as `status`)."""
+        """A status report's JSON with each problem's fix as pasteable `next` lines and its
+        advice as `hint` lines (also where a command's document carries the report as
+        `status`)."""
         for report in (body, body.get("status")):
             if isinstance(report, dict):
                 for problem in report.get("problems", []):
                     if "fix" in problem:
-                        problem["next"] = self.steps(problem.pop("fix"))
+                        fix = problem.pop("fix")
+                        problem["next"], problem["hint"] = self.steps(fix), hints(fix)
         return body
 
-    def print_steps(self, steps: list[str], *, indent: str = "", file: Any = None) -> None:
+    def print_steps(self, steps: list[str], *, indent: str = "", file: Any = None,
+                    advice: list[str] | None = None) -> None:
+        """`next:` the command to run, `or:` each alternative, `hint:` advice (no command)."""
         for number, step in enumerate(steps):
             print(f"{indent}{'next' if number == 0 else '  or'}: {step}", file=file)
+        for line in advice or []:
+            print(f"{indent}hint: {line}", file=file)
         if steps and self.note and any(s.startswith("workspaces ") for s in steps):
             print(f"{indent}({self.note})", file=file)
 
@@ -98,11 +104,12 @@ def fail(error: Error, as_json: bool, target: Target | None = None) -> NoReturn:
     target = target or Target()
     if as_json:
         body = {k: v for k, v in error.as_dict().items() if k != "fix"}
-        print(json.dumps({"ok": False, "error": {**body, "next": target.steps(error.fix)}},
-                         indent=2))
+        print(json.dumps({"ok": False, "error": {**body, "next": target.steps(error.fix),
+                                                 "hint": hints(error.fix)}}, indent=2))
     else:
         print(f"error[{error.code}]: {error.message}", file=sys.stderr)
-        target.print_steps(target.steps(error.fix), indent="  ", file=sys.stderr)
+        target.print_steps(target.steps(error.fix), indent="  ", file=sys.stderr,
+                           advice=hints(error.fix))
         if error.detail:
             print(f"  database said: {error.detail}", file=sys.stderr)
     raise typer.Exit(int(error.exit_code))
@@ -133,15 +140,16 @@ def open_toolkit(database_url: str | None, as_json: bool, lock_timeout: float = 
 
 def finish(result: Result, as_json: bool, target: Target | None = None) -> NoReturn:
     target = target or Target()
-    steps = [target.step(line) for line in result.next]
+    fix = "\n".join(result.next)
+    steps = target.steps(fix)
     if as_json:
         print(json.dumps({**target.report(result.data), "ok": result.exit_code == 0,
-                          "exit_code": int(result.exit_code), "next": steps},
-                         indent=2, default=str))
+                          "exit_code": int(result.exit_code), "next": steps,
+                          "hint": hints(fix)}, indent=2, default=str))
     else:
         for line in result.lines:
             print(line)
-        target.print_steps(steps)
+        target.print_steps(steps, advice=hints(fix))
     raise typer.Exit(int(result.exit_code))
 
 

@@ -20,7 +20,7 @@ from workspaces.cli.common import (
     guard,
     open_toolkit,
 )
-from workspaces.errors import Exit, SchemaError
+from workspaces.errors import Exit, SchemaError, hints
 from workspaces.schema.choices import Orphans
 
 db_app = typer.Typer(no_args_is_help=True, help="Check, apply and repair the database schema.")
@@ -70,6 +70,9 @@ def status(
         print(json.dumps(body, indent=2, default=str))
         raise typer.Exit(int(report.exit_code))
     print(f"Database: {report.database} ({report.server})")
+    if report.in_progress:
+        print(f"Schema change in progress: {report.in_progress} holds the deploy lock; what "
+              "follows was read while it runs and may change when it finishes.")
     width = max((len(m.migration.id) for m in report.migrations), default=10)
     for m in report.migrations:
         extra = ""
@@ -89,10 +92,12 @@ def status(
         for p in report.problems:
             print(f"  [{p.code}] {p.message}")
             if p.fix not in shown:  # one repair fixes every missing object: said once
-                target.print_steps(target.steps(p.fix), indent="      ")
+                target.print_steps(target.steps(p.fix), indent="      ",
+                                   advice=hints(p.fix))
                 shown.add(p.fix or "")
     code = report.exit_code
-    print(f"Exit {int(code)}: {_EXIT_MEANING[code]}.")
+    during = " so far: a schema change is in progress" if report.in_progress else ""
+    print(f"Exit {int(code)}: {_EXIT_MEANING[code]}{during}.")
     raise typer.Exit(int(code))
 
 
@@ -165,6 +170,8 @@ def _confirm(what: str, yes: bool, as_json: bool, rerun: str) -> Callable[[list[
         print("This will:", file=out)
         for line in plan:
             print(f"  {line}", file=out)
+        # Before the question or the refusal (on stderr): read first, also in a merged log.
+        out.flush()
         if yes:
             return True
         if not sys.stdin.isatty():

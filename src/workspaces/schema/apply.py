@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import sqlparse
 from alembic.operations import ops as alembic_ops
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Connection, Engine, func, literal_column, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from workspaces.errors import Exit, SchemaError, SchemaOutOfDate
@@ -278,12 +278,16 @@ def describe_operation(conn: Connection, operation: alembic_ops.MigrateOperation
     """A step of a down migration in words, with the rows it destroys."""
     table = getattr(operation, "table_name", None)
     if isinstance(operation, alembic_ops.DropTableOp | alembic_ops.DropColumnOp):
-        rows = conn.execute(select(func.count()).select_from(text(
-            conn.dialect.identifier_preparer.quote(str(table))))).scalar_one()
+        quote = conn.dialect.identifier_preparer.quote
+        rows = text(quote(str(table)))
         if isinstance(operation, alembic_ops.DropTableOp):
-            return f"drops table {table} ({count(rows, 'row')})"
+            total = conn.execute(select(func.count()).select_from(rows)).scalar_one()
+            return f"drops table {table} ({count(total, 'row')})"
+        # The values it destroys: a row whose column is NULL loses nothing.
+        values = conn.execute(select(func.count(literal_column(quote(operation.column_name))))
+                              .select_from(rows)).scalar_one()
         return (f"drops column {table}.{operation.column_name} (its values in "
-                f"{count(rows, 'row')})")
+                f"{count(values, 'row')})")
     if isinstance(operation, alembic_ops.ExecuteSQLOp):
         sql = " ".join(str(operation.sqltext).split())
         return f"runs SQL: {sql[:80]}{'...' if len(sql) > 80 else ''}"

@@ -17,7 +17,7 @@ from workspaces.db import create_sync_engine, display_url, sqlite_path, whoami
 from workspaces.errors import Exit, SchemaError
 from workspaces.schema import ledger
 from workspaces.schema.errors import translate
-from workspaces.schema.lock import schema_lock
+from workspaces.schema.lock import held_by, schema_lock
 from workspaces.schema.pooler import refusal, transaction_pooler
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.status import (
@@ -83,7 +83,7 @@ class ToolkitCore:
         try:
             yield engine
         except SQLAlchemyError as exc:
-            raise translate(exc, doing=doing) from exc
+            raise translate(exc, doing=doing, url=self.url) from exc
         finally:
             engine.dispose()
 
@@ -167,7 +167,9 @@ class ToolkitCore:
             return analyze(None, self.migrations, database=display_url(self.url))
         with (self._engine_for("reading the schema status", read_only=True,
                                schema_change=False) as engine, engine.connect() as conn):
-            return self._analyze(conn)
+            report = self._analyze(conn)
+            report.in_progress = held_by(conn)
+            return report
 
     def history(self, *, limit: int = 20) -> list[ledger.Event]:
         """What the toolkit's writing commands did here, newest `limit`, oldest first."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shlex
 
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from workspaces.errors import SchemaError
@@ -150,20 +152,48 @@ def database_message(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def translate(exc: SQLAlchemyError, *, doing: str, migration_id: str | None = None) -> SchemaError:
-    """Turn a database exception into one sentence naming what failed, why, and the next step."""
+# Query parameters that carry a secret: never part of a printed command.
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
+def libpq_url(url: URL) -> str:
+    """The database as psql and the other PostgreSQL programs take it, without any password
+    (they read PGPASSWORD or ~/.pgpass)."""
+    query = {k: v for k, v in url.query.items() if k not in _SECRET_PARAMETERS}
+    bare = url.set(drivername="postgresql", password=None, query=query)
+    return bare.render_as_string(hide_password=False)
+
+
+def _createdb(url: URL) -> str | None:
+    """`createdb` for the database a PostgreSQL URL names, on its server, as its user."""
+    if url.get_backend_name() != "postgresql" or not url.database:
+        return None
+    host = url.host or url.query.get("host")
+    parts = ["createdb"]
+    for flag, value in (("-h", host), ("-p", url.port), ("-U", url.username)):
+        if value:
+            parts += [flag, str(value)]
+    return " ".join(shlex.quote(part) for part in [*parts, url.database])
+
+
+def translate(exc: SQLAlchemyError, *, doing: str, migration_id: str | None = None,
+              url: URL | None = None) -> SchemaError:
+    """Turn a database exception into one sentence naming what failed, why, and the next step
+    (`url`: the database, where the step is a command for it)."""
     state = sqlstate_of(exc)
     detail = database_message(exc)
     where = f"migration {migration_id}" if migration_id else doing
-    if state and state in _SQLSTATES:
-        code, why, fix = _SQLSTATES[state]
+    matched = _SQLSTATES.get(state or "") or next(
+        ((code, why, fix) for pattern, code, why, fix in _CONNECTION_HINTS
+         if re.search(pattern, detail.lower())), None)
+    if matched:
+        code, why, fix = matched
         if migration_id:
             fix = fix.replace("<id>", migration_id)
+        create = _createdb(url) if url is not None and code == "database_missing" else None
+        if create:
+            fix = f"{create}  # creates it, empty\nOr fix the database URL."
         return SchemaError(code, f"{where} failed: {why}.", fix=fix, detail=detail)
-    lowered = detail.lower()
-    for pattern, code, why, fix in _CONNECTION_HINTS:
-        if re.search(pattern, lowered):
-            return SchemaError(code, f"{where} failed: {why}.", fix=fix, detail=detail)
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return SchemaError(
             "connection_lost",

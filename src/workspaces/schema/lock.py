@@ -13,33 +13,79 @@ transaction that waits up to the lock timeout, and re-reads the ledger before ac
 from __future__ import annotations
 
 import random
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-from sqlalchemy import Connection, Engine, text
+from typing import TYPE_CHECKING, Any
 
 from workspaces.errors import SchemaError
+
+if TYPE_CHECKING:  # the quick status reads the holder without loading SQLAlchemy
+    from sqlalchemy import Connection, Engine
 
 # Two int4 keys ("WSKS", "DMIG"), shown in pg_locks as classid/objid with objsubid 2.
 LOCK_KEYS = {"a": 0x57534B53, "b": 0x444D4947}
 
+# Who holds the deploy lock in this database (no row: nobody). Literal keys, no parameters: the
+# quick status runs it through the plain driver, the toolkit through SQLAlchemy.
+HOLDER_SQL = (
+    "SELECT a.pid, a.application_name, a.client_addr, a.backend_start "
+    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.classid = {a} AND l.objid = {b} "
+    "AND l.objsubid = 2 AND l.granted "
+    # Advisory locks belong to one database; other databases on the server hold their own.
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+).format(**LOCK_KEYS)
+
+
+def describe_holder(row: Any) -> str:
+    """`application (backend pid N from address, since date time UTC)` of a HOLDER_SQL row."""
+    pid, application, address, started = row
+    since = started.strftime("%Y-%m-%d %H:%M:%S UTC") if started else "?"
+    where = f" from {address}" if address else ""
+    return f"{application or 'unnamed client'} (backend pid {pid}{where}, since {since})"
+
+
+def held_by(conn: Connection) -> str | None:
+    """PostgreSQL: who holds the deploy lock now (a schema change in progress), or None."""
+    if conn.dialect.name != "postgresql":
+        return None
+    row = _holder_row(conn)
+    return None if row is None else describe_holder(row)
+
 
 def holder(conn: Connection) -> str:
-    row = conn.execute(text(
-        "SELECT a.pid, a.application_name, a.client_addr, a.backend_start "
-        "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.classid = :a AND l.objid = :b "
-        "AND l.objsubid = 2 AND l.granted "
-        # Advisory locks belong to one database; other databases on the server hold their own.
-        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    ), LOCK_KEYS).first()
-    if row is None:
-        return "a session that just released it"
-    since = row.backend_start.strftime("%H:%M:%S UTC") if row.backend_start else "?"
-    where = f" from {row.client_addr}" if row.client_addr else ""
-    name = row.application_name or "unnamed client"
-    return f"{name} (backend pid {row.pid}{where}, since {since})"
+    return held_by(conn) or "a session that just released it"
+
+
+def _holder_row(conn: Connection) -> tuple[Any, ...] | None:
+    from sqlalchemy import text
+
+    row = conn.execute(text(HOLDER_SQL)).first()
+    return None if row is None else tuple(row)
+
+
+def _lock_timeout(conn: Connection, timeout: float) -> SchemaError:
+    """Gave up waiting: the queries that show the holder and end it, and what else to do."""
+    from workspaces.schema.errors import libpq_url
+
+    row = _holder_row(conn)
+    fix = "Wait for it to finish and rerun the command, or rerun it with a longer --lock-timeout."
+    if row is not None:
+        pid = int(row[0])
+        psql = f"psql {shlex.quote(libpq_url(conn.engine.url))} -c"
+        show = ("SELECT pid, application_name, client_addr, backend_start, state, query_start, "
+                f"query FROM pg_stat_activity WHERE pid = {pid}")
+        fix = (f"{psql} {shlex.quote(show)}  # what the holder is doing\n"
+               f"{psql} {shlex.quote(f'SELECT pg_terminate_backend({pid})')}  # ends it: only "
+               f"when that process is gone for good\n{fix}")
+    who = describe_holder(row) if row is not None else "a session that just released it"
+    return SchemaError(
+        "lock_timeout",
+        f"Another schema change holds the deploy lock: {who}; gave up after {timeout:g} s.",
+        fix=fix,
+    )
 
 
 @contextmanager
@@ -49,6 +95,8 @@ def schema_lock(
     if engine.dialect.name != "postgresql":
         yield
         return
+    from sqlalchemy import text
+
     conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
         deadline = time.monotonic() + timeout
@@ -57,14 +105,7 @@ def schema_lock(
             now = time.monotonic()
             who = holder(conn)
             if now >= deadline:
-                raise SchemaError(
-                    "lock_timeout",
-                    f"Another schema change holds the deploy lock: {who}; gave up after "
-                    f"{timeout:g} s.",
-                    fix="Wait for it to finish and rerun, or raise --lock-timeout. If that "
-                        "process is gone for good, end its session with "
-                        "SELECT pg_terminate_backend(<pid>).",
-                )
+                raise _lock_timeout(conn, timeout)
             if now >= next_report:
                 say(f"Waiting for the deploy lock held by {who} ...")
                 next_report = now + 10

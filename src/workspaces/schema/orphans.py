@@ -166,17 +166,45 @@ def check(conn: Connection, metadata: MetaData, diffs: list[Any],
     return [v for v in found if v is not None]
 
 
+@dataclass(frozen=True)
+class Cleared:
+    """A reference `--orphans=null` cleared: the row, and the value it held (to link the row
+    again once the rows it pointed at are restored from a backup)."""
+
+    table: str
+    key: dict[str, str]
+    was: dict[str, str]
+
+    def describe(self) -> str:
+        key = ", ".join(f"{k}={v}" for k, v in self.key.items())
+        was = ", ".join(f"{k} was {v}" for k, v in self.was.items())
+        return f"{self.table} {key}: {was}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "key": self.key, "was": self.was}
+
+
+@dataclass
+class Settled:
+    """What settling the orphans did: in words, and each reference it cleared."""
+
+    done: list[str]
+    cleared: list[Cleared]
+
+
 def settle(conn: Connection, metadata: MetaData, violations: list[Violation],
-           orphans: Orphans) -> list[str]:
+           orphans: Orphans) -> Settled:
     """Clear or delete the orphans (before the keys are added); what was done, in words, with
     the rows each statement really changed (one table's orphans may be another's too)."""
     done: list[str] = []
+    cleared: list[Cleared] = []
     emptied: set[str] = set()
     for v in violations:
         if v.kind != "orphans":
             continue
         table = metadata.tables[v.table]
         if orphans == Orphans.null:
+            cleared += _clearing(conn, table, v)
             changed = conn.execute(update(table).where(v.where)
                                    .values({c: None for c in v.columns})).rowcount
             done.append(f"set {v.table}.{', '.join(v.columns)} to NULL in "
@@ -188,7 +216,19 @@ def settle(conn: Connection, metadata: MetaData, violations: list[Violation],
                 emptied.add(v.table)
     if conn.dialect.name == "sqlite":
         done += _on_delete(conn, metadata, emptied)
-    return done
+    return Settled(done, cleared)
+
+
+def _clearing(conn: Connection, table: Table, v: Violation) -> list[Cleared]:
+    """The rows whose reference is about to be cleared, with the values they hold now."""
+    key = list(table.primary_key.columns) or list(table.columns)[:1]
+    columns = [table.c[c] for c in v.columns]
+    rows = conn.execute(select(*key, *columns).where(v.where).order_by(*key))
+    return [Cleared(table.name,
+                    {c.name: str(value) for c, value in zip(key, row[:len(key)], strict=True)},
+                    {c.name: str(value) for c, value in zip(columns, row[len(key):],
+                                                            strict=True)})
+            for row in rows]
 
 
 def _on_delete(conn: Connection, metadata: MetaData, deleted_from: set[str]) -> list[str]:

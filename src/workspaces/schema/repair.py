@@ -19,7 +19,7 @@ from workspaces.schema.core import Result, ToolkitCore
 from workspaces.schema.errors import translate
 from workspaces.schema.expected import SchemaModel, operations
 from workspaces.schema.live import DIFFERS, EXTRA, MISSING, Difference, compare
-from workspaces.schema.orphans import Violation, add_not_valid, not_valid, settle
+from workspaces.schema.orphans import Settled, Violation, add_not_valid, not_valid, settle
 from workspaces.schema.orphans import check as check_rows
 from workspaces.schema.runner import invoke_all, render_operations
 from workspaces.schema.status import (
@@ -58,13 +58,19 @@ class Repairing(ToolkitCore):
             lines.append(f"note: constraint {name} on {table} is NOT VALID: rows added before "
                          "it may break it. Fix or delete them, then run: ALTER TABLE "
                          f"{table} VALIDATE CONSTRAINT {name};")
+        # A pending migration partly applied is drift too: deploy would stop at what exists.
+        partial = [p.message for p in report.problems if p.code == "partial"]
+        lines += partial
         if drift:
             lines.append(f"Live schema differs from the {applied} applied migration(s).")
+        elif partial:
+            lines.append(f"Live schema matches the {applied} applied migration(s), but a "
+                         "pending one is partly applied.")
         else:
             lines.append(f"Live schema matches the {applied} applied migration(s).")
         data = {**report.as_dict(), "not_valid": [{"table": t, "constraint": c}
                                                   for t, c in unchecked]}
-        return Result(Exit.DRIFT if drift else Exit.OK, lines, data, next=steps)
+        return Result(Exit.DRIFT if drift or partial else Exit.OK, lines, data, next=steps)
 
     def _not_valid(self) -> list[tuple[str, str]]:
         if self.url.get_backend_name() != "postgresql":
@@ -104,7 +110,7 @@ class Repairing(ToolkitCore):
                 writing.cancelled = True
                 return Result(Exit.ERROR, ["Repair cancelled; nothing changed."],
                               {"cancelled": True})
-            settled: list[str] = []
+            settled = Settled([], [])
             kept: list[str] = []
             if plan:
                 def record(conn: Connection, started: datetime) -> None:
@@ -121,9 +127,12 @@ class Repairing(ToolkitCore):
                 after = self._analyze(conn)
             writing.summary = "; ".join(
                 [f"created {', '.join(s.what for s in plan)}" if plan else "nothing missing",
-                 *settled, *(f"kept orphans of {k} (NOT VALID)" for k in kept)])
-        lines = [f"created {step.what}" for step in plan] or ["Nothing missing to create."]
-        lines += settled
+                 *settled.done, *(f"kept orphans of {k} (NOT VALID)" for k in kept)])
+        # A table recorded as applied and missing was dropped, and its rows with it.
+        lines = [f"created {step.what}" + (f", empty: {LOST}" if step.diff[0] == "add_table"
+                                           else "") for step in plan]
+        lines = lines or ["Nothing missing to create."]
+        lines += _settled_lines(settled)
         lines += [f"added foreign key {k} NOT VALID: the rows that break it were kept; "
                   "`workspaces db verify` lists it until it is validated" for k in kept]
         lines += manual
@@ -134,7 +143,10 @@ class Repairing(ToolkitCore):
             lines.append("Live schema now matches the applied migrations.")
         return Result(Exit.DRIFT if still else Exit.OK, lines,
                       {"created": [step.what for step in plan], "manual": manual,
-                       "orphans": settled, "not_valid": kept, "status": after.as_dict()})
+                       "lost_rows": [s.what for s in plan if s.diff[0] == "add_table"],
+                       "orphans": settled.done,
+                       "cleared": [c.as_dict() for c in settled.cleared],
+                       "not_valid": kept, "status": after.as_dict()})
 
     def complete(self, migration_id: str, *, orphans: Orphans = Orphans.refuse,
                  confirm: Callable[[list[str]], bool] = lambda _plan: True) -> Result:
@@ -178,9 +190,9 @@ class Repairing(ToolkitCore):
 
             settled, kept = self._run_plan(engine, plan, metadata, violations, orphans, record,
                                            doing=f"completing {migration_id}")
-            writing.summary = "; ".join([note, *settled])
+            writing.summary = "; ".join([note, *settled.done])
         lines = [f"created {step.what}" for step in plan]
-        lines += settled
+        lines += _settled_lines(settled)
         lines += [f"added foreign key {k} NOT VALID (the rows that break it were kept)"
                   for k in kept]
         lines.append(f"Recorded {migration_id} as applied ({describe_keys(present) or 'nothing'} "
@@ -188,7 +200,9 @@ class Repairing(ToolkitCore):
         return Result(Exit.OK, lines, {"migration": migration_id,
                                        "created": [s.what for s in plan],
                                        "already_present": [k.describe() for k in present],
-                                       "orphans": settled, "not_valid": kept},
+                                       "orphans": settled.done,
+                                       "cleared": [c.as_dict() for c in settled.cleared],
+                                       "not_valid": kept},
                       next=["workspaces db status  # the rest, if anything is left"])
 
     def _refuse_if_blocked_except(self, report: Report, migration_id: str) -> None:
@@ -234,7 +248,7 @@ class Repairing(ToolkitCore):
     def _run_plan(self, engine: Engine, plan: list[RepairStep], metadata: MetaData,
                   violations: list[Violation], orphans: Orphans,
                   record: Callable[[Connection, datetime], None], *, doing: str
-                  ) -> tuple[list[str], list[str]]:
+                  ) -> tuple[Settled, list[str]]:
         """One transaction: settle the orphans, create what is missing, record it."""
         broken = {v.foreign_key for v in violations if v.kind == "orphans"}
         kept: list[str] = []
@@ -366,6 +380,18 @@ class Repairing(ToolkitCore):
             "definition" for d in by_hand
         ]
         return plan, manual
+
+
+# What a recreated table lost, and where to get it back.
+LOST = ("the rows it held were lost when it was dropped; restore them from a backup, see "
+        "docs/production-migrations.md")
+
+
+def _settled_lines(settled: Settled) -> list[str]:
+    """What settling the orphans did, then each reference it cleared (and its old value)."""
+    cleared = [f"  cleared {c.describe()}" for c in settled.cleared]
+    return settled.done + (["References cleared (link them again after restoring the rows "
+                            "they pointed at):", *cleared] if cleared else [])
 
 
 def _deleting_confirmed(violations: list[Violation], orphans: Orphans,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from workspaces.errors import Exit
+from workspaces.errors import Exit, commands
 
 if TYPE_CHECKING:
     from workspaces.schema.expected import ObjectKey
@@ -113,6 +113,8 @@ class Report:
     unknown: list[Entry] = field(default_factory=list)
     differences: list[Difference] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # PostgreSQL: who holds the deploy lock while this was read (a schema change in progress)
+    in_progress: str | None = None
 
     @property
     def exit_code(self) -> Exit:
@@ -127,10 +129,10 @@ class Report:
 
     @property
     def next_step(self) -> str | None:
-        """The one command to run first: the first line of the first fix that `db status`
-        prints. The log, /readyz, the 503 body and the CLI all name the fix from here."""
-        fix = next((p.fix for p in self.problems if p.fix), None)
-        return fix.splitlines()[0].strip() if fix else None
+        """The one command to run first: the first command of the first fix that `db status`
+        prints (its first `next:` line; advice is a `hint:`, never this). The log, /readyz,
+        the 503 body and the CLI all name the fix from here."""
+        return next((commands(p.fix)[0] for p in self.problems if commands(p.fix)), None)
 
     def blocking(self) -> list[Problem]:
         """Problems that stop deploy: failed, diverged, modified."""
@@ -142,6 +144,7 @@ class Report:
             "server": self.server,
             "exit_code": int(self.exit_code),
             "ledger_exists": self.ledger_exists,
+            "in_progress": self.in_progress,
             "migrations": [m.as_dict() for m in self.migrations],
             "unknown_migrations": [
                 {"id": e.migration_id, **e.as_dict()} for e in self.unknown

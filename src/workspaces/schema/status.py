@@ -103,9 +103,10 @@ def _ledger_problems(report: Report) -> None:
                 "checksum_mismatch", Exit.DIVERGED,
                 f"Migration {mid} was applied from a different version of "
                 f"{state.migration.path.name} (the file changed after it landed).",
-                fix=f"Restore {state.migration.path.name} from version control.\n"
-                    f"workspaces db resolve --applied {mid}  # the change is deliberate and "
-                    "harmless: accept it",
+                fix=f"workspaces db resolve --applied {mid}  # the change is deliberate and "
+                    "harmless: accept it\n"
+                    f"Or restore {state.migration.path.name} from version control (the change "
+                    "was not meant to land): then there is nothing to record.",
                 migration_id=mid,
             ))
         elif state.state == ledger.FAILED:
@@ -174,6 +175,7 @@ def _live_problems(conn: Connection, report: Report, migrations: MigrationSet) -
         missing = objects_missing(conn, ahead, mid)
         present = [k for k in created if k not in missing]
         if created and not missing:
+            _first_things_first(report)  # deploy refuses until it is recorded
             add(Problem(
                 "objects_present", Exit.PENDING,
                 f"Migration {mid} is pending but everything it creates already exists "

@@ -156,11 +156,16 @@ def quick_status(raw_url: str, versions_dir: Path | None = None) -> Report | Non
 def _report(connection: Any, dialect: str, display: str,
             migrations: list[Migration]) -> Report | None:
     cursor = connection.cursor()
+    holder = None
     if dialect == "postgresql":
         recorded = cursor.execute(
             "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
             (VERIFIED_TABLE, LEDGER_TABLE)).fetchone()[0]
         server = "PostgreSQL " + _scalar(cursor, "SHOW server_version")
+        from workspaces.schema.lock import HOLDER_SQL, describe_holder
+
+        row = cursor.execute(HOLDER_SQL).fetchone()
+        holder = describe_holder(tuple(row)) if row is not None else None
     else:
         recorded = cursor.execute(
             "SELECT count(*) = 2 FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
@@ -169,7 +174,10 @@ def _report(connection: Any, dialect: str, display: str,
     if not recorded:
         return None
     mark = "%s" if dialect == "postgresql" else "?"
-    return _compare_with_record(cursor, dialect, mark, display, server, migrations)
+    report = _compare_with_record(cursor, dialect, mark, display, server, migrations)
+    if report is not None:
+        report.in_progress = holder
+    return report
 
 
 def _scalar(cursor: Any, sql: str) -> str:
