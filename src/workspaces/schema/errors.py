@@ -153,15 +153,14 @@ def database_message(exc: BaseException) -> str:
 
 
 # Query parameters that carry a secret: never part of a printed command.
-_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 
 
 def libpq_url(url: URL) -> str:
     """The database as psql and the other PostgreSQL programs take it, without any password
     (they read PGPASSWORD or ~/.pgpass)."""
-    query = {k: v for k, v in url.query.items() if k not in _SECRET_PARAMETERS}
-    bare = url.set(drivername="postgresql", password=None, query=query)
-    return bare.render_as_string(hide_password=False)
+    from workspaces.logs import shown_url
+
+    return shown_url(url.set(drivername="postgresql").render_as_string(hide_password=False)).paste
 
 
 def _createdb(url: URL) -> str | None:
