@@ -17,7 +17,7 @@ from workspaces.db import create_sync_engine, display_url, sqlite_path, whoami
 from workspaces.errors import Exit, SchemaError
 from workspaces.schema import ledger
 from workspaces.schema.errors import translate
-from workspaces.schema.lock import schema_lock
+from workspaces.schema.lock import held_by, schema_lock
 from workspaces.schema.pooler import refusal, transaction_pooler
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.status import (
@@ -167,6 +167,15 @@ class ToolkitCore:
         with (self._engine_for("reading the schema status", read_only=True,
                                schema_change=False) as engine, engine.connect() as conn):
             return self._analyze(conn)
+
+    def deploy_holder(self) -> str | None:
+        """Who holds the deploy lock now: a schema change is in progress. None when nobody does
+        (always on SQLite, which has no such lock)."""
+        if self.url.get_backend_name() != "postgresql":
+            return None
+        with (self._engine_for("reading the deploy lock", read_only=True,
+                               schema_change=False) as engine, engine.connect() as conn):
+            return held_by(conn)
 
     def history(self, *, limit: int = 20) -> list[ledger.Event]:
         """What the toolkit's writing commands did here, newest `limit`, oldest first."""

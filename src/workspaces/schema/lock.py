@@ -26,6 +26,13 @@ LOCK_KEYS = {"a": 0x57534B53, "b": 0x444D4947}
 
 
 def holder(conn: Connection) -> str:
+    return held_by(conn) or "a session that just released it"
+
+
+def held_by(conn: Connection) -> str | None:
+    """Who holds the deploy lock (a schema change in progress); None: nobody does."""
+    if conn.dialect.name != "postgresql":
+        return None  # SQLite has no deploy lock to see (module docstring)
     row = conn.execute(text(
         "SELECT a.pid, a.application_name, a.client_addr, a.backend_start "
         "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
@@ -35,7 +42,7 @@ def holder(conn: Connection) -> str:
         "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     ), LOCK_KEYS).first()
     if row is None:
-        return "a session that just released it"
+        return None
     since = row.backend_start.strftime("%H:%M:%S UTC") if row.backend_start else "?"
     where = f" from {row.client_addr}" if row.client_addr else ""
     name = row.application_name or "unnamed client"

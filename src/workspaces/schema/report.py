@@ -113,6 +113,9 @@ class Report:
     unknown: list[Entry] = field(default_factory=list)
     differences: list[Difference] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Tables and columns of this code's schema (every migration it has) that the database
+    # lacks: a request that touches one fails, so this code cannot serve here.
+    absent: list[ObjectKey] = field(default_factory=list)
 
     @property
     def exit_code(self) -> Exit:
@@ -131,6 +134,13 @@ class Report:
         prints. The log, /readyz, the 503 body and the CLI all name the fix from here."""
         fix = next((p.fix for p in self.problems if p.fix), None)
         return fix.splitlines()[0].strip() if fix else None
+
+    @property
+    def serves(self) -> bool:
+        """Readiness: this code can serve its requests on this database, perhaps degraded. Only
+        an absent table or column stops it; drift it runs on (an index, a constraint, the
+        ledger, a checksum) does not (docs/deployment.md, "Readiness")."""
+        return not self.absent
 
     def blocking(self) -> list[Problem]:
         """Problems that stop deploy: failed, diverged, modified."""
