@@ -201,8 +201,47 @@ def test_json_lines_carry_the_request_id_and_no_token(db_url: str, smtp: Sink) -
     missing, recovered = [x for x in lines if x["logger"] == "workspaces.guard"]
     assert missing["level"] == "ERROR" and missing["request_id"] == "req-stale"
     assert "table workspace_invites is missing" in missing["message"]
-    assert recovered["level"] == "INFO" and recovered["message"].startswith("schema recovered")
+    assert recovered["level"] == "INFO" and recovered["message"].startswith("recovered: ")
     assert "table workspace_invites is missing" in recovered["message"]
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_readiness_changes_are_logged_once_each_way(db_url: str, log_format: str) -> None:
+    """One WARNING when /readyz turns 503 (what is missing, the fix), one INFO when it answers
+    200 again; nothing for drift it serves through, nothing per probe."""
+    cli = Cli(db_url, {})
+    cli("db", "deploy")
+    with serving(["--database-url", db_url], {"LOG_FORMAT": log_format}) as (base, process):
+        client = httpx.Client(base_url=base, timeout=10)
+        assert client.get("/readyz").json()["status"] == "ready"
+        cli.sql("DROP INDEX ix_email_outbox_invite_id")
+        assert client.get("/readyz").json()["status"] == "degraded"
+        cli.sql("DROP TABLE workspace_invites" + (" CASCADE" if cli.is_pg else ""))
+        for _ in range(3):
+            assert client.get("/readyz").status_code == 503
+        assert cli("db", "repair", "--orphans=null").exit_code == 0
+        for _ in range(3):
+            assert client.get("/readyz").json()["status"] == "ready"
+        cli.sql("ALTER TABLE users DROP COLUMN email_verified_at")
+        assert client.get("/readyz").status_code == 503
+        process.terminate()
+        process.wait(timeout=20)
+        output = server_log(process)
+
+    table = "the database lacks table workspace_invites"
+    column = "the database lacks column users.email_verified_at"
+    if log_format == "json":
+        said = [(x["level"], x["message"]) for x in _lines(output)
+                if x["logger"] == "workspaces.guard"]
+    else:  # `LEVEL:  message request_id=...` (the probe's request)
+        said = [(m[1], m[2]) for line in output.splitlines()
+                if (m := re.fullmatch(r"(WARNING|INFO):\s+((?:not ready|recovered): .*) "
+                                      r"request_id=\w+", line))]
+    assert said == [
+        ("WARNING", f"not ready: /readyz answers 503: {table}; fix: workspaces db repair"),
+        ("INFO", f"recovered: /readyz answers 200 again (before: {table})"),
+        ("WARNING", f"not ready: /readyz answers 503: {column}; fix: workspaces db repair"),
+    ]
 
 
 def _wait_for(process: Any, text: str) -> str:

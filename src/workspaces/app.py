@@ -55,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     url = parse_url(settings.database_url)
     migrations = MigrationSet(settings.workspaces_migrations_dir)
     key = check_settings(settings)
-    guard = SchemaGuard(migrations)
+    toolkit = Toolkit(url, migrations)  # /readyz, /metrics and the guard ask it
+    guard = SchemaGuard(toolkit)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.secret_key = key  # signs flash and anonymous cookies, CSRF tokens
     app.state.guard = guard
-    app.state.toolkit = Toolkit(url, migrations)  # /readyz asks it
+    app.state.toolkit = toolkit
     app.state.metrics_probe = metrics.DatabaseProbe(app.state.toolkit)  # /metrics asks it
     for router in (accounts_router, profile_router, workspaces_router, members_router,
                    invites_router, audit_router, accounts_pages, profile_pages, workspaces_pages,

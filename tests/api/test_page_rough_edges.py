@@ -1,5 +1,5 @@
 """Pages as people see them: an icon, the session in the header of every page (error pages
-too), and an upgrade in progress told without operator details."""
+too), and a schema problem told without operator details."""
 
 from __future__ import annotations
 
@@ -35,14 +35,14 @@ def test_404_and_405_pages_show_who_is_signed_in(api: Api) -> None:
         assert 'href="/signin">Sign in' not in response.text
 
 
-def test_an_upgrade_page_names_no_table_and_no_command(api: Api) -> None:
+def test_a_schema_error_page_names_no_table_and_no_command(api: Api) -> None:
     _sign_in_page(api, "ann@example.com")
     bob = api.signup("bob@example.com")
     slug = api.workspace(bob, "Acme")
     api.db.sql("DROP TABLE workspace_invites" + (" CASCADE" if api.db.is_pg else ""))
     page = api.client.get(f"/invites/{'x' * 43}")
     assert page.status_code == 503
-    assert "being upgraded. Try again in a few minutes." in page.text
+    assert "unavailable until the people who run it fix a problem" in page.text
     assert "workspace_invites" not in page.text and "workspaces db" not in page.text
     data = api.client.get(f"/api/workspaces/{slug}/invites", headers=bob)
     assert data.status_code == 503  # the API keeps the operator's details

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
+from sqlalchemy import text
 
 from tests.conftest import link_in
 from tests.ui.conftest import Site, sign_up
+from workspaces.db import create_sync_engine, parse_url
+from workspaces.schema.lock import LOCK_KEYS
 
 
 def _workspace(page: Page, name: str = "Acme Inc") -> None:
@@ -179,19 +183,44 @@ def test_a_member_sees_the_members_read_only(page: Page, browser: Browser, site:
     expect(members.get_by_role("cell", name="gus@example.com")).to_have_count(0)
 
 
-def test_a_stale_schema_shows_the_upgrade_page_not_a_traceback(page: Page, site: Site) -> None:
+def test_a_stale_schema_shows_an_outage_page_not_a_traceback(page: Page, site: Site) -> None:
     sign_up(page, "Ann", "ann@example.com")
     _workspace(page)
     site.db.sql("DROP TABLE workspace_invites" + (" CASCADE" if site.db.is_pg else ""))
     response = page.goto("/w/acme-inc")
     assert response is not None and response.status == 503
-    expect(page.get_by_role("heading", name="Service is being upgraded")).to_be_visible()
-    main = page.get_by_role("main")  # people are told to wait; the details are for operators
-    expect(main).to_contain_text("being upgraded. Try again in a few minutes.")
+    expect(page.get_by_role("heading", name="Service unavailable")).to_be_visible()
+    main = page.get_by_role("main")  # no deploy is running: waiting will not help
+    expect(main).to_contain_text("unavailable until the people who run it fix a problem")
+    expect(main).not_to_contain_text("upgraded")
     expect(main).not_to_contain_text("workspace_invites")
     expect(main).not_to_contain_text("workspaces db")
     assert "Traceback" not in page.content()
     site.screenshot(page, "schema-out-of-date")
+
+
+def test_a_stale_schema_during_a_deploy_shows_the_upgrade_page(page: Page, site: Site) -> None:
+    if not site.db.is_pg:
+        pytest.skip("SQLite has no deploy lock to see: a deploy there is never announced")
+    sign_up(page, "Ann", "ann@example.com")
+    _workspace(page)
+    site.db.sql("DROP TABLE workspace_invites CASCADE")
+    engine = create_sync_engine(parse_url(site.db.url))
+    try:
+        with engine.connect() as deploy:  # holds the deploy lock as `db deploy` does
+            assert deploy.execute(text("SELECT pg_try_advisory_lock(:a, :b)"),
+                                  LOCK_KEYS).scalar()
+            response = page.goto("/w/acme-inc")
+            assert response is not None and response.status == 503
+            expect(page.get_by_role("heading", name="Service is being upgraded")).to_be_visible()
+            main = page.get_by_role("main")  # it heals by itself: people are told to wait
+            expect(main).to_contain_text("being upgraded. Try again in a few minutes.")
+            expect(main).not_to_contain_text("workspace_invites")
+            expect(main).not_to_contain_text("workspaces db")
+            site.screenshot(page, "schema-upgrading")
+            deploy.execute(text("SELECT pg_advisory_unlock(:a, :b)"), LOCK_KEYS)
+    finally:
+        engine.dispose()
 
 
 def test_an_existing_user_signs_in_from_the_invite_and_accepts(

@@ -115,6 +115,9 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     # PostgreSQL: who holds the deploy lock while this was read (a schema change in progress)
     in_progress: str | None = None
+    # Tables and columns of this code's schema (every migration it has) that the database
+    # lacks: a request that touches one fails, so this code cannot serve here.
+    absent: list[ObjectKey] = field(default_factory=list)
 
     @property
     def exit_code(self) -> Exit:
@@ -133,6 +136,13 @@ class Report:
         prints (its first `next:` line; advice is a `hint:`, never this). The log, /readyz,
         the 503 body and the CLI all name the fix from here."""
         return next((commands(p.fix)[0] for p in self.problems if commands(p.fix)), None)
+
+    @property
+    def serves(self) -> bool:
+        """Readiness: this code can serve its requests on this database, perhaps degraded. Only
+        an absent table or column stops it; drift it runs on (an index, a constraint, the
+        ledger, a checksum) does not (docs/deployment.md, "Readiness")."""
+        return not self.absent
 
     def blocking(self) -> list[Problem]:
         """Problems that stop deploy: failed, diverged, modified."""

@@ -82,7 +82,18 @@ def analyze(
     _ledger_problems(report)
     if check_live and conn is not None:
         _live_problems(conn, report, migrations)
+        if report.problems:  # a clean report has everything; only then is it worth a look
+            report.absent = absent_objects(conn, whole)
+    elif conn is None:
+        report.absent = sorted(ObjectKey("table", name) for name in whole.tables)
     return report
+
+
+def absent_objects(conn: Connection, model: SchemaModel) -> list[ObjectKey]:
+    """The model's tables and columns that the live database lacks (a missing table counts
+    with its columns)."""
+    missing = missing_keys(model, [d for d in compare(conn, model) if d.kind == MISSING])
+    return sorted(k for k in missing if k.kind in ("table", "column"))
 
 
 def _ledger_problems(report: Report) -> None:

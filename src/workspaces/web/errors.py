@@ -104,7 +104,7 @@ def add_error_handlers(app: FastAPI) -> None:
             return respond(request, InvalidInput(
                 "The input contains characters or values the database cannot store.",
                 code="invalid_input"))
-        translated = request.app.state.guard.translate(exc)
+        translated = await request.app.state.guard.translate(exc)
         if translated is None:
             log.exception("unexpected database error on %s %s", request.method,
                           logs.redact(request.url.path))

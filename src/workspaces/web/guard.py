@@ -1,23 +1,31 @@
-"""The schema guard: database errors become clear 503s instead of 500s.
+"""The schema guard: database errors become clear 503s instead of 500s, and the log says once
+what went wrong, what fixes it, and when the process can serve again.
 
-A request that hits a missing table answers 503 `schema_out_of_date` naming the table and the
-migration that creates it; the log says so once per table, not once per request. Nothing is
-cached: once `workspaces db deploy` or `db repair` restores the table, requests work again, and
-the next /readyz that finds the schema whole logs "schema recovered" with what was missing.
+A request that hits a missing table answers 503 `schema_out_of_date` naming the table, the
+migration that creates it, and the fix `workspaces db status` prints first (Report.next_step:
+complete, resolve, repair or deploy, whichever it is); the log says so once per table, not
+once per request. /readyz tells the guard when readiness changes: one WARNING when it turns
+503 (what is missing, the fix), one INFO when it answers 200 again (what was wrong before).
+Nothing is cached for long: once the schema is whole, requests work again without a restart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError
 
-from workspaces.errors import SchemaOutOfDate, ServiceUnavailable
+from workspaces.errors import SchemaError, SchemaOutOfDate, ServiceUnavailable
 from workspaces.schema.errors import sqlstate_of
 from workspaces.schema.expected import ObjectKey, build_model
-from workspaces.schema.revisions import MigrationSet
+
+if TYPE_CHECKING:
+    from workspaces.schema.toolkit import Toolkit
 
 log = logging.getLogger("workspaces.guard")
 
@@ -32,26 +40,68 @@ _UNAVAILABLE_TEXT = ("connection refused", "connection was closed", "connection 
                      "connection reset", "database is locked", "timeout")
 
 
-@dataclass
-class SchemaGuard:
-    migrations: MigrationSet
-    logged: dict[str, str] = field(default_factory=dict)  # what is missing: what was said
+# The one step that always applies when the status could not be read to name a better one.
+LOOK = "workspaces db status  # explains each problem and its fix"
+DIAGNOSIS_SECONDS = 5.0  # one status read serves the 503s of an incident for this long
 
-    def __post_init__(self) -> None:
-        self._origin = build_model(self.migrations).origin
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What `db status` says now, as far as a 503 needs it: the first fix it prints, and who
+    holds the deploy lock (a schema change in progress: the problem may heal by itself)."""
+
+    next_step: str
+    deploying: str | None
+
+
+class SchemaGuard:
+    def __init__(self, toolkit: Toolkit) -> None:
+        self.toolkit = toolkit
+        self._origin = build_model(toolkit.migrations).origin
+        self.logged: dict[str, str] = {}  # what is missing: what was said
+        self.unready: str | None = None  # why /readyz turned 503, until it answers 200 again
+        self._diagnosis: tuple[float, Diagnosis] | None = None
+        self._diagnosing: asyncio.Task[Diagnosis] | None = None
 
     def creator(self, table: str) -> str | None:
         return self._origin.get(ObjectKey("table", table))
 
-    def reset(self) -> None:
-        """The schema is whole again (/readyz found it so): say so, once, if anything was
-        reported missing, and report anything that goes missing again."""
-        if self.logged:
-            log.info("schema recovered: the database and its schema are whole again (before: "
-                     "%s)", "; ".join(self.logged.values()))
-        self.logged.clear()
+    def not_ready(self, what: str, fix: str | None) -> None:
+        """/readyz answers 503: say why and what fixes it, once until it answers 200 again."""
+        if self.unready is None:
+            self.unready = what
+            log.warning("not ready: /readyz answers 503: %s; fix: %s", what, fix or LOOK)
 
-    def translate(self, exc: BaseException) -> ServiceUnavailable | None:
+    def ready(self) -> None:
+        """/readyz answers 200: if it answered 503 before, or a request found something
+        missing, say once that the process serves again and what was wrong."""
+        said = [*([self.unready] if self.unready else []), *self.logged.values()]
+        if said:
+            log.info("recovered: /readyz answers 200 again (before: %s)", "; ".join(said))
+        self.logged.clear()
+        self.unready = None
+        self._diagnosis = None
+
+    async def diagnosis(self) -> Diagnosis:
+        """The status's word on the schema, read again once DIAGNOSIS_SECONDS old, by one
+        reader at a time (the requests failing together wait for the same read)."""
+        if self._diagnosis and time.monotonic() - self._diagnosis[0] < DIAGNOSIS_SECONDS:
+            return self._diagnosis[1]
+        if self._diagnosing is None or self._diagnosing.done():
+            self._diagnosing = asyncio.create_task(asyncio.to_thread(self._diagnose))
+        return await asyncio.shield(self._diagnosing)
+
+    def _diagnose(self) -> Diagnosis:
+        try:
+            report = self.toolkit.status()  # it says who holds the deploy lock too
+            step, deploying = report.next_step, report.in_progress
+        except SchemaError:  # the database left meanwhile: its own 503 follows
+            step, deploying = None, None
+        found = Diagnosis(step or LOOK, deploying)
+        self._diagnosis = (time.monotonic(), found)
+        return found
+
+    async def translate(self, exc: BaseException) -> ServiceUnavailable | None:
         """A 503 for a missing table or column, or for a database that is not answering."""
         text = " ".join(str(getattr(exc, "orig", None) or exc).split())
         state = sqlstate_of(exc)
@@ -59,22 +109,13 @@ class SchemaGuard:
         if table_match or state == "42P01":
             table = next((g for g in table_match.groups() if g), "?") if table_match else "?"
             migration = self.creator(table) or "a pending migration"
-            self._log_once(table, f"table {table} is missing; migration {migration} creates it")
-            return SchemaOutOfDate(
-                f"The service is being upgraded: table {table} does not exist yet (migration "
-                f"{migration} creates it). An operator must run `workspaces db deploy` or "
-                "`workspaces db repair`.",
-                table=table, migration=migration,
-            )
+            return await self._out_of_date(
+                table, f"table {table} is missing (migration {migration} creates it)",
+                table=table, migration=migration)
         column_match = _MISSING_COLUMN.search(text)
         if column_match or state == "42703":
             column = next((g for g in column_match.groups() if g), "?") if column_match else "?"
-            self._log_once(column, f"column {column} is missing")
-            return SchemaOutOfDate(
-                f"The service is being upgraded: column {column} does not exist yet. An "
-                "operator must run `workspaces db deploy` or `workspaces db repair`.",
-                column=column,
-            )
+            return await self._out_of_date(column, f"column {column} is missing", column=column)
         lowered = text.lower()
         if (state in _UNAVAILABLE_STATES or isinstance(exc, OSError | TimeoutError)
                 or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
@@ -85,6 +126,18 @@ class SchemaGuard:
                 code="database_unavailable", headers={"Retry-After": "5"},
             )
         return None
+
+    async def _out_of_date(self, key: str, what: str, **names: Any) -> SchemaOutOfDate:
+        """The 503 for a missing object, naming the fix `db status` prints first; whether it
+        may heal by itself (a deploy holds the lock) is for the error page to tell people."""
+        found = await self.diagnosis()
+        self._log_once(key, f"{what}; fix: {found.next_step}")
+        message = (f"A schema change is in progress: {what}. Try again in a few minutes; if "
+                   f"it persists, an operator must run `{found.next_step}`."
+                   if found.deploying else
+                   f"{what[0].upper()}{what[1:]}. An operator must run `{found.next_step}`.")
+        return SchemaOutOfDate(message, next_step=found.next_step,
+                               deploy_in_progress=found.deploying is not None, **names)
 
     def _log_once(self, key: str, message: str) -> None:
         if key not in self.logged:

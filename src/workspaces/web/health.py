@@ -1,4 +1,9 @@
-"""/healthz (the process is up) and /readyz (the database answers with the expected schema)."""
+"""/healthz (the process is up) and /readyz (this process can serve its requests).
+
+The readiness rule (docs/deployment.md, "Readiness"): 503 when the database does not answer or
+lacks a table or column this code uses; 200 otherwise, `"status": "degraded"` with the problems
+when `db status` finds drift the code runs on. The rule itself is `Report.serves`.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from workspaces.errors import Exit, SchemaError, SchemaOutOfDate, ServiceUnavailable
+from workspaces.errors import SchemaError, SchemaOutOfDate, ServiceUnavailable
+from workspaces.schema.status import describe_keys
 from workspaces.web.errors import error_body
+from workspaces.web.guard import LOOK
 from workspaces.web.schemas import errors
 
 if TYPE_CHECKING:
@@ -26,21 +33,33 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses=errors(503))
 async def readyz(request: Request) -> Any:
-    """Ready when the database answers and its schema matches this code."""
+    """Ready when the database answers and has every table and column this code uses;
+    "degraded" (still 200) with the problems when the schema drifted in a way it runs on."""
+    guard = request.app.state.guard
     try:
         report = await run_in_threadpool(request.app.state.toolkit.status)
     except SchemaError as error:
         down = ServiceUnavailable(error.message, code="database_unavailable")
+        guard.not_ready(f"the database does not answer: {error.message}",
+                        error.fix.splitlines()[0] if error.fix else None)
         return JSONResponse(error_body(down), down.status)
-    if not ready(report):
-        problems = [p.as_dict() for p in report.problems]
-        stale = SchemaOutOfDate(report.problems[0].message, problems=problems)
+    problems = [p.as_dict() for p in report.problems]
+    if not report.serves:
+        missing, step = describe_keys(report.absent), report.next_step or LOOK
+        stale = SchemaOutOfDate(
+            f"The database lacks what this code uses: {missing}. An operator must run "
+            f"`{step}`.", next_step=step, missing=[k.describe() for k in report.absent],
+            problems=problems)
+        guard.not_ready(f"the database lacks {missing}", step)
         return JSONResponse(error_body(stale), stale.status)
-    request.app.state.guard.reset()
+    guard.ready()
+    if problems:
+        return {"status": "degraded", "migrations": len(report.applied_ids),
+                "next_step": report.next_step, "problems": problems}
     return {"status": "ready", "migrations": len(report.applied_ids)}
 
 
 def ready(report: Report | None) -> bool:
-    """What /readyz answers (and /metrics exports): the database answered (a report) and its
-    schema is what this code expects."""
-    return report is not None and report.exit_code == Exit.OK
+    """What /readyz answers (and /metrics exports): the database answered (a report) and this
+    code can serve on it."""
+    return report is not None and report.serves

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import logs
 from workspaces.accounts.service import PASSWORD_RULE, Session, UserInfo, user_for_token
-from workspaces.errors import AppError, Forbidden
+from workspaces.errors import AppError, Forbidden, SchemaOutOfDate
 from workspaces.settings import Settings
 from workspaces.web.deps import Conn, connection
 
@@ -324,17 +324,24 @@ def is_page(request: Request) -> bool:
 
 
 UPGRADING = "This part of the service is being upgraded. Try again in a few minutes."
+UNAVAILABLE = ("This part of the service is unavailable until the people who run it fix a "
+               "problem on their side; trying again will not help before then. If you "
+               "contact them, quote the reference below.")
 
 
 def error_page(request: Request, error: AppError) -> HTMLResponse:
-    """The page for a refusal. A schema problem is told to people as an upgrade in progress:
-    which table and which command are for operators (the log, /readyz, the API's JSON)."""
-    headings = {503: "Service is being upgraded", 404: "Not found", 403: "Not allowed",
+    """The page for a refusal. A schema problem is told to people as an upgrade only while a
+    deploy holds the lock (it heals by itself); otherwise as an outage someone must fix. Which
+    table and which command are for operators (the log, /readyz, the API's JSON)."""
+    headings = {503: "Service unavailable", 404: "Not found", 403: "Not allowed",
                 410: "No longer valid", 429: "Slow down"}
-    text = UPGRADING if error.code == "schema_out_of_date" else error.message
+    heading, text = headings.get(error.status, "Something is not right"), error.message
+    if error.code == SchemaOutOfDate.code:
+        upgrading = bool(error.extra.get("deploy_in_progress"))
+        heading = "Service is being upgraded" if upgrading else heading
+        text = UPGRADING if upgrading else UNAVAILABLE
     return render(request, "message.html", error.status, headers=error.headers,
-                  heading=headings.get(error.status, "Something is not right"), text=text,
-                  reference=logs.REQUEST_ID.get())
+                  heading=heading, text=text, reference=logs.REQUEST_ID.get())
 
 
 async def find_page_user(request: Request) -> None:

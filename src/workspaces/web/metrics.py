@@ -50,8 +50,9 @@ async def metrics(request: Request) -> Response:
     state = request.app.state
     reading = await state.metrics_probe.reading()
     facts = [*database.schema_facts(reading.report),
-             database.Fact(database.READY, "1 when /readyz answers 200 (the database answers "
-                           "and the schema is what this code expects).",
+             database.Fact(database.READY, "1 when /readyz answers 200: the database answers "
+                           "and has every table and column this code uses (degraded, with "
+                           "workspaces_schema_ok 0, is ready).",
                            int(ready(reading.report))),
              *reading.outbox, *database.build_facts(state.toolkit.migrations)]
     body = generate_latest(process.source()) + database.exposition(facts)
