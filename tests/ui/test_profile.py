@@ -11,7 +11,7 @@ import httpx
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.conftest import link_in
-from tests.ui.conftest import Site, sign_up
+from tests.ui.conftest import Site, fits, sign_up
 
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new passphrase"
@@ -43,11 +43,6 @@ def _sign_in(context: BrowserContext, email: str, password: str) -> Page:
 def _signed_out(other: Page) -> None:
     other.reload()
     expect(other.get_by_role("link", name="Sign in")).to_be_visible()
-
-
-def _fits(page: Page) -> bool:
-    return bool(page.evaluate("document.documentElement.scrollWidth <= "
-                              "document.documentElement.clientWidth"))
 
 
 def test_the_account_page_from_name_to_deletion(page: Page, browser: Browser,
@@ -139,7 +134,7 @@ def test_the_account_page_from_name_to_deletion(page: Page, browser: Browser,
     page.set_viewport_size({"width": 375, "height": 740})
     page.reload()
     expect(_section(page, "Sessions").get_by_text("API token", exact=True)).to_be_visible()
-    assert _fits(page)
+    assert fits(page)
     site.screenshot(page, "account-phone")
     page.set_viewport_size({"width": 1280, "height": 800})
 
