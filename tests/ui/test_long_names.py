@@ -57,6 +57,9 @@ def test_long_names_and_addresses_wrap_on_every_page(page: Page, browser: Browse
     site.screenshot(page, "long-members-1280")
     page.goto(f"/w/{SLUG}/audit")
     assert broken_words(page, "table") == []
+    page.goto("/account")
+    assert broken_words(page, "table") == []
+    site.screenshot(page, "long-account-1280")
 
     page.set_viewport_size(PHONE)
     for path, shot in (("/", "home"), (f"/w/{SLUG}", "members"),

@@ -41,13 +41,12 @@ from workspaces import logs
 from workspaces.accounts.service import Session, UserInfo, user_for_token
 from workspaces.errors import AppError, Forbidden
 from workspaces.settings import Settings
-from workspaces.web.deps import Conn, connection
+from workspaces.web.deps import Conn, connection, issued_session
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 SESSION_COOKIE, ANON_COOKIE, FLASH_COOKIE = "ws_session", "ws_anon", "ws_flash"
 SESSION_DAYS = 14
-BROWSER_SESSION = Session("browser", timedelta(days=SESSION_DAYS))
 T = TypeVar("T")
 FLASH_SECONDS = 120
 
@@ -58,6 +57,11 @@ class SignInRequired(Exception):
     def __init__(self, next_url: str) -> None:
         super().__init__(next_url)
         self.next_url = next_url
+
+
+def browser_session(request: Request) -> Session:
+    """The browser session sign-up, sign-in and joining from an invite issue."""
+    return issued_session(request, "browser", timedelta(days=SESSION_DAYS))
 
 
 def served_over_https(settings: Settings) -> bool:
