@@ -279,7 +279,10 @@ def create_app_engine(url: URL, *, pool_size: int = 8, pool_timeout: float = 10.
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read (AUTOCOMMIT) begins only logically: no BEGIN IMMEDIATE, so it takes no
+            # write lock, and what it writes (a session's last use) is not rolled back.
+            if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     target, extra = asyncpg_target(url)

@@ -34,6 +34,7 @@ NAMING_CONVENTION = {
 TOKEN_KINDS = ("api", "browser")
 # One-time links mailed to an address: only the sha256 of the token is stored.
 ACCOUNT_TOKEN_PURPOSES = ("password_reset", "verify_email", "change_email")
+USER_AGENT_MAX = 512  # longer User-Agent headers are stored cut to this
 OUTBOX_STATUSES = ("pending", "sent", "logged", "failed")  # logged: EMAIL_BACKEND=console
 PENDING_ONLY = text("status = 'pending'")
 
@@ -140,6 +141,12 @@ class AuthToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the account page tells sessions apart by: the User-Agent header at sign-in, the
+    # client address as the limits see it, and the latest use (all None: issued before they
+    # were kept).
+    user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX))
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AccountToken(Base):

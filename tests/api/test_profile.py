@@ -9,7 +9,7 @@ import itertools
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import Api
-from tests.conftest import Sink, at_once, link_in
+from tests.conftest import Cli, Sink, at_once, link_in
 from workspaces.app import create_app
 from workspaces.security import hash_token
 from workspaces.settings import Settings
@@ -381,8 +381,8 @@ def test_sessions_are_listed_without_their_tokens_and_signed_out_one_by_one(api:
     assert listed.status_code == 200, listed.text
     sessions = listed.json()
     assert len(sessions) == 2  # the signed-out one is not listed
-    assert all(set(s) == {"id", "kind", "created_at", "expires_at", "current"}
-               for s in sessions)
+    assert all(set(s) == {"id", "kind", "created_at", "expires_at", "current", "device",
+                          "address", "last_used_at"} for s in sessions)
     assert [s["current"] for s in sessions] == [True, False]  # the caller's first
     token = ann["Authorization"].split()[1]
     for secret in (token, second, hash_token(token), hash_token(second)):
@@ -408,6 +408,62 @@ def test_sessions_are_listed_without_their_tokens_and_signed_out_one_by_one(api:
     assert entry["action"] == "session_revoked" and entry["detail"] == {"kind": "api"}
     api.error(api.client.get("/api/me/sessions"), 401, "not_authenticated")
     api.error(api.client.delete(f"/api/me/sessions/{other['id']}"), 401, "not_authenticated")
+
+
+FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
+
+
+def _age(api: Api, token: str) -> None:
+    """Make a session look signed in and last used an hour ago."""
+    past = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None).isoformat(sep=" ")
+    api.db.sql(f"UPDATE auth_tokens SET created_at = '{past}', last_used_at = '{past}' "
+               f"WHERE token_hash = '{hash_token(token)}'")
+
+
+def _last_use(api: Api, token: str) -> object:
+    ((stored,),) = api.db.sql("SELECT last_used_at FROM auth_tokens "
+                              f"WHERE token_hash = '{hash_token(token)}'")
+    return stored
+
+
+def test_sessions_tell_their_device_address_and_last_use_apart(settings: Settings) -> None:
+    behind = settings.model_copy(update={"trusted_proxies": "127.0.0.1"})
+    with TestClient(create_app(behind), client=("127.0.0.1", 50000)) as client:
+        api = Api(client, Cli(settings.database_url, {}))
+        # The address is the one the limits count: right of the trusted proxy, not what the
+        # client wrote further left.
+        ann = api.client.post("/api/auth/signup", headers={
+            "User-Agent": FIREFOX, "X-Forwarded-For": "198.51.100.7, 192.0.2.1"}, json={
+            "email": "ann@example.com", "password": PASSWORD, "name": "Ann"}).json()["token"]
+        phone = api.client.post("/api/auth/login", headers={
+            "User-Agent": IPHONE, "X-Forwarded-For": "203.0.113.5"}, json={
+            "email": "ann@example.com", "password": PASSWORD}).json()["token"]
+        script = api.client.post("/api/auth/login", headers={"User-Agent": "backup-job/2.1"},
+                                 json={"email": "ann@example.com", "password": PASSWORD})
+        assert script.status_code == 200, script.text
+        slug = api.workspace(bearer(ann))
+        listed = api.client.get("/api/me/sessions", headers=bearer(ann)).json()
+        assert [(s["device"], s["address"]) for s in listed] == [
+            ("Firefox 133 on Windows 10", "192.0.2.1"),  # the caller's first, then the newest
+            ("backup-job/2.1", "127.0.0.1"),  # an agent the parser does not know: as sent
+            ("Mobile Safari 17 on iPhone (iOS 17)", "203.0.113.5")]
+        assert all(s["last_used_at"] == s["created_at"] for s in listed)  # signing in is a use
+
+        # Used an hour after signing in (here through a workspace): "last used" moves to now,
+        # "signed in" stays; another use within the step writes nothing.
+        for path in (f"/api/workspaces/{slug}/members", "/api/me"):
+            _age(api, phone)
+            before = datetime.now(UTC) - timedelta(seconds=1)
+            assert api.client.get(path, headers=bearer(phone)).status_code == 200
+            (used,) = [s for s in api.client.get("/api/me/sessions", headers=bearer(ann)).json()
+                       if s["device"].startswith("Mobile Safari")]
+            assert datetime.fromisoformat(used["created_at"]) < before - timedelta(minutes=30)
+            assert datetime.fromisoformat(used["last_used_at"]) >= before, path
+            noted = _last_use(api, phone)
+            assert api.client.get(path, headers=bearer(phone)).status_code == 200
+            assert _last_use(api, phone) == noted
 
 
 def test_expired_sessions_are_not_listed(api: Api) -> None:

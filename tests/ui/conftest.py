@@ -17,6 +17,29 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+# The longest a newcomer types without a space: a workspace name of 64 characters, addresses of
+# 60. Pages must wrap them rather than scroll sideways.
+LONG_NAME = "Internationalconsolidatedholdingsandsubsidiariesworldwidelimited"
+LONG_EMAIL = "maximilianalexanderfeatherstonehaughsmythe@examplemail.co.uk"
+LONG_EMAIL_2 = "christopheralexanderfeatherstonehaugh1987@mailprovider.co.uk"
+# The words (up to 20 characters: not a long name or address) that the browser broke across
+# lines inside `root`; text hidden for screen readers only is left out.
+_BROKEN_WORDS = """root => {
+  const broken = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (node.parentElement.closest(".sr-only, option")) continue;
+    for (const word of node.data.matchAll(/\\S+/g)) {
+      if (word[0].length > 20) continue;
+      const range = document.createRange();
+      range.setStart(node, word.index);
+      range.setEnd(node, word.index + word[0].length);
+      const lines = new Set([...range.getClientRects()].map(r => Math.round(r.bottom)));
+      if (lines.size > 1) broken.push(word[0]);
+    }
+  }
+  return broken;
+}"""
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +89,15 @@ def sign_up(page: Page, name: str, email: str, password: str = "correct horse ba
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Create account").click()
+
+
+def fits(page: Page) -> bool:
+    """Nothing on the page is wider than the window: it does not scroll sideways."""
+    return bool(page.evaluate("document.documentElement.scrollWidth <= "
+                              "document.documentElement.clientWidth"))
+
+
+def broken_words(page: Page, selector: str) -> list[str]:
+    """The short words split across two lines ("membe/r") in the elements `selector` finds."""
+    return [word for element in page.locator(selector).all()
+            for word in element.evaluate(_BROKEN_WORDS)]

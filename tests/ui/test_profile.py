@@ -11,9 +11,11 @@ import httpx
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.conftest import link_in
-from tests.ui.conftest import Site, sign_up
+from tests.ui.conftest import Site, broken_words, fits, sign_up
 
 PASSWORD = "correct horse battery"
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
 NEW_PASSWORD = "a brand new passphrase"
 
 
@@ -45,11 +47,6 @@ def _signed_out(other: Page) -> None:
     expect(other.get_by_role("link", name="Sign in")).to_be_visible()
 
 
-def _fits(page: Page) -> bool:
-    return bool(page.evaluate("document.documentElement.scrollWidth <= "
-                              "document.documentElement.clientWidth"))
-
-
 def test_the_account_page_from_name_to_deletion(page: Page, browser: Browser,
                                                 site: Site) -> None:
     sign_up(page, "Ann", "ann@example.com")
@@ -69,14 +66,25 @@ def test_the_account_page_from_name_to_deletion(page: Page, browser: Browser,
     expect(_section(page, "Name").get_by_label("Display name")).to_have_value("Ann Smith")
 
     # Another browser signed in; signed out from here.
-    phone = browser.new_context(base_url=site.base, viewport={"width": 375, "height": 740})
+    phone = browser.new_context(base_url=site.base, viewport={"width": 375, "height": 740},
+                                user_agent=IPHONE)
     other = _sign_in(phone, "ann@example.com", PASSWORD)
     page.reload()
     sessions = _section(page, "Sessions")
     expect(sessions.get_by_role("row")).to_have_count(3)  # the header row and two sessions
     expect(sessions.get_by_text("this browser")).to_have_count(1)
+    # Told apart by device and address (as the limits see it), signed in and last used.
+    this = sessions.get_by_role("row").filter(has_text="this browser")
+    expect(this).to_contain_text("Chrome")
+    expect(this).to_contain_text("on Linux")
+    iphone = sessions.get_by_role("row").filter(has_text="Mobile Safari 17 on iPhone (iOS 17)")
+    expect(iphone).to_contain_text("127.0.0.1")
+    expect(iphone.locator("td[data-label='Signed in'] time")).to_have_count(1)
+    expect(iphone.locator("td[data-label='Last used'] time")).to_have_count(1)
     site.screenshot(page, "account-two-sessions")
-    sessions.get_by_role("button", name="Sign out").click()
+    assert broken_words(page, "table") == []  # "127.0.0./1", "Sign/out" neither
+    sessions.get_by_role("button", name="Sign out the browser session on Mobile Safari 17 on "
+                                        "iPhone (iOS 17)").click()
     expect(page.get_by_role("status")).to_contain_text("The browser session was signed out.")
     expect(_section(page, "Sessions").get_by_role("row")).to_have_count(2)
     _signed_out(other)
@@ -139,7 +147,7 @@ def test_the_account_page_from_name_to_deletion(page: Page, browser: Browser,
     page.set_viewport_size({"width": 375, "height": 740})
     page.reload()
     expect(_section(page, "Sessions").get_by_text("API token", exact=True)).to_be_visible()
-    assert _fits(page)
+    assert fits(page)
     site.screenshot(page, "account-phone")
     page.set_viewport_size({"width": 1280, "height": 800})
 

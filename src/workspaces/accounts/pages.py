@@ -11,13 +11,13 @@ from workspaces.accounts import links, recovery, service, verification
 from workspaces.errors import AppError
 from workspaces.web.deps import AppSettings, Conn, PasswordHashing, Tx, client_address
 from workspaces.web.html import (
-    BROWSER_SESSION,
     NO_STORE,
     CsrfChecked,
     PageUser,
     SignedIn,
     act,
     attempt,
+    browser_session,
     end_session,
     field_errors,
     filled,
@@ -53,7 +53,7 @@ async def signin(request: Request, tx: Tx, passwords: PasswordHashing, settings:
     try:
         found, token = await service.sign_in(tx, passwords, email=email, password=password,
                                              client=client_address(request), settings=settings,
-                                             session=BROWSER_SESSION)
+                                             session=browser_session(request))
     except AppError as error:
         return render(request, "signin.html", error.status, headers=error.headers,
                       next_url=safe_next(next), values={"email": email},
@@ -74,7 +74,7 @@ async def signup(request: Request, tx: Tx, passwords: PasswordHashing, settings:
     try:
         created, token = await service.sign_up(
             tx, passwords, email=email, password=password, name=name,
-            client=client_address(request), settings=settings, session=BROWSER_SESSION)
+            client=client_address(request), settings=settings, session=browser_session(request))
     except AppError as error:
         return render(request, "signup.html", error.status, headers=error.headers,
                       values={"name": name, "email": email}, errors=field_errors(error))

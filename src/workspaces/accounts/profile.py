@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+import ua_parser
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -356,6 +357,32 @@ class SessionInfo:
     created_at: datetime
     expires_at: datetime
     current: bool  # the one this request was made with
+    device: str  # in words, from the User-Agent header it was issued to (`device_of`)
+    address: str | None  # the client address it was issued to; None: issued before we kept it
+    last_used_at: datetime  # to within `service.LAST_USE_STEP`
+
+
+UNKNOWN_DEVICE = "Unknown device"
+_RAW_AGENT_SHOWN = 80  # an agent the parser does not know is shown as sent, this long at most
+
+
+def device_of(user_agent: str | None) -> str:
+    """A User-Agent header in words: the browser and the system it runs on ("Firefox 133 on
+    Windows 10", "Mobile Safari 17 on iPhone (iOS 17)"), by ua-parser's reference rules; an
+    agent it does not know (a script's) as sent."""
+    if not user_agent or not user_agent.strip():
+        return UNKNOWN_DEVICE
+    parsed = ua_parser.parse(user_agent)
+    browser = parsed.user_agent
+    if browser is None:
+        raw = " ".join(user_agent.split())
+        return raw if len(raw) <= _RAW_AGENT_SHOWN else raw[:_RAW_AGENT_SHOWN - 1] + "…"
+    words = " ".join(filter(None, (browser.family, browser.major)))
+    system = " ".join(filter(None, (parsed.os.family, parsed.os.major))) if parsed.os else ""
+    hardware = parsed.device.family if parsed.device else ""
+    if hardware and system and hardware not in system:
+        return f"{words} on {hardware} ({system})"
+    return f"{words} on {system or hardware}" if system or hardware else words
 
 
 async def list_sessions(conn: AsyncConnection, *, user_id: uuid.UUID,
@@ -365,12 +392,14 @@ async def list_sessions(conn: AsyncConnection, *, user_id: uuid.UUID,
     current = auth_tokens.c.token_hash == (hash_token(token) if token else "")
     rows = await conn.execute(
         select(auth_tokens.c.id, auth_tokens.c.kind, auth_tokens.c.created_at,
-               auth_tokens.c.expires_at, current.label("current"))
+               auth_tokens.c.expires_at, current.label("current"), auth_tokens.c.user_agent,
+               auth_tokens.c.client_address, auth_tokens.c.last_used_at)
         .where(auth_tokens.c.user_id == user_id, auth_tokens.c.revoked_at.is_(None),
                auth_tokens.c.expires_at > clock.now())
         .order_by(current.desc(), auth_tokens.c.created_at.desc(), auth_tokens.c.id))
     return [SessionInfo(r.id, r.kind, clock.aware(r.created_at), clock.aware(r.expires_at),
-                        bool(r.current)) for r in rows]
+                        bool(r.current), device_of(r.user_agent), r.client_address,
+                        clock.aware(r.last_used_at or r.created_at)) for r in rows]
 
 
 async def revoke_session(conn: AsyncConnection, *, user_id: uuid.UUID,

@@ -37,7 +37,7 @@ async def signup(body: SignUp, request: Request, tx: Tx, passwords: PasswordHash
     """Create an account and return a bearer token for it (attempts are rate limited)."""
     user, token = await service.sign_up(
         tx, passwords, email=body.email, password=body.password, name=body.name,
-        client=client_address(request), settings=settings, session=api_session(settings))
+        client=client_address(request), settings=settings, session=api_session(request))
     return TokenRead(token=token, user=UserRead.model_validate(user))
 
 
@@ -47,7 +47,7 @@ async def login(body: SignIn, request: Request, tx: Tx, passwords: PasswordHashi
     """Exchange email and password for a bearer token (failed attempts are rate limited)."""
     user, token = await service.sign_in(
         tx, passwords, email=body.email, password=body.password,
-        client=client_address(request), settings=settings, session=api_session(settings))
+        client=client_address(request), settings=settings, session=api_session(request))
     return TokenRead(token=token, user=UserRead.model_validate(user))
 
 

@@ -93,6 +93,13 @@ class SessionRead(ReadModel):
     created_at: datetime
     expires_at: datetime
     current: bool = Field(description="The session or token this request was made with")
+    device: str = Field(description="The browser and system it was issued to, in words, from "
+                                    "the User-Agent header (\"Firefox 133 on Windows 10\"); an "
+                                    "agent the parser does not know as sent")
+    address: str | None = Field(description="The client address it was issued to, as the limits "
+                                            "see it (TRUSTED_PROXIES); null if issued before "
+                                            "addresses were kept")
+    last_used_at: datetime = Field(description="Its latest use, to within a few minutes")
 
 
 class AccountEventRead(ReadModel):

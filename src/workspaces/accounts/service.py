@@ -22,7 +22,7 @@ from workspaces.errors import (
     NotAuthenticated,
     ServiceUnavailable,
 )
-from workspaces.models import auth_tokens, members, users, workspaces
+from workspaces.models import USER_AGENT_MAX, auth_tokens, members, users, workspaces
 from workspaces.security import Passwords, hash_token, new_token
 from workspaces.settings import Settings
 from workspaces.validation import check_all, clean_name, email_skeleton, normalize_email
@@ -74,10 +74,13 @@ class NewAccount:
 
 @dataclass(frozen=True)
 class Session:
-    """The token a sign-up or sign-in issues: an API token or a browser session."""
+    """The token a sign-up or sign-in issues: an API token or a browser session, and the device
+    it goes to (its User-Agent header and client address: the session list shows them)."""
 
     kind: str
     ttl: timedelta
+    user_agent: str | None
+    address: str
 
 
 def _email_taken(address: str) -> Conflict:
@@ -154,7 +157,7 @@ async def sign_up(tx: Transactions, passwords: Passwords, *, email: str, passwor
     async with tx.write() as conn:
         user = await create_account(conn, account=account)
         await send_verification(conn, user_id=user.id, email=user.email, settings=settings)
-        token = await issue_token(conn, user_id=user.id, kind=session.kind, ttl=session.ttl)
+        token = await issue_token(conn, user_id=user.id, session=session)
     return user, token
 
 
@@ -227,7 +230,7 @@ async def sign_in(tx: Transactions, passwords: Passwords, *, email: str, passwor
         if (await conn.execute(current)).scalar() != row.password_hash:
             raise NotAuthenticated("The email or password is wrong.",
                                    code="invalid_credentials")
-        token = await issue_token(conn, user_id=row.id, kind=session.kind, ttl=session.ttl)
+        token = await issue_token(conn, user_id=row.id, session=session)
     return user_of(row), token
 
 
@@ -269,15 +272,15 @@ async def get_user_by_email(conn: AsyncConnection, email: str) -> UserInfo | Non
     return user_of(row) if row else None
 
 
-async def issue_token(
-    conn: AsyncConnection, *, user_id: uuid.UUID, kind: str, ttl: timedelta
-) -> str:
+async def issue_token(conn: AsyncConnection, *, user_id: uuid.UUID, session: Session) -> str:
     """A new bearer token or session for the user; only its hash is stored."""
     token = new_token(TOKEN_PREFIX)
     now = clock.now()
     await conn.execute(insert(auth_tokens).values(
-        id=uuid.uuid4(), user_id=user_id, token_hash=hash_token(token), kind=kind,
-        created_at=now, expires_at=now + ttl,
+        id=uuid.uuid4(), user_id=user_id, token_hash=hash_token(token), kind=session.kind,
+        created_at=now, expires_at=now + session.ttl, last_used_at=now,
+        user_agent=session.user_agent[:USER_AGENT_MAX] if session.user_agent else None,
+        client_address=session.address,
     ))
     return token
 
@@ -292,7 +295,8 @@ async def revoke_token(conn: AsyncConnection, *, token: str) -> None:
 
 # Built once: a request binds values instead of building and hashing a new statement.
 TOKEN_USER = (
-    select(*_USER_COLUMNS)
+    select(*_USER_COLUMNS, auth_tokens.c.id.label("token_id"),
+           auth_tokens.c.created_at.label("token_created_at"), auth_tokens.c.last_used_at)
     .join(auth_tokens, auth_tokens.c.user_id == users.c.id)
     .where(
         auth_tokens.c.token_hash == bindparam("token_hash"),
@@ -309,9 +313,25 @@ def token_params(token: str, kind: str) -> dict[str, Any]:
 
 
 async def user_for_token(conn: AsyncConnection, *, token: str, kind: str) -> UserInfo | None:
-    """The user a live token belongs to, in one query."""
+    """The user a live token belongs to, in one query (and its use noted: `note_use`)."""
     row = (await conn.execute(TOKEN_USER, token_params(token, kind))).first()
-    return user_of(row) if row else None
+    if row is None:
+        return None
+    await note_use(conn, row)
+    return user_of(row)
+
+
+# "Last used" is kept to this step: a busy session costs one UPDATE in a while, not one a request.
+LAST_USE_STEP = timedelta(minutes=5)
+
+
+async def note_use(conn: AsyncConnection, row: Any) -> None:
+    """Move the last use of the token of a `TOKEN_USER` row to now, when it is a step old."""
+    now = clock.now()
+    if clock.aware(row.last_used_at or row.token_created_at) > now - LAST_USE_STEP:
+        return
+    await conn.execute(update(auth_tokens).where(auth_tokens.c.id == row.token_id)
+                       .values(last_used_at=now))
 
 
 def failed_password_limits(address: str, client: str, settings: Settings

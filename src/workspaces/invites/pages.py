@@ -17,13 +17,13 @@ from workspaces.invites import service
 from workspaces.members.pages import members_tab
 from workspaces.web.deps import AppSettings, Conn, PasswordHashing, Tx
 from workspaces.web.html import (
-    BROWSER_SESSION,
     Confirmed,
     CsrfChecked,
     PageUser,
     SignedIn,
     act,
     attempt,
+    browser_session,
     confirm_page,
     field_errors,
     redirect,
@@ -72,7 +72,7 @@ async def join(request: Request, token: str, tx: Tx, passwords: PasswordHashing,
     try:
         created, joined, session = await service.join(
             tx, passwords, token=token, name=name, password=password,
-            session=BROWSER_SESSION, settings=settings)
+            session=browser_session(request), settings=settings)
     except AppError as error:
         async with tx.read() as conn:
             return await _page(request, conn, token, status=error.status,

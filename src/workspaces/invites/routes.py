@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import TypeAdapter
 
 from workspaces.errors import NotAuthenticated
@@ -112,7 +112,7 @@ async def preview_invite(token: str, conn: Conn) -> InvitePreview:
 @router.post("/api/invites/{token}/accept", response_model=AcceptResult,
              responses=errors(401, 403, 404, 409, 410))
 async def accept_invite(
-    token: str, tx: Tx, credentials: Credentials, passwords: PasswordHashing,
+    request: Request, token: str, tx: Tx, credentials: Credentials, passwords: PasswordHashing,
     settings: AppSettings, body: Annotated[AcceptBody | None, Body()] = None,
 ) -> AcceptResult:
     """Join the workspace. Signed in: as yourself (the email must match). Without an account:
@@ -127,7 +127,7 @@ async def accept_invite(
                                "the invited address.", code="sign_in_required")
     _, joined, api_token = await service.join(tx, passwords, token=token, name=body.name,
                                               password=body.password,
-                                              session=api_session(settings),
+                                              session=api_session(request),
                                               settings=settings)
     return AcceptResult(member=MemberRead.model_validate(joined.member), token=api_token)
 

@@ -474,7 +474,7 @@ async def join(tx: Transactions, passwords: Passwords, *, token: str, name: str,
         # Not verified by the invite's link: its creator saw the same link. A link of its own.
         await send_verification(conn, user_id=user.id, email=user.email, settings=settings)
         joined = await accept_invite(conn, token=token, user=user)
-        issued = await issue_token(conn, user_id=user.id, kind=session.kind, ttl=session.ttl)
+        issued = await issue_token(conn, user_id=user.id, session=session)
     return user, joined, issued
 
 

@@ -170,9 +170,17 @@ def get_settings_dep(request: Request) -> Settings:
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def api_session(settings: Settings) -> Session:
+def issued_session(request: Request, kind: str, ttl: timedelta) -> Session:
+    """A session issued to this request's device: its User-Agent header, and the client address
+    the limits count (`client_address`)."""
+    return Session(kind, ttl, user_agent=request.headers.get("user-agent"),
+                   address=client_address(request))
+
+
+def api_session(request: Request) -> Session:
     """The bearer token sign-up, sign-in and joining from an invite issue through the API."""
-    return Session("api", timedelta(days=settings.api_token_ttl_days))
+    settings: Settings = request.app.state.settings
+    return issued_session(request, "api", timedelta(days=settings.api_token_ttl_days))
 
 Tx = Annotated[RequestTransactions, Depends(RequestTransactions)]
 

@@ -41,14 +41,13 @@ from workspaces import logs
 from workspaces.accounts.service import PASSWORD_RULE, Session, UserInfo, user_for_token
 from workspaces.errors import AppError, Forbidden, SchemaOutOfDate
 from workspaces.settings import Settings
-from workspaces.web.deps import Conn, connection
+from workspaces.web.deps import Conn, connection, issued_session
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals["password_rule"] = PASSWORD_RULE
 SESSION_COOKIE, ANON_COOKIE, FLASH_COOKIE = "ws_session", "ws_anon", "ws_flash"
 SESSION_DAYS = 14
-BROWSER_SESSION = Session("browser", timedelta(days=SESSION_DAYS))
 T = TypeVar("T")
 FLASH_SECONDS = 120
 
@@ -59,6 +58,11 @@ class SignInRequired(Exception):
     def __init__(self, next_url: str) -> None:
         super().__init__(next_url)
         self.next_url = next_url
+
+
+def browser_session(request: Request) -> Session:
+    """The browser session sign-up, sign-in and joining from an invite issue."""
+    return issued_session(request, "browser", timedelta(days=SESSION_DAYS))
 
 
 def served_over_https(settings: Settings) -> bool:

@@ -19,6 +19,7 @@ from workspaces.accounts.service import (
     TOKEN_USER,
     UserInfo,
     get_user_by_email,
+    note_use,
     token_params,
     user_of,
 )
@@ -116,6 +117,7 @@ async def access_by_token(conn: AsyncConnection, *, token: str, kind: str, slug:
                                                  "slug": slug if valid else None})).first()
     if row is None:
         return None
+    await note_use(conn, row)
     if row.workspace_id is None:
         raise _no_workspace(slug)
     workspace = WorkspaceInfo(row.workspace_id, row.w_name, row.slug,
