@@ -51,6 +51,18 @@ async def live_link(conn: AsyncConnection, token: str, purpose: str) -> Any | No
         .where(*_live(token, purpose)))).first()
 
 
+async def live_link_to(conn: AsyncConnection, user_id: uuid.UUID, purpose: str,
+                       email: str) -> Any | None:
+    """The account's newest live link of `purpose` mailed to `email` (its id and
+    created_at), or None."""
+    return (await conn.execute(
+        select(account_tokens.c.id, account_tokens.c.created_at)
+        .where(account_tokens.c.user_id == user_id, account_tokens.c.purpose == purpose,
+               account_tokens.c.email == email, account_tokens.c.used_at.is_(None),
+               account_tokens.c.expires_at > clock.now())
+        .order_by(account_tokens.c.created_at.desc()).limit(1))).first()
+
+
 async def claim_link(conn: AsyncConnection, token: str, purpose: str) -> Any | None:
     """Use a live link: (user_id, email), or None when it is dead or another request used it
     first (a conditional UPDATE: of two racing claims exactly one gets the row)."""

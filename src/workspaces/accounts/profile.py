@@ -173,20 +173,30 @@ async def change_password(tx: Transactions, passwords: Passwords, *, user: UserI
     return revoked
 
 
-def _email_change_limits(user_id: uuid.UUID, address: str,
-                         settings: Settings) -> tuple[ratelimit.Limit, ...]:
-    """Per account an hour; and per receiving mailbox a day (`+tags` and dots merged, as for
-    invites), so accounts made for it cannot flood an address of their choosing."""
-    return (
+def _email_change_limits(user_id: uuid.UUID, address: str, settings: Settings, *,
+                         new_link: bool) -> tuple[ratelimit.Limit, ...]:
+    """Per account an hour; per receiving mailbox from this account a day (`+tags` and dots
+    merged, as for invites); and per mailbox from all accounts a day, a higher ceiling that
+    counts an account's requests for one address once while its link is live. So accounts made
+    for it cannot flood an address, nor spend its budget for the account that means it."""
+    day, mailbox = timedelta(days=1), ratelimit.mailbox_key(address)
+    limits = (
         ratelimit.Limit(f"email-change:account:{user_id}",
                         settings.email_change_limit_per_account_per_hour,
                         timedelta(hours=1), "address change requests",
                         name="email_change_limit_per_account_per_hour"),
-        ratelimit.Limit(f"email-change:to:{ratelimit.mailbox_key(address)}",
+        ratelimit.Limit(f"email-change:to:{mailbox}:by:{user_id}",
                         settings.email_change_limit_per_recipient_per_day,
-                        timedelta(days=1), "address change emails to this address",
+                        day, "address change emails from you to this address",
                         name="email_change_limit_per_recipient_per_day"),
     )
+    if not new_link:
+        return limits
+    return (*limits, ratelimit.Limit(
+        f"email-change:to:{mailbox}",
+        settings.email_change_limit_per_recipient_all_accounts_per_day, day,
+        "address change emails to this address",
+        name="email_change_limit_per_recipient_all_accounts_per_day"))
 
 
 async def request_email_change(tx: Transactions, passwords: Passwords, *, user: UserInfo,
@@ -208,7 +218,9 @@ async def request_email_change(tx: Transactions, passwords: Passwords, *, user: 
         await _settle(conn, checked)
         try:
             async with conn.begin_nested():
-                await ratelimit.hit(conn, *_email_change_limits(user.id, address, settings))
+                pending = await links.live_link_to(conn, user.id, EMAIL_CHANGE, address)
+                await ratelimit.hit(conn, *_email_change_limits(user.id, address, settings,
+                                                                new_link=pending is None))
         except RateLimited as limited:
             refusal = limited
         else:

@@ -29,7 +29,15 @@ from workspaces.accounts.service import (
 from workspaces.accounts.verification import send_verification
 from workspaces.audit.service import record
 from workspaces.db import Transactions, dialect_insert
-from workspaces.errors import Conflict, Forbidden, Gone, InvalidInput, NotAuthenticated, NotFound
+from workspaces.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    counted,
+)
 from workspaces.invites import statuses
 from workspaces.mail.outbox import InviteEmail, accept_url, enqueue_invite
 from workspaces.members.service import MemberInfo
@@ -147,39 +155,49 @@ async def _queue_email(conn: AsyncConnection, *, access: Access, invite: InviteI
     )
 
 
-async def _count_email(conn: AsyncConnection, access: Access, address: str,
-                       settings: Settings) -> None:
-    """Every invite email, created or re-sent, counts per workspace, per inviting user (new
-    workspaces bring no new budget) and per recipient across all workspaces (no address can
-    be flooded).
-
-    Counted last: the counter rows stay locked until commit, and every invite of the workspace
-    waits for them, so the locks are taken as late as possible. A refused invite (429 or any
-    error) rolls back with its counts, so only emails really queued are counted.
-    """
-    hour, day = timedelta(hours=1), timedelta(days=1)
-    await ratelimit.hit(
-        conn,
+def _sender_limits(access: Access, settings: Settings) -> tuple[ratelimit.Limit, ...]:
+    """Invite emails per workspace and per inviting user an hour (new workspaces bring no new
+    budget)."""
+    hour = timedelta(hours=1)
+    return (
         ratelimit.Limit(f"invites:{access.workspace.id}", settings.invite_rate_limit_per_hour,
                         hour, "invitations for this workspace", name="invite_rate_limit_per_hour"),
         ratelimit.Limit(f"invites:by:{access.user.id}", settings.invite_limit_per_user_per_hour,
                         hour, "invitations sent by you", name="invite_limit_per_user_per_hour"),
-        ratelimit.Limit(f"invites:to:{ratelimit.mailbox_key(address)}",
-                        settings.invite_limit_per_recipient_per_day, day,
-                        "invitations to this address", name="invite_limit_per_recipient_per_day"),
     )
+
+
+def _recipient_limits(access: Access, address: str, settings: Settings, *,
+                      new_invite: bool) -> tuple[ratelimit.Limit, ...]:
+    """Invite emails to one mailbox a day from this inviting user; and new invites to it from
+    everyone, a higher ceiling that counts an invite once however often it is re-sent. So no
+    address can be flooded, and no sender spends another's budget for it."""
+    day, mailbox = timedelta(days=1), ratelimit.mailbox_key(address)
+    per_sender = ratelimit.Limit(
+        f"invites:to:{mailbox}:by:{access.user.id}", settings.invite_limit_per_recipient_per_day,
+        day, "invitations from you to this address", name="invite_limit_per_recipient_per_day")
+    if not new_invite:
+        return (per_sender,)
+    return (per_sender, ratelimit.Limit(
+        f"invites:to:{mailbox}", settings.invite_limit_per_recipient_all_senders_per_day, day,
+        "invitations to this address", name="invite_limit_per_recipient_all_senders_per_day"))
 
 
 async def create_invite(
     conn: AsyncConnection, *, access: Access, email: str, role: str,
     expires_in_days: int | None, settings: Settings,
 ) -> IssuedInvite:
+    """Invite `address` with `role`. The attempt is counted against the sender's limits
+    before anything about the address is answered (refused ones too, as for sign-ups: each
+    tells whether an address is a member or looks like another account's); the recipient's
+    limits count only an email really queued, last (their rows stay locked until commit)."""
     access = await hold_role(conn, access)
     access.require("admin", "invite people")
     address = normalize_email(email)
     check_role(role)
     access.require_grant(role, f"invite someone as {role}")
     days = _check_days(expires_in_days, settings)
+    await ratelimit.hit(conn, *_sender_limits(access, settings))
     workspace_id = access.workspace.id
     pending = (select(invites.c.id, invites.c.expires_at, invites.c.role)
                .where(invites.c.workspace_id == workspace_id, invites.c.email == address,
@@ -198,17 +216,17 @@ async def create_invite(
         )
     )).one()
     if existing.is_member:
-        raise Conflict(f"{address} is already a member of {access.workspace.name}.",
-                       code="already_member")
+        raise counted(Conflict(f"{address} is already a member of {access.workspace.name}.",
+                               code="already_member"))
     if existing.looks_like_another:  # its invitee could never sign up: a trap, or a typo
-        raise InvalidInput(f"{address} looks like the address of another account (look-alike "
-                           "letters); check the address you meant.", code="email_confusable",
-                           field="email")
+        raise counted(InvalidInput(
+            f"{address} looks like the address of another account (look-alike letters); check "
+            "the address you meant.", code="email_confusable", field="email"))
     now = clock.now()
     if existing.id is not None:
         if not statuses.expired(existing.expires_at, now):
-            raise Conflict(f"{address} already has a pending invite; resend or revoke it.",
-                           code="invite_exists", invite_id=str(existing.id))
+            raise counted(Conflict(f"{address} already has a pending invite; resend or revoke "
+                                   "it.", code="invite_exists", invite_id=str(existing.id)))
         access.require_grant(existing.role, "replace an expired invite for the role "
                                             f"{existing.role}")
         # An expired invite is replaced: revoke it so the new one is the only pending one.
@@ -242,7 +260,7 @@ async def create_invite(
     await record(conn, workspace_id=workspace_id, actor_id=access.user.id, action="created",
                  target_type="invite", target_id=invite_id, target_email=address,
                  detail={"role": role, "expires_at": expires_at.isoformat()})
-    await _count_email(conn, access, address, settings)
+    await ratelimit.hit(conn, *_recipient_limits(access, address, settings, new_invite=True))
     return IssuedInvite(invite, accept_url(settings.base_url, token))
 
 
@@ -293,7 +311,8 @@ async def resend_invite(conn: AsyncConnection, *, access: Access, invite_id: uui
     await record(conn, workspace_id=access.workspace.id, actor_id=access.user.id,
                  action="resent", target_type="invite", target_id=invite_id,
                  target_email=invite.email, detail={"expires_at": expires_at.isoformat()})
-    await _count_email(conn, access, invite.email, settings)
+    await ratelimit.hit(conn, *_sender_limits(access, settings),
+                        *_recipient_limits(access, invite.email, settings, new_invite=False))
     return IssuedInvite(invite, accept_url(settings.base_url, token))
 
 
