@@ -46,10 +46,12 @@ class Settings(BaseSettings):
     invite_limit_per_recipient_all_senders_per_day: int = Field(default=20, ge=1)
     # Sign-ups (attempts) and workspace creations per client address an hour.
     signup_limit_per_client_per_hour: int = Field(default=20, ge=1)
-    # Password reset requests per client address, and reset emails per account, an hour;
-    # verification emails an account may ask for again, an hour.
+    # Password reset requests per client address, and reset emails per account asked for from
+    # one client address and from all of them (a higher ceiling), an hour; verification emails
+    # an account may ask for again, an hour.
     password_reset_limit_per_client_per_hour: int = Field(default=20, ge=1)
     password_reset_limit_per_account_per_hour: int = Field(default=3, ge=1)
+    password_reset_limit_per_account_all_clients_per_hour: int = Field(default=10, ge=1)
     verification_limit_per_account_per_hour: int = Field(default=3, ge=1)
     workspace_limit_per_client_per_hour: int = Field(default=20, ge=1)
     # Address-change links (profile) per account an hour: each mails an address of its choice;

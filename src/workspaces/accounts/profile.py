@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from workspaces import clock, ratelimit
 from workspaces.accounts import links
 from workspaces.accounts.events import record_account_event
+from workspaces.accounts.recovery import RESET
 from workspaces.accounts.service import (
     UserInfo,
     address_refusal,
@@ -147,10 +148,12 @@ async def change_password(tx: Transactions, passwords: Passwords, *, user: UserI
     now = clock.now()
     async with tx.write() as conn:
         await _settle(conn, checked)
-        stored = select(users.c.password_hash).where(users.c.id == user.id)
+        stored = select(users.c.password_hash, users.c.email_verified_at) \
+            .where(users.c.id == user.id)
         if conn.dialect.name == "postgresql":
             stored = stored.with_for_update()
-        if (await conn.execute(stored)).scalar() != checked.stored:
+        current = (await conn.execute(stored)).one()
+        if current.password_hash != checked.stored:
             raise _wrong_password()
         kept = await _live_token_id(conn, user_id=user.id, token=token)
         await conn.execute(update(users).where(users.c.id == user.id)
@@ -162,7 +165,10 @@ async def change_password(tx: Transactions, passwords: Passwords, *, user: UserI
             .values(revoked_at=now)
             .returning(auth_tokens.c.id))).all())
         for purpose in ACCOUNT_TOKEN_PURPOSES:  # links asked for with the old password end too
-            await links.end_links(conn, user.id, purpose)
+            # but a reset link mailed to an unverified address: it is how the mailbox's owner
+            # takes the account back from whoever registered the address (`recovery`).
+            if purpose != RESET or current.email_verified_at is not None:
+                await links.end_links(conn, user.id, purpose)
         await record_account_event(conn, user_id=user.id, action="password_changed",
                                    detail={"signed_out": revoked})
         await enqueue_account_email(
@@ -227,7 +233,8 @@ async def request_email_change(tx: Transactions, passwords: Passwords, *, user: 
             refusal = await address_refusal(conn, address)
         if refusal is None:
             token = await links.issue_link(conn, user_id=user.id, purpose=EMAIL_CHANGE,
-                                           email=address, ttl=EMAIL_CHANGE_TTL)
+                                           email=address, ttl=EMAIL_CHANGE_TTL,
+                                           key=secret_key(settings))
             await record_account_event(conn, user_id=user.id, action="email_change_requested",
                                        detail={"to": address})
             await enqueue_account_email(
