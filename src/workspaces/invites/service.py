@@ -39,7 +39,7 @@ from workspaces.errors import (
     counted,
 )
 from workspaces.invites import statuses
-from workspaces.mail.outbox import InviteEmail, accept_url, enqueue_invite
+from workspaces.mail.outbox import InviteEmail, accept_url, enqueue_invite, quoted
 from workspaces.members.service import MemberInfo
 from workspaces.models import PENDING_ONLY, invites, members, outbox, users, workspaces
 from workspaces.pagination import Cursor, check_limit, keyset, page_of
@@ -66,6 +66,15 @@ class InviteInfo:
     created_by_name: str | None
     email_status: str | None  # the latest email's delivery: pending | sent | failed | logged
     email_error: str | None  # why the latest attempt failed (server reply or unreachable)
+    created_by_email: str | None = None
+
+
+def inviter_label(name: str | None, email: str | None) -> str | None:
+    """How an inviter is shown to the invitee: the name they chose, quoted, next to their real
+    address, so a name cannot pose as an address or a brand."""
+    if email is None:
+        return None
+    return f"{quoted(name)} ({email})" if name and name != email else email
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,12 @@ class Preview:
     role: str
     status: str
     expires_at: datetime
+    inviter_email: str | None = None
+
+    @property
+    def inviter(self) -> str | None:
+        """The inviter as the invitee reads it (`inviter_label`)."""
+        return inviter_label(self.inviter_name, self.inviter_email)
 
 
 def _latest_email(column: Any) -> Any:
@@ -96,6 +111,7 @@ _COLUMNS = (
     invites.c.id, invites.c.workspace_id, invites.c.email, invites.c.role, invites.c.status,
     invites.c.expires_at, invites.c.created_at, invites.c.accepted_at, invites.c.revoked_at,
     invites.c.declined_at, invites.c.created_by_user_id, users.c.name.label("created_by_name"),
+    users.c.email.label("created_by_email"),
 )
 _EMAIL_COLUMNS = (  # for admins' views only: the invitee's page does not show them
     _latest_email(outbox.c.status).label("email_status"),
@@ -113,6 +129,7 @@ def _info(row: Any, now: datetime) -> InviteInfo:
         clock.aware(row.expires_at), clock.aware(row.created_at), at(row.accepted_at),
         at(row.revoked_at), at(row.declined_at), row.created_by_user_id, row.created_by_name,
         getattr(row, "email_status", None), getattr(row, "email_error", None),
+        row.created_by_email,
     )
 
 
@@ -148,8 +165,9 @@ async def _queue_email(conn: AsyncConnection, *, access: Access, invite: InviteI
                        settings: Settings, first: bool = False) -> None:
     await enqueue_invite(
         conn,
-        email=InviteEmail(invite.email, access.workspace.name, access.user.name, invite.role,
-                          invite.expires_at),
+        email=InviteEmail(invite.email, access.workspace.name,
+                          inviter_label(access.user.name, access.user.email) or "",
+                          invite.role, invite.expires_at, inviter_email=access.user.email),
         token=token, workspace_id=access.workspace.id, invite_id=invite.id,
         key=secret_key(settings), first=first,
     )
@@ -254,7 +272,8 @@ async def create_invite(
         raise Conflict(f"{address} already has a pending invite; resend or revoke it.",
                        code="invite_exists")
     invite = InviteInfo(invite_id, workspace_id, address, role, "pending", expires_at, now,
-                        None, None, None, access.user.id, access.user.name, "pending", None)
+                        None, None, None, access.user.id, access.user.name, "pending", None,
+                        access.user.email)
     await _queue_email(conn, access=access, invite=invite, token=token, settings=settings,
                        first=True)
     await record(conn, workspace_id=workspace_id, actor_id=access.user.id, action="created",
@@ -388,7 +407,9 @@ async def _by_token(conn: AsyncConnection, token: str, *, lock: bool = False) ->
 
 
 def _check_usable(found: _ByToken) -> None:
-    invite, who = found.invite, found.invite.created_by_name or "the workspace's admins"
+    invite = found.invite
+    who = inviter_label(invite.created_by_name, invite.created_by_email) or \
+        "the workspace's admins"
     if invite.status == "expired":
         raise Gone(f"This invite to {found.workspace_name} expired on "
                    f"{invite.expires_at:%d %B %Y}; ask {who} to send it again.",
@@ -412,7 +433,8 @@ async def preview(conn: AsyncConnection, *, token: str) -> Preview:
     found = await _by_token(conn, token)
     invite = found.invite
     return Preview(found.workspace_name, found.workspace_slug, invite.created_by_name,
-                   invite.email, invite.role, invite.status, invite.expires_at)
+                   invite.email, invite.role, invite.status, invite.expires_at,
+                   invite.created_by_email)
 
 
 @dataclass(frozen=True)
@@ -532,6 +554,12 @@ class ForYou:
     role: str
     inviter_name: str | None
     expires_at: datetime
+    inviter_email: str | None = None
+
+    @property
+    def inviter(self) -> str | None:
+        """The inviter as the invitee reads it (`inviter_label`)."""
+        return inviter_label(self.inviter_name, self.inviter_email)
 
 
 def _require_verified(user: UserInfo) -> None:
@@ -550,15 +578,16 @@ async def invites_for(conn: AsyncConnection, *, user: UserInfo) -> list[ForYou]:
     inviter = users.alias("inviter")
     rows = await conn.execute(
         select(invites.c.id, workspaces.c.name, workspaces.c.slug, invites.c.role,
-               inviter.c.name.label("inviter_name"), invites.c.expires_at)
+               inviter.c.name.label("inviter_name"), invites.c.expires_at,
+               inviter.c.email.label("inviter_email"))
         .join(workspaces, workspaces.c.id == invites.c.workspace_id)
         .outerjoin(inviter, inviter.c.id == invites.c.created_by_user_id)
         .where(invites.c.email == user.email,
                statuses.where("pending", invites.c.status, invites.c.expires_at, now),
                invites.c.workspace_id.not_in(already))
         .order_by(invites.c.expires_at, invites.c.id))
-    return [ForYou(r.id, r.name, r.slug, r.role, r.inviter_name, clock.aware(r.expires_at))
-            for r in rows]
+    return [ForYou(r.id, r.name, r.slug, r.role, r.inviter_name, clock.aware(r.expires_at),
+                   r.inviter_email) for r in rows]
 
 
 async def _for_user(conn: AsyncConnection, invite_id: uuid.UUID, user: UserInfo, *,
@@ -596,4 +625,4 @@ async def decline_for_user(conn: AsyncConnection, *, invite_id: uuid.UUID,
     await _decline(conn, found, user)
     invite = found.invite
     return ForYou(invite.id, found.workspace_name, found.workspace_slug, invite.role,
-                  invite.created_by_name, invite.expires_at)
+                  invite.created_by_name, invite.expires_at, invite.created_by_email)
