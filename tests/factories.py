@@ -151,7 +151,8 @@ class Factory:
 
     def audit(self, workspace: Workspace, actor: User, action: str = "invite.created") -> None:
         self._insert(audit_events, id=uuid.uuid4(), workspace_id=workspace.id,
-                     actor_user_id=actor.id, action=action, target_type="invite",
+                     actor_user_id=actor.id, actor_email=actor.email, action=action,
+                     target_type="invite",
                      target_id=str(uuid.uuid4()), target_email="someone@example.com",
                      detail={"role": "member"}, created_at=clock.now())
 

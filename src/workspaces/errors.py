@@ -11,7 +11,7 @@ or an exit code.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypeVar
 
 # The programs a printed next step may run. A line of a `fix` that starts with one of them is a
 # command, printed as `next:` (or `or:`) to be pasted as it stands; any other line is advice
@@ -66,6 +66,8 @@ class Error(Exception):
 class AppError(Error):
     status = 400
     code = "bad_request"
+    # Commit what the request wrote before this refusal (see `counted`); else all rolls back.
+    keep_writes = False
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
                  headers: dict[str, str] | None = None, fix: str | None = None,
@@ -78,6 +80,16 @@ class AppError(Error):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+AppErrorT = TypeVar("AppErrorT", bound=AppError)
+
+
+def counted(error: AppErrorT) -> AppErrorT:
+    """`error`, refusing after its attempt was counted: the counts commit with the refusal
+    (an answer about an address, such as `email_confusable`, must cost one attempt)."""
+    error.keep_writes = True
+    return error
 
 
 class SchemaError(Error):

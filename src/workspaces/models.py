@@ -230,6 +230,9 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(32))
     target_type: Mapped[str] = mapped_column(String(16))
     target_id: Mapped[str] = mapped_column(String(64))
+    # The actor's address when the event was written, as target_email is the target's: later
+    # addresses of someone who left are not the workspace's to see.
+    actor_email: Mapped[str | None] = mapped_column(String(320))
     target_email: Mapped[str | None] = mapped_column(String(320))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -69,21 +69,28 @@ class Settings(BaseSettings):
     invite_ttl_days: int = Field(default=7, ge=1, le=30)
     # Limits, counted in the database (they hold across instances); see docs/security.md.
     # Invite emails, created or re-sent: per workspace and per inviting user an hour, and per
-    # recipient address a day across all workspaces.
+    # recipient address from one inviting user a day; new invites to one recipient address
+    # from everyone a day (re-sends not counted again), a higher ceiling.
     invite_rate_limit_per_hour: int = Field(default=50, ge=1)
     invite_limit_per_user_per_hour: int = Field(default=50, ge=1)
     invite_limit_per_recipient_per_day: int = Field(default=5, ge=1)
+    invite_limit_per_recipient_all_senders_per_day: int = Field(default=20, ge=1)
     # Sign-ups (attempts) and workspace creations per client address an hour.
     signup_limit_per_client_per_hour: int = Field(default=20, ge=1)
-    # Password reset requests per client address, and reset emails per account, an hour;
-    # verification emails an account may ask for again, an hour.
+    # Password reset requests per client address, and reset emails per account asked for from
+    # one client address and from all of them (a higher ceiling), an hour; verification emails
+    # an account may ask for again, an hour.
     password_reset_limit_per_client_per_hour: int = Field(default=20, ge=1)
     password_reset_limit_per_account_per_hour: int = Field(default=3, ge=1)
+    password_reset_limit_per_account_all_clients_per_hour: int = Field(default=10, ge=1)
     verification_limit_per_account_per_hour: int = Field(default=3, ge=1)
     workspace_limit_per_client_per_hour: int = Field(default=20, ge=1)
-    # Address-change links (profile) per account an hour: each mails an address of its choice.
+    # Address-change links (profile) per account an hour: each mails an address of its choice;
+    # to one address from one account a day; to one address from all accounts a day (an
+    # account's requests for it counted once while its link is live), a higher ceiling.
     email_change_limit_per_account_per_hour: int = Field(default=5, ge=1)
     email_change_limit_per_recipient_per_day: int = Field(default=3, ge=1)
+    email_change_limit_per_recipient_all_accounts_per_day: int = Field(default=10, ge=1)
     api_token_ttl_days: int = Field(default=30, ge=1)
     # Failed sign-ins per 15 minutes: for one account from one client address, for one account
     # from all addresses (distributed guessing), and from one client address over all accounts.

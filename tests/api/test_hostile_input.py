@@ -89,7 +89,8 @@ def test_the_invite_email_escapes_html_in_names(api: Api, smtp: Sink) -> None:
     # Plain text and the subject are not HTML: there the names stay literal.
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "<script>alert(1)</script>" in text
-    assert message["Subject"] == '" onmouseover="x invited you to <script>alert(1)</script>'
+    assert message["Subject"] == \
+        'ann@example.com invited you to “<script>alert(1)</script>” on Workspaces'
 
 
 # --- malformed bodies -----------------------------------------------------------------------

@@ -23,7 +23,7 @@ def test_invite_email_link_preview_and_accept(api: Api, smtp: Sink) -> None:
 
     (message,) = smtp.wait_for(1)
     assert message["To"] == "bob@example.com"
-    assert message["Subject"] == "Ann invited you to Acme Inc"
+    assert message["Subject"] == "ann@example.com invited you to “Acme Inc” on Workspaces"
     token = link_in(message)
     assert created["accept_url"].endswith(token)
     html = message.get_body(("html",))
@@ -34,7 +34,8 @@ def test_invite_email_link_preview_and_accept(api: Api, smtp: Sink) -> None:
     preview = api.client.get(f"/api/invites/{token}")
     assert preview.status_code == 200
     assert preview.json() | {"expires_at": None} == {
-        "workspace_name": "Acme Inc", "inviter_name": "Ann", "email": "bob@example.com",
+        "workspace_name": "Acme Inc", "inviter_name": "Ann", "inviter_email": "ann@example.com",
+        "email": "bob@example.com",
         "role": "admin", "status": "pending", "expires_at": None}
     for _ in range(3):  # opening the link (a mail scanner's GET) changes nothing
         api.client.get(f"/api/invites/{token}")
@@ -139,7 +140,7 @@ def test_revoke_stops_the_link(api: Api) -> None:
     bob = api.signup("bob@example.com")
     message = api.error(api.client.post(f"/api/invites/{token}/accept", headers=bob),
                         410, "invite_revoked")
-    assert "ask Ann" in message
+    assert "ask “Ann” (ann@example.com)" in message
     api.error(api.client.post(f"/api/workspaces/{slug}/invites/{invite['id']}/revoke",
                               headers=owner), 409, "invite_revoked")
     api.error(api.client.post(f"/api/workspaces/{slug}/invites/{invite['id']}/resend",
@@ -279,3 +280,25 @@ def test_the_database_never_holds_a_raw_token(api: Api, smtp: Sink) -> None:
         for row in api.db.sql(f'SELECT * FROM "{table}"'):
             dumped = " ".join(map(str, row))
             assert not any(secret in dumped for secret in secrets), table
+
+
+def test_an_inviter_name_cannot_pose_as_an_address_or_a_brand(api: Api, smtp: Sink) -> None:
+    """Found by attacking: an inviter named "security@paypal.com" sent emails whose Subject
+    and text began with that name, and the invite page showed it alone as "Invited by"."""
+    owner = api.signup("mallory@evil.example", "security@paypal.com")
+    slug = api.workspace(owner, "PayPal Account Review")
+    token = api.invite_token(owner, slug, "bob@example.com")
+    (message,) = smtp.wait_for(1)
+    assert message["Subject"] == \
+        "mallory@evil.example invited you to “PayPal Account Review” on Workspaces"
+    assert "security@paypal.com" not in message["Subject"]
+    shown = "“security@paypal.com” (mallory@evil.example)"
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert text.startswith(f"{shown} invited you")
+    html = message.get_body(("html",))
+    assert html is not None and "&#34;" not in shown and shown in html.get_content()
+    page = api.client.get(f"/invites/{token}")
+    assert page.status_code == 200
+    assert f"<dt>Invited by</dt><dd>{shown}</dd>" in page.text
+    assert api.client.get(f"/api/invites/{token}").json()["inviter_email"] == \
+        "mallory@evil.example"

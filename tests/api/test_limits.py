@@ -3,6 +3,7 @@ sign-ups and workspace creations per client address; the client address behind p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,7 @@ def test_resends_count_with_creates(api: Api) -> None:
 
 
 def test_one_address_gets_at_most_its_daily_invites_from_all_workspaces(api: Api) -> None:
-    _limits(api, invite_limit_per_recipient_per_day=2)
+    _limits(api, invite_limit_per_recipient_all_senders_per_day=2)
     inviters = [api.signup(f"owner{n}@example.com") for n in range(3)]
     slugs = [api.workspace(headers, f"Space {n}") for n, headers in enumerate(inviters)]
     api.invite(inviters[0], slugs[0], "victim@example.com")
@@ -59,6 +60,72 @@ def test_one_address_gets_at_most_its_daily_invites_from_all_workspaces(api: Api
     api.invite(inviters[2], slugs[2], "someone-else@example.com")
     assert api.db.sql("SELECT count(*) FROM workspace_invites "
                       "WHERE email = 'victim@example.com'") == [(2,)]
+
+
+def test_a_stranger_cannot_spend_an_addresss_invites_for_the_real_employer(api: Api) -> None:
+    """Found by attacking: one invite re-sent four times, then revoked, used up the address's
+    daily budget, and its real employer could not invite it for the rest of the day."""
+    _limits(api, invite_limit_per_recipient_per_day=5,
+            invite_limit_per_recipient_all_senders_per_day=2)
+    stranger = api.signup("mallory@example.com")
+    squat = api.workspace(stranger, "Squat")
+    invite_id = api.invite(stranger, squat, "dana@example.com")["id"]
+    assert [_resend(api, stranger, squat, invite_id).status_code for _ in range(5)] == \
+        [200, 200, 200, 200, 429]  # the stranger's own budget for the address: five emails
+    assert api.client.post(f"/api/workspaces/{squat}/invites/{invite_id}/revoke",
+                           headers=stranger).status_code == 200
+    api.error(api.client.post(f"/api/workspaces/{squat}/invites",
+                              json={"email": "dana@example.com"}, headers=stranger),
+              429, "rate_limited")
+    employer = api.signup("boss@example.com")
+    api.invite(employer, api.workspace(employer, "Employer"), "dana@example.com")
+    # Re-sends counted the stranger's invite once: one new invite from a third sender fits the
+    # ceiling of two, and no more.
+    third = api.signup("cat@example.com")
+    api.error(api.client.post(f"/api/workspaces/{api.workspace(third, 'Cats')}/invites",
+                              json={"email": "dana@example.com"}, headers=third),
+              429, "rate_limited")
+
+
+LOOK_ALIKE = "\u0441\u043e\u0441\u043e@example.com"  # Cyrillic letters that look like coco
+
+
+def test_look_alike_probes_through_invites_count_against_the_inviter(api: Api) -> None:
+    """Found by attacking: `email_confusable` was answered before the inviter's limit counted
+    the attempt, so an inviter could ask without limit which look-alikes have accounts."""
+    _limits(api, invite_limit_per_user_per_hour=2)
+    api.signup("coco@example.com")
+    prober = api.signup("mallory@example.com")
+    slug = api.workspace(prober)
+    for _ in range(2):
+        api.error(api.client.post(f"/api/workspaces/{slug}/invites",
+                                  json={"email": LOOK_ALIKE}, headers=prober),
+                  422, "email_confusable")
+    for address in (LOOK_ALIKE, "nobody@example.com"):
+        api.error(api.client.post(f"/api/workspaces/{slug}/invites",
+                                  json={"email": address}, headers=prober),
+                  429, "rate_limited")
+    assert api.db.sql("SELECT count(*) FROM workspace_invites") == [(0,)]
+
+
+def test_look_alike_probes_through_the_invite_form_count_too(api: Api) -> None:
+    _limits(api, invite_limit_per_user_per_hour=1)
+    api.signup("coco@example.com")
+    slug = api.workspace(api.signup("mallory@example.com"))
+    page = api.client.get("/signin")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf
+    assert api.client.post("/signin", data={"csrf_token": csrf[1],
+                                            "email": "mallory@example.com",
+                                            "password": "correct horse battery"}
+                           ).status_code == 200
+    tab = api.client.get(f"/w/{slug}")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', tab.text)
+    assert csrf
+    codes = [api.client.post(f"/w/{slug}/invites", data={
+        "csrf_token": csrf[1], "email": LOOK_ALIKE, "role": "member"}).status_code
+        for _ in range(2)]
+    assert codes == [422, 429]
 
 
 def test_tags_and_dots_do_not_make_a_new_recipient(api: Api) -> None:

@@ -42,7 +42,7 @@ def test_an_operator_creates_an_account_a_workspace_and_manages_invites(app_db: 
                  "--database-url", app_db)
     assert [i["id"] for i in json.loads(listed.stdout)] == [invite_id]
     audit = cli.sql("SELECT action FROM audit_events ORDER BY created_at")
-    assert [a[0] for a in audit] == ["created", "resent", "revoked"]
+    assert [a[0] for a in audit] == ["workspace_created", "created", "resent", "revoked"]
 
 
 def test_operator_errors_are_sentences_with_codes(app_db: str) -> None:

@@ -308,8 +308,10 @@ def test_refused_requests_count_and_a_mailbox_gets_few_change_emails(api: Api,
     """A 409 says an address has an account: it is counted like a sign-up attempt, so the
     profile is no cheaper way to harvest addresses. And accounts made to mail one address
     cannot flood it (`+tags` and dots count as the same mailbox)."""
-    strict = settings.model_copy(update={"email_change_limit_per_account_per_hour": 2,
-                                         "email_change_limit_per_recipient_per_day": 2})
+    strict = settings.model_copy(update={
+        "email_change_limit_per_account_per_hour": 2,
+        "email_change_limit_per_recipient_per_day": 2,
+        "email_change_limit_per_recipient_all_accounts_per_day": 2})
     with TestClient(create_app(strict)) as client:
         tokens = [client.post("/api/auth/signup", json={
             "email": f"{who}@example.com", "password": PASSWORD, "name": who}).json()["token"]
@@ -324,6 +326,29 @@ def test_refused_requests_count_and_a_mailbox_gets_few_change_emails(api: Api,
         assert [ask(ann, "bob@example.com"), ask(ann, "free@example.com")] == [429, 429]
         assert [ask(carl, "victim@example.com"), ask(dora, "v.ictim+x@example.com"),
                 ask(dora, "victim@example.com")] == [202, 202, 429]
+
+
+def test_a_stranger_cannot_spend_an_addresss_change_emails_for_its_owner(
+        api: Api, settings: Settings) -> None:
+    """Found by attacking: an account asking to move to an address a few times used up that
+    mailbox's daily budget, and the person who owns it could not move their account to it."""
+    strict = settings.model_copy(update={
+        "email_change_limit_per_recipient_per_day": 2,
+        "email_change_limit_per_recipient_all_accounts_per_day": 2})
+    with TestClient(create_app(strict)) as client:
+        mallory, dana, carl = (bearer(client.post("/api/auth/signup", json={
+            "email": f"{who}@example.com", "password": PASSWORD, "name": who}).json()["token"])
+            for who in ("mallory", "dana", "carl"))
+
+        def ask(headers: dict[str, str]) -> int:
+            return int(client.post("/api/me/email", headers=headers, json={
+                "email": "dana@example.org", "current_password": PASSWORD}).status_code)
+
+        assert [ask(mallory) for _ in range(3)] == [202, 202, 429]  # the stranger's own budget
+        assert ask(dana) == 202  # the owner's is untouched
+        # Mallory's requests counted once in the ceiling of two (her link stayed live): the
+        # owner's fitted, a third account's does not.
+        assert ask(carl) == 429
 
 
 def test_an_address_change_is_confirmed_by_the_account_signed_in(api: Api,

@@ -178,9 +178,9 @@ def test_invitations_for_you_need_a_verified_address(api: Api, smtp: Sink) -> No
     (listed,) = _for_me(api, bob)
     assert listed["id"] == invite["id"]
     assert {k: listed[k] for k in ("workspace_name", "workspace_slug", "role",
-                                   "inviter_name")} == {
+                                   "inviter_name", "inviter_email")} == {
         "workspace_name": "Acme", "workspace_slug": slug, "role": "admin",
-        "inviter_name": "ann"}
+        "inviter_name": "ann", "inviter_email": "ann@example.com"}
     accepted = api.client.post(f"/api/me/invites/{invite['id']}/accept", headers=bob)
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["member"]["role"] == "admin"

@@ -366,7 +366,7 @@ def _rows(page: str) -> list[str]:
 
 def test_the_audit_tab_names_who_acted_in_words(api: Api, team: Team, make: Factory) -> None:
     """An invitee who declines from the emailed link without signing in is named by the
-    invite's address; an account deleted since is "someone whose account was deleted"."""
+    invite's address; an account deleted since by the address it acted with."""
     slug = team.acme.slug
     invite = make.invite(team.acme, "eve@example.com")
     link = api.client.get(f"/invites/{invite.token}").text
@@ -383,7 +383,8 @@ def test_the_audit_tab_names_who_acted_in_words(api: Api, team: Team, make: Fact
     assert tab.status_code == 200 and 'aria-current="page">Audit log' in tab.text
     rows = _rows(tab.text)
     assert len(rows) == 2
-    assert "Workspace renamed" in rows[0] and "someone whose account was deleted" in rows[0]
+    assert "Workspace renamed" in rows[0]
+    assert f"{gone.email} (account since deleted)" in rows[0]
     assert "“Acme” → “Acme by Gone”" in rows[0]
     # Declined through the link without signing in: anyone holding it may have, so the tab
     # does not name the invitee as the one who did.

@@ -1,6 +1,8 @@
 """One-time links mailed to an address (`account_tokens`): password reset, address
 verification, address change. Only the sha256 of a link's token is stored; a link works once,
-until it expires, and a newer link of the same purpose for the account ends the older ones."""
+until it expires, and a newer link of the same purpose for the account ends the older ones.
+A token is made from the link's id with SECRET_KEY (`security.keyed_token`), so a live link can
+be mailed again (`live_token`) instead of replaced."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from workspaces import clock
 from workspaces.errors import Forbidden, NotAuthenticated
 from workspaces.models import account_tokens
-from workspaces.security import hash_token, new_token
+from workspaces.security import hash_token, keyed_token
 
 
 async def end_links(conn: AsyncConnection, user_id: uuid.UUID, purpose: str) -> None:
@@ -27,15 +29,27 @@ async def end_links(conn: AsyncConnection, user_id: uuid.UUID, purpose: str) -> 
 
 
 async def issue_link(conn: AsyncConnection, *, user_id: uuid.UUID, purpose: str, email: str,
-                     ttl: timedelta) -> str:
+                     ttl: timedelta, key: str) -> str:
     """A new link's token for `email` (where it is mailed), ending older ones of `purpose`."""
-    token = new_token()
+    link_id = uuid.uuid4()
+    token = keyed_token(key, link_id.bytes)
     now = clock.now()
     await end_links(conn, user_id, purpose)
     await conn.execute(insert(account_tokens).values(
-        id=uuid.uuid4(), user_id=user_id, purpose=purpose, token_hash=hash_token(token),
+        id=link_id, user_id=user_id, purpose=purpose, token_hash=hash_token(token),
         email=email, created_at=now, expires_at=now + ttl))
     return token
+
+
+async def live_token(conn: AsyncConnection, *, user_id: uuid.UUID, purpose: str, email: str,
+                     key: str) -> str | None:
+    """The token of the account's live link of `purpose` mailed to `email`, to mail it again;
+    None when there is none (or it was made with another key)."""
+    found = await newest_live_link(conn, user_id, purpose, email)
+    if found is None:
+        return None
+    token = keyed_token(key, uuid.UUID(str(found.id)).bytes)
+    return token if hash_token(token) == found.token_hash else None
 
 
 def _live(token: str, purpose: str) -> Any:
@@ -51,12 +65,17 @@ async def live_link(conn: AsyncConnection, token: str, purpose: str) -> Any | No
         .where(*_live(token, purpose)))).first()
 
 
-async def open_link(conn: AsyncConnection, user_id: uuid.UUID, purpose: str) -> Any | None:
-    """The (email, expires_at) of the account's live link of `purpose`, if it has one."""
+async def newest_live_link(conn: AsyncConnection, user_id: uuid.UUID, purpose: str,
+                           email: str | None = None) -> Any | None:
+    """The account's newest live link of `purpose` (mailed to `email`, when given): its id,
+    token_hash, email and expires_at; None when it has none."""
+    mailed_to = () if email is None else (account_tokens.c.email == email,)
     return (await conn.execute(
-        select(account_tokens.c.email, account_tokens.c.expires_at)
+        select(account_tokens.c.id, account_tokens.c.token_hash, account_tokens.c.email,
+               account_tokens.c.expires_at)
         .where(account_tokens.c.user_id == user_id, account_tokens.c.purpose == purpose,
-               account_tokens.c.used_at.is_(None), account_tokens.c.expires_at > clock.now())
+               *mailed_to, account_tokens.c.used_at.is_(None),
+               account_tokens.c.expires_at > clock.now())
         .order_by(account_tokens.c.created_at.desc()).limit(1))).first()
 
 

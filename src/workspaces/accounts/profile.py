@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from workspaces import clock, ratelimit
 from workspaces.accounts import links
 from workspaces.accounts.events import record_account_event
+from workspaces.accounts.recovery import RESET
 from workspaces.accounts.service import (
     UserInfo,
     address_refusal,
@@ -169,10 +170,12 @@ async def change_password(tx: Transactions, passwords: Passwords, *, user: UserI
     now = clock.now()
     async with tx.write() as conn:
         await _settle(conn, checked)
-        stored = select(users.c.password_hash).where(users.c.id == user.id)
+        stored = select(users.c.password_hash, users.c.email_verified_at) \
+            .where(users.c.id == user.id)
         if conn.dialect.name == "postgresql":
             stored = stored.with_for_update()
-        if (await conn.execute(stored)).scalar() != checked.stored:
+        current = (await conn.execute(stored)).one()
+        if current.password_hash != checked.stored:
             raise _wrong_password()
         kept = await _live_token_id(conn, user_id=user.id, token=token)
         await conn.execute(update(users).where(users.c.id == user.id)
@@ -184,7 +187,10 @@ async def change_password(tx: Transactions, passwords: Passwords, *, user: UserI
             .values(revoked_at=now)
             .returning(auth_tokens.c.id))).all())
         for purpose in ACCOUNT_TOKEN_PURPOSES:  # links asked for with the old password end too
-            await links.end_links(conn, user.id, purpose)
+            # but a reset link mailed to an unverified address: it is how the mailbox's owner
+            # takes the account back from whoever registered the address (`recovery`).
+            if purpose != RESET or current.email_verified_at is not None:
+                await links.end_links(conn, user.id, purpose)
         await record_account_event(conn, user_id=user.id, action="password_changed",
                                    detail={"signed_out": revoked})
         await enqueue_account_email(
@@ -195,20 +201,30 @@ async def change_password(tx: Transactions, passwords: Passwords, *, user: UserI
     return revoked
 
 
-def _email_change_limits(user_id: uuid.UUID, address: str,
-                         settings: Settings) -> tuple[ratelimit.Limit, ...]:
-    """Per account an hour; and per receiving mailbox a day (`+tags` and dots merged, as for
-    invites), so accounts made for it cannot flood an address of their choosing."""
-    return (
+def _email_change_limits(user_id: uuid.UUID, address: str, settings: Settings, *,
+                         new_link: bool) -> tuple[ratelimit.Limit, ...]:
+    """Per account an hour; per receiving mailbox from this account a day (`+tags` and dots
+    merged, as for invites); and per mailbox from all accounts a day, a higher ceiling that
+    counts an account's requests for one address once while its link is live. So accounts made
+    for it cannot flood an address, nor spend its budget for the account that means it."""
+    day, mailbox = timedelta(days=1), ratelimit.mailbox_key(address)
+    limits = (
         ratelimit.Limit(f"email-change:account:{user_id}",
                         settings.email_change_limit_per_account_per_hour,
                         timedelta(hours=1), "address change requests",
                         name="email_change_limit_per_account_per_hour"),
-        ratelimit.Limit(f"email-change:to:{ratelimit.mailbox_key(address)}",
+        ratelimit.Limit(f"email-change:to:{mailbox}:by:{user_id}",
                         settings.email_change_limit_per_recipient_per_day,
-                        timedelta(days=1), "address change emails to this address",
+                        day, "address change emails from you to this address",
                         name="email_change_limit_per_recipient_per_day"),
     )
+    if not new_link:
+        return limits
+    return (*limits, ratelimit.Limit(
+        f"email-change:to:{mailbox}",
+        settings.email_change_limit_per_recipient_all_accounts_per_day, day,
+        "address change emails to this address",
+        name="email_change_limit_per_recipient_all_accounts_per_day"))
 
 
 async def request_email_change(tx: Transactions, passwords: Passwords, *, user: UserInfo,
@@ -235,14 +251,17 @@ async def request_email_change(tx: Transactions, passwords: Passwords, *, user: 
         await _settle(conn, checked)
         try:
             async with conn.begin_nested():
-                await ratelimit.hit(conn, *_email_change_limits(user.id, address, settings))
+                pending = await links.newest_live_link(conn, user.id, EMAIL_CHANGE, address)
+                await ratelimit.hit(conn, *_email_change_limits(user.id, address, settings,
+                                                                new_link=pending is None))
         except RateLimited as limited:
             refusal = limited
         else:
             refusal = await address_refusal(conn, address)
         if refusal is None:
             token = await links.issue_link(conn, user_id=user.id, purpose=EMAIL_CHANGE,
-                                           email=address, ttl=EMAIL_CHANGE_TTL)
+                                           email=address, ttl=EMAIL_CHANGE_TTL,
+                                           key=secret_key(settings))
             await record_account_event(conn, user_id=user.id, action="email_change_requested",
                                        detail={"to": address})
             await enqueue_account_email(
@@ -288,7 +307,7 @@ class PendingChange:
 async def pending_email_change(conn: AsyncConnection, *,
                                user_id: uuid.UUID) -> PendingChange | None:
     """The account's address change waiting for its link to be opened, if any."""
-    row = await links.open_link(conn, user_id, EMAIL_CHANGE)
+    row = await links.newest_live_link(conn, user_id, EMAIL_CHANGE)
     return PendingChange(str(row.email), clock.aware(row.expires_at)) if row else None
 
 

@@ -1,9 +1,10 @@
 """Password reset: a one-time link mailed to the account's address.
 
 Asking always gets the same answer, whether or not the address has an account (nobody learns
-who has one). The link is valid for an hour, works once, and asking again ends the older
-links. Choosing a new password through it signs out every session and API token of the
-account, and a notice goes to the address.
+who has one). The link is valid for an hour and works once; asking again while it is live
+mails the same link again, so nobody else's request ends the link in the owner's mailbox.
+Choosing a new password through it signs out every session and API token of the account, and
+a notice goes to the address.
 """
 
 from __future__ import annotations
@@ -39,21 +40,35 @@ def _per_client(client: str, settings: Settings) -> ratelimit.Limit:
                            name="password_reset_limit_per_client_per_hour")
 
 
-def _per_account(user_id: uuid.UUID, settings: Settings) -> ratelimit.Limit:
-    """Counted only when an email is queued, per account: requests for addresses without an
-    account (look-alikes, `+tags`) cannot use up the real account's emails."""
-    return ratelimit.Limit(f"reset:account:{user_id}",
-                           settings.password_reset_limit_per_account_per_hour,
-                           timedelta(hours=1), "password reset emails",
-                           name="password_reset_limit_per_account_per_hour")
+def _per_account(user_id: uuid.UUID, client: str,
+                 settings: Settings) -> tuple[ratelimit.Limit, ...]:
+    """Counted only when an email is queued, per account (requests for addresses without an
+    account, look-alikes or `+tags`, cannot use up the real account's emails): from one client,
+    so a stranger spends their own share and not the mailbox owner's; and from all clients, a
+    higher ceiling against a mailbox flooded from many addresses."""
+    return (
+        ratelimit.Limit(f"reset:account:{user_id}:client:{ratelimit.client_key(client)}",
+                        settings.password_reset_limit_per_account_per_hour,
+                        timedelta(hours=1), "password reset emails",
+                        name="password_reset_limit_per_account_per_hour"),
+        ratelimit.Limit(f"reset:account:{user_id}",
+                        settings.password_reset_limit_per_account_all_clients_per_hour,
+                        timedelta(hours=1), "password reset emails",
+                        name="password_reset_limit_per_account_all_clients_per_hour"),
+    )
 
 
 async def request_reset(tx: Transactions, *, email: str, client: str,
                         settings: Settings) -> None:
     """Mail a reset link when the address has an account. The answer does not say whether it
-    has: a client over its own limit gets 429, an account over its limit silently gets no
-    more emails (a stranger cannot flood a mailbox, nor learn from a 429 that it exists)."""
+    has: a client over its own limit gets 429, an account over its limits silently gets no
+    more emails (a stranger cannot flood a mailbox, nor learn from a 429 that it exists).
+
+    While the account has a live link for its address, that link is mailed again rather than
+    a new one made: whoever asked, the link already in the owner's mailbox keeps working, and
+    once the ceiling is spent the owner still holds a live link."""
     address = normalize_email(email)  # 422 for what is no address at all: that tells nothing
+    key = secret_key(settings)
     async with tx.write() as conn:
         await ratelimit.hit(conn, _per_client(client, settings))
         row = (await conn.execute(
@@ -62,15 +77,17 @@ async def request_reset(tx: Transactions, *, email: str, client: str,
             return
         try:
             async with conn.begin_nested():
-                await ratelimit.hit(conn, _per_account(row.id, settings))
+                await ratelimit.hit(conn, *_per_account(row.id, client, settings))
         except RateLimited:
             return
-        token = await links.issue_link(conn, user_id=row.id, purpose=RESET, email=row.email,
-                                       ttl=RESET_TTL)
+        token = await links.live_token(conn, user_id=row.id, purpose=RESET, email=row.email,
+                                       key=key) \
+            or await links.issue_link(conn, user_id=row.id, purpose=RESET, email=row.email,
+                                      ttl=RESET_TTL, key=key)
         await enqueue_account_email(
             conn, to=row.email, subject="Reset your Workspaces password",
             template="password_reset", values={"email": row.email},
-            key=secret_key(settings), link_path=f"{RESET_PATH}/{token}")
+            key=key, link_path=f"{RESET_PATH}/{token}")
 
 
 def _dead_link() -> Gone:
@@ -99,18 +116,27 @@ async def reset_password(tx: Transactions, passwords: Passwords, *, token: str, 
     """Set a new password through a live link; returns the account's address.
 
     The link is checked, the password hashed with no transaction open, then in one transaction
-    the link is claimed (one of two racing resets wins; the other gets 410), the password set,
-    every session and API token of the account revoked, and the notice queued. The address is
-    verified by the same token: whoever opened the link reads that mailbox.
+    the account's row is locked, the link claimed (one of two racing resets wins; the other
+    gets 410) and found still mailed to the account's address (an address change that
+    committed meanwhile wins: 410), the password set, every session and API token of the
+    account revoked, and the notice queued. The address is verified by the same token:
+    whoever opened the link reads that mailbox.
     """
     check_password(password)
     async with tx.read() as conn:
-        await check_link(conn, token)
+        link = await check_link(conn, token)
     password_hash = await passwords.hash(password)
     now = clock.now()
     async with tx.write() as conn:
+        # Locked before the link, in the order an address change takes them (its own link,
+        # then this row, then every link): the change waits for this reset, or this reset sees
+        # the new address.
+        current = select(users.c.email).where(users.c.id == link.user_id)
+        if conn.dialect.name == "postgresql":
+            current = current.with_for_update()
+        address = (await conn.execute(current)).scalar()
         claimed = await links.claim_link(conn, token, RESET)
-        if claimed is None:
+        if claimed is None or claimed.email != address:
             raise _dead_link()
         # The link came through the address's mailbox: that verifies it (if it is still the
         # account's address). Someone who registered the address unverified loses the account

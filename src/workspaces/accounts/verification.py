@@ -34,7 +34,7 @@ async def send_verification(conn: AsyncConnection, *, user_id: uuid.UUID, email:
                             settings: Settings) -> None:
     """Queue a verification link for the account's address (ending older ones)."""
     token = await links.issue_link(conn, user_id=user_id, purpose=VERIFY, email=email,
-                                   ttl=VERIFY_TTL)
+                                   ttl=VERIFY_TTL, key=secret_key(settings))
     await enqueue_account_email(
         conn, to=email, subject="Confirm your email address for Workspaces",
         template="verify_email", values={"email": email}, key=secret_key(settings),

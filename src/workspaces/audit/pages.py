@@ -19,6 +19,7 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 DELETED_ACCOUNT = "someone whose account was deleted"
 LINK_HOLDER = "someone with the invite link"
+FORMER_MEMBER = "a former member"  # an event from before addresses were kept with it
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,11 @@ class Row:
 
 
 def _who(entry: AuditEntry) -> str:
-    if entry.actor_email:
-        return entry.actor_email
+    if entry.actor_email:  # as it was when they acted, kept when the account is deleted
+        return entry.actor_email + (" (account since deleted)"
+                                    if entry.actor_user_id is None else "")
+    if entry.actor_user_id is not None:
+        return FORMER_MEMBER
     if entry.action == "declined":  # declined without signing in: whoever held the link
         return LINK_HOLDER
     return DELETED_ACCOUNT
@@ -44,6 +48,9 @@ def _detail(entry: AuditEntry) -> str:
         case "role_changed" | "renamed" if "from" in d and "to" in d:
             quote = "“{}”" if entry.action == "renamed" else "{}"
             return f"{quote.format(d['from'])} → {quote.format(d['to'])}"
+        case "workspace_created" if "name" in d:
+            return f"named “{d['name']}”" + (", by an operator's command"
+                                            if d.get("by_operator") else "")
         case "ownership_transferred":
             return ("the previous owner stepped down to admin" if d.get("step_down")
                     else "the previous owner stays an owner")

@@ -92,7 +92,7 @@ async def decline(request: Request, token: str, conn: Conn, user: PageUser) -> R
     preview = await service.preview(conn, token=token)
     return render(request, "message.html", heading="Invitation declined",
                   text=f"You declined the invitation to {preview.workspace_name}. "
-                       f"{preview.inviter_name or 'The admins'} can invite you again later.")
+                       f"{preview.inviter or 'The admins'} can invite you again later.")
 
 
 @router.post("/w/{slug}/invites", dependencies=[CsrfChecked])

@@ -52,6 +52,7 @@ class InvitePage(BaseModel):
 class InvitePreview(ReadModel):
     workspace_name: str
     inviter_name: str | None
+    inviter_email: str | None  # shown next to the name: a name cannot pose as an address
     email: str
     role: Role
     status: Status
@@ -78,4 +79,5 @@ class InvitationForYou(ReadModel):
     workspace_slug: str
     role: Role
     inviter_name: str | None
+    inviter_email: str | None
     expires_at: datetime

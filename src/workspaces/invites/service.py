@@ -29,9 +29,17 @@ from workspaces.accounts.service import (
 from workspaces.accounts.verification import send_verification
 from workspaces.audit.service import record
 from workspaces.db import Transactions, dialect_insert
-from workspaces.errors import Conflict, Forbidden, Gone, InvalidInput, NotAuthenticated, NotFound
+from workspaces.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    counted,
+)
 from workspaces.invites import statuses
-from workspaces.mail.outbox import InviteEmail, accept_url, enqueue_invite
+from workspaces.mail.outbox import InviteEmail, accept_url, enqueue_invite, quoted
 from workspaces.members.service import MemberInfo
 from workspaces.models import PENDING_ONLY, invites, members, outbox, users, workspaces
 from workspaces.pagination import Cursor, check_limit, keyset, page_of
@@ -58,6 +66,15 @@ class InviteInfo:
     created_by_name: str | None
     email_status: str | None  # the latest email's delivery: pending | sent | failed | logged
     email_error: str | None  # why the latest attempt failed (server reply or unreachable)
+    created_by_email: str | None = None
+
+
+def inviter_label(name: str | None, email: str | None) -> str | None:
+    """How an inviter is shown to the invitee: the name they chose, quoted, next to their real
+    address, so a name cannot pose as an address or a brand."""
+    if email is None:
+        return None
+    return f"{quoted(name)} ({email})" if name and name != email else email
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,12 @@ class Preview:
     role: str
     status: str
     expires_at: datetime
+    inviter_email: str | None = None
+
+    @property
+    def inviter(self) -> str | None:
+        """The inviter as the invitee reads it (`inviter_label`)."""
+        return inviter_label(self.inviter_name, self.inviter_email)
 
 
 def _latest_email(column: Any) -> Any:
@@ -88,6 +111,7 @@ _COLUMNS = (
     invites.c.id, invites.c.workspace_id, invites.c.email, invites.c.role, invites.c.status,
     invites.c.expires_at, invites.c.created_at, invites.c.accepted_at, invites.c.revoked_at,
     invites.c.declined_at, invites.c.created_by_user_id, users.c.name.label("created_by_name"),
+    users.c.email.label("created_by_email"),
 )
 _EMAIL_COLUMNS = (  # for admins' views only: the invitee's page does not show them
     _latest_email(outbox.c.status).label("email_status"),
@@ -105,6 +129,7 @@ def _info(row: Any, now: datetime) -> InviteInfo:
         clock.aware(row.expires_at), clock.aware(row.created_at), at(row.accepted_at),
         at(row.revoked_at), at(row.declined_at), row.created_by_user_id, row.created_by_name,
         getattr(row, "email_status", None), getattr(row, "email_error", None),
+        row.created_by_email,
     )
 
 
@@ -140,46 +165,57 @@ async def _queue_email(conn: AsyncConnection, *, access: Access, invite: InviteI
                        settings: Settings, first: bool = False) -> None:
     await enqueue_invite(
         conn,
-        email=InviteEmail(invite.email, access.workspace.name, access.user.name, invite.role,
-                          invite.expires_at),
+        email=InviteEmail(invite.email, access.workspace.name,
+                          inviter_label(access.user.name, access.user.email) or "",
+                          invite.role, invite.expires_at, inviter_email=access.user.email),
         token=token, workspace_id=access.workspace.id, invite_id=invite.id,
         key=secret_key(settings), first=first,
     )
 
 
-async def _count_email(conn: AsyncConnection, access: Access, address: str,
-                       settings: Settings) -> None:
-    """Every invite email, created or re-sent, counts per workspace, per inviting user (new
-    workspaces bring no new budget) and per recipient across all workspaces (no address can
-    be flooded).
-
-    Counted last: the counter rows stay locked until commit, and every invite of the workspace
-    waits for them, so the locks are taken as late as possible. A refused invite (429 or any
-    error) rolls back with its counts, so only emails really queued are counted.
-    """
-    hour, day = timedelta(hours=1), timedelta(days=1)
-    await ratelimit.hit(
-        conn,
+def _sender_limits(access: Access, settings: Settings) -> tuple[ratelimit.Limit, ...]:
+    """Invite emails per workspace and per inviting user an hour (new workspaces bring no new
+    budget)."""
+    hour = timedelta(hours=1)
+    return (
         ratelimit.Limit(f"invites:{access.workspace.id}", settings.invite_rate_limit_per_hour,
                         hour, "invitations for this workspace", name="invite_rate_limit_per_hour"),
         ratelimit.Limit(f"invites:by:{access.user.id}", settings.invite_limit_per_user_per_hour,
                         hour, "invitations sent by you", name="invite_limit_per_user_per_hour"),
-        ratelimit.Limit(f"invites:to:{ratelimit.mailbox_key(address)}",
-                        settings.invite_limit_per_recipient_per_day, day,
-                        "invitations to this address", name="invite_limit_per_recipient_per_day"),
     )
+
+
+def _recipient_limits(access: Access, address: str, settings: Settings, *,
+                      new_invite: bool) -> tuple[ratelimit.Limit, ...]:
+    """Invite emails to one mailbox a day from this inviting user; and new invites to it from
+    everyone, a higher ceiling that counts an invite once however often it is re-sent. So no
+    address can be flooded, and no sender spends another's budget for it."""
+    day, mailbox = timedelta(days=1), ratelimit.mailbox_key(address)
+    per_sender = ratelimit.Limit(
+        f"invites:to:{mailbox}:by:{access.user.id}", settings.invite_limit_per_recipient_per_day,
+        day, "invitations from you to this address", name="invite_limit_per_recipient_per_day")
+    if not new_invite:
+        return (per_sender,)
+    return (per_sender, ratelimit.Limit(
+        f"invites:to:{mailbox}", settings.invite_limit_per_recipient_all_senders_per_day, day,
+        "invitations to this address", name="invite_limit_per_recipient_all_senders_per_day"))
 
 
 async def create_invite(
     conn: AsyncConnection, *, access: Access, email: str, role: str,
     expires_in_days: int | None, settings: Settings,
 ) -> IssuedInvite:
+    """Invite `address` with `role`. The attempt is counted against the sender's limits
+    before anything about the address is answered (refused ones too, as for sign-ups: each
+    tells whether an address is a member or looks like another account's); the recipient's
+    limits count only an email really queued, last (their rows stay locked until commit)."""
     access = await hold_role(conn, access)
     access.require("admin", "invite people")
     address = normalize_email(email)
     check_role(role)
     access.require_grant(role, f"invite someone as {role}")
     days = _check_days(expires_in_days, settings)
+    await ratelimit.hit(conn, *_sender_limits(access, settings))
     workspace_id = access.workspace.id
     pending = (select(invites.c.id, invites.c.expires_at, invites.c.role)
                .where(invites.c.workspace_id == workspace_id, invites.c.email == address,
@@ -198,17 +234,17 @@ async def create_invite(
         )
     )).one()
     if existing.is_member:
-        raise Conflict(f"{address} is already a member of {access.workspace.name}.",
-                       code="already_member")
+        raise counted(Conflict(f"{address} is already a member of {access.workspace.name}.",
+                               code="already_member"))
     if existing.looks_like_another:  # its invitee could never sign up: a trap, or a typo
-        raise InvalidInput(f"{address} looks like the address of another account (look-alike "
-                           "letters); check the address you meant.", code="email_confusable",
-                           field="email")
+        raise counted(InvalidInput(
+            f"{address} looks like the address of another account (look-alike letters); check "
+            "the address you meant.", code="email_confusable", field="email"))
     now = clock.now()
     if existing.id is not None:
         if not statuses.expired(existing.expires_at, now):
-            raise Conflict(f"{address} already has a pending invite; resend or revoke it.",
-                           code="invite_exists", invite_id=str(existing.id))
+            raise counted(Conflict(f"{address} already has a pending invite; resend or revoke "
+                                   "it.", code="invite_exists", invite_id=str(existing.id)))
         access.require_grant(existing.role, "replace an expired invite for the role "
                                             f"{existing.role}")
         # An expired invite is replaced: revoke it so the new one is the only pending one.
@@ -236,13 +272,14 @@ async def create_invite(
         raise Conflict(f"{address} already has a pending invite; resend or revoke it.",
                        code="invite_exists")
     invite = InviteInfo(invite_id, workspace_id, address, role, "pending", expires_at, now,
-                        None, None, None, access.user.id, access.user.name, "pending", None)
+                        None, None, None, access.user.id, access.user.name, "pending", None,
+                        access.user.email)
     await _queue_email(conn, access=access, invite=invite, token=token, settings=settings,
                        first=True)
     await record(conn, workspace_id=workspace_id, actor_id=access.user.id, action="created",
                  target_type="invite", target_id=invite_id, target_email=address,
                  detail={"role": role, "expires_at": expires_at.isoformat()})
-    await _count_email(conn, access, address, settings)
+    await ratelimit.hit(conn, *_recipient_limits(access, address, settings, new_invite=True))
     return IssuedInvite(invite, accept_url(settings.base_url, token))
 
 
@@ -293,7 +330,8 @@ async def resend_invite(conn: AsyncConnection, *, access: Access, invite_id: uui
     await record(conn, workspace_id=access.workspace.id, actor_id=access.user.id,
                  action="resent", target_type="invite", target_id=invite_id,
                  target_email=invite.email, detail={"expires_at": expires_at.isoformat()})
-    await _count_email(conn, access, invite.email, settings)
+    await ratelimit.hit(conn, *_sender_limits(access, settings),
+                        *_recipient_limits(access, invite.email, settings, new_invite=False))
     return IssuedInvite(invite, accept_url(settings.base_url, token))
 
 
@@ -369,7 +407,9 @@ async def _by_token(conn: AsyncConnection, token: str, *, lock: bool = False) ->
 
 
 def _check_usable(found: _ByToken) -> None:
-    invite, who = found.invite, found.invite.created_by_name or "the workspace's admins"
+    invite = found.invite
+    who = inviter_label(invite.created_by_name, invite.created_by_email) or \
+        "the workspace's admins"
     if invite.status == "expired":
         raise Gone(f"This invite to {found.workspace_name} expired on "
                    f"{invite.expires_at:%d %B %Y}; ask {who} to send it again.",
@@ -393,7 +433,8 @@ async def preview(conn: AsyncConnection, *, token: str) -> Preview:
     found = await _by_token(conn, token)
     invite = found.invite
     return Preview(found.workspace_name, found.workspace_slug, invite.created_by_name,
-                   invite.email, invite.role, invite.status, invite.expires_at)
+                   invite.email, invite.role, invite.status, invite.expires_at,
+                   invite.created_by_email)
 
 
 @dataclass(frozen=True)
@@ -513,6 +554,12 @@ class ForYou:
     role: str
     inviter_name: str | None
     expires_at: datetime
+    inviter_email: str | None = None
+
+    @property
+    def inviter(self) -> str | None:
+        """The inviter as the invitee reads it (`inviter_label`)."""
+        return inviter_label(self.inviter_name, self.inviter_email)
 
 
 def _require_verified(user: UserInfo) -> None:
@@ -531,15 +578,16 @@ async def invites_for(conn: AsyncConnection, *, user: UserInfo) -> list[ForYou]:
     inviter = users.alias("inviter")
     rows = await conn.execute(
         select(invites.c.id, workspaces.c.name, workspaces.c.slug, invites.c.role,
-               inviter.c.name.label("inviter_name"), invites.c.expires_at)
+               inviter.c.name.label("inviter_name"), invites.c.expires_at,
+               inviter.c.email.label("inviter_email"))
         .join(workspaces, workspaces.c.id == invites.c.workspace_id)
         .outerjoin(inviter, inviter.c.id == invites.c.created_by_user_id)
         .where(invites.c.email == user.email,
                statuses.where("pending", invites.c.status, invites.c.expires_at, now),
                invites.c.workspace_id.not_in(already))
         .order_by(invites.c.expires_at, invites.c.id))
-    return [ForYou(r.id, r.name, r.slug, r.role, r.inviter_name, clock.aware(r.expires_at))
-            for r in rows]
+    return [ForYou(r.id, r.name, r.slug, r.role, r.inviter_name, clock.aware(r.expires_at),
+                   r.inviter_email) for r in rows]
 
 
 async def _for_user(conn: AsyncConnection, invite_id: uuid.UUID, user: UserInfo, *,
@@ -577,4 +625,4 @@ async def decline_for_user(conn: AsyncConnection, *, invite_id: uuid.UUID,
     await _decline(conn, found, user)
     invite = found.invite
     return ForYou(invite.id, found.workspace_name, found.workspace_slug, invite.role,
-                  invite.created_by_name, invite.expires_at)
+                  invite.created_by_name, invite.expires_at, invite.created_by_email)

@@ -10,7 +10,7 @@ Emails without a link (notices) carry no marker and no secret.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 
@@ -38,9 +38,15 @@ def _templates() -> Environment:
 class InviteEmail:
     to: str
     workspace: str
-    inviter: str
+    inviter: str  # the name quoted next to the address (`invites.service.inviter_label`)
     role: str
     expires_at: datetime
+    inviter_email: str = field(kw_only=True)
+
+
+def quoted(text: str) -> str:
+    """Text a person chose, in quotes it cannot close itself: shown as theirs, not ours."""
+    return "“{}”".format(text.replace("“", '"').replace("”", '"'))
 
 
 def accept_url(base_url: str, token: str) -> str:
@@ -95,7 +101,10 @@ async def enqueue_invite(
     }
     await conn.execute(insert(outbox).values(
         id=uuid.uuid4(), workspace_id=workspace_id, invite_id=invite_id, to_address=email.to,
-        subject=f"{email.inviter} invited you to {email.workspace}"[:300],
+        # No name the inviter chose, and the workspace's quoted: a subject cannot pose as a
+        # brand's or an address's message.
+        subject=(f"{email.inviter_email} invited you to {quoted(email.workspace)} on "
+                 "Workspaces")[:300],
         body_text=_templates().get_template("invite.txt").render(values),
         body_html=_templates().get_template("invite.html").render(values),
         sealed_secret=seal(key, token), status="pending", attempts=0,

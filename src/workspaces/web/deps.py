@@ -18,7 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces.accounts.service import Session, UserInfo, user_for_token
-from workspaces.errors import NotAuthenticated
+from workspaces.errors import AppError, NotAuthenticated
 from workspaces.metrics.process import DB_WAITING
 from workspaces.security import Passwords
 from workspaces.settings import Settings
@@ -55,6 +55,10 @@ async def connection(request: Request, *, write: bool) -> AsyncIterator[AsyncCon
         async with state.engine.begin() as conn:
             try:
                 yield conn
+            except AppError as error:
+                if error.keep_writes:  # a refusal that was counted: the count stays
+                    await conn.commit()
+                raise
             finally:
                 # `info` belongs to the pooled connection: always clear the flag. (A connection
                 # found dead is invalidated, its `info` unreadable and its transaction lost.)

@@ -269,11 +269,18 @@ def safe_next(next_url: str | None) -> str:
 
 async def attempt(conn: AsyncConnection, work: Callable[[], Awaitable[T]]) -> T | AppError:
     """Run a form's action in a savepoint. A refusal (AppError) is returned, not raised, with
-    the action's writes undone, so the page can show it (re-rendered or as a message) while the
-    request's transaction still commits whatever came before."""
+    the action's writes undone (kept for a counted one: `errors.counted`), so the page can
+    show it (re-rendered or as a message) while the request's transaction still commits
+    whatever came before."""
     try:
         async with conn.begin_nested():
-            return await work()
+            try:
+                return await work()
+            except AppError as error:
+                if not error.keep_writes:
+                    raise
+                kept = error  # counted (`errors.counted`): its savepoint is kept
+        return kept
     except AppError as error:
         return error
 

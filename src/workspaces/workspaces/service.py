@@ -179,6 +179,11 @@ async def create_workspace(conn: AsyncConnection, *, name: str, owner: UserInfo,
             continue
         await conn.execute(insert(members).values(
             workspace_id=workspace_id, user_id=owner.id, role="owner", created_at=now))
+        await record(conn, workspace_id=workspace_id, actor_id=owner.id,
+                     action="workspace_created", target_type="workspace",
+                     target_id=workspace_id,
+                     detail={"name": display_name, **({"by_operator": True} if limit is None
+                                                      else {})})
         if limit is not None:  # last: a refusal rolls the workspace back with its count
             await ratelimit.hit(conn, limit)
         return WorkspaceInfo(workspace_id, display_name, slug, now, "owner")
