@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from tests.api.conftest import Api
 from tests.conftest import Cli, Sink, at_once, link_in
 from workspaces.app import create_app
+from workspaces.db import create_sync_engine, parse_url
 from workspaces.security import hash_token
 from workspaces.settings import Settings
 
@@ -489,6 +491,33 @@ def test_sessions_tell_their_device_address_and_last_use_apart(settings: Setting
             noted = _last_use(api, phone)
             assert api.client.get(path, headers=bearer(phone)).status_code == 200
             assert _last_use(api, phone) == noted
+
+
+def test_noting_a_use_never_waits_for_a_session_another_transaction_holds(api: Api) -> None:
+    """A request whose session row is locked elsewhere (its sign-out, a password change ending
+    it) answers without noting the use, instead of waiting on the lock (or deadlocking)."""
+    if not api.db.is_pg:
+        pytest.skip("SQLite has no row locks: one writer at a time")
+    token = api.client.post("/api/auth/signup", json={
+        "email": "ann@example.com", "password": PASSWORD, "name": "Ann"}).json()["token"]
+    _age(api, token)
+    noted = _last_use(api, token)
+    engine = create_sync_engine(parse_url(api.db.url))
+    answered: list[int] = []
+    try:
+        with engine.begin() as holder:
+            holder.execute(text("SELECT id FROM auth_tokens WHERE token_hash = :h FOR UPDATE"),
+                           {"h": hash_token(token)})
+            request = threading.Thread(target=lambda: answered.append(
+                api.client.get("/api/me", headers=bearer(token)).status_code))
+            request.start()
+            request.join(timeout=60)  # a hang guard: it waits for no one
+            assert answered == [200], "the request waited for the lock"
+    finally:
+        engine.dispose()
+    assert _last_use(api, token) == noted  # skipped this time; the next use notes it
+    assert api.client.get("/api/me", headers=bearer(token)).status_code == 200
+    assert _last_use(api, token) != noted
 
 
 def test_expired_sessions_are_not_listed(api: Api) -> None:

@@ -330,7 +330,11 @@ async def note_use(conn: AsyncConnection, row: Any) -> None:
     now = clock.now()
     if clock.aware(row.last_used_at or row.token_created_at) > now - LAST_USE_STEP:
         return
-    await conn.execute(update(auth_tokens).where(auth_tokens.c.id == row.token_id)
+    # A row another transaction holds (its sign-out, a password change ending it) is skipped,
+    # not waited for: a note of use never makes a request wait, nor two deadlock.
+    free = (select(auth_tokens.c.id).where(auth_tokens.c.id == row.token_id)
+            .with_for_update(skip_locked=True).scalar_subquery())
+    await conn.execute(update(auth_tokens).where(auth_tokens.c.id == free)
                        .values(last_used_at=now))
 
 
