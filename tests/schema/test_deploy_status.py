@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from tests.conftest import ALL, INIT, INVITES, Cli
+from workspaces.db import display_url, parse_url
 from workspaces.schema.ledger import LEDGER_TABLE
 
 
@@ -139,7 +140,7 @@ def test_deploy_applies_pending_despite_drift_then_exits_5_naming_repair(cli: Cl
 def test_commands_that_write_name_their_database_first(cli: Cli) -> None:
     """Deploy's output never named the database: a deploy against the wrong one (the default
     SQLite file) read as an all-clear."""
-    shown = make_url(cli.url).render_as_string(hide_password=True)
+    shown = display_url(parse_url(cli.url))  # the one rendering of a URL for people
     for args in (("deploy",), ("baseline",), ("repair",)):
         run = cli("db", *args)
         assert run.stdout.splitlines()[0] == f"Database: {shown}", run.output

@@ -35,7 +35,7 @@ def test_sign_up_verify_and_accept_from_invitations_for_you(
     expect(bob.get_by_role("status")).to_contain_text("bob@example.com is verified")
     expect(notice).to_have_count(0)
     invitations = bob.get_by_role("region", name="Invitations for you")
-    expect(invitations).to_contain_text("Acme as member, from Ann")
+    expect(invitations).to_contain_text("Acme as member, from “Ann” (ann@example.com)")
     assert bob.evaluate("document.documentElement.scrollWidth <= "
                         "document.documentElement.clientWidth")
     site.screenshot(bob, "verify-invitations-for-you-phone")

@@ -144,13 +144,15 @@ def test_the_audit_log_tab_filters_by_action_and_pages_back(page: Page, site: Si
     _tab(page, "Audit log")
     log = page.get_by_role("region", name="Audit log")
     rows = log.get_by_role("row")
-    expect(rows).to_have_count(4)  # the header and three entries, newest first
+    expect(rows).to_have_count(5)  # the header and four entries, newest first
     expect(rows.nth(1)).to_contain_text("Workspace renamed")
     expect(rows.nth(1)).to_contain_text("“Acme Inc” → “Acme Holdings”")
     expect(rows.nth(1)).to_contain_text("ann@example.com")
     expect(rows.nth(2)).to_contain_text("Role changed")
     expect(rows.nth(2)).to_contain_text("carl@example.com")
-    expect(rows.nth(3)).to_contain_text("someone whose account was deleted")
+    expect(rows.nth(3)).to_contain_text("Workspace created")
+    expect(rows.nth(3)).to_contain_text("ann@example.com")
+    expect(rows.nth(4)).to_contain_text("someone whose account was deleted")
     site.screenshot(page, "settings-audit-log")
 
     log.get_by_label("Action").select_option(label="Role changed")
