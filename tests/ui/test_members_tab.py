@@ -124,7 +124,8 @@ def test_an_expired_invite_page_says_so_and_who_to_ask(page: Page, site: Site) -
     site.db.sql(f"UPDATE workspace_invites SET expires_at = '{past}'")
     page.goto(f"/invites/{token}")
     expect(page.get_by_role("alert")).to_contain_text("This invitation expired on")
-    expect(page.get_by_role("alert")).to_contain_text("Ask “Ann Admin” (ann@example.com) for a new one")
+    expect(page.get_by_role("alert")).to_contain_text(
+        "Ask “Ann Admin” (ann@example.com) for a new one")
     site.screenshot(page, "invite-expired")
     page.goto("/")
     page.get_by_role("link", name="Acme Inc", exact=True).click()
