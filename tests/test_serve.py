@@ -53,13 +53,30 @@ def test_serve_applies_pending_migrations_itself_on_sqlite(sqlite_url: str) -> N
     assert Cli(sqlite_url, {})("db", "status").exit_code == 0
 
 
-def test_serve_refuses_drift_with_the_fix(db_url: str) -> None:
+def test_serve_refuses_a_missing_table_with_the_fix(db_url: str) -> None:
+    cli = Cli(db_url, {})
+    cli("db", "deploy")
+    cli.sql("DROP TABLE workspace_invites" + (" CASCADE" if cli.is_pg else ""))
+    process = spawn(["serve", "--port", str(free_port()), "--database-url", db_url], ENV)
+    assert process.wait(timeout=30) == 5
+    err = process.communicate()[1]
+    assert "error[schema_out_of_date]" in err and "workspaces db repair" in err
+
+
+def test_serve_starts_degraded_on_drift_it_runs_on_and_says_so(db_url: str) -> None:
+    """A dropped index: every request works, so a restart must not take the replica out
+    (the rule /readyz follows); the log names the problem and the fix."""
     cli = Cli(db_url, {})
     cli("db", "deploy")
     cli.sql("DROP INDEX ix_workspace_invites_workspace_id_email")
-    process = spawn(["serve", "--port", str(free_port()), "--database-url", db_url], ENV)
-    assert process.wait(timeout=30) == 5
-    assert "workspaces db repair" in process.communicate()[1]
+    with serving(["--database-url", db_url], {}) as (base, process):
+        ready = httpx.get(f"{base}/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+        assert ready.json()["next_step"].startswith("workspaces db repair")
+        logged = server_log(process)
+    (line,) = [line for line in logged.splitlines() if "starting degraded" in line]
+    assert "WARNING" in line and "drift_missing" in line
+    assert "fix: workspaces db repair" in line
 
 
 def test_an_invite_flow_against_a_running_server(db_url: str, smtp: Sink) -> None:

@@ -62,7 +62,18 @@ def serve(
         if report.exit_code != Exit.OK:
             for problem in report.problems:
                 print(f"[{problem.code}] {problem.message}", file=sys.stderr)
-            raise serving_refusal(report)
+            # The question /readyz answers: can this code serve here? A table or column it
+            # uses is missing: refuse. Drift it runs on (an index, the ledger, a checksum):
+            # start, degraded, said in the log, /readyz and /metrics; refusing would turn a
+            # missing index into an outage at the next restart of every replica.
+            if not report.serves:
+                raise serving_refusal(report)
+            log.warning("starting degraded: the database has every table and column this "
+                        "code uses, but db status exits %d (%s); fix: %s",
+                        int(report.exit_code),
+                        "; ".join(p.code for p in report.problems),
+                        " ".join(target.steps(report.next_step)) or
+                        "workspaces db status  # explains each problem")
     with guard(False):
         application = create_app()
     for level, line in notices:
