@@ -287,6 +287,16 @@ class Sink:
         with self.lock:
             return [m for m in self.messages if m["To"] == address]
 
+    def newest(self, address: str, subject: str, timeout: float = 30.0) -> EmailMessage:
+        """The newest email to `address` with this subject, waiting for it to arrive."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [m for m in self.to(address) if m["Subject"] == subject]
+            if found:
+                return found[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no {subject!r} email to {address}")
+
     def confirmation_for(self, address: str, count: int = 1,
                          timeout: float = 30.0) -> EmailMessage:
         """The newest confirmation email to `address`, once `count` have arrived."""

@@ -4,9 +4,6 @@ deleted after a confirmation (refused first while it is a workspace's only owner
 
 from __future__ import annotations
 
-import threading
-from email.message import EmailMessage
-
 import httpx
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
@@ -18,14 +15,6 @@ IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/60
           "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
 NEW_PASSWORD = "a brand new passphrase"
 
-
-def _mail(site: Site, to: str, subject: str) -> EmailMessage:
-    for _ in range(200):
-        found = [m for m in site.mail.to(to) if m["Subject"] == subject]
-        if found:
-            return found[-1]
-        threading.Event().wait(0.05)
-    raise AssertionError(f"no {subject!r} email to {to}")
 
 
 def _section(page: Page, name: str) -> Locator:
@@ -105,7 +94,7 @@ def test_the_account_page_from_name_to_deletion(page: Page, browser: Browser,
     expect(page.get_by_role("status")).to_contain_text(
         "Your password was changed. 1 other session was signed out.")
     _signed_out(other)
-    _mail(site, "ann@example.com", "Your Workspaces password was changed")
+    site.mail.newest("ann@example.com", "Your Workspaces password was changed")
 
     # Email address: a link to the new address, opened in the phone (signed in there first).
     expect(_section(page, "Email address").get_by_text("not verified")).to_be_visible()
@@ -115,8 +104,8 @@ def test_the_account_page_from_name_to_deletion(page: Page, browser: Browser,
     address.get_by_role("button", name="Send a confirmation link").click()
     expect(page.get_by_role("status")).to_contain_text(
         "A link to confirm the change is on its way to ann.smith@example.com.")
-    token = link_in(_mail(site, "ann.smith@example.com", "Confirm your new Workspaces address"),
-                    "email")
+    confirm = site.mail.newest("ann.smith@example.com", "Confirm your new Workspaces address")
+    token = link_in(confirm, "email")
     other.goto(f"/email/{token}")  # the link alone does not do it: the account signs in
     expect(other.get_by_role("heading", name="Confirm your new address")).to_be_visible()
     expect(other.get_by_role("button", name="Use ann.smith@example.com")).to_have_count(0)
@@ -130,7 +119,7 @@ def test_the_account_page_from_name_to_deletion(page: Page, browser: Browser,
     expect(other.get_by_role("status")).to_contain_text(
         "Your address is now ann.smith@example.com")
     phone.close()
-    _mail(site, "ann@example.com", "The address of your Workspaces account was changed")
+    site.mail.newest("ann@example.com", "The address of your Workspaces account was changed")
     page.reload()
     expect(page.get_by_role("link", name="ann.smith@example.com")).to_be_visible()
     expect(_section(page, "Email address").get_by_text("verified", exact=True)).to_be_visible()
