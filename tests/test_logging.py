@@ -54,6 +54,9 @@ SHAPED = TOKEN[:43]  # as long as the tokens new_token makes
     (f"/workspaces/{'a' * 44}", f"/workspaces/{'a' * 44}"),
     (f"/workspaces/{'a' * 42}", f"/workspaces/{'a' * 42}"),
     (f"sha256 {'f' * 64}", f"sha256 {'f' * 64}"),
+    # our own names of that length (lower-case: no token but one in billions is) and pages
+    ("fk_email_outbox_invite_id_workspace_invites", "fk_email_outbox_invite_id_workspace_invites"),
+    ("POST /account/email/cancel", "POST /account/email/cancel"),
 ])
 def test_any_token_shaped_string_is_redacted(line: str, shown: str) -> None:
     assert len(new_token()) == len(SHAPED)  # SHAPED has the form tokens are made in

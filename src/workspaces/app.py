@@ -33,6 +33,7 @@ from workspaces.settings import Settings, get_settings
 from workspaces.web import html, metrics, reloads
 from workspaces.web.errors import add_error_handlers
 from workspaces.web.guard import SchemaGuard
+from workspaces.web.health import StatusRead
 from workspaces.web.health import router as health_router
 from workspaces.web.middleware import BodyLimit, RequestLog, SecurityHeaders
 from workspaces.workspaces.pages import router as workspaces_pages
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.guard = guard
     app.state.toolkit = toolkit
     app.state.metrics_probe = metrics.DatabaseProbe(app.state.toolkit)  # /metrics asks it
+    app.state.status_read = StatusRead(app.state.toolkit)  # /readyz asks it
     for router in (accounts_router, profile_router, workspaces_router, members_router,
                    invites_router, audit_router, accounts_pages, profile_pages, workspaces_pages,
                    members_pages, invites_pages, audit_pages, reloads.router):

@@ -50,7 +50,7 @@ def parse_url(raw: str) -> URL:
             fix="Use postgresql://user:password@host:5432/dbname or sqlite:///path/to/file.db",
         ) from None
     if url.drivername in _PG_ALIASES:
-        if raw.partition("?")[0].count("@") > 1:
+        if raw.partition("?")[0].count("@") > 1 or "@" in (url.host or ""):
             # The first '@' ends the password, so the rest of it would be taken for the host
             # and repeated by the driver's "could not resolve" message: refuse before that.
             raise SchemaError(

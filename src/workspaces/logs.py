@@ -37,8 +37,9 @@ SECRET_PARAMETERS = ("password", "sslpassword", "oauth_client_secret")
 
 _SECRETS = (
     # A mailed link's token: /invites/ (and /api/invites/), /reset/, /verify/, /email/ (not
-    # /api/auth/email/confirm), also percent-encoded, as in a sign-in page's ?next=.
-    (re.compile(r"((?:/|%2[Ff])(?:invites|reset|verify|email)(?:/|%2[Ff]))(?!confirm\b)"
+    # /api/auth/email/confirm nor /account/email/cancel), also percent-encoded, as in a sign-in
+    # page's ?next=.
+    (re.compile(r"((?:/|%2[Ff])(?:invites|reset|verify|email)(?:/|%2[Ff]))(?!(?:confirm|cancel)\b)"
                 r"(?:(?!%2[Ff])[^/?#&\s\"'<>])+"), r"\1" + REDACTED),
     # A value already shown as [redacted] (a URL rendered by `shown_url`) is left as it is, so
     # that what follows it (the closing parenthesis of "(database ...)") stays.
@@ -78,7 +79,10 @@ def _token_shaped() -> re.Pattern[str]:
     from workspaces.security import TOKEN_FORM
 
     alone = r"(?:(?<![A-Za-z0-9_-])|(?<=%[0-9A-Fa-f]{2}))"  # also after a percent-encoded /
-    return re.compile(rf"{alone}(?:[A-Za-z]+_)?{TOKEN_FORM}(?![A-Za-z0-9_-])")
+    # With a capital letter, as all but a vanishing share of random tokens have: our own names
+    # of that length (constraints, indexes: lower-case) stay readable in the log.
+    capital = r"(?=[A-Za-z0-9_-]*[A-Z])"
+    return re.compile(rf"{alone}(?:[A-Za-z]+_)?{capital}{TOKEN_FORM}(?![A-Za-z0-9_-])")
 
 
 @dataclass(frozen=True)

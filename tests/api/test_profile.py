@@ -520,6 +520,21 @@ def test_noting_a_use_never_waits_for_a_session_another_transaction_holds(api: A
     assert _last_use(api, token) != noted
 
 
+def test_a_write_notes_no_use_so_it_keeps_no_token_row_locked(api: Api) -> None:
+    """A write request's transaction would hold its token row to its end, where a password
+    change (the user's row, then every token row) could meet it in a circle: only reads
+    note a use."""
+    token = api.client.post("/api/auth/signup", json={
+        "email": "ann@example.com", "password": PASSWORD, "name": "Ann"}).json()["token"]
+    _age(api, token)
+    noted = _last_use(api, token)
+    assert api.client.patch("/api/me", json={"name": "Ann B"},
+                            headers=bearer(token)).status_code == 200
+    assert _last_use(api, token) == noted
+    assert api.client.get("/api/me", headers=bearer(token)).status_code == 200
+    assert _last_use(api, token) != noted
+
+
 def test_expired_sessions_are_not_listed(api: Api) -> None:
     ann = api.signup("ann@example.com")
     login(api, "ann@example.com")

@@ -6,9 +6,12 @@ person sees says "being upgraded" only while a deploy holds the lock."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,6 +27,10 @@ from workspaces.schema.lock import LOCK_KEYS
 from workspaces.settings import Settings
 from workspaces.web import guard as web_guard
 from workspaces.web import metrics as web_metrics
+from workspaces.web.health import StatusRead
+
+if TYPE_CHECKING:
+    from workspaces.schema.toolkit import Toolkit
 
 # The migration these tests take back: it creates table account_events and column
 # users.email_verified_at; "not run" rolls it back with every migration after it.
@@ -241,3 +248,28 @@ def test_the_page_says_being_upgraded_while_a_deploy_holds_the_lock(local_api: A
         assert "<h1>Service unavailable</h1>" in after.text  # the deploy ended, still missing
     finally:
         engine.dispose()
+
+
+def test_probes_arriving_together_share_one_status_read() -> None:
+    """Any number of /readyz calls cost one status read at a time (a client looping on it
+    cannot pile reads on the database); one arriving after it ends reads afresh."""
+    started, release = threading.Event(), threading.Event()
+    reads: list[int] = []
+
+    class Slow:
+        def status(self) -> str:
+            reads.append(1)
+            started.set()
+            assert release.wait(60)
+            return f"report {len(reads)}"
+
+    async def scenario() -> tuple[list[object], object]:
+        probe = StatusRead(cast("Toolkit", Slow()))
+        together = [asyncio.ensure_future(probe.report()) for _ in range(5)]
+        await asyncio.sleep(0)  # each has asked before the read can end
+        assert await asyncio.to_thread(started.wait, 60)
+        release.set()
+        return list(await asyncio.gather(*together)), await probe.report()
+
+    shared, later = asyncio.run(scenario())
+    assert shared == ["report 1"] * 5 and later == "report 2" and len(reads) == 2

@@ -219,6 +219,11 @@ def test_a_lock_timeout_prints_the_queries_that_show_and_end_the_holder(pg_url: 
             ended = subprocess.run(shlex.split(end, comments=True), capture_output=True,
                                    text=True, check=False)
             assert ended.returncode == 0 and " t\n" in ended.stdout, ended.stdout
+            # Pasted again once the holder is gone (its pid free for another session): the
+            # line ends nothing, as it acts only on a holder of the deploy lock.
+            again = subprocess.run(shlex.split(end, comments=True), capture_output=True,
+                                   text=True, check=False)
+            assert again.returncode == 0 and "(0 rows)" in again.stdout, again.stdout
     finally:
         holder.dispose()
     assert Cli(pg_url, {})("db", "deploy").exit_code == 0  # the lock went with its session

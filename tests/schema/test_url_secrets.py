@@ -132,12 +132,14 @@ def test_history_rows_holding_a_password_are_scrubbed_by_the_next_command_that_w
 def test_a_password_holding_an_at_sign_is_refused_before_connecting(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    url = f"postgresql://postgres:Tr0ub@{SECRET}@127.0.0.1:5432/postgres"
-    for args in (("db", "status"), ("db", "deploy", "--json"), ("db", "history")):
-        run = Cli(url, {})(*args)
-        assert run.exit_code == 1, run.output
-        assert "bad_url" in run.output and "%40" in run.output
-        assert SECRET not in run.output
+    for url in (f"postgresql://postgres:Tr0ub@{SECRET}@127.0.0.1:5432/postgres",
+                # a '?' in the password, before its '@': not a query yet
+                f"postgresql://postgres:Tr0?b@{SECRET}@127.0.0.1:5432/postgres"):
+        for args in (("db", "status"), ("db", "deploy", "--json"), ("db", "history")):
+            run = Cli(url, {})(*args)
+            assert run.exit_code == 1, run.output
+            assert "bad_url" in run.output and "%40" in run.output
+            assert SECRET not in run.output
 
 
 def test_the_serve_banner_names_the_database_without_its_password(pg_url: str) -> None:

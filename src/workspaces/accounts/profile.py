@@ -333,15 +333,17 @@ async def confirm_email_change(conn: AsyncConnection, *, token: str, user_id: uu
     live = await links.live_link(conn, token, EMAIL_CHANGE)
     if live is None:
         raise _dead_email_link()
-    old = (await conn.execute(select(users.c.email).where(users.c.id == live.user_id))).scalar()
-    links.check_holder(live.user_id, user_id, str(old))
+    # The account's row is locked before its link is claimed, the order a password reset
+    # takes them too (row, then links): the two never wait for each other in a circle.
+    current = select(users.c.email).where(users.c.id == live.user_id)
+    if conn.dialect.name == "postgresql":
+        current = current.with_for_update()
+    old = str((await conn.execute(current)).scalar_one())
+    links.check_holder(live.user_id, user_id, old)
     claimed = await links.claim_link(conn, token, EMAIL_CHANGE)
     if claimed is None:
         raise _dead_email_link()
-    current = select(users.c.email).where(users.c.id == claimed.user_id)
-    if conn.dialect.name == "postgresql":
-        current = current.with_for_update()
-    old, new = str((await conn.execute(current)).scalar_one()), str(claimed.email)
+    new = str(claimed.email)
     refusal = await address_refusal(conn, new)
     if refusal is not None:
         raise refusal

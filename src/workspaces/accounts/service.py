@@ -330,6 +330,12 @@ async def note_use(conn: AsyncConnection, row: Any) -> None:
     now = clock.now()
     if clock.aware(row.last_used_at or row.token_created_at) > now - LAST_USE_STEP:
         return
+    # Noted by reads only, whose statements commit at once (AUTOCOMMIT) and keep no lock: in a
+    # write transaction the token row would stay locked to its end, where a password change
+    # (the user's row, then every token row) could meet it in a circle.
+    sync = conn.sync_connection
+    if sync is None or sync.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        return
     # A row another transaction holds (its sign-out, a password change ending it) is skipped,
     # not waited for: a note of use never makes a request wait, nor two deadlock.
     free = (select(auth_tokens.c.id).where(auth_tokens.c.id == row.token_id)

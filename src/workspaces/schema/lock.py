@@ -77,9 +77,15 @@ def _lock_timeout(conn: Connection, timeout: float) -> SchemaError:
         psql = f"psql {shlex.quote(libpq_url(conn.engine.url))} -c"
         show = ("SELECT pid, application_name, client_addr, backend_start, state, query_start, "
                 f"query FROM pg_stat_activity WHERE pid = {pid}")
+        # Ends that backend only while it still holds the deploy lock: pasted later, after
+        # the holder finished and its pid went to another session, it ends nothing.
+        end = ("SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+               f"WHERE l.pid = {pid} AND l.locktype = 'advisory' AND l.classid = {LOCK_KEYS['a']} "
+               f"AND l.objid = {LOCK_KEYS['b']} AND l.objsubid = 2 AND l.granted AND l.database = "
+               "(SELECT oid FROM pg_database WHERE datname = current_database())")
         fix = (f"{psql} {shlex.quote(show)}  # what the holder is doing\n"
-               f"{psql} {shlex.quote(f'SELECT pg_terminate_backend({pid})')}  # ends it: only "
-               f"when that process is gone for good\n{fix}")
+               f"{psql} {shlex.quote(end)}  # ends it: only when that process is gone for good"
+               f"\n{fix}")
     who = describe_holder(row) if row is not None else "a session that just released it"
     return SchemaError(
         "lock_timeout",

@@ -7,11 +7,11 @@ when `db status` finds drift the code runs on. The rule itself is `Report.serves
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from workspaces.errors import SchemaError, SchemaOutOfDate, ServiceUnavailable
 from workspaces.schema.status import describe_keys
@@ -21,8 +21,25 @@ from workspaces.web.schemas import errors
 
 if TYPE_CHECKING:
     from workspaces.schema.status import Report
+    from workspaces.schema.toolkit import Toolkit
 
 router = APIRouter(tags=["operations"])
+
+
+class StatusRead:
+    """The schema status for /readyz, read by one thread at a time: probes arriving while a
+    read runs share its answer (or its error), so any number of them, or a client looping on
+    /readyz, costs the database one status read at a time per process, never a pile of them.
+    Nothing is kept between reads: each answer is as fresh as the read it waited for."""
+
+    def __init__(self, toolkit: Toolkit) -> None:
+        self.toolkit = toolkit
+        self._running: asyncio.Future[Report] | None = None
+
+    async def report(self) -> Report:
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(asyncio.to_thread(self.toolkit.status))
+        return await asyncio.shield(self._running)
 
 
 @router.get("/healthz")
@@ -37,7 +54,7 @@ async def readyz(request: Request) -> Any:
     "degraded" (still 200) with the problems when the schema drifted in a way it runs on."""
     guard = request.app.state.guard
     try:
-        report = await run_in_threadpool(request.app.state.toolkit.status)
+        report = await request.app.state.status_read.report()
     except SchemaError as error:
         down = ServiceUnavailable(error.message, code="database_unavailable")
         guard.not_ready(f"the database does not answer: {error.message}",
