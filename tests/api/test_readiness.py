@@ -273,3 +273,21 @@ def test_probes_arriving_together_share_one_status_read() -> None:
 
     shared, later = asyncio.run(scenario())
     assert shared == ["report 1"] * 5 and later == "report 2" and len(reads) == 2
+
+
+def test_a_dropped_unique_index_an_insert_relies_on_answers_503_with_the_fix(
+        local_api: Api) -> None:
+    """Creating an invite is INSERT ... ON CONFLICT on the pending-invite index: without it
+    the database refuses the statement. That is a 503 naming `db repair`, never a 500, while
+    readiness stays up (every replica is alike: taking them out would help nobody)."""
+    owner = local_api.signup("ann@example.com")
+    slug = local_api.workspace(owner)
+    local_api.db.sql("DROP INDEX uq_workspace_invites_pending_email")
+    response = local_api.client.post(f"/api/workspaces/{slug}/invites", headers=owner,
+                                     json={"email": "bob@example.com", "role": "member"})
+    message = local_api.error(response, 503, "schema_out_of_date")
+    assert "unique index" in message
+    assert response.json()["error"]["next_step"] == first_next(local_api.db)
+    assert str(response.json()["error"]["next_step"]).startswith("workspaces db repair")
+    ready = local_api.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded"

@@ -34,6 +34,8 @@ _MISSING_TABLE = re.compile(
 )
 _MISSING_COLUMN = re.compile(r'column "?([\w.]+)"? does not exist|no such column: ([\w.]+)|'
                              r"has no column named (\w+)")
+_NO_UNIQUE_INDEX = re.compile(r"no unique or exclusion constraint matching the ON CONFLICT|"
+                              r"ON CONFLICT clause does not match any PRIMARY KEY or UNIQUE")
 _UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006"}
 _UNAVAILABLE_TEXT = ("connection refused", "connection was closed", "connection is closed",
                      "terminating connection", "the database system is", "could not connect",
@@ -116,6 +118,11 @@ class SchemaGuard:
         if column_match or state == "42703":
             column = next((g for g in column_match.groups() if g), "?") if column_match else "?"
             return await self._out_of_date(column, f"column {column} is missing", column=column)
+        if state == "42P10" or _NO_UNIQUE_INDEX.search(text):
+            # An INSERT ... ON CONFLICT whose unique index was dropped (the pending-invite
+            # index decides two invites racing for one address): a dropped object as above.
+            return await self._out_of_date(
+                "unique index", "a unique index this request relies on is missing")
         lowered = text.lower()
         if (state in _UNAVAILABLE_STATES or isinstance(exc, OSError | TimeoutError)
                 or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
