@@ -172,6 +172,23 @@ def test_a_deleted_ledger_row_is_resolved_by_the_first_line_not_refused_deploy(
     assert counts(cli) == before
 
 
+def test_a_ledger_row_deleted_between_applied_ones_is_named_and_resolved(cli: Cli) -> None:
+    """A middle migration's row deleted (later ones build on its tables): status used to stop
+    with `unmodelled_migration` ("check the revision's down_revision"), naming no fix."""
+    assert cli("db", "deploy").exit_code == 0
+    production_like(cli.url)
+    before = counts(cli)
+    cli.sql(f"DELETE FROM {LEDGER_TABLE} WHERE migration_id = '{INVITES}'")
+    status = cli("db", "status")
+    assert status.exit_code == 2, status.output
+    assert f"[objects_present] Migration {INVITES} is pending" in status.stdout
+    assert "drift" not in status.stdout
+    assert first_step(status.stdout).startswith(f"workspaces db resolve --applied {INVITES}")
+    assert literally(cli, first_step(status.stdout)).exit_code == 0
+    assert cli("db", "status").exit_code == 0
+    assert counts(cli) == before
+
+
 def test_connection_refused_prints_advice_under_hint_never_under_next() -> None:
     run = Cli("postgresql://postgres@127.0.0.1:1/nothing", {})("db", "status")
     assert run.exit_code == 1 and "error[connection_refused]" in run.stderr

@@ -35,8 +35,11 @@ def server_version(conn: Connection) -> str:
 
 
 def applied_model(report: Report, migrations: MigrationSet) -> SchemaModel:
-    applied = set(report.applied_ids)
-    return build_model(m for m in migrations if m.id in applied)
+    """The schema the applied migrations made. A migration the ledger lacks between applied
+    ones (its row deleted) counts in: the later ones build on what it made (without it the
+    model cannot be built), and the pending check says what became of its objects."""
+    applied = {migrations.position(mid) for mid in report.applied_ids}
+    return build_model(migrations.migrations[: max(applied, default=-1) + 1])
 
 
 def model_through(migrations: MigrationSet, migration_id: str) -> SchemaModel:
@@ -145,10 +148,13 @@ def _live_problems(conn: Connection, report: Report, migrations: MigrationSet) -
     report.differences = compare(conn, model)
     gone = {d.key.table for d in report.differences
             if d.kind == MISSING and d.key.kind == "table"}
+    unrecorded = {state.migration.id for state in report.in_state(PENDING)}
     for difference in report.differences:
         if difference.kind == EXTRA or (difference.key.kind != "table"
                                         and difference.key.table in gone):
             continue  # a missing table's indexes are implied by it
+        if difference.migration_id in unrecorded:
+            continue  # not recorded as applied: the pending check below tells its objects
         mid = difference.migration_id or "an applied migration"
         if difference.kind == MISSING:
             add(Problem(
