@@ -55,7 +55,7 @@ def mails(smtp: Sink, to: str, subject: str, count: int = 1) -> list[EmailMessag
     """The first `count` emails to `to` with this subject (other emails, such as a sign-up's
     verification, are left out: no total is assumed)."""
     found: list[EmailMessage] = []
-    for _ in range(200):
+    for _ in range(600):  # a hang guard: 30 s
         found = [m for m in smtp.to(to) if m["Subject"] == subject]
         if len(found) >= count:
             return found[:count]
