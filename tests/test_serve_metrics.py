@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,9 +32,19 @@ def _workers(server_pid: int) -> set[int]:
             if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()}
 
 
+def _started(process: subprocess.Popen[str], workers: int) -> None:
+    """Wait (a hang guard, not a target) until this many workers have started in all."""
+    deadline = time.monotonic() + 60
+    while server_log(process).count("Application startup complete.") < workers:
+        assert time.monotonic() < deadline, f"{workers} workers did not start"
+        time.sleep(0.2)
+
+
 def test_metrics_sum_over_workers_and_forget_dead_ones(sqlite_url: str, tmp_path: Path) -> None:
     env = {"DATABASE_POOL_SIZE": str(POOL), "TMPDIR": str(tmp_path)}
     with serving(["--database-url", sqlite_url, "--workers", "2"], env) as (base, process):
+        _started(process, 2)  # /healthz answered from one: both must count before a scrape
+
         def ask(_: int) -> int:
             return httpx.get(f"{base}/api/workspaces/acme-{_}/invites").status_code
 
@@ -49,10 +60,7 @@ def test_metrics_sum_over_workers_and_forget_dead_ones(sqlite_url: str, tmp_path
         workers = _workers(process.pid)
         assert len(workers) == 2
         os.kill(min(workers), signal.SIGKILL)  # uvicorn starts another in its place
-        deadline = time.monotonic() + 60
-        while server_log(process).count("Application startup complete.") < 3:
-            assert time.monotonic() < deadline, "no replacement worker started"
-            time.sleep(0.2)
+        _started(process, 3)  # uvicorn's replacement
         assert len(_workers(process.pid) - workers) == 1
         for _ in range(4):
             text = httpx.get(f"{base}/metrics").text
