@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.conftest import REPO, Cli, Sink, serving
 
@@ -89,6 +89,16 @@ def sign_up(page: Page, name: str, email: str, password: str = "correct horse ba
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Create account").click()
+
+
+def sign_in(page: Page, email: str, password: str = "correct horse battery") -> Page:
+    """Sign in on the page, and wait until it shows the signed-in header."""
+    page.goto("/signin")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    return page
 
 
 def fits(page: Page) -> bool:

@@ -8,7 +8,7 @@ import httpx
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.conftest import link_in
-from tests.ui.conftest import Site, sign_up
+from tests.ui.conftest import Site, sign_in, sign_up
 
 PASSWORD = "correct horse battery"
 
@@ -31,15 +31,6 @@ def _join(site: Site, owner: dict[str, str], slug: str, email: str, name: str,
     assert accepted.status_code == 200, accepted.text
 
 
-def _signed_in(browser: Browser, site: Site, email: str) -> Page:
-    page = browser.new_context(base_url=site.base).new_page()
-    page.goto("/signin")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-    return page
-
 
 def _row(page: Page, email: str) -> Locator:
     return page.get_by_role("region", name="Members").get_by_role("row").filter(has_text=email)
@@ -60,7 +51,7 @@ def test_each_member_sees_their_own_row_and_only_what_they_may_do_to_themself(
 
     seen = {}
     for email in ("ann@example.com", "bob@example.com", "gus@example.com"):
-        page = _signed_in(browser, site, email)
+        page = sign_in(browser.new_context(base_url=site.base).new_page(), email, PASSWORD)
         page.goto("/w/acme")
         rows = page.get_by_role("region", name="Members").get_by_role("row")
         expect(rows.filter(has_text="you")).to_have_count(1)

@@ -5,10 +5,10 @@ deleted after a confirmation (refused first while it is a workspace's only owner
 from __future__ import annotations
 
 import httpx
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.conftest import link_in
-from tests.ui.conftest import Site, broken_words, fits, sign_up
+from tests.ui.conftest import Site, broken_words, fits, sign_in, sign_up
 
 PASSWORD = "correct horse battery"
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -20,15 +20,6 @@ NEW_PASSWORD = "a brand new passphrase"
 def _section(page: Page, name: str) -> Locator:
     return page.get_by_role("region", name=name, exact=True)
 
-
-def _sign_in(context: BrowserContext, email: str, password: str) -> Page:
-    other = context.new_page()
-    other.goto("/signin")
-    other.get_by_label("Email").fill(email)
-    other.get_by_label("Password").fill(password)
-    other.get_by_role("button", name="Sign in").click()
-    expect(other.get_by_role("button", name="Sign out")).to_be_visible()
-    return other
 
 
 def _signed_out(other: Page) -> None:
@@ -57,7 +48,7 @@ def test_the_account_page_from_name_to_deletion(page: Page, browser: Browser,
     # Another browser signed in; signed out from here.
     phone = browser.new_context(base_url=site.base, viewport={"width": 375, "height": 740},
                                 user_agent=IPHONE)
-    other = _sign_in(phone, "ann@example.com", PASSWORD)
+    other = sign_in(phone.new_page(), "ann@example.com", PASSWORD)
     page.reload()
     sessions = _section(page, "Sessions")
     expect(sessions.get_by_role("row")).to_have_count(3)  # the header row and two sessions
@@ -79,7 +70,7 @@ def test_the_account_page_from_name_to_deletion(page: Page, browser: Browser,
     _signed_out(other)
 
     # Password: the wrong current one is refused; then changed, the other browser signed out.
-    other = _sign_in(phone, "ann@example.com", PASSWORD)
+    other = sign_in(phone.new_page(), "ann@example.com", PASSWORD)
     password = _section(page, "Password")
     password.get_by_label("Current password").fill("not my password")
     password.get_by_label("New password").fill(NEW_PASSWORD)
