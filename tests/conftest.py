@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
@@ -34,6 +35,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from typer.testing import CliRunner
 
+from workspaces import clock, ratelimit
 from workspaces.cli import app
 from workspaces.db import create_sync_engine, parse_url
 from workspaces.schema.revisions import PACKAGED_VERSIONS, MigrationSet
@@ -85,6 +87,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     os.environ.pop("TEST_DATABASE_URL", None)
     server.cleanup()
     shutil.rmtree(root, ignore_errors=True)
+
+
+class _WindowClock:
+    """`clock` as the rate limits see it: real time moved forward to just past the next UTC
+    midnight, where the 15-minute, hour and day windows all begin together."""
+
+    def __init__(self) -> None:
+        real = clock.now()
+        midnight = real.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        self._shift = midnight + timedelta(seconds=1) - real
+
+    def now(self) -> datetime:
+        return clock.now() + self._shift
+
+
+@pytest.fixture(autouse=True)
+def limit_windows_begin_with_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Limits count in fixed windows, so a test's hits that straddled a boundary were counted
+    in two windows: CI's run at 03:59:59 let a fourth guess through a limit of three. Each test
+    now counts from the start of a window; a test that moves time does it on top of this."""
+    monkeypatch.setattr(ratelimit, "clock", _WindowClock())
 
 
 @pytest.fixture(scope="session")
