@@ -20,19 +20,25 @@ from sqlalchemy import Engine, insert
 
 from workspaces import clock
 from workspaces.db import create_sync_engine, parse_url
+from workspaces.events.tell import current_txid, new_event_id
 from workspaces.models import (
     account_events,
     account_tokens,
     audit_events,
     auth_tokens,
+    event_horizon,
+    events,
     invites,
     members,
     outbox,
     rate_limit_counters,
     users,
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_endpoints,
     workspaces,
 )
-from workspaces.security import hash_password, hash_token, new_token
+from workspaces.security import hash_password, hash_token, new_token, seal
 from workspaces.validation import email_skeleton, normalize_email, slugify
 
 PASSWORD = "correct horse battery"
@@ -159,16 +165,61 @@ class Factory:
     def counter(self, key: str) -> None:
         self._insert(rate_limit_counters, key=key, window_start=clock.now(), count=3)
 
+    def event(self, workspace: Workspace | None, kind: str = "member.added") -> int:
+        """An event in the log (of the workspace, or of no workspace); returns its position."""
+        event_id, now = new_event_id(), clock.now()
+        body = {"id": event_id, "type": kind, "version": 1,
+                "occurred_at": now.isoformat().replace("+00:00", "Z"),
+                "workspace": {"id": str(workspace.id), "slug": workspace.slug}
+                if workspace else None, "actor": {"type": "system", "id": None, "email": None},
+                "data": {}}
+        with self.engine.begin() as conn:
+            return int(conn.execute(insert(events).values(
+                txid=current_txid(self.engine.dialect.name), id=event_id, type=kind,
+                workspace_id=workspace.id if workspace else None, occurred_at=now,
+                payload=body).returning(events.c.position)).scalar_one())
+
+    def endpoint(self, workspace: Workspace | None, url: str = "https://example.com/hook",
+                 enabled: bool = True) -> uuid.UUID:
+        """A webhook endpoint (of the workspace, or of the instance) wanting every type."""
+        endpoint_id, now = uuid.uuid4(), clock.now()
+        self._insert(webhook_endpoints, id=endpoint_id,
+                     workspace_id=workspace.id if workspace else None, url=url,
+                     description="", event_types=None,
+                     sealed_secret=seal("x" * 32, "whsec_c2VjcmV0"), enabled=enabled,
+                     created_at=now, updated_at=now)
+        return endpoint_id
+
+    def delivery(self, endpoint_id: uuid.UUID, position: int, status: str = "pending") -> None:
+        """A delivery of the event at `position` to the endpoint, with one attempt unless
+        pending."""
+        delivery_id, now = uuid.uuid4(), clock.now()
+        self._insert(webhook_deliveries, id=delivery_id, endpoint_id=endpoint_id,
+                     event_position=position, message_id=f"evt_{uuid.uuid4().hex}",
+                     status=status, attempts=0 if status == "pending" else 1,
+                     next_attempt_at=now, created_at=now,
+                     delivered_at=now if status == "delivered" else None)
+        if status != "pending":
+            self._insert(webhook_attempts, id=uuid.uuid4(), delivery_id=delivery_id,
+                         endpoint_id=endpoint_id, attempted_at=now,
+                         status_code=200 if status == "delivered" else 500, duration_ms=12,
+                         response_excerpt="ok")
+
+    def horizon(self) -> None:
+        self._insert(event_horizon, id=1, txid=0, position=0, swept_at=clock.now())
+
 
 INVITE_STATES = ("pending", "expired", "accepted", "revoked", "declined")
 EMAIL_STATES = ("pending", "sent", "logged", "failed")
+DELIVERY_STATES = ("pending", "delivered", "failed")
 
 
 def production_like(url: str, invite_states: tuple[str, ...] = INVITE_STATES
                     ) -> tuple[User, Workspace]:
     """A migrated database with rows in every table: two workspaces with owners, admins and
     members, invites in every state each with its emails in every delivery state, audit
-    events, API tokens and rate-limit counters. Returns the first workspace and its owner."""
+    events, API tokens, rate-limit counters, events with webhook deliveries in every state.
+    Returns the first workspace and its owner."""
     make = Factory(url)
     first: tuple[User, Workspace] | None = None
     try:
@@ -184,7 +235,12 @@ def production_like(url: str, invite_states: tuple[str, ...] = INVITE_STATES
                     make.email(place, invite, delivery)
             make.email(place, None, "sent")  # not about an invite
             make.counter(f"invite:{place.id}")
+            hook = make.endpoint(place)
+            for delivery in DELIVERY_STATES:
+                make.delivery(hook, make.event(place), delivery)
             first = first or (owner, place)
+        make.delivery(make.endpoint(None), make.event(None, "user.created"), "delivered")
+        make.horizon()
     finally:
         make.close()
     assert first is not None

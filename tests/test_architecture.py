@@ -4,6 +4,7 @@ function-level imports alike, read from the source, nothing run)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,30 @@ def test_a_domain_reaches_other_domains_through_their_services_only(domain: str)
 def test_only_the_cli_and_the_tests_start_the_application() -> None:
     assert sorted(m for m, names in MODULES.items() if "workspaces.app" in names) == [
         "workspaces.cli.serve"]
+
+
+_WRITES = re.compile(r"\b(?:insert|update|delete)\((\w+)\)|dialect_insert\([^)]*\)\((\w+)\)")
+
+
+def _writers() -> dict[str, set[str]]:
+    """Which modules write each table (an INSERT, UPDATE or DELETE naming it)."""
+    found: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        if "versions" in path.parts:
+            continue
+        for match in _WRITES.finditer(path.read_text()):
+            found.setdefault(match[1] or match[2], set()).add(_module(path))
+    return found
+
+
+def test_membership_rows_have_one_writer() -> None:
+    """Written from four places in three packages, each had to remember its audit line;
+    now members/store.py writes them and tells each change in the same step."""
+    assert _writers()["members"] == {"workspaces.members.store"}
+
+
+@pytest.mark.parametrize("table", ["events", "audit_events", "account_events"])
+def test_the_trails_and_the_event_log_are_written_by_tell_alone(table: str) -> None:
+    """A change's records are one step (`events.tell`), never a call a handler must
+    remember; the retention sweep deletes old events."""
+    assert _writers()[table] - {"workspaces.housekeeping"} == {"workspaces.events.tell"}

@@ -6,6 +6,8 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -37,6 +39,9 @@ ACCOUNT_TOKEN_PURPOSES = ("password_reset", "verify_email", "change_email")
 USER_AGENT_MAX = 512  # longer User-Agent headers are stored cut to this
 OUTBOX_STATUSES = ("pending", "sent", "logged", "failed")  # logged: EMAIL_BACKEND=console
 PENDING_ONLY = text("status = 'pending'")
+DELIVERY_STATUSES = ("pending", "delivered", "failed")  # failed: the schedule ran out
+# A feed position: BIGINT on PostgreSQL; SQLite numbers rows only through INTEGER PRIMARY KEY.
+POSITION = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -124,6 +129,9 @@ class WorkspaceInvite(Base):
     created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
+    # When the housekeeping sweep found it past `expires_at` and told `invite.expired`; a
+    # resend (new expiry) clears it.
+    expiry_told_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuthToken(Base):
@@ -238,6 +246,127 @@ class AuditEvent(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class Event(Base):
+    """The event log: every change told (`events.tell`), written in the change's transaction.
+
+    `position` numbers events as they are written, `txid` is the writing transaction
+    (PostgreSQL's xid8; 0 on SQLite, where writers take turns). The feed orders by both and
+    shows only events of transactions older than any still running, so a consumer's cursor
+    never passes an event that commits later (see events/feed.py).
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_txid_position", "txid", "position"),
+        Index("ix_events_workspace_id_txid_position", "workspace_id", "txid", "position"),
+        Index("ix_events_occurred_at", "occurred_at"),
+        {"sqlite_autoincrement": True},  # positions are never reused, even after a sweep
+    )
+
+    position: Mapped[int] = mapped_column(POSITION, primary_key=True, autoincrement=True)
+    txid: Mapped[int] = mapped_column(BigInteger)
+    id: Mapped[str] = mapped_column(String(40), unique=True)  # evt_...: the dedupe key
+    type: Mapped[str] = mapped_column(String(64))
+    # No foreign key: a workspace's events outlive it (workspace.deleted is one of them).
+    workspace_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # the event as the feed serves it
+
+
+class EventHorizon(Base):
+    """How far the retention sweep has deleted the feed (one row): a cursor before it may have
+    missed events, and is refused rather than silently skipping them."""
+
+    __tablename__ = "event_horizon"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    txid: Mapped[int] = mapped_column(BigInteger)
+    position: Mapped[int] = mapped_column(BigInteger)
+    swept_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookEndpoint(Base):
+    """Where events are delivered: of one workspace, or of the instance (workspace_id NULL)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str] = mapped_column(String(500))
+    # The types delivered, as ",member.added,invite.created," (NULL: every type).
+    event_types: Mapped[str | None] = mapped_column(Text)
+    # The signing secret (whsec_...) sealed with SECRET_KEY; after a rotation the previous one
+    # keeps signing beside it until previous_secret_until.
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    sealed_previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    disabled_reason: Mapped[str | None] = mapped_column(String(300))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The first failed attempt since the last success (NULL: not failing).
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: written with the event, delivered at least once."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint_id_created_at", "endpoint_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    # The event delivered; swept with it. NULL for a test message, whose body is `payload`.
+    event_position: Mapped[int | None] = mapped_column(
+        ForeignKey("events.position", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[str] = mapped_column(String(40))  # webhook-id: the event's id
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookAttempt(Base):
+    """One try at a delivery: what the receiver answered, and how long it took."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        Index("ix_webhook_attempts_endpoint_id_attempted_at", "endpoint_id", "attempted_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None] = mapped_column(Integer)  # NULL: no answer
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)  # the answer's first bytes
+    error: Mapped[str | None] = mapped_column(String(500))
+
+
 class RateLimitCounter(Base):
     """Fixed-window counters shared by every server instance."""
 
@@ -259,3 +388,8 @@ account_events: Table = cast(Table, AccountEvent.__table__)
 outbox: Table = cast(Table, EmailOutbox.__table__)
 audit_events: Table = cast(Table, AuditEvent.__table__)
 rate_limit_counters: Table = cast(Table, RateLimitCounter.__table__)
+events: Table = cast(Table, Event.__table__)
+event_horizon: Table = cast(Table, EventHorizon.__table__)
+webhook_endpoints: Table = cast(Table, WebhookEndpoint.__table__)
+webhook_deliveries: Table = cast(Table, WebhookDelivery.__table__)
+webhook_attempts: Table = cast(Table, WebhookAttempt.__table__)

@@ -106,7 +106,16 @@ class Settings(BaseSettings):
     metrics_allowed_networks: str = "127.0.0.0/8,::1"
     metrics_token: str | None = Field(default=None, min_length=16)
 
-    @field_validator("trusted_proxies", "metrics_allowed_networks")
+    # Webhook receivers in these networks (CIDR list) are allowed, and may use plain http; any
+    # other must be https and resolve only to public addresses (docs/events.md#security).
+    webhook_allowed_networks: str = ""
+    # Events are kept (in the feed, with their deliveries and attempts) this many days.
+    event_retention_days: int = Field(default=30, ge=1)
+    # After a secret rotation the previous secret keeps signing beside the new one this long.
+    webhook_secret_grace_hours: float = Field(default=24.0, ge=0)
+    webhook_poll_seconds: float = Field(default=2.0, gt=0)
+
+    @field_validator("trusted_proxies", "metrics_allowed_networks", "webhook_allowed_networks")
     @classmethod
     def _networks_parse(cls, value: str, info: ValidationInfo) -> str:
         """Refuse at start-up, not at the first request, a value that is no address list."""

@@ -1,7 +1,8 @@
 """An account's own security trail: what changed its password, address or sessions, and when.
 
 Shown to the account's owner (profile page, `GET /api/me/events`); nothing secret goes in it.
-Workspace changes have their own trail (`workspaces.audit`).
+Written by `events.tell` (a change's `AccountLine`); workspace changes have their own trail
+(`workspaces.audit`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
@@ -41,15 +42,6 @@ class AccountEntry:
     @property
     def words(self) -> str:
         return ACTIONS.get(self.action, self.action)
-
-
-async def record_account_event(conn: AsyncConnection, *, user_id: uuid.UUID, action: str,
-                               detail: dict[str, Any] | None = None) -> None:
-    if action not in ACTIONS:
-        raise ValueError(f"unknown account event {action!r}")
-    await conn.execute(insert(account_events).values(
-        id=uuid.uuid4(), user_id=user_id, action=action, detail=detail or {},
-        created_at=clock.now()))
 
 
 async def list_account_events(conn: AsyncConnection, *, user_id: uuid.UUID,

@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit
 from workspaces.accounts import links
-from workspaces.accounts.events import record_account_event
 from workspaces.accounts.recovery import RESET
 from workspaces.accounts.service import (
     UserInfo,
@@ -44,6 +43,8 @@ from workspaces.errors import (
     RateLimited,
     ServiceUnavailable,
 )
+from workspaces.events import changes
+from workspaces.events.tell import Actor, tell
 from workspaces.mail.outbox import enqueue_account_email
 from workspaces.models import ACCOUNT_TOKEN_PURPOSES, auth_tokens, users
 from workspaces.security import Passwords, hash_token, secret_key
@@ -62,7 +63,8 @@ async def change_name(conn: AsyncConnection, *, user: UserInfo, name: str) -> Us
     if cleaned != user.name:
         await conn.execute(update(users).where(users.c.id == user.id)
                            .values(name=cleaned, updated_at=clock.now()))
-        await record_account_event(conn, user_id=user.id, action="name_changed")
+        await tell(conn, changes.user_renamed(changes.user(user.id, user.email, cleaned),
+                                              user.name, Actor.user(user.id, user.email)))
     return replace(user, name=cleaned)
 
 
@@ -191,8 +193,9 @@ async def change_password(tx: Transactions, passwords: Passwords, *, user: UserI
             # takes the account back from whoever registered the address (`recovery`).
             if purpose != RESET or current.email_verified_at is not None:
                 await links.end_links(conn, user.id, purpose)
-        await record_account_event(conn, user_id=user.id, action="password_changed",
-                                   detail={"signed_out": revoked})
+        await tell(conn, changes.account_only(user.id, "password_changed",
+                                              Actor.user(user.id, user.email),
+                                              {"signed_out": revoked}))
         await enqueue_account_email(
             conn, to=user.email, subject="Your Workspaces password was changed",
             template="password_changed",
@@ -262,8 +265,9 @@ async def request_email_change(tx: Transactions, passwords: Passwords, *, user: 
             token = await links.issue_link(conn, user_id=user.id, purpose=EMAIL_CHANGE,
                                            email=address, ttl=EMAIL_CHANGE_TTL,
                                            key=secret_key(settings))
-            await record_account_event(conn, user_id=user.id, action="email_change_requested",
-                                       detail={"to": address})
+            await tell(conn, changes.account_only(user.id, "email_change_requested",
+                                                  Actor.user(user.id, user.email),
+                                                  {"to": address}))
             await enqueue_account_email(
                 conn, to=address, subject="Confirm your new Workspaces address",
                 template="email_change", values={"email": user.email, "new": address},
@@ -335,10 +339,10 @@ async def confirm_email_change(conn: AsyncConnection, *, token: str, user_id: uu
         raise _dead_email_link()
     # The account's row is locked before its link is claimed, the order a password reset
     # takes them too (row, then links): the two never wait for each other in a circle.
-    current = select(users.c.email).where(users.c.id == live.user_id)
+    current = select(users.c.email, users.c.name).where(users.c.id == live.user_id)
     if conn.dialect.name == "postgresql":
         current = current.with_for_update()
-    old = str((await conn.execute(current)).scalar_one())
+    old, name = (await conn.execute(current)).one()
     links.check_holder(live.user_id, user_id, old)
     claimed = await links.claim_link(conn, token, EMAIL_CHANGE)
     if claimed is None:
@@ -358,8 +362,8 @@ async def confirm_email_change(conn: AsyncConnection, *, token: str, user_id: uu
             field="email") from None
     for purpose in ACCOUNT_TOKEN_PURPOSES:  # mailed to the old address: it proves nothing now
         await links.end_links(conn, claimed.user_id, purpose)
-    await record_account_event(conn, user_id=claimed.user_id, action="email_changed",
-                               detail={"from": old, "to": new})
+    await tell(conn, changes.email_changed(changes.user(claimed.user_id, new, name), old,
+                                           Actor.user(claimed.user_id, old)))
     await enqueue_account_email(
         conn, to=old, subject="The address of your Workspaces account was changed",
         template="email_changed", values={"old": old, "new": new, "when": now.strftime(WHEN)},
@@ -437,7 +441,7 @@ async def revoke_session(conn: AsyncConnection, *, user_id: uuid.UUID,
     if kind is None:
         raise NotFound("No such session: it was signed out already, or expired.",
                        code="session_not_found")
-    await record_account_event(conn, user_id=user_id, action="session_revoked",
-                               detail={"kind": str(kind)})
+    await tell(conn, changes.account_only(user_id, "session_revoked", Actor("user", user_id),
+                                          {"kind": str(kind)}))
     return str(kind)
 

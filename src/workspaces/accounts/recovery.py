@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit
 from workspaces.accounts import links
-from workspaces.accounts.events import record_account_event
 from workspaces.accounts.service import check_password
 from workspaces.db import Transactions
 from workspaces.errors import Gone, RateLimited
+from workspaces.events import changes
+from workspaces.events.tell import Actor, tell
 from workspaces.mail.outbox import enqueue_account_email
 from workspaces.models import ACCOUNT_TOKEN_PURPOSES, auth_tokens, users
 from workspaces.security import Passwords, secret_key
@@ -154,8 +155,9 @@ async def reset_password(tx: Transactions, passwords: Passwords, *, token: str, 
             .values(revoked_at=now))
         for purpose in ACCOUNT_TOKEN_PURPOSES:  # asked for by whoever had the account before
             await links.end_links(conn, claimed.user_id, purpose)
-        await record_account_event(conn, user_id=claimed.user_id, action="password_reset",
-                                   detail={"verified_now": verified})
+        await tell(conn, changes.account_only(
+            claimed.user_id, "password_reset", Actor.user(claimed.user_id, claimed.email),
+            {"verified_now": verified}))
         await enqueue_account_email(
             conn, to=claimed.email, subject="Your Workspaces password was changed",
             template="password_changed",

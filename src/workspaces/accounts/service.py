@@ -12,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit
-from workspaces.accounts.events import record_account_event
 from workspaces.accounts.verification import send_verification
 from workspaces.db import Transactions
 from workspaces.errors import (
@@ -22,6 +21,9 @@ from workspaces.errors import (
     NotAuthenticated,
     ServiceUnavailable,
 )
+from workspaces.events import changes
+from workspaces.events.tell import Actor, tell
+from workspaces.members import store
 from workspaces.models import USER_AGENT_MAX, auth_tokens, members, users, workspaces
 from workspaces.security import Passwords, hash_token, new_token
 from workspaces.settings import Settings
@@ -110,11 +112,11 @@ async def address_refusal(conn: AsyncConnection, address: str) -> AppError | Non
 
 
 async def create_account(conn: AsyncConnection, *, account: NewAccount,
-                         verified: bool = False) -> UserInfo:
+                         verified: bool = False, actor: Actor | None = None) -> UserInfo:
     """Insert the account; 409 `email_taken` when the address has one already, 422
     `email_confusable` when it looks like another account's (the unique skeleton decides,
     also between two racing sign-ups). `verified`: the address was proven on the way (an
-    invite's emailed link)."""
+    invite's emailed link). Told as `user.created` by `actor` (default: the new user)."""
     now = clock.now()
     user_id = uuid.uuid4()
     try:
@@ -127,8 +129,9 @@ async def create_account(conn: AsyncConnection, *, account: NewAccount,
             ))
     except IntegrityError:
         raise await address_refusal(conn, account.email) or _email_taken(account.email) from None
-    await record_account_event(conn, user_id=user_id, action="signed_up",
-                               detail={"verified": verified})
+    await tell(conn, changes.user_created(
+        changes.user(user_id, account.email, account.name), verified=verified,
+        actor=actor or Actor.user(user_id, account.email)))
     return UserInfo(user_id, account.email, account.name, now, now if verified else None)
 
 
@@ -264,7 +267,10 @@ async def delete_account(conn: AsyncConnection, *, user: UserInfo) -> None:
     if sole:
         raise Conflict(f"You are the only owner of {', '.join(sole)}; delete those workspaces "
                        "or make someone else an owner first.", code="last_owner")
+    actor = Actor.user(user.id, user.email)
+    await store.remove_account(conn, user_id=user.id, actor=actor)
     await conn.execute(delete(users).where(users.c.id == user.id))
+    await tell(conn, changes.user_deleted(changes.user(user.id, user.email, user.name), actor))
 
 
 async def get_user_by_email(conn: AsyncConnection, email: str) -> UserInfo | None:

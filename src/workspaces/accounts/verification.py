@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit
 from workspaces.accounts import links
-from workspaces.accounts.events import record_account_event
 from workspaces.errors import Conflict, Gone
+from workspaces.events import changes
+from workspaces.events.tell import Actor, tell
 from workspaces.mail.outbox import enqueue_account_email
 from workspaces.models import users
 from workspaces.security import secret_key
@@ -93,6 +94,7 @@ async def verify_email(conn: AsyncConnection, *, token: str, user_id: uuid.UUID 
         .values(email_verified_at=func.coalesce(users.c.email_verified_at, clock.now())))
     if done.rowcount != 1:  # the address changed since the link was mailed
         raise _dead_link()
-    await record_account_event(conn, user_id=claimed.user_id, action="email_verified",
-                               detail={"email": claimed.email})
+    await tell(conn, changes.account_only(
+        claimed.user_id, "email_verified", Actor.user(claimed.user_id, claimed.email),
+        {"email": claimed.email}))
     return str(claimed.email)

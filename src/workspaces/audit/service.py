@@ -1,4 +1,6 @@
-"""The audit trail: who did what to which invite or membership, and when. No secrets in it."""
+"""The audit trail: who did what to which invite or membership, and when. No secrets in it.
+
+Written by `events.tell` (a change's `AuditLine`), read here."""
 
 from __future__ import annotations
 
@@ -7,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
 from workspaces.errors import InvalidInput
-from workspaces.models import audit_events, users
+from workspaces.models import audit_events
 from workspaces.pagination import Cursor, check_limit, keyset, page_of
 
 if TYPE_CHECKING:
@@ -20,7 +22,8 @@ if TYPE_CHECKING:
 
 
 # Every action the trail records, in the words the Audit log tab shows: the one list that
-# `record` accepts, the API's `action` filter checks and the tab's filter offers.
+# `events.changes` writes (as a change's `AuditLine`), the API's `action` filter checks and
+# the tab's filter offers.
 ACTIONS: dict[str, str] = {
     "workspace_created": "Workspace created",
     "created": "Invite sent",
@@ -33,6 +36,12 @@ ACTIONS: dict[str, str] = {
     "left": "Member left",
     "renamed": "Workspace renamed",
     "ownership_transferred": "Ownership transferred",
+    "account_deleted": "Member's account deleted",
+    "expired": "Invite expired",
+    "webhook_created": "Webhook endpoint added",
+    "webhook_updated": "Webhook endpoint changed",
+    "webhook_deleted": "Webhook endpoint deleted",
+    "webhook_secret_rotated": "Webhook signing secret rotated",
 }
 
 
@@ -55,30 +64,6 @@ class AuditEntry:
     target_email: str | None
     detail: dict[str, Any]
     created_at: datetime
-
-
-async def record(
-    conn: AsyncConnection,
-    *,
-    workspace_id: uuid.UUID,
-    actor_id: uuid.UUID | None,
-    action: str,
-    target_type: str,
-    target_id: uuid.UUID | str,
-    target_email: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """Write one event; the actor's address is kept as it is now, like the target's."""
-    if action not in ACTIONS:  # a programming error: name the new action in ACTIONS
-        raise ValueError(f"unknown audit action {action!r}: add it to audit.service.ACTIONS")
-    actor_email = None if actor_id is None else \
-        select(users.c.email).where(users.c.id == actor_id).scalar_subquery()
-    await conn.execute(insert(audit_events).values(
-        id=uuid.uuid4(), workspace_id=workspace_id, actor_user_id=actor_id,
-        actor_email=actor_email, action=action, target_type=target_type,
-        target_id=str(target_id), target_email=target_email, detail=detail or {},
-        created_at=clock.now(),
-    ))
 
 
 async def list_events(

@@ -51,8 +51,10 @@ def users_create(
 
     with guard(as_json):
         new = account()
+    from workspaces.events.tell import Actor
+
     user = operate(database_url, as_json, lambda conn, _settings: create_account(
-        conn, account=new))
+        conn, account=new, actor=Actor("operator")))
     show(user, as_json, f"Created {user.email} ({user.id}).")
 
 

@@ -27,7 +27,6 @@ from workspaces.accounts.service import (
     issue_token,
 )
 from workspaces.accounts.verification import send_verification
-from workspaces.audit.service import record
 from workspaces.db import Transactions, dialect_insert
 from workspaces.errors import (
     Conflict,
@@ -38,8 +37,11 @@ from workspaces.errors import (
     NotFound,
     counted,
 )
+from workspaces.events import changes
+from workspaces.events.tell import ANONYMOUS, SYSTEM, Actor, WorkspaceRef, tell
 from workspaces.invites import statuses
 from workspaces.mail.outbox import InviteEmail, accept_url, enqueue_invite, quoted
+from workspaces.members import store
 from workspaces.members.service import MemberInfo
 from workspaces.models import PENDING_ONLY, invites, members, outbox, users, workspaces
 from workspaces.pagination import Cursor, check_limit, keyset, page_of
@@ -250,9 +252,10 @@ async def create_invite(
         # An expired invite is replaced: revoke it so the new one is the only pending one.
         await conn.execute(update(invites).where(invites.c.id == existing.id)
                            .values(status="revoked", revoked_at=now))
-        await record(conn, workspace_id=workspace_id, actor_id=access.user.id, action="revoked",
-                     target_type="invite", target_id=existing.id, target_email=address,
-                     detail={"reason": "expired; replaced by a new invite"})
+        await tell(conn, changes.invite_revoked(
+            access.ref, changes.invite(existing.id, address, existing.role, "revoked",
+                                       clock.aware(existing.expires_at)),
+            access.actor, replaced=True))
     token = new_token()
     invite_id = uuid.uuid4()
     expires_at = now + timedelta(days=days)
@@ -276,11 +279,15 @@ async def create_invite(
                         access.user.email)
     await _queue_email(conn, access=access, invite=invite, token=token, settings=settings,
                        first=True)
-    await record(conn, workspace_id=workspace_id, actor_id=access.user.id, action="created",
-                 target_type="invite", target_id=invite_id, target_email=address,
-                 detail={"role": role, "expires_at": expires_at.isoformat()})
+    await tell(conn, changes.invite_created(access.ref, _subject(invite), access.actor))
     await ratelimit.hit(conn, *_recipient_limits(access, address, settings, new_invite=True))
     return IssuedInvite(invite, accept_url(settings.base_url, token))
+
+
+def _subject(invite: InviteInfo) -> dict[str, Any]:
+    """An invite as its events show it."""
+    return changes.invite(invite.id, invite.email, invite.role, invite.status,
+                          invite.expires_at)
 
 
 async def list_invites(
@@ -322,14 +329,15 @@ async def resend_invite(conn: AsyncConnection, *, access: Access, invite_id: uui
                        "re-sent.", code=f"invite_{invite.status}")
     token = new_token()
     now = clock.now()
+    old_expiry = invite.expires_at
     expires_at = now + timedelta(days=settings.invite_ttl_days)
     await conn.execute(update(invites).where(invites.c.id == invite_id)
-                       .values(token=hash_token(token), expires_at=expires_at))
+                       .values(token=hash_token(token), expires_at=expires_at,
+                               expiry_told_at=None))
     invite = await _get(conn, access.workspace.id, invite_id)
     await _queue_email(conn, access=access, invite=invite, token=token, settings=settings)
-    await record(conn, workspace_id=access.workspace.id, actor_id=access.user.id,
-                 action="resent", target_type="invite", target_id=invite_id,
-                 target_email=invite.email, detail={"expires_at": expires_at.isoformat()})
+    await tell(conn, changes.invite_resent(access.ref, _subject(invite), old_expiry,
+                                           access.actor))
     await ratelimit.hit(conn, *_sender_limits(access, settings),
                         *_recipient_limits(access, invite.email, settings, new_invite=False))
     return IssuedInvite(invite, accept_url(settings.base_url, token))
@@ -346,10 +354,9 @@ async def revoke_invite(conn: AsyncConnection, *, access: Access,
                        code=f"invite_{invite.status}")
     await conn.execute(update(invites).where(invites.c.id == invite_id)
                        .values(status="revoked", revoked_at=clock.now()))
-    await record(conn, workspace_id=access.workspace.id, actor_id=access.user.id,
-                 action="revoked", target_type="invite", target_id=invite_id,
-                 target_email=invite.email)
-    return await _get(conn, access.workspace.id, invite_id)
+    revoked = await _get(conn, access.workspace.id, invite_id)
+    await tell(conn, changes.invite_revoked(access.ref, _subject(revoked), access.actor))
+    return revoked
 
 
 @dataclass(frozen=True)
@@ -377,6 +384,7 @@ def _claim(match: Any) -> Any:
                invites.c.email == bindparam("user_email"))
         .values(status="accepted", accepted_at=bindparam("now"))
         .returning(invites.c.id, invites.c.workspace_id, invites.c.role, invites.c.email,
+                   invites.c.expires_at,
                    # what the caller shows next, in the same round trip
                    select(workspaces.c.slug).where(workspaces.c.id == invites.c.workspace_id)
                    .scalar_subquery().label("workspace_slug"),
@@ -468,20 +476,18 @@ async def accept_invite(conn: AsyncConnection, *, token: str, user: UserInfo) ->
 
 async def _join_claimed(conn: AsyncConnection, claimed: Any, user: UserInfo,
                         now: datetime) -> Joined:
-    """The membership for a claimed invite, and its audit entry."""
-    joined = (await conn.execute(
-        dialect_insert(conn.dialect.name)(members)
-        .values(workspace_id=claimed.workspace_id, user_id=user.id, role=claimed.role,
-                created_at=now)
-        .on_conflict_do_nothing(index_elements=[members.c.workspace_id, members.c.user_id])
-        .returning(members.c.user_id)
-    )).first()
-    if joined is None:  # raising rolls the claim back: the invite stays pending
+    """The membership for a claimed invite, told with the invite's acceptance."""
+    ref = WorkspaceRef(claimed.workspace_id, claimed.workspace_slug)
+    actor = Actor.user(user.id, user.email)
+    accepted = changes.invite_accepted(ref, changes.invite(
+        claimed.id, claimed.email, claimed.role, "accepted", clock.aware(claimed.expires_at)),
+        user.id, actor)
+    if not await store.add(conn, ref, user_id=user.id, email=user.email, name=user.name,
+                           role=claimed.role, how="invite", actor=actor, at=now,
+                           before=(accepted,), invite_id=claimed.id):
+        # raising rolls the claim back: the invite stays pending
         raise Conflict(f"You are already a member of {claimed.workspace_name}.",
                        code="already_member")
-    await record(conn, workspace_id=claimed.workspace_id, actor_id=user.id, action="accepted",
-                 target_type="invite", target_id=claimed.id, target_email=claimed.email,
-                 detail={"role": claimed.role})
     return Joined(MemberInfo(user.id, user.email, user.name, claimed.role, now),
                   claimed.workspace_slug, claimed.workspace_name)
 
@@ -535,9 +541,11 @@ async def _decline(conn: AsyncConnection, found: _ByToken, user: UserInfo | None
     )
     if claimed.rowcount != 1:
         raise Gone("This invite has already been used.", code="invite_used")
-    await record(conn, workspace_id=found.invite.workspace_id,
-                 actor_id=user.id if user else None, action="declined", target_type="invite",
-                 target_id=found.invite.id, target_email=found.invite.email)
+    invite = found.invite
+    await tell(conn, changes.invite_declined(
+        WorkspaceRef(invite.workspace_id, found.workspace_slug),
+        changes.invite(invite.id, invite.email, invite.role, "declined", invite.expires_at),
+        Actor.user(user.id, user.email) if user else ANONYMOUS))
 
 
 # Invitations for you: the pending invites addressed to a signed-in user's verified address,
@@ -626,3 +634,28 @@ async def decline_for_user(conn: AsyncConnection, *, invite_id: uuid.UUID,
     invite = found.invite
     return ForYou(invite.id, found.workspace_name, found.workspace_slug, invite.role,
                   invite.created_by_name, invite.expires_at, invite.created_by_email)
+
+
+async def tell_expired(conn: AsyncConnection, *, limit: int = 500) -> int:
+    """Tell `invite.expired` for pending invites found past their expiry and not yet told
+    (the housekeeping sweep); returns how many. Instances sweeping at once skip each other's
+    rows (SKIP LOCKED); a resend clears the mark along with the old expiry."""
+    now = clock.now()
+    due = (select(invites.c.id, invites.c.workspace_id, invites.c.email, invites.c.role,
+                  invites.c.expires_at, workspaces.c.slug)
+           .join(workspaces, workspaces.c.id == invites.c.workspace_id)
+           .where(invites.c.status == "pending", invites.c.expires_at <= now,
+                  invites.c.expiry_told_at.is_(None))
+           .order_by(invites.c.expires_at).limit(limit))
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(of=invites, skip_locked=True)
+    rows = (await conn.execute(due)).all()
+    if not rows:
+        return 0
+    await conn.execute(update(invites).where(invites.c.id.in_([r.id for r in rows]))
+                       .values(expiry_told_at=now))
+    await tell(conn, *(changes.invite_expired(
+        WorkspaceRef(r.workspace_id, r.slug),
+        changes.invite(r.id, r.email, r.role, "expired", clock.aware(r.expires_at)), SYSTEM)
+        for r in rows))
+    return len(rows)

@@ -6,12 +6,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
-from workspaces.audit.service import record
 from workspaces.errors import Conflict, Forbidden, NotFound
+from workspaces.events import changes
+from workspaces.members import store
 from workspaces.models import members, users
 from workspaces.roles import RANK, check_role
 from workspaces.workspaces.service import Access, lock_for_change
@@ -111,14 +112,8 @@ async def change_role(conn: AsyncConnection, *, access: Access, user_id: uuid.UU
         return target
     if RANK[role] < RANK[target.role]:
         await _check_keeps_an_owner(conn, access, target)
-    await conn.execute(
-        update(members)
-        .where(members.c.workspace_id == access.workspace.id, members.c.user_id == user_id)
-        .values(role=role)
-    )
-    await record(conn, workspace_id=access.workspace.id, actor_id=access.user.id,
-                 action="role_changed", target_type="member", target_id=user_id,
-                 target_email=target.email, detail={"from": target.role, "to": role})
+    await store.set_role(conn, access.ref, subject=_subject(target), role=role, how="changed",
+                         actor=access.actor)
     return MemberInfo(target.user_id, target.email, target.name, role, target.joined_at)
 
 
@@ -130,8 +125,9 @@ async def remove_member(conn: AsyncConnection, *, access: Access, user_id: uuid.
     if not leaving:
         await _check_can_manage(conn, access, target, "remove members")
     await _check_keeps_an_owner(conn, access, target)
-    await conn.execute(delete(members).where(
-        members.c.workspace_id == access.workspace.id, members.c.user_id == user_id))
-    await record(conn, workspace_id=access.workspace.id, actor_id=access.user.id,
-                 action="left" if leaving else "removed", target_type="member",
-                 target_id=user_id, target_email=target.email, detail={"role": target.role})
+    await store.remove(conn, access.ref, subject=_subject(target),
+                       how="left" if leaving else "removed", actor=access.actor)
+
+
+def _subject(target: MemberInfo) -> dict[str, object]:
+    return changes.member(target.user_id, target.email, target.name, target.role)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -20,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from workspaces.accounts.service import Session, UserInfo, user_for_token
 from workspaces.errors import AppError, NotAuthenticated
 from workspaces.metrics.process import DB_WAITING
+from workspaces.networks import in_networks, ip_of
 from workspaces.security import Passwords
 from workspaces.settings import Settings
 from workspaces.workspaces.service import Access, access_by_token
@@ -95,43 +93,6 @@ Conn = Annotated[AsyncConnection, Depends(_transaction, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="A token from sign-up or sign-in.")
 
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@lru_cache(maxsize=8)
-def trusted_networks(spec: str) -> tuple[Network, ...]:
-    """TRUSTED_PROXIES (or METRICS_ALLOWED_NETWORKS) parsed: comma-separated addresses or CIDR
-    networks."""
-    return tuple(ipaddress.ip_network(part.strip(), strict=False)
-                 for part in spec.split(",") if part.strip())
-
-
-_WITH_PORT = re.compile(r"\[(?P<v6>[0-9A-Fa-f:.]+)\](?::\d+)?|(?P<v4>[0-9.]+):\d+")
-
-
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """An address as proxies write it: bare, or with a port (`1.2.3.4:5678`, `[::1]:443`)."""
-    text = text.strip()
-    if match := _WITH_PORT.fullmatch(text):
-        text = match["v6"] or match["v4"]
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def in_networks(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address | None,
-                spec: str) -> bool:
-    """Whether the address is in one of the networks of `spec`; an IPv4 peer of a dual-stack
-    socket (::ffff:127.0.0.1) counts as its IPv4 address, and what is no address in none."""
-    if isinstance(address, str):
-        address = _ip(address)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return address is not None and any(address in network
-                                       for network in trusted_networks(spec))
-
-
 def from_trusted_proxy(request: Request) -> bool:
     """The peer is one of TRUSTED_PROXIES: its X-Forwarded-For is believed."""
     peer = request.client.host if request.client else "unknown"
@@ -153,11 +114,11 @@ def client_address(request: Request) -> str:
     peer = request.client.host if request.client else "unknown"
     if not from_trusted_proxy(request):
         return peer
-    nearest = _ip(peer)
+    nearest = ip_of(peer)
     hops = [hop for value in request.headers.getlist("x-forwarded-for")
             for hop in value.split(",") if hop.strip()]
     for hop in reversed(hops):
-        address = _ip(hop)
+        address = ip_of(hop)
         if address is None:  # a trusted proxy forwarded what is no address ("unknown", an
             return UNKNOWN_CLIENT  # obfuscated id): not the proxy's own address (loopback!)
         nearest = address

@@ -22,7 +22,8 @@ from starlette.types import Scope
 
 from workspaces.errors import Forbidden
 from workspaces.metrics import database, process
-from workspaces.web.deps import client_address, from_trusted_proxy, in_networks
+from workspaces.networks import in_networks
+from workspaces.web.deps import client_address, from_trusted_proxy
 from workspaces.web.health import ready
 
 if TYPE_CHECKING:

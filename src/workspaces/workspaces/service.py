@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import chain, count
 from typing import Any
@@ -23,8 +23,10 @@ from workspaces.accounts.service import (
     token_params,
     user_of,
 )
-from workspaces.audit.service import record
 from workspaces.errors import Forbidden, InvalidInput, NotFound
+from workspaces.events import changes
+from workspaces.events.tell import Actor, WorkspaceRef, tell
+from workspaces.members import store
 from workspaces.models import members, users, workspaces
 from workspaces.settings import Settings
 from workspaces.validation import clean_name, normalize_email, slugify
@@ -47,10 +49,20 @@ class Access:
 
     workspace: WorkspaceInfo
     user: UserInfo
+    operator: bool = False  # an operator's command, acting as `user`
 
     @property
     def role(self) -> str:
         return self.workspace.role
+
+    @property
+    def actor(self) -> Actor:
+        """Who the workspace's events name as having acted."""
+        return Actor("operator" if self.operator else "user", self.user.id, self.user.email)
+
+    @property
+    def ref(self) -> WorkspaceRef:
+        return WorkspaceRef(self.workspace.id, self.workspace.slug)
 
     def at_least(self, role: str) -> bool:
         return roles.at_least(self.role, role)
@@ -136,7 +148,8 @@ async def operator_access(conn: AsyncConnection, *, slug: str, email: str | None
         )).scalar()
         if email is None:
             raise NotFound(f"No workspace {slug!r}.", code="workspace_not_found")
-    return await load_access(conn, slug=slug, user=await _account(conn, email))
+    access = await load_access(conn, slug=slug, user=await _account(conn, email))
+    return replace(access, operator=True)
 
 
 async def _account(conn: AsyncConnection, email: str) -> UserInfo:
@@ -177,13 +190,11 @@ async def create_workspace(conn: AsyncConnection, *, name: str, owner: UserInfo,
                     id=workspace_id, name=display_name, slug=slug, created_at=now))
         except IntegrityError:
             continue
-        await conn.execute(insert(members).values(
-            workspace_id=workspace_id, user_id=owner.id, role="owner", created_at=now))
-        await record(conn, workspace_id=workspace_id, actor_id=owner.id,
-                     action="workspace_created", target_type="workspace",
-                     target_id=workspace_id,
-                     detail={"name": display_name, **({"by_operator": True} if limit is None
-                                                      else {})})
+        ref = WorkspaceRef(workspace_id, slug)
+        actor = Actor("user" if limit is not None else "operator", owner.id, owner.email)
+        await store.add(conn, ref, user_id=owner.id, email=owner.email, name=owner.name,
+                        role="owner", how="created", actor=actor, at=now,
+                        before=(changes.workspace_created(ref, display_name, actor),))
         if limit is not None:  # last: a refusal rolls the workspace back with its count
             await ratelimit.hit(conn, limit)
         return WorkspaceInfo(workspace_id, display_name, slug, now, "owner")
@@ -209,9 +220,7 @@ async def rename_workspace(conn: AsyncConnection, *, access: Access, name: str
         return old
     await conn.execute(update(workspaces).where(workspaces.c.id == old.id)
                        .values(name=display_name))
-    await record(conn, workspace_id=old.id, actor_id=access.user.id, action="renamed",
-                 target_type="workspace", target_id=old.id,
-                 detail={"from": old.name, "to": display_name})
+    await tell(conn, changes.workspace_renamed(access.ref, old.name, display_name, access.actor))
     return WorkspaceInfo(old.id, display_name, old.slug, old.created_at, old.role)
 
 
@@ -226,10 +235,12 @@ def check_typed_name(access: Access, typed: str) -> None:
 
 
 async def delete_workspace(conn: AsyncConnection, *, access: Access) -> None:
-    """Owners only; members, invites, queued emails and the audit trail go with it."""
+    """Owners only; members, invites, queued emails, webhook endpoints and the audit trail go
+    with it. Told as `workspace.deleted` (which implies every membership ended)."""
     access = await lock_for_change(conn, access)
     access.require("owner", "delete the workspace")
     await conn.execute(delete(workspaces).where(workspaces.c.id == access.workspace.id))
+    await tell(conn, changes.workspace_deleted(access.ref, access.workspace.name, access.actor))
 
 
 async def list_workspaces(conn: AsyncConnection, *, user: UserInfo) -> list[WorkspaceInfo]:
@@ -253,7 +264,8 @@ async def lock_for_change(conn: AsyncConnection, access: Access) -> Access:
             select(workspaces.c.id).where(workspaces.c.id == access.workspace.id)
             .with_for_update(key_share=True)
         )
-    return await load_access(conn, slug=access.workspace.slug, user=access.user)
+    again = await load_access(conn, slug=access.workspace.slug, user=access.user)
+    return replace(again, operator=access.operator)
 
 
 async def hold_role(conn: AsyncConnection, access: Access) -> Access:
@@ -273,4 +285,4 @@ async def hold_role(conn: AsyncConnection, access: Access) -> Access:
     )).first()
     if row is None:
         raise _no_workspace(access.workspace.slug)
-    return Access(_info(row), access.user)
+    return Access(_info(row), access.user, access.operator)
