@@ -102,3 +102,12 @@ def test_the_trails_and_the_event_log_are_written_by_tell_alone(table: str) -> N
     """A change's records are one step (`events.tell`), never a call a handler must
     remember; the retention sweep deletes old events."""
     assert _writers()[table] - {"workspaces.housekeeping"} == {"workspaces.events.tell"}
+
+
+def test_the_events_and_their_descriptions_know_nothing_of_http() -> None:
+    """Services tell changes through events/; only events/openapi.py (the OpenAPI document's
+    `webhooks`) and the feed's routes are HTTP."""
+    told = [f"workspaces.events.{m}" for m in ("tell", "changes", "catalogue", "schemas",
+                                               "documented")]
+    assert set(told) <= set(MODULES)
+    assert _importing(HTTP, among=[*told, "workspaces.members.store"]) == []

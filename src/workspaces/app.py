@@ -21,6 +21,7 @@ from workspaces.accounts.routes import router as accounts_router
 from workspaces.audit.pages import router as audit_pages
 from workspaces.audit.routes import router as audit_router
 from workspaces.db import create_app_engine, parse_url
+from workspaces.events.openapi import describe_webhooks
 from workspaces.invites.pages import router as invites_pages
 from workspaces.invites.routes import router as invites_router
 from workspaces.mail import delivery
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    invites_router, audit_router, accounts_pages, profile_pages, workspaces_pages,
                    members_pages, invites_pages, audit_pages, reloads.router):
         app.include_router(router)
+    describe_webhooks(app.webhooks)
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")
 
     @app.get("/docs", include_in_schema=False)
