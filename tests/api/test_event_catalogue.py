@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
 
+import httpx
 import pytest
 import time_machine
 from pydantic import ValidationError
 from sqlalchemy import select
+from standardwebhooks import Webhook
 
 from tests.api.conftest import Api, token_of
 from tests.api.test_housekeeping import _sweep
@@ -373,3 +376,32 @@ def the_audit_trail_still_shows_what_it_showed(trail: list[tuple[Any, ...]]) -> 
     """The same lines as before events told them, plus `account_deleted` (a member whose
     account went) and `expired`."""
     assert trail == ACME_TRAIL
+
+
+def test_the_receivers_in_the_docs_verify_and_refuse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/events.md's two receivers, run as printed, against a message signed by the
+    reference library (the plain HMAC one also with a second, stale signature beside)."""
+    secret = "whsec_" + "ZG9jcyByZWNlaXZlciB0ZXN0IHNlY3JldCBvZiAzMiBi"
+    monkeypatch.setenv("WEBHOOK_SECRET", secret)
+    receiver, plain = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
+    body = b'{"id":"evt_0","type":"member.added","data":{}}'
+    now = datetime.now(UTC)
+    headers = {"webhook-id": "evt_0", "webhook-timestamp": str(int(now.timestamp())),
+               "webhook-signature": Webhook(secret).sign("evt_0", now, body)}
+    scope: dict[str, Any] = {}
+    exec(plain, scope)  # noqa: S102 (the documentation's code, as printed)
+    old = {**headers, "webhook-signature": "v1,c3RhbGU= " + headers["webhook-signature"]}
+    assert scope["verify"](secret, old, body) is True
+    assert scope["verify"](secret, headers, body + b" ") is False
+    served, last_line = receiver.rsplit("\n", 2)[0], receiver.rstrip().rsplit("\n", 1)[1]
+    assert last_line == 'HTTPServer(("", 8000), Receiver).serve_forever()'
+    exec(served, scope)  # noqa: S102
+    server = scope["HTTPServer"](("127.0.0.1", 0), scope["Receiver"])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        assert httpx.post(url, content=body, headers=headers).status_code == 204
+        assert httpx.post(url, content=body + b" ", headers=headers).status_code == 400
+    finally:
+        server.shutdown()
+        server.server_close()
