@@ -15,7 +15,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces.accounts.service import Session, UserInfo, user_for_token
-from workspaces.errors import AppError, NotAuthenticated
+from workspaces.errors import AppError, Forbidden, NotAuthenticated
+from workspaces.events.tell import Actor
 from workspaces.metrics.process import DB_WAITING
 from workspaces.networks import in_networks, ip_of
 from workspaces.security import Passwords
@@ -224,3 +225,16 @@ async def _api_caller(tx: Tx, credentials: Credentials) -> Caller:
 
 
 ApiCaller = Annotated[Caller, Depends(_api_caller)]
+
+
+async def _instance_reader(credentials: Credentials) -> Actor:
+    """Who may read the whole instance (every workspace's events, and `user.*`) through the
+    API: a service credential, which the next release brings (it is checked here, and the
+    actor it names returned). Until then no caller may; the operator reads the instance feed
+    on the server with `workspaces events list`."""
+    raise Forbidden("The instance feed is read with a service credential (next release) or "
+                    "on the server with `workspaces events list`.",
+                    code="service_credential_required")
+
+
+InstanceReader = Annotated[Actor, Depends(_instance_reader)]
