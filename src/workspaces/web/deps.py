@@ -227,14 +227,18 @@ async def _api_caller(tx: Tx, credentials: Credentials) -> Caller:
 ApiCaller = Annotated[Caller, Depends(_api_caller)]
 
 
+_INSTANCE_FEED = ("The instance feed is read with a service credential (next release) or on the "
+                  "server with `workspaces events list`.")
+
+
 async def _instance_reader(credentials: Credentials) -> Actor:
     """Who may read the whole instance (every workspace's events, and `user.*`) through the
     API: a service credential, which the next release brings (it is checked here, and the
-    actor it names returned). Until then no caller may; the operator reads the instance feed
-    on the server with `workspaces events list`."""
-    raise Forbidden("The instance feed is read with a service credential (next release) or "
-                    "on the server with `workspaces events list`.",
-                    code="service_credential_required")
+    actor it names returned). Until then no caller may: 401 without a credential, 403 with a
+    user's token."""
+    if credentials is None:
+        raise NotAuthenticated(_INSTANCE_FEED)
+    raise Forbidden(_INSTANCE_FEED, code="service_credential_required")
 
 
 InstanceReader = Annotated[Actor, Depends(_instance_reader)]
