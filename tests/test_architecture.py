@@ -48,7 +48,8 @@ def test_services_know_nothing_of_http() -> None:
     rest = _under("workspaces.mail", "workspaces.schema", "workspaces.metrics") + [
         f"workspaces.{m}" for m in ("db", "models", "errors", "roles", "settings", "security",
                                     "validation", "ratelimit", "pagination", "clock",
-                                    "housekeeping", "logs")]
+                                    "housekeeping", "logs")] + [
+        m for m in _under("workspaces.events") if not m.endswith(".routes")]
     assert _importing(HTTP, among=services + rest) == []
 
 

@@ -22,6 +22,7 @@ from workspaces.audit.pages import router as audit_pages
 from workspaces.audit.routes import router as audit_router
 from workspaces.db import create_app_engine, parse_url
 from workspaces.events.openapi import describe_webhooks
+from workspaces.events.routes import router as events_router
 from workspaces.invites.pages import router as invites_pages
 from workspaces.invites.routes import router as invites_router
 from workspaces.mail import delivery
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop = asyncio.Event()
         worker = asyncio.create_task(delivery.run(app.state.engine, settings, key,
                                                   app.state.mail_wake, stop))
-        sweeper = asyncio.create_task(housekeeping.run(app.state.engine, stop))
+        sweeper = asyncio.create_task(housekeeping.run(app.state.engine, settings, stop))
         # Everything loaded so far (modules, routes, compiled statements) lives as long as the
         # process: keep it out of the collector's generations, so collections under load only
         # walk what requests allocate (shorter pauses, a shorter latency tail). No collection
@@ -112,8 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics_probe = metrics.DatabaseProbe(app.state.toolkit)  # /metrics asks it
     app.state.status_read = StatusRead(app.state.toolkit)  # /readyz asks it
     for router in (accounts_router, profile_router, workspaces_router, members_router,
-                   invites_router, audit_router, accounts_pages, profile_pages, workspaces_pages,
-                   members_pages, invites_pages, audit_pages, reloads.router):
+                   invites_router, audit_router, events_router, accounts_pages, profile_pages,
+                   workspaces_pages, members_pages, invites_pages, audit_pages, reloads.router):
         app.include_router(router)
     describe_webhooks(app.webhooks)
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")

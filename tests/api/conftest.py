@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -78,3 +79,28 @@ class Api:
 def api(settings: Settings) -> Iterator[Api]:
     with TestClient(create_app(settings)) as client:
         yield Api(client, Cli(settings.database_url, {}))
+
+
+def settled(url: str, timeout: float = 60.0) -> None:
+    """Wait until the feed shows every event written so far. On PostgreSQL an event shows once
+    every older transaction of the cluster has ended, and other tests' databases share the
+    cluster; on SQLite at once."""
+    from sqlalchemy import text
+
+    from workspaces.db import create_sync_engine, parse_url
+
+    engine = create_sync_engine(parse_url(url))
+    if engine.dialect.name != "postgresql":
+        return
+    query = text("SELECT coalesce(max(txid), 0) < "
+                 "pg_snapshot_xmin(pg_current_snapshot())::text::bigint FROM events")
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with engine.connect() as conn:
+                if conn.execute(query).scalar():
+                    return
+            assert time.monotonic() < deadline, "an older transaction stayed open"
+            time.sleep(0.02)
+    finally:
+        engine.dispose()

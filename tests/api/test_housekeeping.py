@@ -13,20 +13,22 @@ from tests.api.conftest import Api
 from workspaces import housekeeping
 from workspaces.db import create_app_engine, create_sync_engine, parse_url
 from workspaces.models import auth_tokens, rate_limit_counters
+from workspaces.settings import Settings
 
 
-def _sweep(url: str) -> housekeeping.Swept:
+def _sweep(settings: Settings) -> housekeeping.Swept:
     async def run() -> housekeeping.Swept:
-        engine = create_app_engine(parse_url(url), pool_size=1)
+        engine = create_app_engine(parse_url(settings.database_url), pool_size=1)
         try:
-            return await housekeeping.sweep(engine)
+            return await housekeeping.sweep(engine, settings)
         finally:
             await engine.dispose()
 
     return asyncio.run(run())
 
 
-def test_the_sweep_deletes_old_windows_and_expired_tokens_only(api: Api) -> None:
+def test_the_sweep_deletes_old_windows_and_expired_tokens_only(api: Api,
+                                                              settings: Settings) -> None:
     ann = api.signup("ann@example.com")
     bob = api.signup("bob@example.com")
     slug = api.workspace(ann)
@@ -44,7 +46,7 @@ def test_the_sweep_deletes_old_windows_and_expired_tokens_only(api: Api) -> None
             conn.execute(insert(auth_tokens).values(
                 id=uuid.uuid4(), user_id=bob_id, token_hash="0" * 64, kind="api",
                 created_at=now - timedelta(days=40), expires_at=now - timedelta(days=10)))
-        assert _sweep(api.db.url) == housekeeping.Swept(windows=1, tokens=1)
+        assert _sweep(settings) == housekeeping.Swept(windows=1, tokens=1)
         with engine.begin() as conn:
             keys = set(conn.execute(select(rate_limit_counters.c.key)).scalars())
             assert "invites:old" not in keys and "invites:recent" in keys
@@ -59,7 +61,7 @@ def test_the_sweep_deletes_old_windows_and_expired_tokens_only(api: Api) -> None
             # A token that expired only an hour ago is kept a day longer.
             conn.execute(update(auth_tokens).where(auth_tokens.c.user_id == bob_id)
                          .values(expires_at=now - timedelta(hours=1)))
-        assert _sweep(api.db.url) == housekeeping.Swept(windows=0, tokens=0)
+        assert _sweep(settings) == housekeeping.Swept(windows=0, tokens=0)
     finally:
         engine.dispose()
     assert api.client.get("/api/me", headers=ann).status_code == 200

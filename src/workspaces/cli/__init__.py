@@ -11,7 +11,7 @@ import typer
 from workspaces import __version__
 from workspaces.cli.common import AsJson
 from workspaces.cli.db import db_app
-from workspaces.cli.operate import invites_app, users_app, workspaces_app
+from workspaces.cli.operate import events_app, invites_app, users_app, workspaces_app
 from workspaces.cli.serve import serve
 
 
@@ -53,6 +53,7 @@ app.command()(serve)
 app.add_typer(users_app, name="users")
 app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(invites_app, name="invites")
+app.add_typer(events_app, name="events")
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""Operator commands: `workspaces users|workspaces|invites ...`, acting as a member."""
+"""Operator commands: `workspaces users|workspaces|invites ...`, acting as a member, and
+`workspaces events list`, the instance's feed."""
 
 from __future__ import annotations
 
@@ -154,3 +155,65 @@ def invites_resend(
            f"Link: {issued.accept_url}")
 
 
+events_app = typer.Typer(no_args_is_help=True, help="The event feed, for operators.")
+
+
+@events_app.command("list")
+def events_list(
+    after: Annotated[str | None, typer.Option(
+        help="Read on after this cursor (the last `next:` line gives it).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 100,
+    types: Annotated[list[str] | None, typer.Option(
+        "--type", help="Only this event type (repeat for several).")] = None,
+    workspace: Annotated[str | None, typer.Option(
+        "--workspace", "-w", help="Only this workspace's events (default: every event, "
+                                  "user.* too).")] = None,
+    database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """The instance's events, oldest first, and the command that reads on from the last."""
+    import json
+    import shlex
+
+    from workspaces.cli.common import Target
+    from workspaces.errors import Gone
+    from workspaces.events import feed
+
+    target = Target.of(database_url)
+
+    def command(cursor: str | None) -> str:
+        """This command, reading on from `cursor` (from the oldest event kept when None)."""
+        words = ["workspaces", "events", "list"]
+        words += ["--after", cursor] if cursor else []
+        words += ["--workspace", workspace] if workspace else []
+        words += [word for kind in types or [] for word in ("--type", kind)]
+        words += ["--limit", str(limit)] if limit != 100 else []
+        words += ["--json"] if as_json else []
+        return target.step(shlex.join(words))
+
+    async def work(conn: AsyncConnection, settings: Settings) -> feed.FeedPage:
+        days = settings.event_retention_days
+        try:
+            if workspace is None:
+                return await feed.read(conn, workspace_id=None, after=after, limit=limit,
+                                       types=types, retention_days=days)
+            access = await _owner_access(conn, workspace, None)
+            return await feed.read_workspace(conn, access=access, after=after, limit=limit,
+                                             types=types, retention_days=days)
+        except Gone as error:  # cursor_expired: start over from the oldest event kept
+            error.fix = command(None)
+            raise
+
+    page = operate(database_url, as_json, work)
+    steps = [command(page.next_cursor)] if page.next_cursor else []
+    if as_json:
+        print(json.dumps({"ok": True, "items": page.items, "next_cursor": page.next_cursor,
+                          "has_more": page.has_more, "next": steps}, indent=2))
+        return
+    for event in page.items:
+        where = (event["workspace"] or {}).get("slug") or "-"
+        actor = event["actor"]
+        print(f"{event['occurred_at']}  {event['type']:<32}  {where:<20}  "
+              f"{actor['email'] or actor['type']}  {event['id']}")
+    if not page.items:
+        print("No new events." if after else "No events yet.")
+    target.print_steps(steps)

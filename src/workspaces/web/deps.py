@@ -15,7 +15,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces.accounts.service import Session, UserInfo, user_for_token
-from workspaces.errors import AppError, NotAuthenticated
+from workspaces.errors import AppError, Forbidden, NotAuthenticated
+from workspaces.events.tell import Actor
 from workspaces.metrics.process import DB_WAITING
 from workspaces.networks import in_networks, ip_of
 from workspaces.security import Passwords
@@ -224,3 +225,20 @@ async def _api_caller(tx: Tx, credentials: Credentials) -> Caller:
 
 
 ApiCaller = Annotated[Caller, Depends(_api_caller)]
+
+
+_INSTANCE_FEED = ("The instance feed is read with a service credential (next release) or on the "
+                  "server with `workspaces events list`.")
+
+
+async def _instance_reader(credentials: Credentials) -> Actor:
+    """Who may read the whole instance (every workspace's events, and `user.*`) through the
+    API: a service credential, which the next release brings (it is checked here, and the
+    actor it names returned). Until then no caller may: 401 without a credential, 403 with a
+    user's token."""
+    if credentials is None:
+        raise NotAuthenticated(_INSTANCE_FEED)
+    raise Forbidden(_INSTANCE_FEED, code="service_credential_required")
+
+
+InstanceReader = Annotated[Actor, Depends(_instance_reader)]
