@@ -41,6 +41,12 @@ class Api:
     client: TestClient
     db: Cli
 
+    @property
+    def settings(self) -> Settings:
+        """The settings the application under test was made with."""
+        settings: Settings = self.client.app.state.settings  # type: ignore[attr-defined]
+        return settings
+
     def signup(self, email: str, name: str = "", password: str = "correct horse battery"
                ) -> dict[str, str]:
         response = self.client.post("/api/auth/signup", json={

@@ -129,7 +129,7 @@ def drive(api: Api, smtp: Sink) -> Story:
     _ok(api.client.post(f"/api/invites/{token_of(eve)}/decline"), 204)
     _invite(api, story, ann, acme, "fay@example.com", expires_in_days=1)
     with time_machine.travel(datetime.now(UTC) + timedelta(days=2), tick=True):
-        assert _sweep(api.db.url).expired_invites == 1
+        assert _sweep(api.settings).expired_invites == 1
         _invite(api, story, ann, acme, "fay@example.com")  # replaces the expired one
 
     # Roles: changed, handed over without and with stepping down; removed, left.
