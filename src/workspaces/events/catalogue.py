@@ -32,6 +32,10 @@ EventType = Literal[
 ]
 PUBLISHED: tuple[str, ...] = get_args(EventType)
 
+# Sent by "send a test event" to one webhook endpoint, in the same envelope; never told, so
+# never in the feed (and not in PUBLISHED).
+TEST_MESSAGE = "webhook.test"
+
 # Told through the same step, kept only in the account's own trail: security changes a
 # product has no use for, or must not learn (where an address change is heading).
 AccountOnly = Literal[
