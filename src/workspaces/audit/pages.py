@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -20,6 +20,7 @@ PAGE_SIZE = 50
 DELETED_ACCOUNT = "someone whose account was deleted"
 LINK_HOLDER = "someone with the invite link"
 FORMER_MEMBER = "a former member"  # an event from before addresses were kept with it
+OPERATOR = "an operator"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ def _who(entry: AuditEntry) -> str:
                                     if entry.actor_user_id is None else "")
     if entry.actor_user_id is not None:
         return FORMER_MEMBER
+    if entry.detail.get("by_operator"):  # an operator's command that named no account
+        return OPERATOR
     if entry.action == "declined":  # declined without signing in: whoever held the link
         return LINK_HOLDER
     return DELETED_ACCOUNT
@@ -60,13 +63,34 @@ def _detail(entry: AuditEntry) -> str:
             return f"as {d['role']}"
         case "revoked" if "reason" in d:
             return str(d["reason"])
+        case "webhook_created" | "webhook_updated" | "webhook_deleted" | \
+                "webhook_secret_rotated" if "url" in d:
+            return f"{d['url']}{_webhook_change(d)}"
+    return ""
+
+
+def _webhook_change(d: dict[str, Any]) -> str:
+    """What a change to a webhook endpoint did, after its origin (the audit keeps no more of
+    its URL)."""
+    if "enabled" in d:
+        why = f" ({d['reason']})" if d.get("reason") else ""
+        return ": enabled" if d["enabled"] else f": disabled{why}"
+    if d.get("changed"):
+        return ": changed " + ", ".join(str(c) for c in d["changed"])
+    if d.get("events"):
+        events = d["events"]
+        return ", all events" if events == "all" else ", " + ", ".join(str(e) for e in events)
+    if d.get("previous_valid_until"):
+        until = datetime.fromisoformat(str(d["previous_valid_until"]))
+        return f"; the previous secret signs until {until:%d %b %Y %H:%M} UTC"
     return ""
 
 
 def row_of(entry: AuditEntry) -> Row:
     """One entry as the tab shows it: who did what to whom, in words."""
-    target = entry.target_email or ("the workspace" if entry.target_type == "workspace"
-                                    else entry.target_type)
+    target = entry.target_email or {"workspace": "the workspace",
+                                    "webhook": "webhook endpoint"}.get(entry.target_type,
+                                                                       entry.target_type)
     return Row(entry.created_at, _who(entry), ACTIONS.get(entry.action, entry.action),
                _detail(entry), target)
 

@@ -1,5 +1,6 @@
 """Operator commands: `workspaces users|workspaces|invites ...`, acting as a member, and
-`workspaces events list`, the instance's feed."""
+`workspaces events list`, the instance's feed, and `workspaces webhooks ...` on endpoints of
+any scope."""
 
 from __future__ import annotations
 
@@ -217,3 +218,179 @@ def events_list(
     if not page.items:
         print("No new events." if after else "No events yet.")
     target.print_steps(steps)
+
+
+webhooks_app = typer.Typer(no_args_is_help=True, help=(
+    "Operator commands for webhook endpoints: the instance's (every workspace's events and "
+    "the user.* ones) and any workspace's."))
+EndpointId = Annotated[str, typer.Argument(metavar="ID", help="The endpoint's id.")]
+
+
+def _endpoint_id(raw: str) -> Any:
+    import uuid
+
+    from workspaces.errors import NotFound
+
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound(f"{raw!r} is not an endpoint id; `workspaces webhooks list` shows "
+                       "them.", code="webhook_not_found") from None
+
+
+def _since(raw: str) -> Any:
+    """--since: a time (ISO 8601; without a zone, UTC) or a duration back from now (90m, 6h,
+    2d)."""
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    from workspaces import clock
+    from workspaces.errors import InvalidInput
+
+    ago = re.fullmatch(r"(\d+)([mhd])", raw.strip())
+    if ago:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[ago[2]]
+        return clock.now() - timedelta(**{unit: int(ago[1])})
+    try:
+        when = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise InvalidInput(f"--since {raw!r} is neither a time such as 2026-12-01T09:30:00Z "
+                           "nor a duration such as 6h.", code="invalid_since") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _stamp(value: Any) -> str:
+    return str(value.isoformat().replace("+00:00", "Z"))
+
+
+def _line(e: Any) -> str:
+    state = "enabled" if e.enabled else "disabled"
+    events = ",".join(e.events) if e.events is not None else "all"
+    return f"{e.id}  {e.workspace_slug or '(instance)'}  {state:<8}  {events}  {e.url}"
+
+
+def _done(database_url: str | None, as_json: bool, text: str, steps: list[str],
+          **data: Any) -> None:
+    """The result, then the commands to run next (`next:` lines; `"next"` in --json)."""
+    import json
+    from dataclasses import asdict, is_dataclass
+
+    from workspaces.cli.common import Target
+
+    target = Target.of(database_url)
+    if as_json:
+        body = {k: asdict(v) if is_dataclass(v) and not isinstance(v, type)
+                else [asdict(i) for i in v] if isinstance(v, list) else v
+                for k, v in data.items()}
+        print(json.dumps({"ok": True, **body, "next": [target.step(s) for s in steps]},
+                         indent=2, default=str))
+    else:
+        print(text)
+        target.print_steps([target.step(s) for s in steps])
+
+
+@webhooks_app.command("create")
+def webhooks_create(
+    url: Annotated[str, typer.Option(help="Where to POST events (https; http only to "
+                                          "WEBHOOK_ALLOWED_NETWORKS).")],
+    events: Annotated[list[str] | None, typer.Option(
+        "--events", help="An event type to deliver (repeat, or comma-separate; default: "
+                         "every type).")] = None,
+    workspace: Annotated[str | None, typer.Option(
+        "--workspace", "-w", help="A workspace's endpoint (default: the instance's).")] = None,
+    description: Annotated[str, typer.Option(help="What receives it.")] = "",
+    database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """Add an endpoint; prints its signing secret, shown only this once."""
+    from workspaces.webhooks import service
+
+    types = [t.strip() for e in events for t in e.split(",") if t.strip()] if events else None
+
+    async def work(conn: AsyncConnection, settings: Settings) -> Any:
+        owner = await _owner_access(conn, workspace, None) if workspace else service.OPERATOR
+        return await service.create_endpoint(conn, owner=owner, url=url, events=types,
+                                             description=description, settings=settings)
+
+    made = operate(database_url, as_json, work)
+    scope = f"workspace {workspace}" if workspace else "the instance"
+    _done(database_url, as_json,
+          f"Created webhook endpoint {made.endpoint.id} of {scope} -> {made.endpoint.url}\n"
+          f"Signing secret (shown only now; give it to the receiver): {made.secret}",
+          ["workspaces webhooks list" + (f" --workspace {workspace}" if workspace else "")],
+          endpoint=made.endpoint, secret=made.secret)
+
+
+@webhooks_app.command("list")
+def webhooks_list(
+    workspace: Annotated[str | None, typer.Option(
+        "--workspace", "-w", help="Only this workspace's (default: every endpoint).")] = None,
+    database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """Every endpoint, the instance's first: id, scope, state, event types, URL."""
+    from workspaces.webhooks import service
+
+    async def work(conn: AsyncConnection, _settings: Settings) -> Any:
+        owner = await _owner_access(conn, workspace, None) if workspace else service.OPERATOR
+        return await service.list_endpoints(conn, owner=owner)
+
+    items = operate(database_url, as_json, work)
+    _done(database_url, as_json, "\n".join(_line(e) for e in items) or "No webhook endpoints.",
+          [], endpoints=items)
+
+
+def _switch(endpoint_id: str, enabled: bool, database_url: str | None, as_json: bool) -> None:
+    from workspaces.webhooks import service
+
+    async def work(conn: AsyncConnection, _settings: Settings) -> Any:
+        key = _endpoint_id(endpoint_id)
+        before = await service.get_endpoint(conn, owner=service.OPERATOR, endpoint_id=key)
+        after = await service.set_enabled(conn, owner=service.OPERATOR, endpoint_id=key,
+                                          enabled=enabled)
+        return before, after
+
+    before, after = operate(database_url, as_json, work)
+    if enabled:
+        steps = [f"workspaces webhooks replay {after.id} --since {_stamp(before.disabled_at)}"
+                 "  # send what it missed while disabled"] if before.disabled_at else []
+        text = f"Enabled webhook endpoint {after.id} ({after.url})."
+    else:
+        steps = [f"workspaces webhooks enable {after.id}  # when its receiver works again"]
+        text = (f"Disabled webhook endpoint {after.id} ({after.url}): nothing is queued for it "
+                "until it is enabled.")
+    _done(database_url, as_json, text, steps, endpoint=after)
+
+
+@webhooks_app.command("disable")
+def webhooks_disable(endpoint_id: EndpointId, database_url: DatabaseUrl = None,
+                     as_json: AsJson = False) -> None:
+    """Stop delivering to an endpoint (of any scope)."""
+    _switch(endpoint_id, False, database_url, as_json)
+
+
+@webhooks_app.command("enable")
+def webhooks_enable(endpoint_id: EndpointId, database_url: DatabaseUrl = None,
+                    as_json: AsJson = False) -> None:
+    """Deliver to an endpoint again (of any scope)."""
+    _switch(endpoint_id, True, database_url, as_json)
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(
+    endpoint_id: EndpointId,
+    since: Annotated[str, typer.Option(help="A time (2026-12-01T09:30:00Z; UTC without a "
+                                            "zone) or a duration back from now (6h, 2d).")],
+    database_url: DatabaseUrl = None, as_json: AsJson = False,
+) -> None:
+    """Queue again every event since a time that the endpoint would receive (its scope and
+    types, as far back as events are kept), with the events' own ids."""
+    from workspaces.webhooks import service
+
+    async def work(conn: AsyncConnection, _settings: Settings) -> Any:
+        return await service.replay(conn, owner=service.OPERATOR,
+                                    endpoint_id=_endpoint_id(endpoint_id), since=_since(since))
+
+    done = operate(database_url, as_json, work)
+    _done(database_url, as_json,
+          f"Queued {done.queued} events since {_stamp(done.since)} for endpoint "
+          f"{endpoint_id}; a running `workspaces serve` delivers them.", [],
+          queued=done.queued, since=_stamp(done.since))

@@ -117,7 +117,7 @@ def current_txid(dialect: str) -> Any:
     return literal(0)
 
 
-def _new_uuid(dialect: str) -> Any:
+def new_uuid(dialect: str) -> Any:
     if dialect == "postgresql":
         return literal_column("gen_random_uuid()")
     return literal_column("lower(hex(randomblob(16)))")  # SQLite keeps a Uuid as 32 hex digits
@@ -158,7 +158,7 @@ async def _fan_out(conn: AsyncConnection, positions: list[int], now: datetime) -
     the instance's (workspace_id NULL), all types or the event's among theirs. One statement,
     which finds nothing when no endpoint exists."""
     wanted = (
-        select(_new_uuid(conn.dialect.name), webhook_endpoints.c.id, events.c.position,
+        select(new_uuid(conn.dialect.name), webhook_endpoints.c.id, events.c.position,
                events.c.id, literal("pending"), literal(0), literal(now), literal(now))
         .select_from(events.join(webhook_endpoints, and_(
             webhook_endpoints.c.enabled.is_(True),

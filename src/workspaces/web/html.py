@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from workspaces import logs
 from workspaces.accounts.service import PASSWORD_RULE, Session, UserInfo, user_for_token
 from workspaces.errors import AppError, Forbidden, SchemaOutOfDate
+from workspaces.security import seal, unseal
 from workspaces.settings import Settings
 from workspaces.web.deps import Conn, connection, issued_session
 
@@ -150,7 +151,11 @@ def _flash(request: Request) -> dict[str, Any] | None:
         message = _flash_serializer(request).loads(signed, max_age=FLASH_SECONDS)
     except BadData:
         return None
-    return message if isinstance(message, dict) else None
+    if not isinstance(message, dict):
+        return None
+    if isinstance(message.get("secret"), str):
+        message["secret"] = unseal(_secret(request), message["secret"])
+    return message
 
 
 def render(request: Request, template: str, status: int = 200, *,
@@ -179,14 +184,17 @@ def render(request: Request, template: str, status: int = 200, *,
 
 def redirect(request: Request, url: str, message: str | None = None, *,
              kind: str = "success", link: str | None = None,
-             fill: dict[str, str] | None = None) -> RedirectResponse:
-    """303 after a POST, carrying a one-time confirmation (and, once, an invite link, or the
-    values to `fill` in the next page's form: `filled`). In the signed cookie, not the URL:
-    an address stays out of access logs and history."""
+             fill: dict[str, str] | None = None, secret: str | None = None
+             ) -> RedirectResponse:
+    """303 after a POST, carrying a one-time confirmation (and, once, an invite link, a
+    `secret` to show once, sealed with SECRET_KEY, or the values to `fill` in the next page's
+    form: `filled`). In the signed cookie, not the URL: an address stays out of access logs
+    and history."""
     response = RedirectResponse(url, status_code=303)
     if message:
-        signed = _flash_serializer(request).dumps({"kind": kind, "text": message, "link": link,
-                                                   "fill": fill or {}})
+        signed = _flash_serializer(request).dumps({
+            "kind": kind, "text": message, "link": link, "fill": fill or {},
+            "secret": seal(_secret(request), secret) if secret else None})
         _set_cookie(request, response, FLASH_COOKIE, signed, max_age=FLASH_SECONDS)
     return response
 

@@ -44,6 +44,8 @@ def parse(url: str) -> Target:
     url = url.strip()
     if not url or len(url) > URL_MAX:
         raise refused(f"give an https:// URL of at most {URL_MAX} characters")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise refused("a URL has no spaces or control characters (percent-encode them)")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -58,6 +60,20 @@ def parse(url: str) -> Target:
         raise refused("a URL with a #fragment")
     return Target(url, parts.scheme, parts.hostname,
                   port or (443 if parts.scheme == "https" else 80))
+
+
+def origin(url: str) -> str:
+    """How a webhook URL is shown where it is not managed (the audit trail, the log): its
+    scheme, host and port. A path or query may carry the receiver's own secret (a chat
+    service's hook token); they are left out."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return "(not a URL)"
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
 def public(address: Address) -> bool:
@@ -102,9 +118,11 @@ async def resolve(target: Target, settings: Settings) -> list[Address]:
         raise refused(f"{target.host} does not resolve")
     for address in found:
         if not allowed(address, settings):
-            raise refused(f"{target.host} resolves to {address}, which is not a public "
-                          "address (loopback, private, link-local and the like are refused; "
-                          "an operator can allow a network with WEBHOOK_ALLOWED_NETWORKS)")
+            which = (f"{address} is" if literal is not None
+                     else f"{target.host} resolves to {address}, which is")
+            raise refused(f"{which} not a public address (loopback, private, link-local and "
+                          "the like are refused; an operator can allow a network with "
+                          "WEBHOOK_ALLOWED_NETWORKS)")
     if target.scheme == "http" and not all(
             in_networks(a, settings.webhook_allowed_networks) for a in found):
         raise refused("use https (plain http goes only to networks an operator allowed)")
