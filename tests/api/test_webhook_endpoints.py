@@ -217,11 +217,10 @@ def test_the_secret_is_shown_only_when_made_and_stored_only_sealed(
                api.client.post(f"{one}/disable", headers=headers).text,
                api.client.post(f"{one}/enable", headers=headers).text,
                api.client.post(f"{one}/test", headers=headers).text,
-               api.client.get(f"{one}/deliveries", headers=headers).text,
-               api.client.get("/openapi.json").text]
+               api.client.get(f"{one}/deliveries", headers=headers).text]
     for text in answers:
-        assert first not in text and second not in text and "whsec_" not in text.replace(
-            "whsec_...", "")
+        assert "whsec_" not in text
+    assert first not in api.client.get("/openapi.json").text  # which names the prefix
 
     stored = _everything(api.db)
     key = settings.secret_key or ""
