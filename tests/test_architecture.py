@@ -34,18 +34,22 @@ MODULES = {_module(p): _imports(p) for p in PACKAGE.rglob("*.py")
 
 
 def _importing(prefixes: tuple[str, ...], *, among: list[str]) -> list[str]:
+    """Imports of the modules `prefixes` name or of what is inside them (`workspaces.web`
+    is not `workspaces.webhooks`)."""
     return sorted(f"{module} imports {name}" for module in among for name in MODULES[module]
-                  if name.startswith(prefixes))
+                  if name in prefixes or name.startswith(tuple(f"{p}." for p in prefixes)))
 
 
 def _under(*prefixes: str) -> list[str]:
-    return [m for m in MODULES if m.startswith(prefixes)]
+    return [m for m in MODULES
+            if m in prefixes or m.startswith(tuple(f"{p}." for p in prefixes))]
 
 
 def test_services_know_nothing_of_http() -> None:
     services = [f"workspaces.{d}.service" for d in DOMAINS] + [
         f"workspaces.{d}.statuses" for d in ("invites",)]
     rest = _under("workspaces.mail", "workspaces.schema", "workspaces.metrics") + [
+        "workspaces.webhooks.delivery", "workspaces.webhooks.addresses"] + [
         f"workspaces.{m}" for m in ("db", "models", "errors", "roles", "settings", "security",
                                     "validation", "ratelimit", "pagination", "clock",
                                     "housekeeping", "logs")]
