@@ -11,6 +11,7 @@ import socket
 import ssl
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -19,19 +20,23 @@ from typing import Any, TypeVar
 
 import pytest
 import time_machine
-from sqlalchemy import select, update
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook, WebhookVerificationError
 from werkzeug import Request, Response
 
-from tests.conftest import Sink
+from tests.api.conftest import Api
+from tests.conftest import Cli, Sink, pg_database
 from tests.factories import Factory
 from tests.webhook_receiver import Receiver, add_endpoint, new_secret
 from workspaces import clock
+from workspaces.app import create_app
 from workspaces.db import create_app_engine, parse_url
 from workspaces.events import changes
 from workspaces.events.tell import SYSTEM, WorkspaceRef, tell
 from workspaces.mail import delivery as mail
+from workspaces.metrics.process import WEBHOOK_ATTEMPTS
 from workspaces.models import (
     audit_events,
     events,
@@ -109,6 +114,13 @@ async def rows(engine: AsyncEngine, table: Any, *order: Any) -> list[Any]:
         return list(await conn.execute(select(table).order_by(*order)))
 
 
+def counted() -> Counter[str]:
+    """workspaces_webhook_delivery_attempts_total by outcome, as this process counts them."""
+    return Counter({sample.labels["outcome"]: int(sample.value)
+                    for metric in WEBHOOK_ATTEMPTS.collect() for sample in metric.samples
+                    if sample.name.endswith("_total")})
+
+
 def verified(secret: str, message: Any) -> Any:
     """The message as the reference library reads it (it raises if the signature is wrong)."""
     return Webhook(secret).verify(message.body, message.headers)
@@ -171,6 +183,8 @@ def test_the_retry_schedule_is_svix_s_with_jitter_then_the_delivery_fails(
     endpoint = add_endpoint(hooks.database_url, receiver.url(), key=secret_key(hooks),
                             secret=secret)
 
+    before = counted()
+
     async def scenario(deliverer: Deliverer) -> None:
         with time_machine.travel(START, tick=False) as traveller:
             [event] = await instance_events(deliverer.engine)
@@ -202,6 +216,7 @@ def test_the_retry_schedule_is_svix_s_with_jitter_then_the_delivery_fails(
                                                                              START)
 
     run(hooks, scenario)
+    assert counted() - before == Counter({"retry": 7, "failed": 1})
 
 
 @pytest.mark.parametrize("answer", ["seconds", "date", "too long"])
@@ -488,6 +503,8 @@ def test_410_disables_the_endpoint_and_its_deliveries_wait_until_it_is_enabled(
     endpoint = add_endpoint(hooks.database_url, receiver.url(), key=secret_key(hooks),
                             secret=secret, workspace_id=acme.id)
 
+    before = counted()
+
     async def scenario(deliverer: Deliverer) -> None:
         sent = await workspace_events(deliverer.engine, ws, 2)
         await deliverer.deliver_due()
@@ -524,6 +541,7 @@ def test_410_disables_the_endpoint_and_its_deliveries_wait_until_it_is_enabled(
                                secret_key(hooks))
 
     run(hooks, scenario)
+    assert counted() - before == Counter({"disabled": 2, "delivered": 2})
     [email] = smtp.wait_for(1)
     assert email["To"] == "ann@example.com"
     body = email.get_body(("plain",))
@@ -582,3 +600,156 @@ def test_a_success_clears_the_endpoint_s_failing_since(hooks: Settings,
         assert (hook.enabled, hook.failing_since) == (True, None)
 
     run(hooks, scenario)
+
+
+def test_retry_after_is_read_as_seconds_or_a_date_and_capped() -> None:
+    longest = 36000.0
+    read = delivery.parse_retry_after
+    assert read("30", START, longest) == 30.0
+    assert read(" 0 ", START, longest) == 0.0
+    assert read(format_datetime(START + timedelta(minutes=2), usegmt=True), START,
+                longest) == 120.0
+    assert read(format_datetime(START - timedelta(minutes=2), usegmt=True), START,
+                longest) == 0.0  # in the past: now
+    assert read("86400", START, longest) == longest
+    for unreadable in (None, "", "soon", "-5", "1.5e3", "Mon, 99 Foo 2031"):
+        assert read(unreadable, START, longest) is None
+
+
+@pytest.mark.parametrize("schedule", ["", "5,,300", "5,-1", "nan", "inf", "five"])
+def test_a_retry_schedule_that_is_not_positive_seconds_is_refused(schedule: str) -> None:
+    with pytest.raises(ValueError, match="WEBHOOK_RETRY_SCHEDULE"):
+        Settings(webhook_retry_schedule=schedule, _env_file=None)  # type: ignore[call-arg]
+
+
+def test_a_commit_that_queues_a_delivery_wakes_the_loop(hooks: Settings,
+                                                        receiver: Receiver) -> None:
+    """The loop polls once an hour here: only the wake after each commit can deliver."""
+    secret = new_secret()
+    add_endpoint(hooks.database_url, receiver.url(), key=secret_key(hooks), secret=secret,
+                 event_types=["user.created"])
+    patient = hooks.model_copy(update={"webhook_poll_seconds": 3600.0})
+    with TestClient(create_app(patient)) as client:
+        api = Api(client, Cli(hooks.database_url, {}))
+        for n, email in enumerate(("ann@example.com", "bob@example.com"), start=1):
+            api.signup(email)
+            message = receiver.wait_for(n)[-1]
+            event = verified(secret, message)
+            assert (event["type"], event["data"]["user"]["email"]) == ("user.created", email)
+
+
+def test_a_writer_that_lost_its_lease_neither_overwrites_nor_counts_twice(
+        hooks: Settings, receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    """A's lease runs out mid-send and B delivers the message: A's late answer is kept as an
+    attempt, but the delivery stays as B left it (delivered once more is at least once)."""
+    add_endpoint(hooks.database_url, receiver.url(), key=secret_key(hooks), secret=new_secret())
+
+    async def scenario(a: Deliverer) -> None:
+        await instance_events(a.engine)
+        [message], _ = await a.claim(5)
+        async with a.engine.begin() as conn:
+            await conn.execute(update(webhook_deliveries).values(
+                locked_until=clock.now() - timedelta(seconds=1)))
+        b = Deliverer(a.engine, hooks, secret_key(hooks))
+        try:
+            assert await b.deliver_due() == 1
+        finally:
+            await b.close()
+        await a.deliver(message)
+        [row] = await rows(a.engine, webhook_deliveries)
+        assert (row.status, row.attempts, row.locked_until) == ("delivered", 2, None)
+        assert len(await rows(a.engine, webhook_attempts)) == 2
+
+    with caplog.at_level(logging.WARNING, logger="workspaces.webhooks"):
+        run(hooks, scenario)
+    assert "lease expired" in caplog.text
+    assert len({m.webhook_id for m in receiver.received()}) == 1
+
+
+def test_the_gauges_count_what_waits_for_enabled_endpoints(hooks: Settings) -> None:
+    """Backlog, the oldest pending delivery's age, how late the loop is with due ones, and the
+    endpoints disabled, as /metrics reads them."""
+    from workspaces.db import create_sync_engine
+    from workspaces.metrics import database
+
+    make = Factory(hooks.database_url)
+    key = secret_key(hooks)
+    with time_machine.travel(START, tick=False):
+        live = add_endpoint(hooks.database_url, "https://a.example/hook", key=key,
+                            secret=new_secret())
+        off = add_endpoint(hooks.database_url, "https://b.example/hook", key=key,
+                           secret=new_secret(), enabled=False)
+        for endpoint, status in ((live, "pending"), (live, "pending"), (live, "delivered"),
+                                 (off, "pending")):
+            make.delivery(endpoint, make.event(None), status)
+    make.close()
+    engine = create_sync_engine(parse_url(hooks.database_url))
+    with engine.begin() as conn:
+        # Queued 200 s before the reading, due 100 s before it; the other not yet due.
+        conn.execute(update(webhook_deliveries).values(
+            created_at=START - timedelta(seconds=200),
+            next_attempt_at=START - timedelta(seconds=100)))
+        first = conn.execute(select(webhook_deliveries.c.id).where(
+            webhook_deliveries.c.endpoint_id == live,
+            webhook_deliveries.c.status == "pending").limit(1)).scalar_one()
+        conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == first)
+                     .values(next_attempt_at=START + timedelta(seconds=60)))
+    with time_machine.travel(START, tick=False), engine.connect() as conn:
+        facts = {fact.name: fact.value for fact in database.webhook_facts(conn)}
+    engine.dispose()
+    assert facts == {"workspaces_webhook_backlog": 2,
+                     "workspaces_webhook_oldest_pending_age_seconds": 200.0,
+                     "workspaces_webhook_due_lag_seconds": 100.0,
+                     "workspaces_webhook_endpoints_disabled": 1}
+
+
+@pytest.fixture
+def pg_hooks(pg_server: Any, pg_template: str) -> Iterator[Settings]:
+    """Settings for a migrated PostgreSQL database of the test's own."""
+    with pg_database(pg_server, template=pg_template) as url:
+        yield Settings(database_url=url, secret_key="test-secret-key-of-enough-length",
+                       webhook_allowed_networks="127.0.0.0/8", webhook_poll_seconds=0.05,
+                       _env_file=None)  # type: ignore[call-arg]
+
+
+def test_two_delivery_loops_on_postgresql_deliver_each_message_once(
+        pg_hooks: Settings) -> None:
+    receiver = Receiver.start()
+    key = secret_key(pg_hooks)
+    secret = new_secret()
+    paths = ("/a", "/b", "/c")
+    for path in paths:
+        add_endpoint(pg_hooks.database_url, receiver.url(path), key=key, secret=secret)
+
+    async def main() -> None:
+        engines = [create_app_engine(parse_url(pg_hooks.database_url), pool_size=2)
+                   for _ in range(2)]
+        wakes = [asyncio.Event() for _ in engines]
+        stop = asyncio.Event()
+        loops = [asyncio.create_task(delivery.run(engine, pg_hooks, key, wake, stop))
+                 for engine, wake in zip(engines, wakes, strict=True)]
+        try:
+            for _ in range(10):
+                await instance_events(engines[0], 10)
+                for wake in wakes:
+                    wake.set()
+            async with engines[0].connect() as conn:
+                while (await conn.execute(select(func.count()).select_from(
+                        webhook_deliveries).where(webhook_deliveries.c.status != "delivered"))
+                       ).scalar_one():
+                    await asyncio.sleep(0.05)
+                    await conn.rollback()
+        finally:
+            stop.set()
+            await asyncio.gather(*loops)
+            for engine in engines:
+                await engine.dispose()
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), timeout=120))
+    finally:
+        receiver.stop()
+    got = receiver.received()
+    each = Counter((m.path, m.webhook_id) for m in got)
+    assert (len(each), set(each.values())) == (300, {1})  # 100 events x 3 endpoints, once
+    assert all(verified(secret, m) for m in got)
