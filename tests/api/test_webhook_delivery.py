@@ -367,8 +367,9 @@ def test_an_address_refused_at_delivery_time_gets_no_request(
         assert await deliverer.deliver_due() == 1
         [row] = await rows(deliverer.engine, webhook_deliveries)
         assert (row.status, row.last_status_code) == ("pending", None)
-        assert row.last_error.startswith("not sent: This webhook URL cannot be used: 127.0.0.1 "
-                                         "resolves to 127.0.0.1, which is not a public address")
+        assert row.last_error.startswith("not sent: This webhook URL cannot be used: ")
+        assert "127.0.0.1" in row.last_error
+        assert "not a public address" in row.last_error
 
     run(narrowed, scenario)
     assert receiver.received() == []
@@ -521,7 +522,8 @@ def test_410_disables_the_endpoint_and_its_deliveries_wait_until_it_is_enabled(
         [mail_row] = await rows(deliverer.engine, outbox)
         assert mail_row.to_address == "ann@example.com"
         assert mail_row.subject == "A webhook of “Acme” was disabled"
-        assert receiver.url() in mail_row.body_text
+        assert f"http://127.0.0.1:{receiver.server.port} " in mail_row.body_text
+        assert "/hook" not in mail_row.body_text  # the path may hold the receiver's secret
         assert "the receiver answered 410 Gone" in mail_row.body_text
         [line] = [r for r in await rows(deliverer.engine, audit_events)
                   if r.action == "webhook_updated"]
@@ -546,7 +548,7 @@ def test_410_disables_the_endpoint_and_its_deliveries_wait_until_it_is_enabled(
     assert email["To"] == "ann@example.com"
     body = email.get_body(("plain",))
     assert body is not None
-    assert f"http://testserver/w/{acme.slug}/settings/webhooks" in body.get_content()
+    assert f"http://testserver/w/{acme.slug}/webhooks/{endpoint}" in body.get_content()
 
 
 def test_an_endpoint_failing_for_five_days_is_disabled_and_its_owners_told(

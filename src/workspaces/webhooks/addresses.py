@@ -60,6 +60,20 @@ def parse(url: str) -> Target:
                   port or (443 if parts.scheme == "https" else 80))
 
 
+def origin(url: str) -> str:
+    """How a webhook URL is shown where it is not managed (the audit trail, the log): its
+    scheme, host and port. A path or query may carry the receiver's own secret (a chat
+    service's hook token); they are left out."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return "(not a URL)"
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
 def public(address: Address) -> bool:
     """Reachable on the internet: not loopback, private, link-local (the cloud metadata
     address among them), multicast, reserved or unspecified, also when an IPv6 address carries

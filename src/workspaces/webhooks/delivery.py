@@ -37,7 +37,6 @@ from workspaces import __version__, clock
 from workspaces.errors import AppError
 from workspaces.events.changes import webhook_changed
 from workspaces.events.tell import SYSTEM, WorkspaceRef, tell
-from workspaces.logs import redact
 from workspaces.mail.outbox import enqueue_account_email, quoted
 from workspaces.metrics.process import WEBHOOK_ATTEMPTS
 from workspaces.models import (
@@ -51,7 +50,7 @@ from workspaces.models import (
 )
 from workspaces.security import unseal
 from workspaces.settings import Settings
-from workspaces.webhooks.addresses import parse, resolve
+from workspaces.webhooks.addresses import origin, parse, resolve
 
 log = logging.getLogger("workspaces.webhooks")
 
@@ -426,24 +425,24 @@ class Deliverer:
         if row.workspace_id is None:
             log.warning("webhook endpoint %s of the instance (%s) was disabled: %s. Its "
                         "deliveries wait; fix the receiver, then enable it again.",
-                        endpoint_id, row.url, reason)
+                        endpoint_id, origin(row.url), reason)
             return
         place = (await conn.execute(select(workspaces.c.slug, workspaces.c.name)
                                     .where(workspaces.c.id == row.workspace_id))).first()
         if place is None:
             return
         ws = WorkspaceRef(row.workspace_id, place.slug)
-        await tell(conn, webhook_changed(ws, "updated", endpoint_id, redact(row.url), SYSTEM,
+        await tell(conn, webhook_changed(ws, "updated", endpoint_id, origin(row.url), SYSTEM,
                                          {"enabled": False, "reason": reason}))
         owners = await conn.execute(
             select(users.c.email).join(members, members.c.user_id == users.c.id)
             .where(members.c.workspace_id == row.workspace_id, members.c.role == "owner"))
-        page = f"{self.settings.base_url.rstrip('/')}/w/{place.slug}/settings/webhooks"
+        page = f"{self.settings.base_url.rstrip('/')}/w/{place.slug}/webhooks/{endpoint_id}"
         for (email,) in owners:
             await enqueue_account_email(
                 conn, to=email, subject=f"A webhook of {quoted(place.name)} was disabled",
                 template="webhook_disabled",
-                values={"workspace": quoted(place.name), "url": redact(row.url),
+                values={"workspace": quoted(place.name), "url": origin(row.url),
                         "reason": reason, "page": page}, key=self.key)
         log.warning("webhook endpoint %s of workspace %s was disabled: %s", endpoint_id,
                     place.slug, reason)
