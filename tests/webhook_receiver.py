@@ -4,6 +4,7 @@ a database, for the delivery tests, the outage drill and anything else that need
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import secrets
 import threading
@@ -57,6 +58,7 @@ class Receiver:
 
     @classmethod
     def start(cls, port: int = 0, **options: Any) -> Receiver:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         receiver = cls(HTTPServer(host="127.0.0.1", port=port, threaded=True, **options))
         receiver.server.expect_request(re.compile(".*")).respond_with_handler(receiver._handle)
         receiver.server.start()
