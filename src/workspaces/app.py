@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Requests queue here, first come first served, rather than in the pool: its queue lets
         # a newcomer take a connection just given back ahead of those waiting, and under
         # sustained load a few waiters starved past the pool timeout (see deps._transaction).
-        slots = max(1, settings.database_pool_size - 2)  # one each for the delivery loops
+        slots = max(1, settings.database_pool_size - 1)  # one for the delivery loops
         app.state.db_slots = asyncio.Semaphore(slots)
         app.state.mail_wake = asyncio.Event()
         app.state.webhook_wake = asyncio.Event()
@@ -77,10 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.passwords = Passwords(concurrency=settings.password_hash_concurrency,
                                         wait=settings.password_hash_wait_seconds)
         stop = asyncio.Event()
+        background = asyncio.Lock()  # the delivery loops take turns with their connection
         worker = asyncio.create_task(delivery.run(app.state.engine, settings, key,
-                                                  app.state.mail_wake, stop))
+                                                  app.state.mail_wake, stop, slot=background))
         hooks = asyncio.create_task(webhooks.run(app.state.engine, settings, key,
-                                                 app.state.webhook_wake, stop))
+                                                 app.state.webhook_wake, stop, slot=background))
         sweeper = asyncio.create_task(housekeeping.run(app.state.engine, stop))
         # Everything loaded so far (modules, routes, compiled statements) lives as long as the
         # process: keep it out of the collector's generations, so collections under load only

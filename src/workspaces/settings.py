@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     # wait, and after `password_hash_wait_seconds` answer 503 server_busy.
     password_hash_concurrency: int = Field(default=1, ge=1)
     password_hash_wait_seconds: float = Field(default=10.0, gt=0)
-    # Database connections per server worker (two kept, for email and webhook delivery), and how
+    # Database connections per server worker (one kept for email and webhook delivery), and how
     # long a request waits for one before answering 503 server_busy.
     database_pool_size: int = Field(default=8, ge=1)
     database_pool_timeout: float = Field(default=10.0, gt=0)

@@ -658,6 +658,7 @@ def test_a_writer_that_lost_its_lease_neither_overwrites_nor_counts_twice(
         finally:
             await b.close()
         await a.deliver(message)
+        await a.flush()
         [row] = await rows(a.engine, webhook_deliveries)
         assert (row.status, row.attempts, row.locked_until) == ("delivered", 2, None)
         assert len(await rows(a.engine, webhook_attempts)) == 2

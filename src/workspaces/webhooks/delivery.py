@@ -2,10 +2,11 @@
 
 A delivery row is written with its event (`events.tell`). This loop claims due ones with a
 lease (`locked_until`, FOR UPDATE SKIP LOCKED on PostgreSQL) in a short transaction, sends
-them outside any transaction, several at once (a few per endpoint at most, so that one slow
-receiver holds up only its own), and writes each outcome back only while it still holds the
-lease. A crash mid-send leaves the lease to expire and the message is sent again, with the
-same `webhook-id`: delivery is at least once, and receivers deduplicate by that id.
+them outside any transaction, several at once (half of them at most to one endpoint, so that
+one slow receiver cannot hold up the others), and writes the outcomes back in batches, each
+only while it still holds the lease. A crash mid-send leaves the lease to expire and the
+message is sent again, with the same `webhook-id`: delivery is at least once, and receivers
+deduplicate by that id. The loop's database work takes one connection at a time.
 
 Each attempt resolves the endpoint's host again and connects to the address it checked (with
 the original Host header, and TLS verified for the original host name), so a name that now
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import logging
 import random
 import ssl
+import sys
 import time
 import uuid
 from collections import Counter
@@ -29,7 +32,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import httpx
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from standardwebhooks import Webhook
 
@@ -54,8 +57,15 @@ from workspaces.webhooks.addresses import origin, parse, resolve
 
 log = logging.getLogger("workspaces.webhooks")
 
-CONCURRENCY = 10  # messages in flight per process
-PER_ENDPOINT = 4  # of them to one endpoint
+# httpcore tries `import sniffio` for every request; when it is not installed, each failed
+# import searches sys.path again (a third of an attempt's CPU; docs/benchmarks.md). Recording
+# the absence once makes the failure immediate, as for any module known to be missing.
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
+
+CONCURRENCY = 16  # messages in flight per process
+PER_ENDPOINT = 8  # of them to one endpoint
+CLAIM_AFTER = 4  # attempts finished before the loop claims more (fewer, larger claims)
 TIMEOUT = 15.0  # seconds for one attempt, connecting to the last byte read (tests lower it)
 LEASE = timedelta(minutes=2)  # longer than any attempt and its write-back
 READ_CAP = 4096  # bytes of an answer read; the rest is never downloaded
@@ -104,6 +114,17 @@ class Answer:
     @property
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class Result:
+    """An attempt made, waiting to be written back."""
+
+    message: Message
+    answer: Answer
+    at: datetime
+    outcome: Outcome
+    delay: float | None  # seconds until the next attempt (retry, disabled)
 
 
 def body_of(event: dict[str, Any]) -> bytes:
@@ -173,15 +194,18 @@ def _status_error(response: httpx.Response) -> str | None:
 
 class Deliverer:
     """Claims due deliveries and attempts them; one per process. Its database work takes one
-    connection at a time (the lifespan keeps one for it)."""
+    connection at a time: `slot`, which the email loop shares (the lifespan keeps one
+    connection for both)."""
 
-    def __init__(self, engine: AsyncEngine, settings: Settings, key: str) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, key: str,
+                 slot: asyncio.Lock | None = None) -> None:
         self.engine = engine
         self.settings = settings
         self.key = key
         self.schedule = settings.webhook_retry_delays
         self.in_flight: Counter[uuid.UUID] = Counter()  # by endpoint
-        self._database = asyncio.Lock()
+        self.done: list[Result] = []  # attempted, not yet written back
+        self._database = slot or asyncio.Lock()
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._using: Counter[str] = Counter()  # attempts using each client
 
@@ -241,14 +265,13 @@ class Deliverer:
         return messages, left
 
     async def deliver(self, message: Message) -> None:
-        """Attempt one message and record the outcome; never raises (a write-back that fails
-        leaves the lease to expire: the message is attempted again)."""
+        """Attempt one message; its outcome waits in `done` for the next write-back (`flush`).
+        Never raises: whatever goes wrong is the attempt's error."""
         try:
             answer = await self.attempt(message)
-            await self.record(message, answer)
-        except Exception:
-            log.exception("webhook delivery %s: the outcome could not be recorded; it will be "
-                          "attempted again when its lease expires", message.id)
+            outcome, delay = self.outcome(message, answer)
+            WEBHOOK_ATTEMPTS.labels(outcome).inc()
+            self.done.append(Result(message, answer, clock.now(), outcome, delay))
         finally:
             self.in_flight[message.endpoint_id] -= 1
             if self.in_flight[message.endpoint_id] <= 0:
@@ -361,88 +384,119 @@ class Deliverer:
         delay = retry_delay(self.schedule, message.attempts)
         return ("failed", None) if delay is None else ("retry", delay)
 
-    async def record(self, message: Message, answer: Answer) -> None:
-        """The attempt's row, the delivery's new state (only while the lease is ours) and the
-        endpoint's: failing since when, or disabled."""
-        now = clock.now()
-        outcome, delay = self.outcome(message, answer)
-        WEBHOOK_ATTEMPTS.labels(outcome).inc()
+    async def flush(self) -> int:
+        """Write back every outcome waiting in `done`, in one transaction: each attempt's row,
+        each delivery's new state (only where the lease is still ours), each endpoint's
+        (failing since when, or disabled). Returns how many were written; if the database
+        fails, they wait for the next flush (a lease that expired meanwhile makes the
+        delivery's update a no-op: its new owner decides)."""
+        results, self.done = self.done, []
+        if not results:
+            return 0
+        try:
+            async with self._database, self.engine.begin() as conn:
+                await self._write(conn, results)
+        except BaseException:
+            self.done[:0] = results
+            raise
+        for result in results:
+            if result.outcome != "delivered":
+                then = {"failed": "given up", "disabled": "endpoint disabled"}.get(
+                    result.outcome, f"retried in {result.delay or 0:.0f} s")
+                log.info("webhook delivery %s (attempt %d) to endpoint %s: %s; %s",
+                         result.message.id, result.message.attempts,
+                         result.message.endpoint_id, result.answer.error, then)
+        return len(results)
+
+    async def _write(self, conn: AsyncConnection, results: list[Result]) -> None:
         d, e = webhook_deliveries, webhook_endpoints
-        values: dict[str, Any] = {"locked_until": None, "last_status_code": answer.status,
-                                  "last_error": answer.error}
-        if outcome == "delivered":
-            values |= {"status": "delivered", "delivered_at": now}
-        elif outcome == "failed":
-            values |= {"status": "failed"}
-        else:
-            values |= {"next_attempt_at": now + timedelta(seconds=delay or 0.0)}
-        async with self._database, self.engine.begin() as conn:
-            await conn.execute(insert(webhook_attempts).values(
-                id=uuid.uuid4(), delivery_id=message.id, endpoint_id=message.endpoint_id,
-                attempted_at=now, status_code=answer.status, duration_ms=answer.duration_ms,
-                response_excerpt=answer.excerpt, error=answer.error))
-            written = await conn.execute(
-                update(d).where(d.c.id == message.id, d.c.locked_until == message.lease)
-                .values(**values))
-            if written.rowcount != 1:
+        await conn.execute(insert(webhook_attempts), [{
+            "id": uuid.uuid4(), "delivery_id": r.message.id, "endpoint_id": r.message.endpoint_id,
+            "attempted_at": r.at, "status_code": r.answer.status,
+            "duration_ms": r.answer.duration_ms, "response_excerpt": r.answer.excerpt,
+            "error": r.answer.error} for r in results])
+        leases = {delivery_id: lease for delivery_id, lease in await conn.execute(
+            select(d.c.id, d.c.locked_until).where(d.c.id.in_([r.message.id for r in results])))}
+        held = []
+        for r in results:
+            lease = leases.get(r.message.id)
+            if lease is not None and clock.aware(lease) == r.message.lease:
+                held.append(r)
+            else:
                 log.warning("webhook delivery %s: its lease expired during the attempt; the "
                             "process that claimed it since owns it (it may arrive twice, with "
-                            "the same webhook-id)", message.id)
-            if outcome == "delivered":
-                await conn.execute(update(e).where(e.c.id == message.endpoint_id,
-                                                   e.c.failing_since.is_not(None))
-                                   .values(failing_since=None))
-            elif outcome == "disabled":
-                await self._disable(conn, message.endpoint_id, "the receiver answered 410 Gone",
-                                    e.c.enabled.is_(True))
-            else:
-                await conn.execute(update(e).where(e.c.id == message.endpoint_id,
-                                                   e.c.failing_since.is_(None))
-                                   .values(failing_since=now))
-                await self._disable(
-                    conn, message.endpoint_id,
-                    f"every delivery failed for {DISABLE_AFTER.days} days",
-                    and_(e.c.enabled.is_(True), e.c.failing_since <= now - DISABLE_AFTER))
-        if outcome != "delivered":
-            then = {"failed": "given up", "disabled": "endpoint disabled"}.get(
-                outcome, f"retried in {delay or 0:.0f} s")
-            log.info("webhook delivery %s (attempt %d) to endpoint %s: %s; %s", message.id,
-                     message.attempts, message.endpoint_id, answer.error, then)
+                            "the same webhook-id)", r.message.id)
+        if held:
+            status = {"delivered": "delivered", "failed": "failed"}
+            await conn.execute(
+                update(d).where(d.c.id == bindparam("b_id"),
+                                d.c.locked_until == bindparam("b_lease"))
+                .values(status=bindparam("b_status"), next_attempt_at=bindparam("b_next"),
+                        delivered_at=bindparam("b_delivered"), locked_until=None,
+                        last_status_code=bindparam("b_code"), last_error=bindparam("b_error")),
+                [{"b_id": r.message.id, "b_lease": r.message.lease,
+                  "b_status": status.get(r.outcome, "pending"),
+                  "b_next": r.at + timedelta(seconds=r.delay or 0.0),
+                  "b_delivered": r.at if r.outcome == "delivered" else None,
+                  "b_code": r.answer.status, "b_error": r.answer.error} for r in held])
+        # Each endpoint as its latest answer in the batch left it; a 410 disables it anyway.
+        latest = {r.message.endpoint_id: r.outcome for r in results}
+        gone = {r.message.endpoint_id for r in results if r.outcome == "disabled"}
+        fine = [endpoint for endpoint, outcome in latest.items()
+                if outcome == "delivered" and endpoint not in gone]
+        failing = [endpoint for endpoint, outcome in latest.items()
+                   if outcome in ("retry", "failed") and endpoint not in gone]
+        now = results[-1].at
+        if fine:
+            await conn.execute(update(e).where(e.c.id.in_(fine), e.c.failing_since.is_not(None))
+                               .values(failing_since=None))
+        if failing:
+            await conn.execute(update(e).where(e.c.id.in_(failing), e.c.failing_since.is_(None))
+                               .values(failing_since=now))
+            await self._disable(
+                conn, failing, f"every delivery failed for {DISABLE_AFTER.days} days",
+                and_(e.c.enabled.is_(True), e.c.failing_since <= now - DISABLE_AFTER))
+        if gone:
+            await self._disable(conn, sorted(gone), "the receiver answered 410 Gone",
+                                e.c.enabled.is_(True))
 
-    async def _disable(self, conn: AsyncConnection, endpoint_id: uuid.UUID, reason: str,
-                       condition: Any) -> None:
-        """Disable the endpoint if `condition` holds; then tell its workspace's owners (by
-        email, and in the audit trail), or for an instance endpoint the operator (the log).
-        Its pending deliveries stay pending: re-enabling it resumes them."""
+    async def _disable(self, conn: AsyncConnection, endpoint_ids: list[uuid.UUID],
+                       reason: str, condition: Any) -> None:
+        """Disable those of the endpoints for which `condition` holds; then tell each one's
+        workspace owners (by email, and in the audit trail), or for an instance endpoint the
+        operator (the log). Their pending deliveries stay pending: enabling resumes them."""
         e = webhook_endpoints
         now = clock.now()
-        row = (await conn.execute(
-            update(e).where(e.c.id == endpoint_id, condition)
+        disabled = await conn.execute(
+            update(e).where(e.c.id.in_(endpoint_ids), condition)
             .values(enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now)
-            .returning(e.c.workspace_id, e.c.url))).first()
-        if row is None:
-            return
-        if row.workspace_id is None:
-            log.warning("webhook endpoint %s of the instance (%s) was disabled: %s. Its "
-                        "deliveries wait; fix the receiver, then enable it again.",
-                        endpoint_id, origin(row.url), reason)
-            return
+            .returning(e.c.id, e.c.workspace_id, e.c.url))
+        for endpoint_id, workspace_id, url in disabled.all():
+            if workspace_id is None:
+                log.warning("webhook endpoint %s of the instance (%s) was disabled: %s. Its "
+                            "deliveries wait; fix the receiver, then enable it again.",
+                            endpoint_id, origin(url), reason)
+            else:
+                await self._tell_owners(conn, endpoint_id, workspace_id, url, reason)
+
+    async def _tell_owners(self, conn: AsyncConnection, endpoint_id: uuid.UUID,
+                           workspace_id: uuid.UUID, url: str, reason: str) -> None:
         place = (await conn.execute(select(workspaces.c.slug, workspaces.c.name)
-                                    .where(workspaces.c.id == row.workspace_id))).first()
+                                    .where(workspaces.c.id == workspace_id))).first()
         if place is None:
             return
-        ws = WorkspaceRef(row.workspace_id, place.slug)
-        await tell(conn, webhook_changed(ws, "updated", endpoint_id, origin(row.url), SYSTEM,
+        ws = WorkspaceRef(workspace_id, place.slug)
+        await tell(conn, webhook_changed(ws, "updated", endpoint_id, origin(url), SYSTEM,
                                          {"enabled": False, "reason": reason}))
         owners = await conn.execute(
             select(users.c.email).join(members, members.c.user_id == users.c.id)
-            .where(members.c.workspace_id == row.workspace_id, members.c.role == "owner"))
+            .where(members.c.workspace_id == workspace_id, members.c.role == "owner"))
         page = f"{self.settings.base_url.rstrip('/')}/w/{place.slug}/webhooks/{endpoint_id}"
         for (email,) in owners:
             await enqueue_account_email(
                 conn, to=email, subject=f"A webhook of {quoted(place.name)} was disabled",
                 template="webhook_disabled",
-                values={"workspace": quoted(place.name), "url": origin(row.url),
+                values={"workspace": quoted(place.name), "url": origin(url),
                         "reason": reason, "page": page}, key=self.key)
         log.warning("webhook endpoint %s of workspace %s was disabled: %s", endpoint_id,
                     place.slug, reason)
@@ -456,6 +510,7 @@ class Deliverer:
             if not more or not left:
                 break
         await asyncio.gather(*(self.deliver(message) for message in claimed))
+        await self.flush()
         return len(claimed)
 
     async def close(self) -> None:
@@ -465,47 +520,60 @@ class Deliverer:
 
 
 async def run(engine: AsyncEngine, settings: Settings, key: str, wake: asyncio.Event,
-              stop: asyncio.Event) -> None:
-    """Deliver until `stop`: claim whenever there is room, after each commit that queued
-    deliveries (wake) and every WEBHOOK_POLL_SECONDS; at `stop`, finish what is in flight.
+              stop: asyncio.Event, *, slot: asyncio.Lock | None = None) -> None:
+    """Deliver until `stop`: claim after each commit that queued deliveries (wake), every
+    WEBHOOK_POLL_SECONDS, and once CLAIM_AFTER attempts in flight have finished (or all of
+    them); write outcomes back before each claim. At `stop`, finish what is in flight.
 
     Shutdown is a flag, not task cancellation (see mail/delivery.py): the loop survives a
     database that goes away and comes back.
     """
-    deliverer = Deliverer(engine, settings, key)
+    deliverer = Deliverer(engine, settings, key, slot)
     flying: set[asyncio.Task[None]] = set()
+    claim_now, finished = True, 0
     try:
         while not stop.is_set():
-            wake.clear()  # before claiming: a commit after this wakes the wait below
-            left = False
-            if len(flying) < CONCURRENCY:
+            room = CONCURRENCY - len(flying)
+            if claim_now or len(deliverer.done) >= CONCURRENCY:
                 try:
-                    claimed, left = await deliverer.claim(CONCURRENCY - len(flying))
+                    await deliverer.flush()
                 except Exception:  # the database may be restarting: keep the loop alive
+                    log.exception("webhook delivery: writing outcomes back failed; retrying")
+            if claim_now and room:
+                wake.clear()  # before claiming: a commit after this wakes the wait below
+                try:
+                    claimed, left = await deliverer.claim(room)
+                except Exception:
                     log.exception("webhook delivery: claiming failed; retrying")
-                    claimed = []
+                    claimed, left = [], False
                 for message in claimed:
                     task = asyncio.create_task(deliverer.deliver(message))
                     flying.add(task)
                     task.add_done_callback(flying.discard)
+                finished = 0
                 if left and len(flying) < CONCURRENCY:
                     continue  # due deliveries of other endpoints may fill the room
             waits: set[asyncio.Future[Any]] = set(flying)
-            woken = None
-            if len(flying) < CONCURRENCY:
-                woken = asyncio.ensure_future(wake.wait())
-                waits.add(woken)
+            woken = asyncio.ensure_future(wake.wait()) if len(flying) < CONCURRENCY else None
             stopped = asyncio.ensure_future(stop.wait())
-            waits.add(stopped)
+            waits |= {stopped} | ({woken} if woken else set())
             try:
-                await asyncio.wait(waits, timeout=settings.webhook_poll_seconds,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(waits, timeout=settings.webhook_poll_seconds,
+                                             return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for waiter in (woken, stopped):
                     if waiter is not None:
                         waiter.cancel()
+            finished += len(done - {woken, stopped})
+            claim_now = (not done or (woken is not None and woken in done)
+                         or finished >= CLAIM_AFTER or not flying)
     finally:
         if flying:  # let attempts in flight finish and be recorded
             await asyncio.wait(flying)
+        try:
+            await deliverer.flush()
+        except Exception:
+            log.exception("webhook delivery: the last outcomes could not be written back; "
+                          "their leases will expire and they will be attempted again")
         with contextlib.suppress(Exception):
             await deliverer.close()
