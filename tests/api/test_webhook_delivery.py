@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import pytest
 import time_machine
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook, WebhookVerificationError
 from werkzeug import Request, Response
@@ -756,3 +756,44 @@ def test_two_delivery_loops_on_postgresql_deliver_each_message_once(
     each = Counter((m.path, m.webhook_id) for m in got)
     assert (len(each), set(each.values())) == (300, {1})  # 100 events x 3 endpoints, once
     assert all(verified(secret, m) for m in got)
+
+
+def test_the_loop_outlives_its_database_connections(pg_hooks: Settings,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """Every connection to the database is terminated under the running loop (as a restart
+    does): it logs the failure, connects afresh and delivers what comes next."""
+    receiver = Receiver.start()
+    key = secret_key(pg_hooks)
+    add_endpoint(pg_hooks.database_url, receiver.url(), key=key, secret=new_secret())
+    database = parse_url(pg_hooks.database_url).database
+
+    async def main() -> None:
+        engine = create_app_engine(parse_url(pg_hooks.database_url), pool_size=2)
+        other = create_app_engine(parse_url(pg_hooks.database_url), pool_size=1)
+        wake, stop = asyncio.Event(), asyncio.Event()
+        loop = asyncio.create_task(delivery.run(engine, pg_hooks, key, wake, stop))
+        try:
+            await instance_events(other)
+            wake.set()
+            await asyncio.to_thread(receiver.wait_for, 1)
+            async with other.connect() as conn:  # every connection but this one
+                await conn.execute(text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": database})
+                await conn.commit()
+            await instance_events(other)
+            wake.set()
+            await asyncio.to_thread(receiver.wait_for, 2)
+        finally:
+            stop.set()
+            await loop
+            await engine.dispose()
+            await other.dispose()
+
+    try:
+        with caplog.at_level(logging.ERROR, logger="workspaces.webhooks"):
+            asyncio.run(asyncio.wait_for(main(), timeout=120))
+    finally:
+        receiver.stop()
+    assert len({m.webhook_id for m in receiver.received()}) == 2
+    assert "webhook delivery: claiming failed; retrying" in caplog.text  # it did notice
