@@ -797,3 +797,29 @@ def test_the_loop_outlives_its_database_connections(pg_hooks: Settings,
         receiver.stop()
     assert len({m.webhook_id for m in receiver.received()}) == 2
     assert "webhook delivery: claiming failed; retrying" in caplog.text  # it did notice
+
+
+def test_a_test_message_is_sent_from_its_own_payload(hooks: Settings,
+                                                     receiver: Receiver) -> None:
+    """A delivery with no event (an endpoint's "send test") carries its body itself."""
+    secret = new_secret()
+    endpoint = add_endpoint(hooks.database_url, receiver.url(), key=secret_key(hooks),
+                            secret=secret)
+    body = {"id": "msg_" + uuid.uuid4().hex, "type": "webhook.test", "version": 1,
+            "occurred_at": "2031-03-04T05:06:07Z", "workspace": None,
+            "actor": {"type": "operator", "id": None, "email": None},
+            "data": {"endpoint_id": str(endpoint), "message": "A test message: ünïcode"}}
+
+    async def scenario(deliverer: Deliverer) -> None:
+        now = clock.now()
+        async with deliverer.engine.begin() as conn:
+            await conn.execute(webhook_deliveries.insert().values(
+                id=uuid.uuid4(), endpoint_id=endpoint, event_position=None,
+                message_id=body["id"], payload=body, status="pending", attempts=0,
+                next_attempt_at=now, created_at=now))
+        assert await deliverer.deliver_due() == 1
+
+    run(hooks, scenario)
+    [message] = receiver.received()
+    assert message.webhook_id == body["id"]
+    assert verified(secret, message) == body

@@ -176,6 +176,14 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+def _usable(secret: str) -> bool:
+    try:
+        Webhook(secret)
+    except Exception:  # binascii.Error, an empty secret: no whsec_ secret
+        return False
+    return True
+
+
 def _excerpt(data: bytes) -> str:
     # PostgreSQL's text cannot hold NUL: a binary answer is kept readable, not refused.
     return data[:EXCERPT].decode("utf-8", "replace").replace("\x00", "\ufffd")
@@ -278,20 +286,20 @@ class Deliverer:
                 del self.in_flight[message.endpoint_id]
 
     def _secrets(self, message: Message) -> list[str]:
+        """The secrets to sign with: the current one, and the previous one during its grace
+        (skipped if it cannot be read: the current one still signs)."""
         current = unseal(self.key, message.sealed_secret)
         if current is None:
             raise Undeliverable("the signing secret cannot be decrypted (SECRET_KEY changed?); "
                                 "rotate the endpoint's secret")
-        try:
-            Webhook(current)
-        except Exception:  # binascii.Error, an empty secret: what was stored is no whsec_
+        if not _usable(current):
             raise Undeliverable("the signing secret is not a valid whsec_ secret; rotate the "
-                                "endpoint's secret") from None
+                                "endpoint's secret")
         found = [current]
         until = message.previous_secret_until
         if message.sealed_previous_secret and until is not None and until > clock.now():
             previous = unseal(self.key, message.sealed_previous_secret)
-            if previous is not None:
+            if previous is not None and _usable(previous):
                 found.append(previous)
         return found
 
@@ -366,6 +374,7 @@ class Deliverer:
         if client is None:
             if len(self._clients) >= CLIENTS:  # many hosts: drop the idle clients
                 for stale in [n for n in self._clients if not self._using[n]]:
+                    self._using.pop(stale, None)
                     await self._clients.pop(stale).aclose()
             client = self._clients[name] = httpx.AsyncClient(
                 timeout=TIMEOUT, follow_redirects=False, trust_env=False, verify=TLS,
