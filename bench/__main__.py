@@ -254,8 +254,9 @@ def _captures(database: str, workloads: list[Workload]) -> dict[str, statements.
 
     from workspaces import housekeeping
     from workspaces.mail import delivery
+    from workspaces.webhooks import delivery as webhooks
 
-    delivery.run, housekeeping.run = idle, idle  # type: ignore[assignment]
+    delivery.run = webhooks.run = housekeeping.run = idle  # type: ignore[assignment]
     with TestClient(create_app(settings)) as client:
         for workload in workloads:
             pairs: tuple[int, int] | None = None

@@ -41,7 +41,7 @@ def test_every_alert_says_how_bad_and_what_to_do() -> None:
     assert {str(r["alert"]) for r in rules} >= {
         "WorkspacesSchemaBehind", "WorkspacesMigrationFailed", "WorkspacesSchemaDrift",
         "WorkspacesEmailBacklog", "WorkspacesEmailDeliveryFailing", "WorkspacesHighErrorRate",
-        "WorkspacesNotReady"}
+        "WorkspacesNotReady", "WorkspacesWebhookBacklog", "WorkspacesWebhookDeliveryFailing"}
     tested = RULE_TESTS.read_text()
     for rule in rules:
         labels, notes = rule["labels"], rule["annotations"]

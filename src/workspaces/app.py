@@ -1,5 +1,5 @@
 """The application, assembled: settings, routers, middleware, error handlers, the schema guard,
-and the background loops (email delivery, housekeeping)."""
+and the background loops (email delivery, webhook delivery, housekeeping)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from workspaces.web.guard import SchemaGuard
 from workspaces.web.health import StatusRead
 from workspaces.web.health import router as health_router
 from workspaces.web.middleware import BodyLimit, RequestLog, SecurityHeaders
+from workspaces.webhooks import delivery as webhooks
 from workspaces.webhooks.pages import router as webhooks_pages
 from workspaces.webhooks.routes import router as webhooks_router
 from workspaces.workspaces.pages import router as workspaces_pages
@@ -72,15 +73,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Requests queue here, first come first served, rather than in the pool: its queue lets
         # a newcomer take a connection just given back ahead of those waiting, and under
         # sustained load a few waiters starved past the pool timeout (see deps._transaction).
-        slots = max(1, settings.database_pool_size - 1)  # one connection for the email loop
+        slots = max(1, settings.database_pool_size - 1)  # one for the delivery loops
         app.state.db_slots = asyncio.Semaphore(slots)
         app.state.mail_wake = asyncio.Event()
+        app.state.webhook_wake = asyncio.Event()
         # Made here, like the slots: asyncio primitives belong to the loop that serves.
         app.state.passwords = Passwords(concurrency=settings.password_hash_concurrency,
                                         wait=settings.password_hash_wait_seconds)
         stop = asyncio.Event()
+        background = asyncio.Lock()  # the delivery loops take turns with their connection
         worker = asyncio.create_task(delivery.run(app.state.engine, settings, key,
-                                                  app.state.mail_wake, stop))
+                                                  app.state.mail_wake, stop, slot=background))
+        hooks = asyncio.create_task(webhooks.run(app.state.engine, settings, key,
+                                                 app.state.webhook_wake, stop, slot=background))
         sweeper = asyncio.create_task(housekeeping.run(app.state.engine, settings, stop))
         # Everything loaded so far (modules, routes, compiled statements) lives as long as the
         # process: keep it out of the collector's generations, so collections under load only
@@ -94,11 +99,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gc.unfreeze()
             stop.set()
             app.state.mail_wake.set()
-            try:  # let a send in flight finish and be recorded
-                await asyncio.wait_for(worker, timeout=15)
-            except TimeoutError:
-                log.warning("email delivery did not stop in 15 s; its lease will expire "
-                            "and another instance will send what was in flight")
+            # Let sends in flight finish and be recorded; past the wait, their leases expire
+            # and another instance sends what was in flight.
+            _, late = await asyncio.wait((worker, hooks), timeout=webhooks.TIMEOUT + 5)
+            for task in late:
+                log.warning("%s did not stop in time; its leases will expire and another "
+                            "instance will send what was in flight",
+                            "email delivery" if task is worker else "webhook delivery")
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
             await sweeper
             unwatch_pool()
             await app.state.engine.dispose()

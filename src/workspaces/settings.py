@@ -113,7 +113,12 @@ class Settings(BaseSettings):
     event_retention_days: int = Field(default=30, ge=1)
     # After a secret rotation the previous secret keeps signing beside the new one this long.
     webhook_secret_grace_hours: float = Field(default=24.0, ge=0)
+    # How often the webhook delivery loop looks for due deliveries (it is also woken by each
+    # commit that queued some).
     webhook_poll_seconds: float = Field(default=2.0, gt=0)
+    # Seconds before each retry of a failed webhook delivery (each with +-10% jitter), then it
+    # is marked failed: the default is Svix's; shorter schedules are for tests and drills.
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
 
     @field_validator("trusted_proxies", "metrics_allowed_networks", "webhook_allowed_networks")
     @classmethod
@@ -128,6 +133,23 @@ class Settings(BaseSettings):
                                  ) from None
         return value
 
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule_parses(cls, value: str) -> str:
+        """Refuse at start-up a schedule that is not positive numbers of seconds."""
+        try:
+            delays = [float(part) for part in value.split(",")]
+        except ValueError:
+            delays = []
+        if not delays or not all(0 < delay < 10**7 for delay in delays):
+            raise ValueError("give positive numbers of seconds, comma-separated "
+                             "(WEBHOOK_RETRY_SCHEDULE, e.g. 5,300,1800)")
+        return value
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in self.webhook_retry_schedule.split(","))
+
     @field_validator("metrics_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -140,7 +162,7 @@ class Settings(BaseSettings):
     # wait, and after `password_hash_wait_seconds` answer 503 server_busy.
     password_hash_concurrency: int = Field(default=1, ge=1)
     password_hash_wait_seconds: float = Field(default=10.0, gt=0)
-    # Database connections per server worker (one of them kept for email delivery), and how
+    # Database connections per server worker (one kept for email and webhook delivery), and how
     # long a request waits for one before answering 503 server_busy.
     database_pool_size: int = Field(default=8, ge=1)
     database_pool_timeout: float = Field(default=10.0, gt=0)

@@ -80,6 +80,7 @@ def main() -> None:
         fresh(lambda url: drills.run(drills.kill_mid_accepts(url, n)))
         fresh(lambda url: drills.run(drills.two_instances(url)))
         fresh(lambda url: drills.run(drills.smtp_outage(url, n, outage=3.0)))
+        fresh(lambda url: drills.run(drills.webhook_outage(url, 10 * n)))
     with drills.own_postgres() as (admin_url, stop, start):
         assert Cli(admin_url, {})("db", "deploy").exit_code == 0
         outcome = drills.run(drills.database_restart(admin_url, stop, start, outage=3.0,

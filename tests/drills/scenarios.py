@@ -440,6 +440,102 @@ async def smtp_outage(database_url: str, invites: int, outage: float) -> Outcome
     return outcome
 
 
+async def webhook_outage(database_url: str, events: int) -> Outcome:
+    """A webhook receiver is down while `events` events are made (invites, through the API of a
+    server with two workers); it comes back: every event arrives, each verified with the
+    reference Standard Webhooks library, none lost, and any duplicate carries its event's
+    webhook-id. The retry schedule is shortened to seconds (WEBHOOK_RETRY_SCHEDULE)."""
+    from sqlalchemy import func, select
+
+    from tests.webhook_receiver import Receiver, add_endpoint, new_secret
+    from workspaces.db import create_sync_engine, parse_url
+    from workspaces.models import events as event_log
+    from workspaces.models import webhook_deliveries as d
+
+    outcome = Outcome(f"webhook receiver down while {events} events are made, then back")
+    port, secret = free_port(), new_secret()
+    add_endpoint(database_url, f"http://127.0.0.1:{port}/hook", secret=secret,
+                 key="serve-test-secret-key-of-enough-length")  # the SECRET_KEY `serving` sets
+    env = {"WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8", "WEBHOOK_POLL_SECONDS": "0.1",
+           # Retried every 3 s at most, for minutes: the outage is not the schedule's test.
+           "WEBHOOK_RETRY_SCHEDULE": ",".join(["0.2", "0.5", "1", "2"] + ["3"] * 200)}
+    engine = create_sync_engine(parse_url(database_url))
+
+    def counts() -> tuple[int, int, int]:
+        """(events, deliveries attempted at least once, deliveries delivered)"""
+        with engine.connect() as conn:
+            made = conn.execute(select(func.count()).select_from(event_log)).scalar_one()
+            tried = conn.execute(select(func.count()).select_from(d)
+                                 .where(d.c.attempts > 0)).scalar_one()
+            done = conn.execute(select(func.count()).select_from(d)
+                                .where(d.c.status == "delivered")).scalar_one()
+        return made, tried, done
+
+    receiver: Receiver | None = None
+    try:
+        with running(database_url, env) as (base, _):
+            client = Client(base)
+            try:
+                owner = await client.signup(client.email("owner"))
+                slug = await client.workspace(owner)
+                gate = asyncio.Semaphore(16)
+
+                async def invite() -> httpx.Response:
+                    async with gate:
+                        return await client.http.post(
+                            f"/api/workspaces/{slug}/invites",
+                            json={"email": client.email("hooked")}, headers=owner)
+
+                await _burst(outcome, [invite for _ in range(events)])
+
+                async def all_tried() -> bool:  # the outage lasts until each has failed once
+                    made, tried, _ = await asyncio.to_thread(counts)
+                    return tried == made
+
+                if not await _until(all_tried, 120):
+                    outcome.failures.append("not every delivery was attempted during the "
+                                            "outage")
+                receiver = Receiver.start(port)
+                back = time.monotonic()
+
+                async def all_delivered() -> bool:
+                    made, _, done = await asyncio.to_thread(counts)
+                    return done == made
+
+                if await _until(all_delivered, 180):
+                    outcome.scenario += (f"; all delivered {time.monotonic() - back:.1f} s "
+                                         "after it came back")
+                else:
+                    outcome.failures.append("not every event delivered 180 s after the "
+                                            "receiver came back")
+            finally:
+                await client.close()
+        with engine.connect() as conn:
+            made_ids = set(conn.execute(select(event_log.c.id)).scalars())
+    finally:
+        engine.dispose()
+        if receiver is not None:
+            receiver.stop()
+    got = receiver.received() if receiver is not None else []
+    from standardwebhooks import Webhook, WebhookVerificationError
+
+    hook = Webhook(secret)
+    seen: Counter[str] = Counter()
+    for message in got:
+        try:
+            event = hook.verify(message.body, message.headers)
+        except WebhookVerificationError as exc:
+            outcome.failures.append(f"a message does not verify: {exc}")
+            break
+        if event["id"] != message.webhook_id:
+            outcome.failures.append(f"webhook-id {message.webhook_id} carries {event['id']}")
+        seen[message.webhook_id] += 1
+    outcome.lost = len(made_ids - set(seen)) + len(set(seen) - made_ids)
+    twice = sum(n - 1 for n in seen.values())
+    outcome.scenario += f"; {len(made_ids)} events, {twice} received twice (same webhook-id)"
+    return outcome
+
+
 def run(coroutine: Coroutine[Any, Any, Outcome]) -> Outcome:
     return asyncio.run(coroutine)
 

@@ -56,3 +56,9 @@ def test_an_smtp_outage_delays_invite_emails_and_loses_or_repeats_none(pg_url: s
     outcome = drills.run(drills.smtp_outage(_deployed(pg_url), 20, outage=3.0))
     assert outcome.ok, outcome.row()
     assert outcome.answers == {"201": 21}, outcome.row()
+
+
+def test_a_webhook_receiver_outage_loses_no_event(pg_url: str) -> None:
+    outcome = drills.run(drills.webhook_outage(_deployed(pg_url), 200))
+    assert outcome.ok, outcome.row()
+    assert outcome.answers == {"201": 200}, outcome.row()

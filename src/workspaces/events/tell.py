@@ -27,6 +27,10 @@ from workspaces.models import (
     webhook_endpoints,
 )
 
+# Set in a connection's `info` when deliveries were queued: after the commit, the request
+# boundary wakes the webhook delivery loop (as `mail_queued` wakes the email loop).
+WEBHOOKS_QUEUED = "webhooks_queued"
+
 ActorKind = Literal["user", "operator", "system", "anonymous"]
 
 
@@ -169,6 +173,8 @@ async def _fan_out(conn: AsyncConnection, positions: list[int], now: datetime) -
                     literal(",") + events.c.type + literal(","))))))
         .where(events.c.position.in_(positions))
     )
-    await conn.execute(insert(webhook_deliveries).from_select(
+    queued = await conn.execute(insert(webhook_deliveries).from_select(
         ["id", "endpoint_id", "event_position", "message_id", "status", "attempts",
          "next_attempt_at", "created_at"], wanted))
+    if queued.rowcount:
+        conn.info[WEBHOOKS_QUEUED] = True  # the request boundary wakes the loop on commit

@@ -135,7 +135,7 @@ class Batch:
     items: list[Outgoing]
 
 
-async def claim(engine: AsyncEngine) -> Batch | None:
+async def claim(engine: AsyncEngine, slot: asyncio.Lock | None = None) -> Batch | None:
     now = clock.now()
     due = (
         select(outbox.c.id)
@@ -147,7 +147,7 @@ async def claim(engine: AsyncEngine) -> Batch | None:
     if engine.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     lease = now + LEASE
-    async with engine.begin() as conn:
+    async with _turn(slot), engine.begin() as conn:
         ids = list((await conn.execute(due)).scalars())
         if not ids:
             return None
@@ -167,19 +167,19 @@ def retry_delay(settings: Settings, attempts: int) -> float:
 
 
 async def deliver_due(engine: AsyncEngine, settings: Settings, mailer: Mailer,
-                      key: str) -> int:
+                      key: str, slot: asyncio.Lock | None = None) -> int:
     """Send one batch of what is due; returns how many emails were claimed (0: none due).
 
     Each write-back is conditional on still holding the lease, and a batch stops early rather
     than send past it: another instance may claim an email only after its lease has expired,
     and it then owns it alone.
     """
-    batch = await claim(engine)
+    batch = await claim(engine, slot)
     if batch is None:
         return 0
     for index, item in enumerate(batch.items):
         if clock.now() + timedelta(seconds=2 * SEND_TIMEOUT) > batch.lease:
-            await _release(engine, batch.items[index:], batch.lease)
+            await _release(engine, batch.items[index:], batch.lease, slot)
             break
         secret = unseal(key, item.sealed_secret) if item.sealed_secret else None
         linked = LINK_MARKER in item.text or LINK_MARKER in item.html
@@ -205,7 +205,7 @@ async def deliver_due(engine: AsyncEngine, settings: Settings, mailer: Mailer,
             log.warning("email %s to %s %s: %s", item.id, item.to,
                         "failed for good" if final else f"will be retried in {delay:g}s",
                         values["last_error"])
-        async with engine.begin() as conn:
+        async with _turn(slot), engine.begin() as conn:
             written = await conn.execute(
                 update(outbox).where(outbox.c.id == item.id, outbox.c.locked_until == batch.lease)
                 .values(**values))
@@ -217,18 +217,24 @@ async def deliver_due(engine: AsyncEngine, settings: Settings, mailer: Mailer,
     return len(batch.items)
 
 
-async def _release(engine: AsyncEngine, items: list[Outgoing], lease: datetime) -> None:
+async def _release(engine: AsyncEngine, items: list[Outgoing], lease: datetime,
+                   slot: asyncio.Lock | None) -> None:
     """Give back emails not attempted before the lease ran short (the attempt not counted)."""
-    async with engine.begin() as conn:
+    async with _turn(slot), engine.begin() as conn:
         await conn.execute(
             update(outbox)
             .where(outbox.c.id.in_([item.id for item in items]), outbox.c.locked_until == lease)
             .values(locked_until=None, attempts=outbox.c.attempts - 1))
 
 
+def _turn(slot: asyncio.Lock | None) -> contextlib.AbstractAsyncContextManager[object]:
+    return slot if slot is not None else contextlib.nullcontext()
+
+
 async def run(engine: AsyncEngine, settings: Settings, key: str, wake: asyncio.Event,
-              stop: asyncio.Event) -> None:
-    """Deliver until `stop`: after each commit that queued mail (wake) and every poll interval.
+              stop: asyncio.Event, *, slot: asyncio.Lock | None = None) -> None:
+    """Deliver until `stop`: after each commit that queued mail (wake) and every poll interval;
+    with `slot`, one transaction at a time among the loops sharing it (one connection).
 
     Shutdown is a flag, not task cancellation: a driver may turn a cancellation arriving
     mid-query into an ordinary error, which this loop must survive when the database restarts.
@@ -236,7 +242,7 @@ async def run(engine: AsyncEngine, settings: Settings, key: str, wake: asyncio.E
     mailer = Mailer(settings)
     while not stop.is_set():
         try:
-            while not stop.is_set() and await deliver_due(engine, settings, mailer, key):
+            while not stop.is_set() and await deliver_due(engine, settings, mailer, key, slot):
                 pass
         except Exception:  # the database may be restarting: keep the loop alive
             log.exception("email delivery pass failed; retrying")

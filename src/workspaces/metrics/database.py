@@ -1,5 +1,6 @@
 """The facts every instance shares, read from the database when scraped: the schema's state
-(what `workspaces db status` reports), the email outbox, and what this build expects.
+(what `workspaces db status` reports), the email outbox, webhook deliveries, and what this
+build expects.
 
 Each instance reads the same database, so each exports the same values: alert rules take max()
 over instances. Nothing here is kept between reads; GET /metrics caches a reading for a few
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workspaces import __version__, clock
 from workspaces.errors import Exit, SchemaError
@@ -35,6 +36,10 @@ DIVERGED = "workspaces_schema_diverged_migrations"
 READY = "workspaces_ready"
 OUTBOX = "workspaces_outbox_emails"
 OLDEST_PENDING = "workspaces_outbox_oldest_pending_age_seconds"
+WEBHOOK_BACKLOG = "workspaces_webhook_backlog"
+WEBHOOK_OLDEST = "workspaces_webhook_oldest_pending_age_seconds"
+WEBHOOK_LAG = "workspaces_webhook_due_lag_seconds"
+WEBHOOK_DISABLED = "workspaces_webhook_endpoints_disabled"
 BUILD = "workspaces_build_info"
 
 
@@ -102,38 +107,76 @@ def outbox_facts(conn: Connection) -> list[Fact]:
     ]
 
 
+def webhook_facts(conn: Connection) -> list[Fact]:
+    """Deliveries waiting for enabled endpoints (a disabled endpoint's wait for it to be enabled
+    again, and are not counted), how long the oldest has waited, how late the loop is with
+    what is due, and how many endpoints are disabled."""
+    from sqlalchemy import func, select
+
+    from workspaces.models import webhook_deliveries as d
+    from workspaces.models import webhook_endpoints as e
+
+    now = clock.now()
+    count, first, due = conn.execute(
+        select(func.count(), func.min(d.c.created_at),
+               func.min(d.c.next_attempt_at).filter(d.c.next_attempt_at <= now))
+        .select_from(d.join(e, e.c.id == d.c.endpoint_id))
+        .where(d.c.status == "pending", e.c.enabled.is_(True))).one()
+    disabled = conn.execute(select(func.count()).select_from(e)
+                            .where(e.c.enabled.is_(False))).scalar_one()
+
+    def since(moment: Any) -> float:
+        return max(0.0, (now - clock.aware(moment)).total_seconds()) if moment else 0.0
+
+    return [
+        Fact(WEBHOOK_BACKLOG, "Webhook deliveries pending for enabled endpoints (due, or "
+             "waiting for a retry).", int(count)),
+        Fact(WEBHOOK_OLDEST, "Seconds since the oldest pending delivery of an enabled "
+             "endpoint was queued (0: none pending); retries of a failing receiver keep it "
+             "high for up to the retry schedule's length.", since(first)),
+        Fact(WEBHOOK_LAG, "Seconds the oldest due delivery has waited past its attempt time "
+             "(0: the delivery loop is keeping up).", since(due)),
+        Fact(WEBHOOK_DISABLED, "Webhook endpoints disabled (by an owner, by a 410 Gone, or "
+             "after failing for 5 days).", int(disabled)),
+    ]
+
+
 @dataclass(frozen=True)
 class Reading:
-    """One look at the database: its schema report (None: it did not answer) and the
-    outbox's facts (empty when they could not be read)."""
+    """One look at the database: its schema report (None: it did not answer) and the facts
+    of the outbox and the webhook deliveries (left out when they could not be read)."""
 
     report: Report | None
     outbox: list[Fact]
 
 
 def read(toolkit: Toolkit) -> Reading:
-    """The schema status and the outbox, each on a connection of its own (blocking: call it
-    in a thread)."""
+    """The schema status, the outbox and the webhook deliveries, each on a connection of its
+    own (blocking: call it in a thread)."""
     try:
         report = toolkit.status()
     except SchemaError:
         return Reading(None, [])
-    return Reading(report, _read_outbox(toolkit.url))
+    return Reading(report, _read_queues(toolkit.url))
 
 
-def _read_outbox(url: URL) -> list[Fact]:
+def _read_queues(url: URL) -> list[Fact]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from workspaces.db import create_sync_engine
 
     engine = create_sync_engine(url, read_only=True, busy_timeout=5)
+    facts: list[Fact] = []
     try:
-        with engine.connect() as conn:
-            return outbox_facts(conn)
-    except SQLAlchemyError:  # the table is missing (the schema facts say so) or the database left
-        return []
+        for read_facts in (outbox_facts, webhook_facts):
+            try:
+                with engine.connect() as conn:
+                    facts += read_facts(conn)
+            except SQLAlchemyError:  # a table is missing (the schema facts say so) or the
+                continue  # database left
     finally:
         engine.dispose()
+    return facts
 
 
 def exposition(facts: Iterable[Fact]) -> bytes:

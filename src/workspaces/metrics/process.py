@@ -1,5 +1,6 @@
 """What each server process counts as it runs: requests and their latency, rate-limit
-refusals, email delivery attempts, database connections in use and requests waiting for one.
+refusals, email and webhook delivery attempts, database connections in use and requests
+waiting for one.
 
 One set per process, made at import and registered in no global registry: several applications
 in one process (the tests) share them and never register a name twice. With several workers
@@ -51,9 +52,16 @@ EMAIL_FAILURES = Counter(
     registry=None)
 for _outcome in ("retry", "failed"):  # both series exist from the start: rate() sees the first
     EMAIL_FAILURES.labels(_outcome)
+WEBHOOK_ATTEMPTS = Counter(
+    "workspaces_webhook_delivery_attempts", "Webhook delivery attempts by outcome: delivered "
+    "(2xx), retry (failed, tried again later), failed (failed, given up: the schedule ran "
+    "out), disabled (the receiver answered 410 Gone: its endpoint was disabled).", ["outcome"],
+    registry=None)
+for _outcome in ("delivered", "retry", "failed", "disabled"):
+    WEBHOOK_ATTEMPTS.labels(_outcome)
 DB_IN_USE = Gauge(
     "workspaces_db_connections_in_use", "Database connections checked out of the pool (requests "
-    "and the email loop).", registry=None, multiprocess_mode="livesum")
+    "and the email and webhook loops).", registry=None, multiprocess_mode="livesum")
 DB_POOL_SIZE = Gauge(
     "workspaces_db_pool_size", "Database connections the pool may open (DATABASE_POOL_SIZE, "
     "summed over the live workers).", registry=None, multiprocess_mode="livesum")
@@ -62,8 +70,8 @@ DB_WAITING = Gauge(
     "server_busy after DATABASE_POOL_TIMEOUT).", registry=None, multiprocess_mode="livesum")
 
 _SINGLE = CollectorRegistry(auto_describe=True)
-for _metric in (REQUESTS, LATENCY, RATE_LIMITED, EMAIL_ATTEMPTS, EMAIL_FAILURES, DB_IN_USE,
-                DB_POOL_SIZE, DB_WAITING):
+for _metric in (REQUESTS, LATENCY, RATE_LIMITED, EMAIL_ATTEMPTS, EMAIL_FAILURES,
+                WEBHOOK_ATTEMPTS, DB_IN_USE, DB_POOL_SIZE, DB_WAITING):
     _SINGLE.register(_metric)
 ProcessCollector(registry=_SINGLE)  # process_cpu_seconds_total, ...: one process only
 PlatformCollector(registry=_SINGLE)

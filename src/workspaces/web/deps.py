@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces.accounts.service import Session, UserInfo, user_for_token
 from workspaces.errors import AppError, Forbidden, NotAuthenticated
-from workspaces.events.tell import Actor
+from workspaces.events.tell import WEBHOOKS_QUEUED, Actor
 from workspaces.metrics.process import DB_WAITING
 from workspaces.networks import in_networks, ip_of
 from workspaces.security import Passwords
@@ -45,7 +45,7 @@ async def connection(request: Request, *, write: bool) -> AsyncIterator[AsyncCon
             DB_WAITING.dec()
     else:  # free: take it without wait_for's task (a measurable share of a short request)
         await slots.acquire()
-    queued = False
+    queued = webhooks = False
     try:
         if not write:
             async with state.engine.connect() as reader:
@@ -63,10 +63,13 @@ async def connection(request: Request, *, write: bool) -> AsyncIterator[AsyncCon
                 # found dead is invalidated, its `info` unreadable and its transaction lost.)
                 if not conn.invalidated:
                     queued = bool(conn.info.pop("mail_queued", False))
+                    webhooks = bool(conn.info.pop(WEBHOOKS_QUEUED, False))
     finally:
         slots.release()
     if queued:  # committed: wake the delivery loop now rather than at its next poll
         state.mail_wake.set()
+    if webhooks:
+        state.webhook_wake.set()
 
 
 async def _transaction(request: Request) -> AsyncIterator[AsyncConnection]:

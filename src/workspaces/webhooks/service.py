@@ -26,7 +26,15 @@ from workspaces import clock
 from workspaces.errors import Conflict, InvalidInput, NotFound
 from workspaces.events import changes
 from workspaces.events.catalogue import INSTANCE_ONLY, PUBLISHED, TEST_MESSAGE
-from workspaces.events.tell import Actor, Change, WorkspaceRef, new_uuid, payload, tell
+from workspaces.events.tell import (
+    WEBHOOKS_QUEUED,
+    Actor,
+    Change,
+    WorkspaceRef,
+    new_uuid,
+    payload,
+    tell,
+)
 from workspaces.models import (
     DELIVERY_STATUSES,
     events,
@@ -424,6 +432,7 @@ async def send_test(conn: AsyncConnection, *, owner: Owner,
         id=delivery_id, endpoint_id=endpoint.id, event_position=None, message_id=message_id,
         payload=payload(message_id, change, now), status="pending", attempts=0,
         next_attempt_at=now, created_at=now))
+    conn.info[WEBHOOKS_QUEUED] = True  # the request boundary wakes the loop on commit
     return (await _deliveries(conn, endpoint.id, ids=[delivery_id]))[0]
 
 
@@ -441,6 +450,7 @@ async def retry_delivery(conn: AsyncConnection, *, owner: Owner, endpoint_id: uu
     if done.rowcount == 0:
         raise NotFound(f"No delivery {delivery_id} of this endpoint.",
                        code="delivery_not_found")
+    conn.info[WEBHOOKS_QUEUED] = True
     return (await _deliveries(conn, endpoint.id, ids=[delivery_id]))[0]
 
 
@@ -477,6 +487,8 @@ async def replay(conn: AsyncConnection, *, owner: Owner, endpoint_id: uuid.UUID,
         ["id", "endpoint_id", "event_position", "message_id", "status", "attempts",
          "next_attempt_at", "created_at"], chosen))
     queued = max(done.rowcount, 0)
+    if queued:
+        conn.info[WEBHOOKS_QUEUED] = True
     log.info("webhook endpoint %s: %d events since %s queued again", endpoint.id, queued,
              since.isoformat())
     return Replayed(queued, since)
