@@ -110,7 +110,9 @@ def test_old_events_go_with_their_deliveries_and_an_expired_cursor_is_refused(
     # events, and the attempt with its delivery.
     assert sorted(api.db.sql("SELECT event_position IS NULL FROM webhook_deliveries")) == [
         (False,), (True,)]
-    assert api.db.sql("SELECT count(*) FROM webhook_attempts") == [(0,)]
+    # (The app's delivery loop may have tried the kept ones meanwhile.)
+    assert api.db.sql("SELECT count(*) FROM webhook_attempts WHERE delivery_id = "
+                      f"'{first_delivery[0]}'") == [(0,)]
 
     expired = _read(api, acme, ann, after=lagging)
     message = api.error(expired, 410, "cursor_expired")

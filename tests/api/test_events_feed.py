@@ -12,6 +12,7 @@ from typing import Any
 from tests.api.conftest import Api, settled
 from tests.conftest import Cli
 from tests.factories import Factory, Workspace
+from workspaces.logs import shown_url
 
 
 def _read(api: Api, slug: str, headers: dict[str, str], **params: Any) -> dict[str, Any]:
@@ -241,6 +242,7 @@ def test_the_operator_reads_the_instance_feed_and_reads_on_as_told(api: Api) -> 
     assert [e["data"]["invite"]["email"] for e in narrowed["items"]] == ["cat@example.com"]
     assert narrowed["next"] == [
         f"workspaces events list --after {narrowed['next_cursor']} --workspace {acme} "
-        f"--type invite.created --json --database-url {shlex.quote(api.db.url)}"]
+        f"--type invite.created --json "
+        f"--database-url {shlex.quote(shown_url(api.db.url).paste)}"]
     bad = cli("events", "list", "--type", "nope", "--database-url", api.db.url)
     assert bad.exit_code == 1 and "error[invalid_event_type]" in bad.stderr

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import Cli, Run
 from tests.factories import Factory
+from workspaces.logs import shown_url
 
 KEY = "operator-secret-key-of-enough-length"
 
@@ -54,14 +55,15 @@ def test_an_operator_manages_the_instance_s_endpoint_and_a_workspace_s(cli: Cli)
     assert "of the instance" in made.stdout and "Signing secret" in made.stdout
     assert "whsec_" in made.stdout  # shown this once
     (listing,) = _next(made)
-    assert listing == f"workspaces webhooks list --database-url {cli.url}"
+    pasted = shlex.quote(shown_url(cli.url).paste)  # as the CLI prints a target
+    assert listing == f"workspaces webhooks list --database-url {pasted}"
 
     theirs = _json(cli("webhooks", "create", "--url", "http://127.0.0.1:9/acme", "-w",
                        space.slug, "--json", "--database-url", cli.url))
     assert theirs["secret"].startswith("whsec_")
     assert theirs["endpoint"]["workspace_slug"] == space.slug
     assert theirs["next"] == [f"workspaces webhooks list --workspace {space.slug} "
-                              f"--database-url {cli.url}"]
+                              f"--database-url {pasted}"]
 
     everything = _run_as_printed(cli, listing)
     assert everything.exit_code == 0, everything.output

@@ -68,6 +68,10 @@ def steps(output: str) -> list[str]:
     return re.findall(r"^\s*(?:next|or): (workspaces .*)$", output, re.MULTILINE)
 
 
+# What a running server adds to on its own: its webhook loop's attempts at pending deliveries.
+SERVED = frozenset({"webhook_attempts"})
+
+
 def counts(cli: Cli, leave_out: frozenset[str] = frozenset()) -> dict[str, int]:
     """Rows per table, every table but the invites (the incidents drop that one)."""
     tables = sorted(set(Base.metadata.tables) - {"workspace_invites"} - leave_out)
@@ -105,7 +109,7 @@ def test_the_seed_incident_on_data_ends_at_status_0_by_the_printed_commands(
         cli: Cli, tmp_path: Path) -> None:
     assert cli("db", "deploy").exit_code == 0
     owner, workspace = production_like(cli.url)
-    before = counts(cli)
+    before = counts(cli, SERVED)
     drop_invites_table(cli.url)
     (tmp_path / "ops").mkdir()
     shell = Shell(tmp_path / "ops")
@@ -133,7 +137,7 @@ def test_the_seed_incident_on_data_ends_at_status_0_by_the_printed_commands(
         assert [c.split("  #")[0].split(" --database-url")[0] for c in choices] == [
             "workspaces db repair --orphans=null", "workspaces db repair --orphans=delete",
             *(["workspaces db repair --orphans=keep"] if "postgresql" in cli.url else [])]
-        assert counts(cli) == before  # refused: nothing changed
+        assert counts(cli, SERVED) == before  # refused: nothing changed
 
         done = shell(choices[0])
         assert done.returncode == 0, done.stdout + done.stderr
@@ -144,7 +148,7 @@ def test_the_seed_incident_on_data_ends_at_status_0_by_the_printed_commands(
         up = server.get(invites, headers=owner.headers)  # the same server, not restarted
         assert up.status_code == 200, up.text
 
-    assert counts(cli) == before  # users, workspaces, members, emails: all still there
+    assert counts(cli, SERVED) == before  # users, workspaces, members, emails: all still there
     assert cli.sql("SELECT count(*) FROM email_outbox WHERE invite_id IS NOT NULL") == [(0,)]
     assert not list((tmp_path / "ops").iterdir()), "a command made a database where it ran"
     assert not shell.leaked()
