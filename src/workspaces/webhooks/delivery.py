@@ -2,15 +2,15 @@
 
 A delivery row is written with its event (`events.tell`). This loop claims due ones with a
 lease (`locked_until`, FOR UPDATE SKIP LOCKED on PostgreSQL) in a short transaction, sends
-them outside any transaction, several at once (half of them at most to one endpoint, so that
-one slow receiver cannot hold up the others), and writes the outcomes back in batches, each
+them outside any transaction, several at once, taken in turns across endpoints (so that one
+slow receiver cannot hold up the others), and writes the outcomes back in batches, each
 only while it still holds the lease. A crash mid-send leaves the lease to expire and the
 message is sent again, with the same `webhook-id`: delivery is at least once, and receivers
 deduplicate by that id. The loop's database work takes one connection at a time.
 
-Each attempt resolves the endpoint's host again and connects to the address it checked (with
-the original Host header, and TLS verified for the original host name), so a name that now
-resolves somewhere refused (DNS rebinding) gets no request.
+Each attempt resolves the endpoint's host again, within the attempt's time limit, and connects
+to an address it checked (with the original Host header, and TLS verified for the original
+host name), so a name that now resolves somewhere refused (DNS rebinding) gets no request.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ JITTER = 0.1  # each retry delay is moved up to this fraction either way
 DISABLE_AFTER = timedelta(days=5)  # an endpoint failing this long is disabled
 CLIENTS = 256  # HTTP clients kept (one per receiving host) before idle ones are closed
 USER_AGENT = f"Workspaces-Webhooks/{__version__}"
-# What https deliveries trust: the system's certificate authorities (tests add their own).
+# What https deliveries trust: True is httpx's default, the certifi bundle of certificate
+# authorities (not the system's store); tests pass a context with their own.
 TLS: ssl.SSLContext | bool = True
 
 Outcome = Literal["delivered", "retry", "failed", "disabled"]
