@@ -342,7 +342,8 @@ class Deliverer:
             try:
                 async with asyncio.timeout(TIMEOUT):  # the whole attempt, the lookup included
                     try:
-                        addresses = await resolve(target, self.settings)
+                        addresses = await resolve(target, self.settings,
+                                                  instance=message.instance)
                     except AppError as refused:
                         raise Undeliverable(f"not sent: {refused.message}") from None
                     timestamp = int(clock.now().timestamp())
