@@ -49,7 +49,8 @@ def test_services_know_nothing_of_http() -> None:
     services = [f"workspaces.{d}.service" for d in DOMAINS] + [
         f"workspaces.{d}.statuses" for d in ("invites",)]
     rest = _under("workspaces.mail", "workspaces.schema", "workspaces.metrics") + [
-        "workspaces.webhooks.delivery", "workspaces.webhooks.addresses"] + [
+        "workspaces.webhooks.delivery", "workspaces.webhooks.addresses",
+        "workspaces.webhooks.parking"] + [
         f"workspaces.{m}" for m in ("db", "models", "errors", "roles", "settings", "security",
                                     "validation", "ratelimit", "pagination", "clock",
                                     "housekeeping", "logs")] + [

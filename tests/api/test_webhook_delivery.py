@@ -48,7 +48,7 @@ from workspaces.models import (
 )
 from workspaces.security import secret_key
 from workspaces.settings import Settings
-from workspaces.webhooks import delivery
+from workspaces.webhooks import delivery, service
 from workspaces.webhooks.delivery import Deliverer
 
 T = TypeVar("T")
@@ -533,8 +533,8 @@ def test_410_disables_the_endpoint_and_its_deliveries_wait_until_it_is_enabled(
         # Enabled again (as the owner's page does): the waiting deliveries go out.
         receiver.answer = lambda request: Response("back", 200)
         async with deliverer.engine.begin() as conn:
-            await conn.execute(update(webhook_endpoints).values(
-                enabled=True, disabled_reason=None, disabled_at=None))
+            await service.set_enabled(conn, owner=service.OPERATOR, endpoint_id=endpoint,
+                                      enabled=True)
         assert await deliverer.deliver_due() == 2
         assert {r.status for r in await rows(deliverer.engine, webhook_deliveries)} == {
             "delivered"}
@@ -826,3 +826,251 @@ def test_a_test_message_is_sent_from_its_own_payload(hooks: Settings,
     [message] = receiver.received()
     assert message.webhook_id == body["id"]
     assert verified(secret, message) == body
+
+
+def test_an_endpoint_deleted_during_an_attempt_does_not_poison_the_write_back(
+        hooks: Settings, receiver: Receiver) -> None:
+    """An owner deletes an endpoint (its deliveries go with it: ON DELETE CASCADE) while one of
+    its deliveries is in flight: the other outcomes of the batch are written, that one is
+    dropped, and nothing waits to be written again."""
+    key = secret_key(hooks)
+    doomed = add_endpoint(hooks.database_url, receiver.url("/doomed"), key=key,
+                          secret=new_secret())
+    other = add_endpoint(hooks.database_url, receiver.url("/other"), key=key,
+                         secret=new_secret())
+
+    async def scenario(deliverer: Deliverer) -> None:
+        await instance_events(deliverer.engine, 1)
+        claimed, _ = await deliverer.claim(16)
+        assert len(claimed) == 2
+        for message in claimed:
+            await deliverer.deliver(message)
+        async with deliverer.engine.begin() as conn:  # the owner's DELETE, meanwhile
+            await conn.execute(webhook_endpoints.delete()
+                               .where(webhook_endpoints.c.id == doomed))
+        assert await deliverer.flush() == 1
+        assert deliverer.done == []
+        [row] = await rows(deliverer.engine, webhook_deliveries)
+        assert (row.endpoint_id, row.status) == (other, "delivered")
+        assert [a.endpoint_id for a in await rows(deliverer.engine, webhook_attempts)] == [
+            other]
+
+    run(hooks, scenario)
+
+
+def test_a_batch_the_database_refuses_is_dropped_not_kept_for_ever(
+        hooks: Settings, receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A write-back refused for its data (not for a lost connection) is logged and dropped:
+    its leases expire and the messages are sent again; later outcomes are written."""
+    from sqlalchemy.exc import IntegrityError
+
+    add_endpoint(hooks.database_url, receiver.url(), key=secret_key(hooks), secret=new_secret())
+
+    async def scenario(deliverer: Deliverer) -> None:
+        await instance_events(deliverer.engine)
+        write = Deliverer._write
+
+        async def refused(self: Deliverer, conn: Any, results: Any) -> Any:
+            raise IntegrityError("INSERT", {}, Exception("refused"))
+
+        monkeypatch.setattr(Deliverer, "_write", refused)
+        assert await deliverer.deliver_due() == 1
+        assert deliverer.done == []
+        monkeypatch.setattr(Deliverer, "_write", write)
+        async with deliverer.engine.begin() as conn:  # the lease runs out
+            await conn.execute(update(webhook_deliveries).values(
+                locked_until=clock.now() - timedelta(seconds=1)))
+        assert await deliverer.deliver_due() == 1
+        [row] = await rows(deliverer.engine, webhook_deliveries)
+        assert (row.status, row.attempts) == ("delivered", 2)
+
+    with caplog.at_level(logging.ERROR, logger="workspaces.webhooks"):
+        run(hooks, scenario)
+    assert "the database refused the outcomes of 1 attempts" in caplog.text
+    assert len({m.webhook_id for m in receiver.received()}) == 1
+
+
+def test_one_workspace_with_two_slow_endpoints_does_not_hold_up_every_other_delivery(
+        hooks: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A workspace admin points two endpoints at a tarpit (answering after the timeout) and
+    makes events in their own workspace, then the product's endpoint gets one: it is claimed
+    in the same round (deliveries are taken in turns across endpoints)."""
+    monkeypatch.setattr(delivery, "TIMEOUT", 0.5)
+    release = threading.Event()
+
+    def slow(request: Request) -> Response:
+        release.wait(60)
+        return Response("late", 200)
+
+    tarpit, good = Receiver.start(), Receiver.start()
+    tarpit.answer = slow
+    try:
+        make = Factory(hooks.database_url)
+        ws = make.workspace(make.user("mallory@example.com"), "Evil")
+        make.close()
+        key = secret_key(hooks)
+        for path in ("/a", "/b"):
+            add_endpoint(hooks.database_url, tarpit.url(path), key=key, secret=new_secret(),
+                         workspace_id=ws.id)
+        add_endpoint(hooks.database_url, good.url(), key=key, secret=new_secret(),
+                     event_types=["user.deleted"])
+
+        async def scenario(deliverer: Deliverer) -> int:
+            with time_machine.travel(START, tick=False) as traveller:
+                await workspace_events(deliverer.engine, WorkspaceRef(ws.id, ws.slug), 40)
+                traveller.shift(timedelta(seconds=1))
+                await instance_events(deliverer.engine, 1)  # the product's event, 1 s later
+                traveller.shift(timedelta(seconds=1))
+                try:
+                    return await deliverer.deliver_due()
+                finally:
+                    release.set()
+
+        assert run(hooks, scenario) == delivery.CONCURRENCY
+        assert len(good.received()) == 1, "one workspace's slow endpoints took every slot"
+    finally:
+        release.set()
+        tarpit.stop()
+        good.stop()
+
+
+def test_a_failing_endpoint_has_one_message_in_flight_and_a_success_restores_its_share(
+        hooks: Settings, receiver: Receiver) -> None:
+    endpoint = add_endpoint(hooks.database_url, receiver.url(), key=secret_key(hooks),
+                            secret=new_secret(), failing_since=clock.now() - timedelta(hours=1))
+
+    async def scenario(deliverer: Deliverer) -> None:
+        await instance_events(deliverer.engine, 12)
+        claimed, _ = await deliverer.claim(16)
+        assert len(claimed) == 1
+        assert await deliverer.claim(16) == ([], False)  # its one slot is taken
+        await deliverer.deliver(claimed[0])
+        await deliverer.flush()  # delivered: no longer failing
+        [hook] = await rows(deliverer.engine, webhook_endpoints)
+        assert hook.failing_since is None
+        more, _ = await deliverer.claim(16)
+        assert len(more) == delivery.PER_ENDPOINT
+        assert {m.endpoint_id for m in more} == {endpoint}
+        await asyncio.gather(*(deliverer.deliver(m) for m in more))
+        await deliverer.flush()
+
+    run(hooks, scenario)
+    assert len(receiver.received()) == 1 + delivery.PER_ENDPOINT
+
+
+def test_a_disabled_endpoint_s_backlog_is_parked_out_of_the_claim_s_way_until_enabled(
+        hooks: Settings, receiver: Receiver) -> None:
+    """Disabling parks its pending deliveries beyond any due time (the claim's index range
+    holds none of them); enabling makes them due at once, and they are delivered."""
+    from workspaces.webhooks import parking, service
+
+    endpoint = add_endpoint(hooks.database_url, receiver.url(), key=secret_key(hooks),
+                            secret=new_secret())
+
+    async def due(deliverer: Deliverer) -> int:
+        d = webhook_deliveries
+        async with deliverer.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).where(
+                d.c.status == "pending", d.c.next_attempt_at <= clock.now()))).scalar_one())
+
+    async def scenario(deliverer: Deliverer) -> None:
+        await instance_events(deliverer.engine, 5)
+        assert await due(deliverer) == 5
+        async with deliverer.engine.begin() as conn:
+            await service.set_enabled(conn, owner=service.OPERATOR, endpoint_id=endpoint,
+                                      enabled=False)
+        assert await due(deliverer) == 0
+        assert {clock.aware(r.next_attempt_at) for r in
+                await rows(deliverer.engine, webhook_deliveries)} == {parking.PARKED}
+        assert await deliverer.deliver_due() == 0
+        async with deliverer.engine.begin() as conn:
+            await service.set_enabled(conn, owner=service.OPERATOR, endpoint_id=endpoint,
+                                      enabled=True)
+        assert await due(deliverer) == 5
+        assert await deliverer.deliver_due() == 5
+
+    run(hooks, scenario)
+    assert len(receiver.received()) == 5
+
+
+def test_an_endpoint_disabled_during_an_attempt_keeps_its_retry_parked(
+        hooks: Settings, receiver: Receiver) -> None:
+    from workspaces.webhooks import parking, service
+
+    receiver.answer = lambda request: Response("down", 500)
+    endpoint = add_endpoint(hooks.database_url, receiver.url(), key=secret_key(hooks),
+                            secret=new_secret())
+
+    async def scenario(deliverer: Deliverer) -> None:
+        await instance_events(deliverer.engine)
+        [message], _ = await deliverer.claim(16)
+        await deliverer.deliver(message)
+        async with deliverer.engine.begin() as conn:  # the owner disables it, meanwhile
+            await service.set_enabled(conn, owner=service.OPERATOR, endpoint_id=endpoint,
+                                      enabled=False)
+        await deliverer.flush()
+        [row] = await rows(deliverer.engine, webhook_deliveries)
+        assert (row.status, row.attempts) == ("pending", 1)
+        assert clock.aware(row.next_attempt_at) == parking.PARKED
+
+    run(hooks, scenario)
+
+
+def test_the_host_name_lookup_counts_within_the_attempt_s_time_limit(
+        hooks: Settings, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name whose nameserver does not answer fails the attempt at TIMEOUT, not later."""
+    monkeypatch.setattr(delivery, "TIMEOUT", 0.3)
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def stalling(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "stall.test":
+            release.wait(60)
+        return real("127.0.0.1" if host == "stall.test" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", stalling)
+    add_endpoint(hooks.database_url, receiver.url(host="stall.test"), key=secret_key(hooks),
+                 secret=new_secret())
+
+    async def scenario(deliverer: Deliverer) -> None:
+        await instance_events(deliverer.engine)
+        try:
+            assert await deliverer.deliver_due() == 1
+        finally:
+            release.set()
+        [row] = await rows(deliverer.engine, webhook_deliveries)
+        assert (row.status, row.last_error) == (
+            "pending", "no complete answer within 0.3 s (timed out)")
+
+    run(hooks, scenario)
+    assert receiver.received() == []
+
+
+def test_when_the_first_checked_address_refuses_the_connection_the_next_is_tried(
+        hooks: Settings, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dual-stack name whose receiver listens on one of its addresses only (here 127.0.0.2
+    has no listener: the receiver is bound to 127.0.0.1)."""
+    real = socket.getaddrinfo
+
+    def both(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "dual.test":
+            return [*real("127.0.0.2", port, *args, **kwargs),
+                    *real("127.0.0.1", port, *args, **kwargs)]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", both)
+    secret = new_secret()
+    add_endpoint(hooks.database_url, receiver.url(host="dual.test"), key=secret_key(hooks),
+                 secret=secret)
+
+    async def scenario(deliverer: Deliverer) -> None:
+        await instance_events(deliverer.engine)
+        assert await deliverer.deliver_due() == 1
+        [row] = await rows(deliverer.engine, webhook_deliveries)
+        assert row.status == "delivered"
+
+    run(hooks, scenario)
+    [message] = receiver.received()
+    assert message.headers["host"] == f"dual.test:{receiver.server.port}"
+    verified(secret, message)

@@ -2,15 +2,15 @@
 
 A delivery row is written with its event (`events.tell`). This loop claims due ones with a
 lease (`locked_until`, FOR UPDATE SKIP LOCKED on PostgreSQL) in a short transaction, sends
-them outside any transaction, several at once (half of them at most to one endpoint, so that
-one slow receiver cannot hold up the others), and writes the outcomes back in batches, each
+them outside any transaction, several at once, taken in turns across endpoints (so that one
+slow receiver cannot hold up the others), and writes the outcomes back in batches, each
 only while it still holds the lease. A crash mid-send leaves the lease to expire and the
 message is sent again, with the same `webhook-id`: delivery is at least once, and receivers
 deduplicate by that id. The loop's database work takes one connection at a time.
 
-Each attempt resolves the endpoint's host again and connects to the address it checked (with
-the original Host header, and TLS verified for the original host name), so a name that now
-resolves somewhere refused (DNS rebinding) gets no request.
+Each attempt resolves the endpoint's host again, within the attempt's time limit, and connects
+to an address it checked (with the original Host header, and TLS verified for the original
+host name), so a name that now resolves somewhere refused (DNS rebinding) gets no request.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import httpx
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from standardwebhooks import Webhook
 
@@ -52,6 +53,7 @@ from workspaces.models import (
 from workspaces.security import unseal
 from workspaces.settings import Settings
 from workspaces.webhooks.addresses import origin, parse, resolve
+from workspaces.webhooks.parking import park
 
 log = logging.getLogger("workspaces.webhooks")
 
@@ -66,7 +68,8 @@ JITTER = 0.1  # each retry delay is moved up to this fraction either way
 DISABLE_AFTER = timedelta(days=5)  # an endpoint failing this long is disabled
 CLIENTS = 256  # HTTP clients kept (one per receiving host) before idle ones are closed
 USER_AGENT = f"Workspaces-Webhooks/{__version__}"
-# What https deliveries trust: the system's certificate authorities (tests add their own).
+# What https deliveries trust: True is httpx's default, the certifi bundle of certificate
+# authorities (not the system's store); tests pass a context with their own.
 TLS: ssl.SSLContext | bool = True
 
 Outcome = Literal["delivered", "retry", "failed", "disabled"]
@@ -83,6 +86,7 @@ class Message:
 
     id: uuid.UUID
     endpoint_id: uuid.UUID
+    instance: bool  # an endpoint of the instance (its receivers may be on allowed networks)
     message_id: str
     attempts: int  # this attempt included
     lease: datetime
@@ -192,6 +196,16 @@ def _status_error(response: httpx.Response) -> str | None:
     return f"HTTP {status}" + (f" {reason}" if reason else "")
 
 
+def _transient(exc: BaseException) -> bool:
+    """A database error worth trying the same writes again for: the connection lost, the
+    server going away, a deadlock or a serialization failure (not a refused row)."""
+    if isinstance(exc, DBAPIError):
+        state = getattr(exc.orig, "sqlstate", None) or ""
+        return (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+                or state.startswith(("08", "40", "57P")))
+    return isinstance(exc, OSError | TimeoutError)
+
+
 class Deliverer:
     """Claims due deliveries and attempts them; one per process. Its database work takes one
     connection at a time: `slot`, which the email loop shares (the lifespan keeps one
@@ -210,43 +224,33 @@ class Deliverer:
         self._using: Counter[str] = Counter()  # attempts using each client
 
     async def claim(self, room: int) -> tuple[list[Message], bool]:
-        """Up to `room` due deliveries of enabled endpoints, leased to this process; and
-        whether more were due but left for endpoints with PER_ENDPOINT in flight."""
+        """Up to `room` due deliveries of enabled endpoints, leased to this process, taken
+        fairly (`_due`); and whether another process locked some of those chosen meanwhile
+        (others may still be due)."""
         now = clock.now()
         lease = now + LEASE
         d, e = webhook_deliveries, webhook_endpoints
-        busy = [endpoint for endpoint, n in self.in_flight.items() if n >= PER_ENDPOINT]
-        due = (
-            select(d.c.id, d.c.endpoint_id)
-            .join(e, e.c.id == d.c.endpoint_id)
-            .where(d.c.status == "pending", d.c.next_attempt_at <= now,
-                   or_(d.c.locked_until.is_(None), d.c.locked_until < now),
-                   e.c.enabled.is_(True))
-            .order_by(d.c.next_attempt_at)
-            .limit(room)
-        )
-        if busy:
-            due = due.where(d.c.endpoint_id.not_in(busy))
-        if self.engine.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True, of=d)
         async with self._database, self.engine.begin() as conn:
-            taken: list[uuid.UUID] = []
-            left = False
-            counts = Counter(self.in_flight)
-            for delivery_id, endpoint_id in await conn.execute(due):
-                if counts[endpoint_id] >= PER_ENDPOINT:
-                    left = True
-                    continue
-                counts[endpoint_id] += 1
-                taken.append(delivery_id)
-            if not taken:
-                return [], left
+            chosen = list((await conn.execute(self._due(now, room))).scalars())
+            if not chosen:
+                return [], False
+            free = or_(d.c.locked_until.is_(None), d.c.locked_until < now)
+            taken: list[uuid.UUID] = chosen
+            if self.engine.dialect.name == "postgresql":
+                # Lock only the chosen rows, skipping those another process holds; the
+                # conditions are read again on the rows as locked.
+                taken = list((await conn.execute(
+                    select(d.c.id).where(d.c.id.in_(chosen), d.c.status == "pending",
+                                         d.c.next_attempt_at <= now, free)
+                    .with_for_update(skip_locked=True))).scalars())
+                if not taken:
+                    return [], True
             await conn.execute(update(d).where(d.c.id.in_(taken))
                                .values(locked_until=lease, attempts=d.c.attempts + 1))
             rows = await conn.execute(
                 select(d.c.id, d.c.endpoint_id, d.c.message_id, d.c.attempts,
                        d.c.payload.label("own_payload"), events.c.payload.label("event"),
-                       e.c.url, e.c.sealed_secret, e.c.sealed_previous_secret,
+                       e.c.workspace_id, e.c.url, e.c.sealed_secret, e.c.sealed_previous_secret,
                        e.c.previous_secret_until)
                 .select_from(d.join(e, e.c.id == d.c.endpoint_id)
                              .outerjoin(events, events.c.position == d.c.event_position))
@@ -256,13 +260,36 @@ class Deliverer:
                 event = row.event if row.event is not None else row.own_payload
                 until = row.previous_secret_until
                 messages.append(Message(
-                    row.id, row.endpoint_id, row.message_id, row.attempts, lease, row.url,
-                    row.sealed_secret, row.sealed_previous_secret,
+                    row.id, row.endpoint_id, row.workspace_id is None, row.message_id,
+                    row.attempts, lease, row.url, row.sealed_secret, row.sealed_previous_secret,
                     clock.aware(until) if until is not None else None,
                     body_of(event) if event is not None else None))
         for message in messages:
             self.in_flight[message.endpoint_id] += 1
-        return messages, left
+        return messages, len(taken) < len(chosen)
+
+    def _due(self, now: datetime, room: int) -> Any:
+        """The ids of up to `room` due deliveries, taken in turns: each endpoint's oldest
+        due one, then each one's second, and so on; an endpoint gets no more than its share
+        (PER_ENDPOINT in flight in this process, 1 while it is failing) less what this
+        process already has in flight for it."""
+        d, e = webhook_deliveries, webhook_endpoints
+        turn = func.row_number().over(
+            partition_by=d.c.endpoint_id,
+            order_by=(d.c.next_attempt_at, d.c.created_at, d.c.id)).label("turn")
+        share: ColumnElement[Any] = case((e.c.failing_since.is_(None), PER_ENDPOINT), else_=1)
+        if self.in_flight:
+            share = share - case(*[(d.c.endpoint_id == endpoint, n)
+                                    for endpoint, n in self.in_flight.items()], else_=0)
+        ranked = (
+            select(d.c.id, d.c.next_attempt_at, turn, share.label("share"))
+            .join(e, e.c.id == d.c.endpoint_id)
+            .where(d.c.status == "pending", d.c.next_attempt_at <= now,
+                   or_(d.c.locked_until.is_(None), d.c.locked_until < now),
+                   e.c.enabled.is_(True))  # a guard: a disabled endpoint's are parked
+            .subquery())
+        return (select(ranked.c.id).where(ranked.c.turn <= ranked.c.share)
+                .order_by(ranked.c.turn, ranked.c.next_attempt_at).limit(room))
 
     async def deliver(self, message: Message) -> None:
         """Attempt one message; its outcome waits in `done` for the next write-back (`flush`).
@@ -308,32 +335,32 @@ class Deliverer:
                 raise Undeliverable("the event is no longer kept (past the retention period)")
             secrets = self._secrets(message)
             target = parse(message.url)
-            try:
-                addresses = await resolve(target, self.settings)
-            except AppError as refused:
-                raise Undeliverable(f"not sent: {refused.message}") from None
             url = httpx.URL(message.url)
-            timestamp = int(clock.now().timestamp())
-            headers = {
-                "host": url.netloc.decode("ascii"),
-                "content-type": "application/json",
-                "user-agent": USER_AGENT,
-                "accept-encoding": "identity",
-                "webhook-id": message.message_id,
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": signature(secrets, message.message_id, timestamp,
-                                               message.body),
-            }
             host = url.raw_host.decode("ascii")
-            extensions = {"sni_hostname": host} if url.scheme == "https" else {}
-            client = await self._client(url.scheme, host)
-            request = client.build_request(
-                "POST", url.copy_with(host=str(addresses[0])), content=message.body,
-                headers=headers, extensions=extensions)
-            self._using[f"{url.scheme}://{host}"] += 1
+            name = f"{url.scheme}://{host}"
+            self._using[name] += 1
             try:
-                async with asyncio.timeout(TIMEOUT):
-                    response = await client.send(request, stream=True)
+                async with asyncio.timeout(TIMEOUT):  # the whole attempt, the lookup included
+                    try:
+                        addresses = await resolve(target, self.settings,
+                                                  instance=message.instance)
+                    except AppError as refused:
+                        raise Undeliverable(f"not sent: {refused.message}") from None
+                    timestamp = int(clock.now().timestamp())
+                    headers = {
+                        "host": url.netloc.decode("ascii"),
+                        "content-type": "application/json",
+                        "user-agent": USER_AGENT,
+                        "accept-encoding": "identity",
+                        "webhook-id": message.message_id,
+                        "webhook-timestamp": str(timestamp),
+                        "webhook-signature": signature(secrets, message.message_id, timestamp,
+                                                       message.body),
+                    }
+                    extensions = {"sni_hostname": host} if url.scheme == "https" else {}
+                    client = await self._client(url.scheme, host)
+                    response = await self._connect(client, url, addresses, headers,
+                                                   message.body, extensions)
                     try:
                         got = bytearray()
                         async for chunk in response.aiter_raw():
@@ -343,7 +370,9 @@ class Deliverer:
                     finally:
                         await response.aclose()
             finally:
-                self._using[f"{url.scheme}://{host}"] -= 1
+                self._using[name] -= 1
+                if not self._using[name] and name not in self._clients:
+                    del self._using[name]
         except Undeliverable as exc:
             return Answer(None, None, describe(exc)[:500], elapsed())
         except (TimeoutError, httpx.HTTPError, OSError, ssl.SSLError) as exc:
@@ -357,6 +386,23 @@ class Deliverer:
                                             max(self.schedule))
         return Answer(response.status_code, _excerpt(bytes(got)), _status_error(response),
                       elapsed(), retry_after)
+
+    @staticmethod
+    async def _connect(client: httpx.AsyncClient, url: httpx.URL, addresses: list[Any],
+                       headers: dict[str, str], body: bytes,
+                       extensions: dict[str, Any]) -> httpx.Response:
+        """The request sent to the first of the checked addresses that accepts a connection
+        (a dual-stack receiver may listen on one family only); its answer, unread."""
+        for n, address in enumerate(addresses):
+            request = client.build_request("POST", url.copy_with(host=str(address)),
+                                           content=body, headers=headers,
+                                           extensions=extensions)
+            try:
+                return await client.send(request, stream=True)
+            except httpx.ConnectError:
+                if n == len(addresses) - 1:
+                    raise
+        raise Undeliverable("the host resolves to no address")  # resolve never returns none
 
     async def _client(self, scheme: str, host: str) -> httpx.AsyncClient:
         """A client per host name: its pooled connections were verified for that name (one
@@ -388,39 +434,68 @@ class Deliverer:
     async def flush(self) -> int:
         """Write back every outcome waiting in `done`, in one transaction: each attempt's row,
         each delivery's new state (only where the lease is still ours), each endpoint's
-        (failing since when, or disabled). Returns how many were written; if the database
-        fails, they wait for the next flush (a lease that expired meanwhile makes the
-        delivery's update a no-op: its new owner decides)."""
+        (failing since when, or disabled). Returns how many were written. If the database
+        cannot be reached they wait for the next flush (a lease that expired meanwhile makes
+        the delivery's update a no-op: its new owner decides); if it refuses the batch, the
+        batch is logged and dropped: its leases expire and those messages are sent again."""
         results, self.done = self.done, []
         if not results:
             return 0
         try:
             async with self._database, self.engine.begin() as conn:
-                await self._write(conn, results)
+                written = await self._write(conn, results)
+        except Exception as exc:
+            if not _transient(exc):
+                log.exception("webhook delivery: the database refused the outcomes of %d "
+                              "attempts; they are dropped and will be attempted again when "
+                              "their leases expire", len(results))
+                return 0
+            self.done[:0] = results
+            raise
         except BaseException:
             self.done[:0] = results
             raise
-        for result in results:
+        for result in written:
             if result.outcome != "delivered":
                 then = {"failed": "given up", "disabled": "endpoint disabled"}.get(
                     result.outcome, f"retried in {result.delay or 0:.0f} s")
                 log.info("webhook delivery %s (attempt %d) to endpoint %s: %s; %s",
                          result.message.id, result.message.attempts,
                          result.message.endpoint_id, result.answer.error, then)
-        return len(results)
+        return len(written)
 
-    async def _write(self, conn: AsyncConnection, results: list[Result]) -> None:
+    async def _write(self, conn: AsyncConnection, results: list[Result]) -> list[Result]:
+        """The write-back of `flush`; returns the results written (those whose delivery still
+        exists: one deleted during its attempt, with its endpoint or its event, is skipped)."""
         d, e = webhook_deliveries, webhook_endpoints
+        postgresql = conn.dialect.name == "postgresql"
+        ids = sorted({r.message.id for r in results})
+        endpoint_ids = sorted({r.message.endpoint_id for r in results})
+        if postgresql:
+            # Held until the commit, endpoints first as a DELETE takes them (endpoint, then
+            # its deliveries by cascade): the rows read here cannot vanish before the inserts
+            # that refer to them, and the two cannot deadlock.
+            await conn.execute(select(e.c.id).where(e.c.id.in_(endpoint_ids))
+                               .order_by(e.c.id).with_for_update(key_share=True))
+        found = select(d.c.id, d.c.locked_until).where(d.c.id.in_(ids)).order_by(d.c.id)
+        if postgresql:
+            found = found.with_for_update(of=d)
+        leases = {delivery_id: lease for delivery_id, lease in await conn.execute(found)}
+        kept = [r for r in results if r.message.id in leases]
+        for r in results:
+            if r.message.id not in leases:
+                log.info("webhook delivery %s: deleted during its attempt (with its endpoint "
+                         "or its event); its outcome is not recorded", r.message.id)
+        if not kept:
+            return []
         await conn.execute(insert(webhook_attempts), [{
             "id": uuid.uuid4(), "delivery_id": r.message.id, "endpoint_id": r.message.endpoint_id,
             "attempted_at": r.at, "status_code": r.answer.status,
             "duration_ms": r.answer.duration_ms, "response_excerpt": r.answer.excerpt,
-            "error": r.answer.error} for r in results])
-        leases = {delivery_id: lease for delivery_id, lease in await conn.execute(
-            select(d.c.id, d.c.locked_until).where(d.c.id.in_([r.message.id for r in results])))}
+            "error": r.answer.error} for r in kept])
         held = []
-        for r in results:
-            lease = leases.get(r.message.id)
+        for r in kept:
+            lease = leases[r.message.id]
             if lease is not None and clock.aware(lease) == r.message.lease:
                 held.append(r)
             else:
@@ -441,13 +516,13 @@ class Deliverer:
                   "b_delivered": r.at if r.outcome == "delivered" else None,
                   "b_code": r.answer.status, "b_error": r.answer.error} for r in held])
         # Each endpoint as its latest answer in the batch left it; a 410 disables it anyway.
-        latest = {r.message.endpoint_id: r.outcome for r in results}
-        gone = {r.message.endpoint_id for r in results if r.outcome == "disabled"}
+        latest = {r.message.endpoint_id: r.outcome for r in kept}
+        gone = {r.message.endpoint_id for r in kept if r.outcome == "disabled"}
         fine = [endpoint for endpoint, outcome in latest.items()
                 if outcome == "delivered" and endpoint not in gone]
         failing = [endpoint for endpoint, outcome in latest.items()
                    if outcome in ("retry", "failed") and endpoint not in gone]
-        now = results[-1].at
+        now = kept[-1].at
         if fine:
             await conn.execute(update(e).where(e.c.id.in_(fine), e.c.failing_since.is_not(None))
                                .values(failing_since=None))
@@ -460,19 +535,26 @@ class Deliverer:
         if gone:
             await self._disable(conn, sorted(gone), "the receiver answered 410 Gone",
                                 e.c.enabled.is_(True))
+        # An endpoint disabled by its owner during the attempt: a retry written back above
+        # must not leave its delivery due.
+        off = (await conn.execute(select(e.c.id).where(
+            e.c.id.in_(endpoint_ids), e.c.enabled.is_(False)))).scalars().all()
+        await park(conn, off)
+        return kept
 
     async def _disable(self, conn: AsyncConnection, endpoint_ids: list[uuid.UUID],
                        reason: str, condition: Any) -> None:
         """Disable those of the endpoints for which `condition` holds; then tell each one's
         workspace owners (by email, and in the audit trail), or for an instance endpoint the
-        operator (the log). Their pending deliveries stay pending: enabling resumes them."""
+        operator (the log). Their pending deliveries are parked: enabling resumes them."""
         e = webhook_endpoints
         now = clock.now()
-        disabled = await conn.execute(
+        disabled = (await conn.execute(
             update(e).where(e.c.id.in_(endpoint_ids), condition)
             .values(enabled=False, disabled_reason=reason, disabled_at=now, updated_at=now)
-            .returning(e.c.id, e.c.workspace_id, e.c.url))
-        for endpoint_id, workspace_id, url in disabled.all():
+            .returning(e.c.id, e.c.workspace_id, e.c.url))).all()
+        await park(conn, [endpoint_id for endpoint_id, _, _ in disabled])
+        for endpoint_id, workspace_id, url in disabled:
             if workspace_id is None:
                 log.warning("webhook endpoint %s of the instance (%s) was disabled: %s. Its "
                             "deliveries wait; fix the receiver, then enable it again.",

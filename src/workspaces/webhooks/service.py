@@ -47,6 +47,7 @@ from workspaces.pagination import Cursor, check_limit, keyset, page_of
 from workspaces.security import seal, secret_key
 from workspaces.settings import Settings
 from workspaces.validation import check_all, clean_name
+from workspaces.webhooks import parking
 from workspaces.webhooks.addresses import check_url, origin, parse, resolve
 from workspaces.workspaces.service import Access, hold_role
 
@@ -360,7 +361,7 @@ async def update_endpoint(conn: AsyncConnection, *, owner: Owner, endpoint_id: u
 async def set_enabled(conn: AsyncConnection, *, owner: Owner, endpoint_id: uuid.UUID,
                       enabled: bool) -> EndpointInfo:
     """Enable (as new: not failing) or disable an endpoint. A disabled endpoint gets no new
-    deliveries; those already queued wait until it is enabled again."""
+    deliveries; those already queued are parked until it is enabled again, then due at once."""
     owner = await _checked(conn, owner, "enable or disable webhook endpoints", write=True)
     current = await _endpoint(conn, owner, endpoint_id, lock=True)
     if current.enabled == enabled:
@@ -375,6 +376,10 @@ async def set_enabled(conn: AsyncConnection, *, owner: Owner, endpoint_id: uuid.
                   "disabled_at": now}
     await conn.execute(update(webhook_endpoints).where(webhook_endpoints.c.id == current.id)
                        .values(**values, updated_at=now))
+    if enabled:
+        await parking.resume(conn, current.id)
+    else:
+        await parking.park(conn, [current.id])
     changed = await _endpoint(conn, owner, endpoint_id)
     await _told(conn, owner, "updated", changed, enabled=enabled)
     return changed
