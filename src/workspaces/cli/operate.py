@@ -385,9 +385,10 @@ def webhooks_replay(
     types, as far back as events are kept), with the events' own ids."""
     from workspaces.webhooks import service
 
-    async def work(conn: AsyncConnection, _settings: Settings) -> Any:
+    async def work(conn: AsyncConnection, settings: Settings) -> Any:
         return await service.replay(conn, owner=service.OPERATOR,
-                                    endpoint_id=_endpoint_id(endpoint_id), since=_since(since))
+                                    endpoint_id=_endpoint_id(endpoint_id), since=_since(since),
+                                    settings=settings)
 
     done = operate(database_url, as_json, work)
     _done(database_url, as_json,
