@@ -292,7 +292,8 @@ def _done(database_url: str | None, as_json: bool, text: str, steps: list[str],
 @webhooks_app.command("create")
 def webhooks_create(
     url: Annotated[str, typer.Option(help="Where to POST events (https; http only to "
-                                          "WEBHOOK_ALLOWED_NETWORKS).")],
+                                          "WEBHOOK_ALLOWED_NETWORKS, or for --workspace to "
+                                          "WORKSPACE_WEBHOOK_ALLOWED_NETWORKS).")],
     events: Annotated[list[str] | None, typer.Option(
         "--events", help="An event type to deliver (repeat, or comma-separate; default: "
                          "every type).")] = None,
