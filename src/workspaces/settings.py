@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     signin_limit_per_account: int = Field(default=10, ge=1)
     signin_limit_per_account_all_clients: int = Field(default=100, ge=1)
     signin_limit_per_address: int = Field(default=50, ge=1)
+    # Webhook test messages, and replays (each may queue every event kept), asked for in one
+    # workspace an hour (the operator's commands are not counted).
+    webhook_test_limit_per_workspace_per_hour: int = Field(default=30, ge=1)
+    webhook_replay_limit_per_workspace_per_hour: int = Field(default=5, ge=1)
     # Proxies (IP addresses or CIDR networks, comma-separated) whose X-Forwarded-For is believed
     # when they connect; empty: the peer address is the client address.
     trusted_proxies: str = ""
@@ -106,9 +110,13 @@ class Settings(BaseSettings):
     metrics_allowed_networks: str = "127.0.0.0/8,::1"
     metrics_token: str | None = Field(default=None, min_length=16)
 
-    # Webhook receivers in these networks (CIDR list) are allowed, and may use plain http; any
-    # other must be https and resolve only to public addresses (docs/events.md#security).
+    # The instance's webhook receivers (made by an operator) in these networks (CIDR list) are
+    # allowed, and may use plain http; any other must be https and resolve only to public
+    # addresses (docs/events.md#where-a-webhook-may-go). Workspaces' endpoints never use it.
     webhook_allowed_networks: str = ""
+    # The same for workspaces' own endpoints (made by their admins): for development and tests
+    # only. In production leave it empty, or any workspace admin can reach those networks.
+    workspace_webhook_allowed_networks: str = ""
     # Events are kept (in the feed, with their deliveries and attempts) this many days.
     event_retention_days: int = Field(default=30, ge=1)
     # After a secret rotation the previous secret keeps signing beside the new one this long.
@@ -120,7 +128,8 @@ class Settings(BaseSettings):
     # is marked failed: the default is Svix's; shorter schedules are for tests and drills.
     webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
 
-    @field_validator("trusted_proxies", "metrics_allowed_networks", "webhook_allowed_networks")
+    @field_validator("trusted_proxies", "metrics_allowed_networks", "webhook_allowed_networks",
+                     "workspace_webhook_allowed_networks")
     @classmethod
     def _networks_parse(cls, value: str, info: ValidationInfo) -> str:
         """Refuse at start-up, not at the first request, a value that is no address list."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,20 @@ def settings(app_db: str, smtp: Sink) -> Settings:
         invite_limit_per_user_per_hour=10_000, invite_limit_per_recipient_per_day=10_000,
         _env_file=None,  # type: ignore[call-arg]
     )
+
+
+@pytest.fixture
+def held_webhook_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's webhook delivery loop does nothing until the app stops: for tests that read
+    what was queued (attempts 0, pending), which the loop would otherwise be sending meanwhile,
+    woken by the very commit that queued it."""
+    from workspaces.webhooks import delivery
+
+    async def held(*args: Any, **kwargs: Any) -> None:
+        stop: asyncio.Event = args[4]
+        await stop.wait()
+
+    monkeypatch.setattr(delivery, "run", held)
 
 
 def token_of(issued: dict[str, Any]) -> str:

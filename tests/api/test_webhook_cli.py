@@ -18,7 +18,8 @@ KEY = "operator-secret-key-of-enough-length"
 
 @pytest.fixture
 def cli(app_db: str) -> Cli:
-    return Cli(app_db, {"SECRET_KEY": KEY, "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"})
+    return Cli(app_db, {"SECRET_KEY": KEY, "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+                        "WORKSPACE_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"})
 
 
 def _next(run: Run) -> list[str]:

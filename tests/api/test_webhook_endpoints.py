@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,9 @@ from workspaces.security import unseal
 from workspaces.settings import Settings
 from workspaces.webhooks.service import MAX_ENDPOINTS
 
+# Nothing is sent here: what was saved and queued is read as it was left.
+pytestmark = pytest.mark.usefixtures("held_webhook_loop")
+
 LOCAL = "127.0.0.0/8"
 HOOK = "http://127.0.0.1:9/hook"  # nothing is sent in these tests: only saved and queued
 
@@ -32,7 +36,8 @@ HOOK = "http://127.0.0.1:9/hook"  # nothing is sent in these tests: only saved a
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """The API's settings with receivers on this machine allowed (as an operator would)."""
-    return settings.model_copy(update={"webhook_allowed_networks": LOCAL})
+    return settings.model_copy(update={"webhook_allowed_networks": LOCAL,
+                                       "workspace_webhook_allowed_networks": LOCAL})
 
 
 class Hooks:
@@ -71,6 +76,7 @@ class Hooks:
 def operator(api: Api, settings: Settings) -> Cli:
     """`workspaces ...` on the API's database, with its key and allowed networks."""
     return Cli(api.db.url, {"WEBHOOK_ALLOWED_NETWORKS": LOCAL,
+                            "WORKSPACE_WEBHOOK_ALLOWED_NETWORKS": LOCAL,
                             "SECRET_KEY": settings.secret_key or ""})
 
 
@@ -268,7 +274,8 @@ REFUSED = [
 def test_a_url_must_be_https_to_a_public_address(api: Api, hooks: Hooks,
                                                  settings: Settings) -> None:
     """With WEBHOOK_ALLOWED_NETWORKS empty (the default), on create and on update alike."""
-    strict = settings.model_copy(update={"webhook_allowed_networks": ""})
+    strict = settings.model_copy(update={"webhook_allowed_networks": "",
+                                         "workspace_webhook_allowed_networks": ""})
     with TestClient(create_app(strict)) as client:
         for url in REFUSED:
             response = client.post(hooks.path(), json={"url": url},
@@ -296,7 +303,8 @@ def test_allowed_networks_admit_internal_receivers_with_plain_http(api: Api,
 
 
 @pytest.mark.parametrize("events", [["member.joined"], [], ["member.added", "nope"],
-                                    ["user.deleted"], ["webhook.test"], ["webhook.created"]])
+                                    ["user.deleted"], ["webhook.test"], ["webhook.created"],
+                                    ["workspace.deleted"]])
 def test_an_unknown_event_type_is_refused(api: Api, hooks: Hooks, events: list[str]) -> None:
     message = api.error(api.client.post(hooks.path(), json={"url": HOOK, "events": events},
                                         headers=hooks.admin.headers), 422,
@@ -525,3 +533,113 @@ def test_a_replay_since_the_dawn_of_time_takes_every_event_kept(api: Api, hooks:
                            headers=hooks.admin.headers)
     assert done.status_code == 202, done.text
     assert done.json()["queued"] == 1
+
+
+def test_the_operators_networks_are_not_open_to_workspace_endpoints(
+        api: Api, hooks: Hooks, settings: Settings) -> None:
+    """WEBHOOK_ALLOWED_NETWORKS admits the instance's receivers (the operator's), not a
+    workspace admin's: they would otherwise reach any host and port of that network and read
+    the answers in the delivery log. WORKSPACE_WEBHOOK_ALLOWED_NETWORKS is theirs."""
+    operators_only = settings.model_copy(update={"webhook_allowed_networks": LOCAL,
+                                                 "workspace_webhook_allowed_networks": ""})
+    with TestClient(create_app(operators_only)) as client:
+        for url in (HOOK, "https://127.0.0.1:5432/", "http://[::ffff:127.0.0.1]:6379/"):
+            message = api.error(client.post(hooks.path(), json={"url": url},
+                                            headers=hooks.admin.headers), 422,
+                                "webhook_url_not_allowed")
+            assert "WEBHOOK_ALLOWED_NETWORKS" not in message  # no hint to ask for it
+        public = client.post(hooks.path(), json={"url": "https://8.8.8.8/hook"},
+                             headers=hooks.admin.headers)
+        assert public.status_code == 201, public.text
+        api.error(client.patch(hooks.path(rest=f"/{public.json()['id']}"),
+                               json={"url": HOOK}, headers=hooks.admin.headers), 422,
+                  "webhook_url_not_allowed")
+    cli = Cli(api.db.url, {"WEBHOOK_ALLOWED_NETWORKS": LOCAL,
+                           "SECRET_KEY": settings.secret_key or ""})
+    instance = cli("webhooks", "create", "--url", HOOK, "--database-url", api.db.url)
+    assert instance.exit_code == 0, instance.output
+    for_a = cli("webhooks", "create", "--url", HOOK, "--workspace", hooks.a.slug,
+                "--database-url", api.db.url)  # an operator's, but the workspace's to manage
+    assert for_a.exit_code == 1 and "error[webhook_url_not_allowed]" in for_a.stderr
+    assert _rows(api.db, "SELECT url FROM webhook_endpoints WHERE workspace_id IS NULL") == [
+        (HOOK,)]
+    assert _rows(api.db, "SELECT url FROM webhook_endpoints WHERE workspace_id IS NOT "
+                         "NULL") == [("https://8.8.8.8/hook",)]
+
+
+def test_a_refusal_does_not_tell_what_an_internal_name_resolves_to(
+        api: Api, hooks: Hooks, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        return real("10.1.2.3" if host == "db.internal.test" else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    message = api.error(api.client.post(hooks.path(), json={
+        "url": "https://db.internal.test/hook"}, headers=hooks.admin.headers), 422,
+        "webhook_url_not_allowed")
+    assert "db.internal.test resolves to a non-public address" in message
+    assert "10.1.2.3" not in message
+    literal = api.error(api.client.post(hooks.path(), json={"url": "https://10.1.2.3/"},
+                                        headers=hooks.admin.headers), 422,
+                        "webhook_url_not_allowed")
+    assert "10.1.2.3 is not a public address" in literal  # the caller's own words
+
+
+def test_workspace_deleted_goes_to_instance_endpoints_only(
+        api: Api, hooks: Hooks, settings: Settings) -> None:
+    """A workspace's endpoints are deleted with it: offering them its end would promise a
+    message nobody sends."""
+    message = api.error(api.client.post(hooks.path(), json={
+        "url": HOOK, "events": ["workspace.deleted"]}, headers=hooks.admin.headers), 422,
+        "invalid_event_type")
+    assert "only the instance's endpoints" in message
+    made = operator(api, settings)("webhooks", "create", "--url", HOOK, "--events",
+                                   "workspace.deleted", "--json", "--database-url", api.db.url)
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout)["endpoint"]["events"] == ["workspace.deleted"]
+
+
+def test_responses_carrying_a_secret_are_not_cached(api: Api, hooks: Hooks) -> None:
+    made = api.client.post(hooks.path(), json={"url": HOOK}, headers=hooks.admin.headers)
+    assert made.status_code == 201 and made.headers["cache-control"] == "no-store"
+    rotated = api.client.post(hooks.path(rest=f"/{made.json()['id']}/rotate-secret"),
+                              headers=hooks.admin.headers)
+    assert rotated.status_code == 200 and rotated.headers["cache-control"] == "no-store"
+    listed = api.client.get(hooks.path(), headers=hooks.admin.headers)
+    assert "no-store" not in listed.headers.get("cache-control", "")
+
+
+def test_test_messages_and_replays_are_limited_per_workspace_per_hour(
+        api: Api, hooks: Hooks, settings: Settings) -> None:
+    """A loop of test messages, or of replays since long ago, would put hours of backlog in
+    front of every endpoint's deliveries."""
+    tight = settings.model_copy(update={"webhook_test_limit_per_workspace_per_hour": 2,
+                                        "webhook_replay_limit_per_workspace_per_hour": 1})
+    one, two = hooks.create(), hooks.create()
+    theirs = hooks.create(hooks.other_owner, hooks.b)
+    since = {"since": "2020-01-01T00:00:00Z"}
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    with time_machine.travel(start, tick=False) as traveller, \
+            TestClient(create_app(tight)) as client:
+        def post(endpoint: dict[str, Any], rest: str, who: User = hooks.admin,
+                 space: Workspace | None = None, body: Any = None) -> Any:
+            return client.post(hooks.path(space, f"/{endpoint['id']}/{rest}"), json=body,
+                               headers=who.headers)
+
+        assert post(one, "test").status_code == 202
+        assert post(two, "test").status_code == 202  # the workspace's, not the endpoint's
+        refused = post(one, "test")
+        api.error(refused, 429, "rate_limited")
+        assert 0 < int(refused.headers["retry-after"]) <= 3600
+        assert post(theirs, "test", hooks.other_owner, hooks.b).status_code == 202
+        assert post(one, "replay", body=since).status_code == 202
+        api.error(post(two, "replay", body=since), 429, "rate_limited")
+        traveller.shift(timedelta(hours=1))
+        assert post(one, "test").status_code == 202
+        assert post(two, "replay", body=since).status_code == 202
+    cli = operator(api, settings)  # an operator's replays are not counted
+    for _ in range(3):
+        done = cli("webhooks", "replay", one["id"], "--since", "1d", "--database-url",
+                   api.db.url)
+        assert done.exit_code == 0, done.output

@@ -15,12 +15,16 @@ from tests.factories import PASSWORD, Factory, User, Workspace
 from workspaces.security import unseal
 from workspaces.settings import Settings
 
+# Nothing is sent here: what was saved and queued is read as it was left.
+pytestmark = pytest.mark.usefixtures("held_webhook_loop")
+
 HOOK = "http://127.0.0.1:9/hook"
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"webhook_allowed_networks": "127.0.0.0/8"})
+    return settings.model_copy(update={"webhook_allowed_networks": "127.0.0.0/8",
+                                       "workspace_webhook_allowed_networks": "127.0.0.0/8"})
 
 
 @pytest.fixture
@@ -74,6 +78,7 @@ def test_an_admin_adds_an_endpoint_and_sees_its_secret_once(
     assert page.status_code == 200 and "No endpoints yet." in page.text
     assert f'href="{tab}" aria-current="page">Webhooks' in page.text
     assert 'value="user.created"' not in page.text  # never reaches a workspace's endpoint
+    assert 'value="workspace.deleted"' not in page.text  # nor does its own end
 
     refused = api.client.post(tab, data={"csrf_token": _csrf(page.text),
                                          "url": "https://10.0.0.1/hook", "description": "CRM",
@@ -190,3 +195,12 @@ def test_members_see_no_tab_and_are_refused_its_pages(api: Api, make: Factory) -
     assert api.db.sql("SELECT count(*), min(description) FROM webhook_endpoints") == [(1, "")]
     forged = api.client.post(tab, data={"csrf_token": "forged", "url": HOOK})
     assert forged.status_code == 403
+
+
+def test_the_replay_form_keeps_an_offset_typed_into_it() -> None:
+    from datetime import UTC, datetime
+
+    from workspaces.webhooks.pages import _since
+
+    assert _since("2026-12-01T09:30") == datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    assert _since("2026-12-01T09:30+01:00") == datetime(2026, 12, 1, 8, 30, tzinfo=UTC)

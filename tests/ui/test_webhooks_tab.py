@@ -19,9 +19,10 @@ LONG_PATH = "/hooks/services/T0123456789/B0123456789/" + "x" * 150
 
 @pytest.fixture
 def site(app_db: str, smtp: Sink) -> Iterator[Site]:
-    """A server that allows receivers on this machine (WEBHOOK_ALLOWED_NETWORKS)."""
+    """A server that allows workspaces' receivers on this machine
+    (WORKSPACE_WEBHOOK_ALLOWED_NETWORKS)."""
     env = {"SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "EMAIL_POLL_SECONDS": "0.2",
-           "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
+           "WORKSPACE_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
     with serving(["--database-url", app_db], env) as (base, _):
         yield Site(base, Cli(app_db, {}), smtp)
 

@@ -292,7 +292,8 @@ def _done(database_url: str | None, as_json: bool, text: str, steps: list[str],
 @webhooks_app.command("create")
 def webhooks_create(
     url: Annotated[str, typer.Option(help="Where to POST events (https; http only to "
-                                          "WEBHOOK_ALLOWED_NETWORKS).")],
+                                          "WEBHOOK_ALLOWED_NETWORKS, or for --workspace to "
+                                          "WORKSPACE_WEBHOOK_ALLOWED_NETWORKS).")],
     events: Annotated[list[str] | None, typer.Option(
         "--events", help="An event type to deliver (repeat, or comma-separate; default: "
                          "every type).")] = None,
@@ -385,9 +386,10 @@ def webhooks_replay(
     types, as far back as events are kept), with the events' own ids."""
     from workspaces.webhooks import service
 
-    async def work(conn: AsyncConnection, _settings: Settings) -> Any:
+    async def work(conn: AsyncConnection, settings: Settings) -> Any:
         return await service.replay(conn, owner=service.OPERATOR,
-                                    endpoint_id=_endpoint_id(endpoint_id), since=_since(since))
+                                    endpoint_id=_endpoint_id(endpoint_id), since=_since(since),
+                                    settings=settings)
 
     done = operate(database_url, as_json, work)
     _done(database_url, as_json,

@@ -78,6 +78,10 @@ SUMMARIES: dict[str, str] = {
 
 # Whether a type belongs to a workspace (its feed and endpoints) or only to the instance.
 INSTANCE_ONLY = frozenset(t for t in PUBLISHED if t.startswith("user."))
+# Types only the instance's webhook endpoints receive: besides the accounts' own, the end of a
+# workspace, whose endpoints (and their queued deliveries) end with it.
+WORKSPACE_ENDING = "workspace.deleted"
+INSTANCE_ENDPOINTS_ONLY = INSTANCE_ONLY | {WORKSPACE_ENDING}
 
 
 def is_published(kind: str) -> bool:

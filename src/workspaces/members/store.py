@@ -67,16 +67,19 @@ async def remove(conn: AsyncConnection, ws: WorkspaceRef, *, subject: dict[str, 
 
 async def remove_account(conn: AsyncConnection, *, user_id: uuid.UUID, actor: Actor) -> None:
     """End every membership of an account being deleted, each told as `member.removed`
-    (`account_deleted`) in its workspace."""
-    rows = (await conn.execute(
-        select(workspaces.c.id, workspaces.c.slug, users.c.email, users.c.name, members.c.role)
-        .join(members, members.c.workspace_id == workspaces.c.id)
-        .join(users, users.c.id == members.c.user_id)
-        .where(members.c.user_id == user_id)
-        .order_by(workspaces.c.id))).all()
-    if not rows:
+    (`account_deleted`) in its workspace: exactly the rows the DELETE removed (a membership
+    added meanwhile by an invite's acceptance is among them, told too)."""
+    gone = (await conn.execute(
+        delete(members).where(members.c.user_id == user_id)
+        .returning(members.c.workspace_id, members.c.role))).all()
+    if not gone:
         return
-    await conn.execute(delete(members).where(members.c.user_id == user_id))
+    person = (await conn.execute(
+        select(users.c.email, users.c.name).where(users.c.id == user_id))).one()
+    slugs = dict((await conn.execute(
+        select(workspaces.c.id, workspaces.c.slug)
+        .where(workspaces.c.id.in_([r.workspace_id for r in gone])))).tuples().all())
     await tell(conn, *(changes.member_removed(
-        WorkspaceRef(r.id, r.slug), changes.member(user_id, r.email, r.name, r.role),
-        "account_deleted", actor) for r in rows))
+        WorkspaceRef(r.workspace_id, slugs[r.workspace_id]),
+        changes.member(user_id, person.email, person.name, r.role), "account_deleted", actor)
+        for r in sorted(gone, key=lambda r: r.workspace_id)))

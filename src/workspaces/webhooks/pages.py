@@ -167,11 +167,11 @@ async def disable(request: Request, slug: str, endpoint_id: uuid.UUID, conn: Con
 
 @router.post("/w/{slug}/webhooks/{endpoint_id}/test", dependencies=[CsrfChecked])
 async def send_test(request: Request, slug: str, endpoint_id: uuid.UUID, conn: Conn,
-                    user: SignedIn) -> Response:
+                    user: SignedIn, settings: AppSettings) -> Response:
     access = await load_access(conn, slug=slug, user=user)
     back = _back(slug, endpoint_id)
     return await act(request, conn, lambda: service.send_test(
-        conn, owner=access, endpoint_id=endpoint_id), back=back,
+        conn, owner=access, endpoint_id=endpoint_id, settings=settings), back=back,
         done=lambda _: redirect(request, back, "Test message queued: follow it in the "
                                                "delivery log below."))
 
@@ -219,24 +219,27 @@ async def retry(request: Request, slug: str, endpoint_id: uuid.UUID, delivery_id
 
 
 def _since(raw: str) -> datetime:
-    """The replay form's time (an <input type="datetime-local">, in UTC)."""
+    """The replay form's time (an <input type="datetime-local">): UTC, unless it names its
+    own offset (typed by hand: 2026-12-01T09:30+01:00)."""
     try:
-        return datetime.fromisoformat(raw.strip()).replace(tzinfo=UTC)
+        since = datetime.fromisoformat(raw.strip())
     except ValueError:
         raise InvalidInput("Give the date and time (UTC) from which to send events again, "
                            "such as 2026-12-01T09:30.", code="invalid_since",
                            field="since") from None
+    return since.replace(tzinfo=UTC) if since.tzinfo is None else since
 
 
 @router.post("/w/{slug}/webhooks/{endpoint_id}/replay", dependencies=[CsrfChecked])
 async def replay(request: Request, slug: str, endpoint_id: uuid.UUID, conn: Conn,
-                 user: SignedIn, since: Annotated[str, Form(max_length=40)] = "") -> Response:
+                 user: SignedIn, settings: AppSettings,
+                 since: Annotated[str, Form(max_length=40)] = "") -> Response:
     access = await load_access(conn, slug=slug, user=user)
     back = _back(slug, endpoint_id)
 
     async def work() -> service.Replayed:
         return await service.replay(conn, owner=access, endpoint_id=endpoint_id,
-                                    since=_since(since))
+                                    since=_since(since), settings=settings)
 
     def done(result: service.Replayed) -> Response:
         said = (f"{result.queued} event{'s' if result.queued != 1 else ''} queued to be sent "

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from workspaces.web.deps import AppSettings, Conn, WorkspaceAccess
+from workspaces.web.html import NO_STORE
 from workspaces.web.schemas import errors
 from workspaces.webhooks import service
 from workspaces.webhooks.schemas import (
@@ -29,7 +30,9 @@ router = APIRouter(prefix="/api/workspaces/{slug}/webhooks", tags=["webhooks"],
 ONE = "/{endpoint_id}"
 
 
-def _with_secret(made: WithSecret) -> WebhookWithSecret:
+def _with_secret(made: WithSecret, response: Response) -> WebhookWithSecret:
+    """An answer carrying a signing secret: kept by no cache."""
+    response.headers.update(NO_STORE)
     return WebhookWithSecret(**dict(WebhookRead.model_validate(made.endpoint)),
                              secret=made.secret)
 
@@ -37,14 +40,14 @@ def _with_secret(made: WithSecret) -> WebhookWithSecret:
 @router.post("", status_code=201, response_model=WebhookWithSecret,
              responses=errors(400, 409))
 async def create_webhook(body: WebhookCreate, conn: Conn, access: WorkspaceAccess,
-                         settings: AppSettings) -> WebhookWithSecret:
+                         settings: AppSettings, response: Response) -> WebhookWithSecret:
     """Add an endpoint; the answer carries its signing `secret`, shown only here. 422
     `webhook_url_not_allowed` for a URL that is not https or resolves to a private address,
     `invalid_event_type` for a type not in the catalogue; 409 `webhook_limit_reached` at 20
     endpoints."""
     return _with_secret(await service.create_endpoint(
         conn, owner=access, url=body.url, events=body.events, description=body.description,
-        settings=settings))
+        settings=settings), response)
 
 
 @router.get("", response_model=list[WebhookRead])
@@ -99,20 +102,23 @@ async def disable_webhook(endpoint_id: uuid.UUID, conn: Conn,
 
 @router.post(ONE + "/rotate-secret", response_model=WebhookWithSecret)
 async def rotate_webhook_secret(endpoint_id: uuid.UUID, conn: Conn, access: WorkspaceAccess,
-                                settings: AppSettings) -> WebhookWithSecret:
+                                settings: AppSettings, response: Response
+                                ) -> WebhookWithSecret:
     """A new signing `secret`, shown only here; messages are signed with both the new and the
     previous secret until `previous_secret_until` (WEBHOOK_SECRET_GRACE_HOURS)."""
     return _with_secret(await service.rotate_secret(
-        conn, owner=access, endpoint_id=endpoint_id, settings=settings))
+        conn, owner=access, endpoint_id=endpoint_id, settings=settings), response)
 
 
 @router.post(ONE + "/test", status_code=202, response_model=QueuedMessage,
-             responses=errors(409))
-async def test_webhook(endpoint_id: uuid.UUID, conn: Conn,
-                       access: WorkspaceAccess) -> QueuedMessage:
+             responses=errors(409, 429))
+async def test_webhook(endpoint_id: uuid.UUID, conn: Conn, access: WorkspaceAccess,
+                       settings: AppSettings) -> QueuedMessage:
     """Queue a `webhook.test` message for the endpoint; follow it in its deliveries. 409
-    `webhook_disabled` while it is disabled."""
-    queued = await service.send_test(conn, owner=access, endpoint_id=endpoint_id)
+    `webhook_disabled` while it is disabled; 429 `rate_limited` past
+    WEBHOOK_TEST_LIMIT_PER_WORKSPACE_PER_HOUR."""
+    queued = await service.send_test(conn, owner=access, endpoint_id=endpoint_id,
+                                     settings=settings)
     return QueuedMessage(delivery_id=queued.id, message_id=queued.message_id)
 
 
@@ -144,12 +150,13 @@ async def retry_delivery(endpoint_id: uuid.UUID, delivery_id: uuid.UUID, conn: C
 
 
 @router.post(ONE + "/replay", status_code=202, response_model=ReplayResult,
-             responses=errors(400, 409))
+             responses=errors(400, 409, 429))
 async def replay_webhook(endpoint_id: uuid.UUID, body: ReplayBody, conn: Conn,
-                         access: WorkspaceAccess) -> ReplayResult:
+                         access: WorkspaceAccess, settings: AppSettings) -> ReplayResult:
     """Queue again every event since `since` that the endpoint would receive (of this
     workspace and its types, as far back as events are kept), with their own ids; an event
-    already waiting for it is not queued twice. 409 `webhook_disabled`."""
+    already waiting for it is not queued twice. 409 `webhook_disabled`; 429 `rate_limited`
+    past WEBHOOK_REPLAY_LIMIT_PER_WORKSPACE_PER_HOUR."""
     done = await service.replay(conn, owner=access, endpoint_id=endpoint_id,
-                                since=body.since)
+                                since=body.since, settings=settings)
     return ReplayResult(queued=done.queued, since=done.since)

@@ -18,9 +18,7 @@ _EVENTS = ("The event types to deliver (" + ", ".join(PUBLISHED) + "); "
 
 class WebhookCreate(BaseModel):
     url: str = Field(max_length=2 * URL_MAX, description=(
-        "Where to POST each event: https, resolving to public addresses only (an operator "
-        "may allow internal networks with WEBHOOK_ALLOWED_NETWORKS, where plain http is "
-        "allowed too)."))
+        "Where to POST each event: https, resolving to public addresses only."))
     events: list[str] | None = Field(default=None, max_length=len(PUBLISHED) * 2,
                                      description=_EVENTS)
     description: str = Field(default="", max_length=2 * DESCRIPTION_MAX)

@@ -22,10 +22,15 @@ from typing import Any, Literal
 from sqlalchemy import and_, delete, exists, func, insert, literal, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces import clock
+from workspaces import clock, ratelimit
 from workspaces.errors import Conflict, InvalidInput, NotFound
 from workspaces.events import changes
-from workspaces.events.catalogue import INSTANCE_ONLY, PUBLISHED, TEST_MESSAGE
+from workspaces.events.catalogue import (
+    INSTANCE_ENDPOINTS_ONLY,
+    INSTANCE_ONLY,
+    PUBLISHED,
+    TEST_MESSAGE,
+)
 from workspaces.events.tell import (
     WEBHOOKS_QUEUED,
     Actor,
@@ -142,8 +147,20 @@ def new_secret() -> str:
 
 
 def offered(*, instance: bool) -> tuple[str, ...]:
-    """The types an endpoint of this scope can receive: `user.*` only the instance's."""
-    return PUBLISHED if instance else tuple(t for t in PUBLISHED if t not in INSTANCE_ONLY)
+    """The types an endpoint of this scope can receive: `user.*` and `workspace.deleted`
+    only the instance's (a workspace's endpoints end with the workspace)."""
+    return PUBLISHED if instance else tuple(
+        t for t in PUBLISHED if t not in INSTANCE_ENDPOINTS_ONLY)
+
+
+def _why_not(kind: str) -> str:
+    if kind in INSTANCE_ONLY:
+        return ("it concerns an account, not a workspace: only the instance's endpoints "
+                "receive it")
+    if kind in INSTANCE_ENDPOINTS_ONLY:
+        return ("a workspace's endpoints are deleted with the workspace, so they never "
+                "receive it: only the instance's endpoints do")
+    return "it is not an event type"
 
 
 def check_events(types: list[str] | None, *, instance: bool) -> str | None:
@@ -155,11 +172,9 @@ def check_events(types: list[str] | None, *, instance: bool) -> str | None:
     choices = offered(instance=instance)
     unknown = [t for t in types if t not in choices]
     if unknown:
-        why = ("it concerns an account, not a workspace: only the instance's endpoints "
-               "receive it" if unknown[0] in INSTANCE_ONLY else "it is not an event type")
-        raise InvalidInput(f"{unknown[0]!r} cannot be chosen: {why}. Choose among "
-                           f"{', '.join(choices)}, or leave `events` out for all of them.",
-                           code="invalid_event_type", field="events")
+        raise InvalidInput(f"{unknown[0]!r} cannot be chosen: {_why_not(unknown[0])}. Choose "
+                           f"among {', '.join(choices)}, or leave `events` out for all of "
+                           "them.", code="invalid_event_type", field="events")
     if not types:
         raise InvalidInput(f"Choose at least one event type ({', '.join(choices)}), or leave "
                            "`events` out for all of them.", code="invalid_event_type",
@@ -305,7 +320,7 @@ async def create_endpoint(conn: AsyncConnection, *, owner: Owner, url: str,
     target, stored_types, clean_description = check_all(
         lambda: parse(url), lambda: check_events(events, instance=workspace_id is None),
         lambda: check_description(description))
-    await resolve(target, settings)
+    await resolve(target, settings, instance=workspace_id is None)
     await _serialise_scope(conn, workspace_id)
     count = (await conn.execute(select(func.count()).select_from(webhook_endpoints).where(
         webhook_endpoints.c.workspace_id == workspace_id if workspace_id is not None
@@ -338,7 +353,8 @@ async def update_endpoint(conn: AsyncConnection, *, owner: Owner, endpoint_id: u
     current = await _endpoint(conn, owner, endpoint_id, lock=True)
     values: dict[str, Any] = {}
     if url is not None and url.strip() != current.url:
-        values["url"] = (await check_url(url, settings)).url
+        values["url"] = (await check_url(
+            url, settings, instance=current.workspace_id is None)).url
     if not isinstance(events, Keep):
         stored = check_events(events, instance=current.workspace_id is None)
         if _types(stored) != current.events:
@@ -420,14 +436,36 @@ async def rotate_secret(conn: AsyncConnection, *, owner: Owner, endpoint_id: uui
 # Queueing
 
 
-async def send_test(conn: AsyncConnection, *, owner: Owner,
-                    endpoint_id: uuid.UUID) -> DeliveryInfo:
+async def _count(conn: AsyncConnection, owner: Owner, endpoint: EndpointInfo,
+                 kind: Literal["test", "replay"], settings: Settings) -> None:
+    """Test messages and replays a workspace asks for an hour: each queues work that every
+    endpoint's deliveries then wait behind (429 `rate_limited` beyond). An operator's are not
+    counted."""
+    if not isinstance(owner, Access) or endpoint.workspace_id is None:
+        return
+    hour = timedelta(hours=1)
+    limit = (ratelimit.Limit(f"webhooks:test:{endpoint.workspace_id}",
+                             settings.webhook_test_limit_per_workspace_per_hour, hour,
+                             "webhook test messages in this workspace",
+                             name="webhook_test_limit_per_workspace_per_hour")
+             if kind == "test" else
+             ratelimit.Limit(f"webhooks:replay:{endpoint.workspace_id}",
+                             settings.webhook_replay_limit_per_workspace_per_hour, hour,
+                             "webhook replays in this workspace",
+                             name="webhook_replay_limit_per_workspace_per_hour"))
+    await ratelimit.hit(conn, limit)
+
+
+async def send_test(conn: AsyncConnection, *, owner: Owner, endpoint_id: uuid.UUID,
+                    settings: Settings) -> DeliveryInfo:
     """Queue a `webhook.test` message (an event envelope that is in no feed) for the
-    endpoint; the delivery loop sends it like any event."""
+    endpoint; the delivery loop sends it like any event. A workspace's are counted against
+    WEBHOOK_TEST_LIMIT_PER_WORKSPACE_PER_HOUR."""
     owner = await _checked(conn, owner, "send test messages", write=True)
     endpoint = await _endpoint(conn, owner, endpoint_id)
     if not endpoint.enabled:
         raise _disabled()
+    await _count(conn, owner, endpoint, "test", settings)
     message_id, now, delivery_id = f"msg_{uuid.uuid4().hex}", clock.now(), uuid.uuid4()
     change = Change(TEST_MESSAGE, _actor(owner),  # type: ignore[arg-type]
                     {"endpoint_id": str(endpoint.id),
@@ -460,11 +498,12 @@ async def retry_delivery(conn: AsyncConnection, *, owner: Owner, endpoint_id: uu
 
 
 async def replay(conn: AsyncConnection, *, owner: Owner, endpoint_id: uuid.UUID,
-                 since: datetime) -> Replayed:
+                 since: datetime, settings: Settings) -> Replayed:
     """Queue again every event the endpoint would have received since `since` (of its scope
     and types, still retained), as new deliveries with the events' own ids (receivers
     deduplicate on webhook-id); an event already waiting for this endpoint is not queued
-    twice. Returns how many were queued."""
+    twice. Returns how many were queued. A workspace's replays are counted against
+    WEBHOOK_REPLAY_LIMIT_PER_WORKSPACE_PER_HOUR."""
     owner = await _checked(conn, owner, "replay webhook deliveries", write=True)
     endpoint = await _endpoint(conn, owner, endpoint_id)
     if not endpoint.enabled:
@@ -477,6 +516,7 @@ async def replay(conn: AsyncConnection, *, owner: Owner, endpoint_id: uuid.UUID,
     if since > now:
         raise InvalidInput("`since` is in the future: give the time from which to send "
                            "events again.", code="invalid_since", field="since")
+    await _count(conn, owner, endpoint, "replay", settings)
     waiting = exists().where(webhook_deliveries.c.endpoint_id == endpoint.id,
                              webhook_deliveries.c.event_position == events.c.position,
                              webhook_deliveries.c.status == "pending")
