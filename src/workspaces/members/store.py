@@ -76,9 +76,9 @@ async def remove_account(conn: AsyncConnection, *, user_id: uuid.UUID, actor: Ac
         return
     person = (await conn.execute(
         select(users.c.email, users.c.name).where(users.c.id == user_id))).one()
-    slugs = dict((await conn.execute(
+    slugs = {row.id: row.slug for row in await conn.execute(
         select(workspaces.c.id, workspaces.c.slug)
-        .where(workspaces.c.id.in_([r.workspace_id for r in gone])))).tuples().all())
+        .where(workspaces.c.id.in_([r.workspace_id for r in gone])))}
     await tell(conn, *(changes.member_removed(
         WorkspaceRef(r.workspace_id, slugs[r.workspace_id]),
         changes.member(user_id, person.email, person.name, r.role), "account_deleted", actor)
