@@ -249,8 +249,8 @@ def _captures(database: str, workloads: list[Workload]) -> dict[str, statements.
     auth = {"Authorization": f"Bearer {seed.OWNER_TOKEN}"}
     scripts: dict[str, statements.Script] = {}
 
-    async def idle(*args: Any) -> None:  # the capture records the requests' statements only
-        await args[-1].wait()
+    async def idle(*args: Any, **_options: Any) -> None:  # the capture records the requests'
+        await args[-1].wait()  # statements only
 
     from workspaces import housekeeping
     from workspaces.mail import delivery
@@ -340,8 +340,13 @@ def main() -> None:
                         app_next += load.span + connections
                     variables = {"n": 0, "run": connections, "first": pg_next,
                                  "nclients": connections}
-                    tps = _pgbench(url, scripts[workload.name], connections, options.duration,
-                                   variables, folder, workload.name)
+                    try:
+                        tps = _pgbench(url, scripts[workload.name], connections,
+                                       options.duration, variables, folder, workload.name)
+                    except RuntimeError as failed:  # the app's figure still stands
+                        print(f"{workload.name} c{connections}: {failed}".splitlines()[0],
+                              file=sys.stderr)
+                        tps = float("nan")
                     if workload.mode == "accept":
                         pg_next += int(tps * options.duration * 1.2) + connections
                     results[(workload.name, connections)] = (load, tps, memory)
