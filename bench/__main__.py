@@ -256,7 +256,7 @@ def _captures(database: str, workloads: list[Workload]) -> dict[str, statements.
     from workspaces.mail import delivery
     from workspaces.webhooks import delivery as webhooks
 
-    delivery.run = webhooks.run = housekeeping.run = idle  # type: ignore[assignment]
+    delivery.run = webhooks.run = housekeeping.run = idle
     with TestClient(create_app(settings)) as client:
         for workload in workloads:
             pairs: tuple[int, int] | None = None

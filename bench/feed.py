@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from bench.cli_status import measure, server_url
+from bench.scratch import scratch_database
 from bench.webhooks import _process, _quantile
 
 BATCH = 1000
@@ -134,17 +134,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
     options = parser.parse_args()
-    server, embedded = server_url(options.database_url)
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    name = f"wsbench_feed_{uuid.uuid4().hex[:8]}"
-    database = server.set(database=name).render_as_string(hide_password=False)
     folder = Path("bench-results")
     folder.mkdir(exist_ok=True)
-    try:
-        with admin.connect() as conn:
-            version = conn.execute(text("SHOW server_version")).scalar_one()
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        assert measure(["db", "deploy", "--database-url", database]).exit_code == 0
+    with scratch_database(options.database_url, "wsbench_feed") as (database, version):
         from bench.__main__ import SECRET, _free_port
 
         port = _free_port()
@@ -167,12 +159,6 @@ def main() -> None:
             cursors = asyncio.run(_cursors(base, slug, headers, every=10))
             pages, latencies = asyncio.run(_polling(base, slug, headers, cursors,
                                                     options.clients, options.seconds))
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        if embedded is not None:
-            embedded.cleanup()  # type: ignore[attr-defined]
     print(f"\nPostgreSQL {version}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"{options.workers} server workers, {options.events:,} events in the log\n")
     print("| measure | figure |")

@@ -35,10 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
 
 from bench.__main__ import SECRET, _free_port, _wait_ready
-from bench.cli_status import measure, server_url
+from bench.scratch import scratch_database
 
 HERE = Path(__file__).parent
 
@@ -139,17 +138,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=2)
     options = parser.parse_args()
-    server, embedded = server_url(options.database_url)
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    name = f"wsbench_hooks_{uuid.uuid4().hex[:8]}"
-    database = server.set(database=name).render_as_string(hide_password=False)
     folder = Path("bench-results")
     folder.mkdir(exist_ok=True)
-    try:
-        with admin.connect() as conn:
-            version = conn.execute(text("SHOW server_version")).scalar_one()
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        assert measure(["db", "deploy", "--database-url", database]).exit_code == 0
+    with scratch_database(options.database_url, "wsbench_hooks") as (database, version):
         receiver_port, port = _free_port(), _free_port()
         receiver = f"http://127.0.0.1:{receiver_port}"
         _endpoint(database, f"{receiver}/hook")
@@ -177,12 +168,6 @@ def main() -> None:
             stats = _wait_for(receiver, before + created + 3, timeout=120)
             latencies = [m[3] * 1000 for m in stats["messages"][before:]
                          if m[1] == "invite.created"]
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        if embedded is not None:
-            embedded.cleanup()  # type: ignore[attr-defined]
     print(f"\nPostgreSQL {version}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"{options.workers} server workers\n")
     print("| measure | figure |")

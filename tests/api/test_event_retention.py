@@ -3,7 +3,6 @@ with their deliveries and attempts, and a cursor from before it is refused, not 
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 import uuid
 from collections.abc import Iterator
@@ -16,11 +15,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from tests.api.conftest import Api, settled
+from tests.api.test_housekeeping import _sweep
 from tests.conftest import Cli, Sink
 from tests.factories import Factory
-from workspaces import clock, housekeeping
+from workspaces import clock
 from workspaces.app import create_app
-from workspaces.db import create_app_engine, create_sync_engine, parse_url
+from workspaces.db import create_sync_engine, parse_url
 from workspaces.events.tell import new_event_id
 from workspaces.logs import shown_url
 from workspaces.models import events, webhook_attempts, webhook_deliveries
@@ -35,17 +35,6 @@ def kept(settings: Settings, smtp: Sink) -> Iterator[tuple[Api, Settings]]:
     short = settings.model_copy(update={"event_retention_days": DAYS})
     with TestClient(create_app(short)) as client:
         yield Api(client, Cli(short.database_url, {})), short
-
-
-def _sweep(settings: Settings) -> housekeeping.Swept:
-    async def run() -> housekeeping.Swept:
-        engine = create_app_engine(parse_url(settings.database_url), pool_size=1)
-        try:
-            return await housekeeping.sweep(engine, settings)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 def _read(api: Api, slug: str, headers: dict[str, str], **params: Any) -> Any:
