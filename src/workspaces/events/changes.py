@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
+from workspaces.events.catalogue import AccountOnly, AuditOnly
 from workspaces.events.tell import AccountLine, Actor, AuditLine, Change, WorkspaceRef
 
 AddedHow = Literal["invite", "created"]
@@ -171,24 +172,34 @@ def user_deleted(subject: dict[str, Any], actor: Actor) -> Change:
     return Change("user.deleted", actor, {"user": subject})
 
 
+_ACCOUNT_KINDS: dict[str, AccountOnly] = {
+    "email_verified": "account.email_verified",
+    "password_reset": "account.password_reset",
+    "password_changed": "account.password_changed",
+    "email_change_requested": "account.email_change_requested",
+    "session_revoked": "account.session_revoked",
+    "sessions_revoked": "account.sessions_revoked",
+}
+
+
 def account_only(user_id: uuid.UUID, action: str, actor: Actor,
                  detail: dict[str, Any] | None = None) -> Change:
     """A security change only the account's own trail keeps (`accounts.events.ACTIONS`)."""
-    kind = {"email_verified": "account.email_verified",
-            "password_reset": "account.password_reset",
-            "password_changed": "account.password_changed",
-            "email_change_requested": "account.email_change_requested",
-            "session_revoked": "account.session_revoked",
-            "sessions_revoked": "account.sessions_revoked"}[action]
-    return Change(kind, actor, {}, account=AccountLine(user_id, action, detail or {}))  # type: ignore[arg-type]
+    return Change(_ACCOUNT_KINDS[action], actor, {},
+                  account=AccountLine(user_id, action, detail or {}))
 
 
 # Webhook endpoints of a workspace (audited only)
+
+_WEBHOOK_KINDS: dict[str, AuditOnly] = {
+    "created": "webhook.created", "updated": "webhook.updated", "deleted": "webhook.deleted",
+    "secret_rotated": "webhook.secret_rotated"}
+
 
 def webhook_changed(ws: WorkspaceRef, action: Literal["created", "updated", "deleted",
                                                       "secret_rotated"],
                     endpoint_id: uuid.UUID, url: str, actor: Actor,
                     detail: dict[str, Any] | None = None) -> Change:
-    return Change(f"webhook.{action}", actor, {}, ws,  # type: ignore[arg-type]
+    return Change(_WEBHOOK_KINDS[action], actor, {}, ws,
                   AuditLine(f"webhook_{action}", "webhook", endpoint_id, None,
                             {"url": url, **(detail or {})}))
