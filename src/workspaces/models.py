@@ -241,6 +241,9 @@ class AuditEvent(Base):
     # The actor's address when the event was written, as target_email is the target's: later
     # addresses of someone who left are not the workspace's to see.
     actor_email: Mapped[str | None] = mapped_column(String(320))
+    # A service client that acted (a product's backend), as it was named then.
+    actor_client_id: Mapped[str | None] = mapped_column(String(64))
+    actor_client_name: Mapped[str | None] = mapped_column(String(200))
     target_email: Mapped[str | None] = mapped_column(String(320))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -377,6 +380,131 @@ class RateLimitCounter(Base):
     count: Mapped[int] = mapped_column(Integer)
 
 
+class SigningKey(Base):
+    """A key that signs ID and access tokens; every instance reads the same ones.
+
+    Published (in the JWKS) from creation; signs from `activates_at` (after relying parties'
+    cached key sets have had time to pick it up) until `retired_at` (its successor's
+    activation); published until every token it signed has expired.
+    """
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sealed_private_key: Mapped[str] = mapped_column(Text)  # PEM, sealed with SECRET_KEY
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    activates_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OAuthClient(Base):
+    """A relying party or a product's backend, registered by the operator."""
+
+    __tablename__ = "oauth_clients"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the client_id
+    name: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str | None] = mapped_column(String(64))  # NULL: a public client
+    trusted: Mapped[bool] = mapped_column(Boolean)  # first-party: no consent page
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON)
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON)
+    scopes: Mapped[list[str]] = mapped_column(JSON)  # what it may ask for
+    # True: its service tokens reach only the workspaces in oauth_client_workspaces.
+    workspace_restricted: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OAuthClientWorkspace(Base):
+    """A workspace a restricted client's service tokens may act on."""
+
+    __tablename__ = "oauth_client_workspaces"
+
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), primary_key=True)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class OAuthConsent(Base):
+    """The scopes a user granted a client (asked once per user and scope set)."""
+
+    __tablename__ = "oauth_consents"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), primary_key=True, index=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OAuthGrant(Base):
+    """One authorization: what a code or a client_credentials request granted. Its access
+    tokens (JWTs naming it) and refresh tokens belong to it, and end with it."""
+
+    __tablename__ = "oauth_grants"
+    __table_args__ = (Index("ix_oauth_grants_user_id_client_id", "user_id", "client_id"),
+                      Index("ix_oauth_grants_expires_at", "expires_at"))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    client_id: Mapped[str] = mapped_column(ForeignKey("oauth_clients.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(  # NULL: the client's own (service)
+        ForeignKey("users.id", ondelete="CASCADE"))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    # The workspace picked for the `workspace` scope; NULL when the membership is gone.
+    workspace_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="SET NULL"))
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)  # sid: auth_tokens
+    auth_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # its last token's
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OAuthCode(Base):
+    """An authorization code (only its sha256): 60 seconds, once."""
+
+    __tablename__ = "oauth_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                               index=True)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    nonce: Mapped[str | None] = mapped_column(Text)
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    workspace_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"))
+    session_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    auth_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What redeeming it granted: revoked if the code is presented again.
+    grant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("oauth_grants.id", ondelete="SET NULL"))
+
+
+class OAuthRefreshToken(Base):
+    """A refresh token (only its sha256). Rotated on every use; a used one presented again
+    revokes its grant, the whole family."""
+
+    __tablename__ = "oauth_refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("oauth_grants.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 # Core tables for the hot paths: services select columns and get rows, not entities.
 users: Table = cast(Table, User.__table__)
 workspaces: Table = cast(Table, Workspace.__table__)
@@ -393,3 +521,10 @@ event_horizon: Table = cast(Table, EventHorizon.__table__)
 webhook_endpoints: Table = cast(Table, WebhookEndpoint.__table__)
 webhook_deliveries: Table = cast(Table, WebhookDelivery.__table__)
 webhook_attempts: Table = cast(Table, WebhookAttempt.__table__)
+signing_keys: Table = cast(Table, SigningKey.__table__)
+oauth_clients: Table = cast(Table, OAuthClient.__table__)
+oauth_client_workspaces: Table = cast(Table, OAuthClientWorkspace.__table__)
+oauth_consents: Table = cast(Table, OAuthConsent.__table__)
+oauth_grants: Table = cast(Table, OAuthGrant.__table__)
+oauth_codes: Table = cast(Table, OAuthCode.__table__)
+oauth_refresh_tokens: Table = cast(Table, OAuthRefreshToken.__table__)

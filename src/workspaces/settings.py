@@ -128,6 +128,19 @@ class Settings(BaseSettings):
     # is marked failed: the default is Svix's; shorter schedules are for tests and drills.
     webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
 
+    # OpenID Connect (docs/integration.md). ID and access tokens (JWTs) live this long; refresh
+    # tokens (scope offline_access) this many days, each rotated on use.
+    access_token_ttl_minutes: int = Field(default=10, ge=1, le=1440)
+    refresh_token_ttl_days: int = Field(default=30, ge=1)
+    # How long relying parties may cache the JWKS; a rotated-in key signs only after this long,
+    # so every cached key set already holds it.
+    jwks_max_age_seconds: int = Field(default=300, ge=0, le=86400)
+    # Token requests per client a minute, and from one client address a minute; failed client
+    # authentications per client an hour (then its token requests are refused for the hour).
+    token_limit_per_client_per_minute: int = Field(default=600, ge=1)
+    token_limit_per_address_per_minute: int = Field(default=120, ge=1)
+    client_auth_failures_per_client_per_hour: int = Field(default=20, ge=1)
+
     @field_validator("trusted_proxies", "metrics_allowed_networks", "webhook_allowed_networks",
                      "workspace_webhook_allowed_networks")
     @classmethod

@@ -1,0 +1,1 @@
+"""Sign in with Workspaces: an OpenID Connect provider, and service credentials for products."""
