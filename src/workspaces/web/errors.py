@@ -34,7 +34,10 @@ def error_body(error: AppError) -> dict[str, Any]:
     """`{"error": {"code", "message", ..., "request_id"}}`: the id of the request answered."""
     body = error.body()
     if (request_id := logs.REQUEST_ID.get()) is not None:
-        body["error"]["request_id"] = request_id
+        if isinstance(body["error"], dict):
+            body["error"]["request_id"] = request_id
+        else:  # OAuth's flat shape (oauth.errors)
+            body["request_id"] = request_id
     return body
 
 

@@ -339,7 +339,13 @@ def field_errors(error: AppError) -> dict[str, str]:
 
 def is_page(request: Request) -> bool:
     return not request.url.path.startswith(("/api/", "/healthz", "/readyz", "/openapi",
-                                            "/metrics"))
+                                            "/metrics", "/.well-known/", *OAUTH_JSON_PATHS))
+
+
+# The OpenID provider's endpoints that answer JSON (the authorization and logout endpoints are
+# pages people see).
+OAUTH_JSON_PATHS = ("/oauth/token", "/oauth/userinfo", "/oauth/revoke", "/oauth/introspect",
+                    "/oauth/jwks")
 
 
 UPGRADING = "This part of the service is being upgraded. Try again in a few minutes."
