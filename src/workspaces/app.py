@@ -29,6 +29,7 @@ from workspaces.mail import delivery
 from workspaces.members.pages import router as members_pages
 from workspaces.members.routes import router as members_router
 from workspaces.oauth import keys
+from workspaces.oauth.routes import router as oauth_router
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
 from workspaces.security import Passwords, secret_key
@@ -126,7 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics_probe = metrics.DatabaseProbe(app.state.toolkit)  # /metrics asks it
     app.state.status_read = StatusRead(app.state.toolkit)  # /readyz asks it
     for router in (accounts_router, profile_router, workspaces_router, members_router,
-                   invites_router, audit_router, events_router, webhooks_router, accounts_pages,
+                   invites_router, audit_router, events_router, webhooks_router, oauth_router,
+                   accounts_pages,
                    profile_pages, workspaces_pages, members_pages, invites_pages, audit_pages,
                    webhooks_pages, reloads.router):
         app.include_router(router)

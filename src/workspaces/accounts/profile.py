@@ -47,6 +47,7 @@ from workspaces.events import changes
 from workspaces.events.tell import Actor, tell
 from workspaces.mail.outbox import enqueue_account_email
 from workspaces.models import ACCOUNT_TOKEN_PURPOSES, auth_tokens, users
+from workspaces.oauth.grants import end_user_grants
 from workspaces.security import Passwords, hash_token, secret_key
 from workspaces.settings import Settings
 from workspaces.validation import clean_name, email_skeleton, normalize_email, together
@@ -156,10 +157,11 @@ async def change_password(tx: Transactions, passwords: Passwords, *, user: UserI
     The new password is hashed with no transaction open. Then, in one transaction: the stored
     hash is read again under a row lock and must be the one the current password matched (a
     reset or another change that committed meanwhile wins: 403 `wrong_password`), the hash
-    set, every other session and token of the account revoked (the caller's own stays), the
-    event recorded and the notice queued. A sign-in with the old password that races this
-    share-locks the same row (`service.sign_in`): it either finishes first, and its session is
-    revoked here, or it sees the new hash and is refused.
+    set, every other session and token of the account revoked (the caller's own stays) and
+    every app's grant ended (`oauth.grants`), the event recorded and the notice queued. A
+    sign-in with the old password that races this share-locks the same row
+    (`service.sign_in`): it either finishes first, and its session is revoked here, or it sees
+    the new hash and is refused.
     """
     refused = None
     try:
@@ -188,6 +190,9 @@ async def change_password(tx: Transactions, passwords: Passwords, *, user: UserI
                    auth_tokens.c.revoked_at.is_(None))
             .values(revoked_at=now)
             .returning(auth_tokens.c.id))).all())
+        # Every app's grant ends too (their refresh tokens), those signed in from the kept
+        # session included: whoever knew the old password may have connected one.
+        await end_user_grants(conn, user_id=user.id)
         for purpose in ACCOUNT_TOKEN_PURPOSES:  # links asked for with the old password end too
             # but a reset link mailed to an unverified address: it is how the mailbox's owner
             # takes the account back from whoever registered the address (`recovery`).
@@ -429,7 +434,8 @@ async def list_sessions(conn: AsyncConnection, *, user_id: uuid.UUID,
 
 async def revoke_session(conn: AsyncConnection, *, user_id: uuid.UUID,
                          session_id: uuid.UUID) -> str:
-    """Sign out one live session or API token of the account; returns its kind. 404
+    """Sign out one live session or API token of the account, and end the apps' grants made
+    in that session (their refresh tokens); returns its kind. 404
     `session_not_found` for one that is not the account's, is over, or does not exist."""
     now = clock.now()
     kind = (await conn.execute(
@@ -441,6 +447,7 @@ async def revoke_session(conn: AsyncConnection, *, user_id: uuid.UUID,
     if kind is None:
         raise NotFound("No such session: it was signed out already, or expired.",
                        code="session_not_found")
+    await end_user_grants(conn, user_id=user_id, session_id=session_id)  # apps it signed in
     await tell(conn, changes.account_only(user_id, "session_revoked", Actor("user", user_id),
                                           {"kind": str(kind)}))
     return str(kind)

@@ -25,6 +25,7 @@ from workspaces.events import changes
 from workspaces.events.tell import Actor, tell
 from workspaces.mail.outbox import enqueue_account_email
 from workspaces.models import ACCOUNT_TOKEN_PURPOSES, auth_tokens, users
+from workspaces.oauth.grants import end_user_grants
 from workspaces.security import Passwords, secret_key
 from workspaces.settings import Settings
 from workspaces.validation import normalize_email
@@ -120,8 +121,8 @@ async def reset_password(tx: Transactions, passwords: Passwords, *, token: str, 
     the account's row is locked, the link claimed (one of two racing resets wins; the other
     gets 410) and found still mailed to the account's address (an address change that
     committed meanwhile wins: 410), the password set, every session and API token of the
-    account revoked, and the notice queued. The address is verified by the same token:
-    whoever opened the link reads that mailbox.
+    account revoked (and every app's grant: their refresh tokens), and the notice queued. The
+    address is verified by the same token: whoever opened the link reads that mailbox.
     """
     check_password(password)
     async with tx.read() as conn:
@@ -153,6 +154,7 @@ async def reset_password(tx: Transactions, passwords: Passwords, *, token: str, 
             update(auth_tokens)
             .where(auth_tokens.c.user_id == claimed.user_id, auth_tokens.c.revoked_at.is_(None))
             .values(revoked_at=now))
+        await end_user_grants(conn, user_id=claimed.user_id)  # and the apps' refresh tokens
         for purpose in ACCOUNT_TOKEN_PURPOSES:  # asked for by whoever had the account before
             await links.end_links(conn, claimed.user_id, purpose)
         await tell(conn, changes.account_only(

@@ -1,0 +1,161 @@
+"""The OpenID provider's JSON endpoints: token (RFC 6749 3.2), userinfo (OpenID Connect Core
+5.3), revocation (RFC 7009) and introspection (RFC 7662).
+
+They read form bodies and answer in OAuth's own error shape, for relying-party libraries rather
+than people; the discovery document, not /openapi.json, describes them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable
+from typing import TypeVar
+from urllib.parse import parse_qsl, unquote_plus
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workspaces.errors import AppError, RateLimited, counted
+from workspaces.oauth import grants
+from workspaces.oauth.clients import Client
+from workspaces.oauth.errors import OAuthError
+from workspaces.settings import Settings
+from workspaces.web.deps import AppSettings, Conn, client_address
+
+router = APIRouter(include_in_schema=False)
+
+# Token responses and everything about tokens are never cached (RFC 6749 5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+FORM = "application/x-www-form-urlencoded"
+T = TypeVar("T")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The form body's parameters; empty ones count as absent (RFC 6749 3.1), repeated ones
+    are refused."""
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media != FORM:
+        raise OAuthError("invalid_request", f"Send the parameters as {FORM}.")
+    try:
+        pairs = parse_qsl((await request.body()).decode(), errors="strict")
+    except UnicodeDecodeError:
+        raise OAuthError("invalid_request", "The form body is not UTF-8.") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            raise OAuthError("invalid_request", f"The {name} parameter is repeated.")
+        form[name] = value
+    return form
+
+
+def _unreadable_basic() -> OAuthError:
+    return OAuthError("invalid_client", "The Authorization header is not HTTP Basic "
+                      "authentication with the client_id and client_secret.", status=401,
+                      headers={"WWW-Authenticate": 'Basic realm="workspaces"'})
+
+
+def _presented(request: Request, form: dict[str, str]) -> grants.Presented:
+    """The client authentication the request carries: HTTP Basic (client_secret_basic, id and
+    secret form-encoded first: RFC 6749 2.3.1), the form's client_id and client_secret
+    (client_secret_post), or the form's client_id alone (a public client). One method only."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return grants.Presented(form.get("client_id"), form.get("client_secret"))
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise _unreadable_basic()
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise _unreadable_basic() from None
+    name, colon, secret = decoded.partition(":")
+    if not colon or not name:
+        raise _unreadable_basic()
+    client_id = unquote_plus(name, errors="strict")
+    if "client_secret" in form:
+        raise OAuthError("invalid_request", "Authenticate the client one way: HTTP Basic or "
+                         "client_secret in the form, not both.")
+    if form.get("client_id", client_id) != client_id:
+        raise OAuthError("invalid_request", "The client_id of the form is not the one of the "
+                         "Authorization header.")
+    return grants.Presented(client_id, unquote_plus(secret, errors="strict") or None)
+
+
+def _slow_down(limited: RateLimited) -> OAuthError:
+    return OAuthError("slow_down", limited.message, status=429, headers=limited.headers)
+
+
+async def _answered(work: Awaitable[T]) -> T:
+    """`work`'s result; a refusal in OAuth's shape, not cached, and keeping what the request
+    counted (its limits, a failed authentication) and ended (a replayed code's grant)."""
+    try:
+        return await work
+    except RateLimited as limited:
+        refused: AppError = _slow_down(limited)
+    except OAuthError as error:
+        refused = error
+    refused.headers = {**NO_STORE, **refused.headers}
+    raise counted(refused)
+
+
+async def _client(request: Request, conn: AsyncConnection, settings: Settings,
+                  form: dict[str, str], *, limited: bool) -> Client:
+    return await grants.authenticate(conn, settings, presented=_presented(request, form),
+                                     address=client_address(request), limited=limited)
+
+
+@router.post("/oauth/token")
+async def token(request: Request, conn: Conn, settings: AppSettings) -> JSONResponse:
+    """Tokens for a code, a refresh token or a client's own credentials."""
+    async def work() -> grants.Issued:
+        form = await _form(request)
+        client = await _client(request, conn, settings, form, limited=True)
+        return await grants.exchange(conn, settings, client=client, params=form)
+
+    issued = await _answered(work())
+    return JSONResponse(issued.body(), headers=NO_STORE)
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+@router.api_route("/oauth/userinfo", methods=["GET", "POST"])
+async def userinfo(request: Request, conn: Conn, settings: AppSettings) -> JSONResponse:
+    """The signed-in user's claims, for an access token with `openid`."""
+    claims = await _answered(grants.userinfo(conn, settings, token=_bearer(request)))
+    return JSONResponse(claims, headers=NO_STORE)
+
+
+def _token_parameter(form: dict[str, str]) -> str:
+    token = form.get("token")
+    if token is None:
+        raise OAuthError("invalid_request", "The token parameter is missing.")
+    return token
+
+
+@router.post("/oauth/revoke")
+async def revoke(request: Request, conn: Conn, settings: AppSettings) -> Response:
+    """End a refresh or access token of the client, with its grant; 200 for any token."""
+    async def work() -> None:
+        form = await _form(request)
+        client = await _client(request, conn, settings, form, limited=False)
+        await grants.revoke(conn, settings, client=client, token=_token_parameter(form))
+
+    await _answered(work())
+    return Response(status_code=200, headers=NO_STORE)
+
+
+@router.post("/oauth/introspect")
+async def introspect(request: Request, conn: Conn, settings: AppSettings) -> JSONResponse:
+    """What a token of the (confidential) client stands for, or `{"active": false}`."""
+    async def work() -> dict[str, object]:
+        form = await _form(request)
+        client = await _client(request, conn, settings, form, limited=False)
+        return await grants.introspect(conn, settings, client=client,
+                                       token=_token_parameter(form))
+
+    return JSONResponse(await _answered(work()), headers=NO_STORE)
