@@ -5,10 +5,11 @@ authorization endpoint write), and the token endpoint's calls (`Provider`)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,9 +23,11 @@ from sqlalchemy import insert
 from tests.api.conftest import Api, api, held_webhook_loop, settings
 from tests.factories import Factory, User, Workspace
 from workspaces import clock
+from workspaces.app import create_app
 from workspaces.models import auth_tokens, oauth_clients, oauth_codes
 from workspaces.oauth.scopes import SERVICE_SCOPES, USER_SCOPES
 from workspaces.security import hash_token, new_token
+from workspaces.settings import Settings
 
 REDIRECT_URI = "https://app.example.com/callback"
 VERIFIER = "a-verifier-of-enough-length-0123456789-abcdefghij"
@@ -165,6 +168,16 @@ class Provider:
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
+
+
+@contextlib.asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """Another instance of the app on the same database, started in this event loop, and an
+    async client for it: requests sent together are served together."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        yield client
 
 
 @pytest.fixture

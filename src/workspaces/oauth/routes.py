@@ -9,27 +9,25 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable
-from typing import TypeVar
+import contextlib
+from collections.abc import Iterator
 from urllib.parse import parse_qsl, unquote_plus
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces.errors import AppError, RateLimited, counted
 from workspaces.oauth import grants
 from workspaces.oauth.clients import Client
 from workspaces.oauth.errors import OAuthError
 from workspaces.settings import Settings
-from workspaces.web.deps import AppSettings, Conn, client_address
+from workspaces.web.deps import AppSettings, Conn, RequestTransactions, Tx, client_address
 
 router = APIRouter(include_in_schema=False)
 
 # Token responses and everything about tokens are never cached (RFC 6749 5.1).
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM = "application/x-www-form-urlencoded"
-T = TypeVar("T")
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -87,34 +85,46 @@ def _slow_down(limited: RateLimited) -> OAuthError:
     return OAuthError("slow_down", limited.message, status=429, headers=limited.headers)
 
 
-async def _answered(work: Awaitable[T]) -> T:
-    """`work`'s result; a refusal in OAuth's shape, not cached, and keeping what the request
-    counted (its limits, a failed authentication) and ended (a replayed code's grant)."""
+def _refusal(error: AppError) -> AppError:
+    """A refusal in OAuth's shape, never cached, keeping what its transaction counted (limits,
+    a failed authentication) and ended (a replayed code's grant)."""
+    error.headers = {**NO_STORE, **error.headers}
+    return counted(error)
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
     try:
-        return await work
+        yield
     except RateLimited as limited:
-        refused: AppError = _slow_down(limited)
-    except OAuthError as error:
-        refused = error
-    refused.headers = {**NO_STORE, **refused.headers}
-    raise counted(refused)
+        raise _refusal(_slow_down(limited)) from None
+    except OAuthError as refused:
+        raise _refusal(refused) from None
 
 
-async def _client(request: Request, conn: AsyncConnection, settings: Settings,
-                  form: dict[str, str], *, limited: bool) -> Client:
-    return await grants.authenticate(conn, settings, presented=_presented(request, form),
-                                     address=client_address(request), limited=limited)
+async def _authenticated(request: Request, tx: RequestTransactions, settings: Settings, *,
+                         limited: bool) -> tuple[dict[str, str], Client]:
+    """The form, and the client that sent it, authenticated in a transaction of its own: the
+    counter rows it updates (limits, failed authentications) stay locked only that long, so
+    one client's requests do not queue behind each other's grants."""
+    with _refusals():
+        form = await _form(request)
+        presented = _presented(request, form)
+    async with tx.write() as conn:
+        with _refusals():
+            client = await grants.authenticate(conn, settings, presented=presented,
+                                               address=client_address(request),
+                                               limited=limited)
+    return form, client
 
 
 @router.post("/oauth/token")
-async def token(request: Request, conn: Conn, settings: AppSettings) -> JSONResponse:
+async def token(request: Request, tx: Tx, settings: AppSettings) -> JSONResponse:
     """Tokens for a code, a refresh token or a client's own credentials."""
-    async def work() -> grants.Issued:
-        form = await _form(request)
-        client = await _client(request, conn, settings, form, limited=True)
-        return await grants.exchange(conn, settings, client=client, params=form)
-
-    issued = await _answered(work())
+    form, client = await _authenticated(request, tx, settings, limited=True)
+    async with tx.write() as conn:
+        with _refusals():
+            issued = await grants.exchange(conn, settings, client=client, params=form)
     return JSONResponse(issued.body(), headers=NO_STORE)
 
 
@@ -126,36 +136,34 @@ def _bearer(request: Request) -> str | None:
 @router.api_route("/oauth/userinfo", methods=["GET", "POST"])
 async def userinfo(request: Request, conn: Conn, settings: AppSettings) -> JSONResponse:
     """The signed-in user's claims, for an access token with `openid`."""
-    claims = await _answered(grants.userinfo(conn, settings, token=_bearer(request)))
+    with _refusals():
+        claims = await grants.userinfo(conn, settings, token=_bearer(request))
     return JSONResponse(claims, headers=NO_STORE)
 
 
 def _token_parameter(form: dict[str, str]) -> str:
     token = form.get("token")
     if token is None:
-        raise OAuthError("invalid_request", "The token parameter is missing.")
+        raise _refusal(OAuthError("invalid_request", "The token parameter is missing."))
     return token
 
 
 @router.post("/oauth/revoke")
-async def revoke(request: Request, conn: Conn, settings: AppSettings) -> Response:
+async def revoke(request: Request, tx: Tx, settings: AppSettings) -> Response:
     """End a refresh or access token of the client, with its grant; 200 for any token."""
-    async def work() -> None:
-        form = await _form(request)
-        client = await _client(request, conn, settings, form, limited=False)
-        await grants.revoke(conn, settings, client=client, token=_token_parameter(form))
-
-    await _answered(work())
+    form, client = await _authenticated(request, tx, settings, limited=False)
+    token = _token_parameter(form)
+    async with tx.write() as conn:
+        await grants.revoke(conn, settings, client=client, token=token)
     return Response(status_code=200, headers=NO_STORE)
 
 
 @router.post("/oauth/introspect")
-async def introspect(request: Request, conn: Conn, settings: AppSettings) -> JSONResponse:
+async def introspect(request: Request, tx: Tx, settings: AppSettings) -> JSONResponse:
     """What a token of the (confidential) client stands for, or `{"active": false}`."""
-    async def work() -> dict[str, object]:
-        form = await _form(request)
-        client = await _client(request, conn, settings, form, limited=False)
-        return await grants.introspect(conn, settings, client=client,
-                                       token=_token_parameter(form))
-
-    return JSONResponse(await _answered(work()), headers=NO_STORE)
+    form, client = await _authenticated(request, tx, settings, limited=False)
+    token = _token_parameter(form)
+    async with tx.read() as conn:
+        with _refusals():
+            answer = await grants.introspect(conn, settings, client=client, token=token)
+    return JSONResponse(answer, headers=NO_STORE)
