@@ -171,12 +171,19 @@ class Provider:
 
 
 @contextlib.asynccontextmanager
-async def served(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """Another instance of the app on the same database, started in this event loop, and an
-    async client for it: requests sent together are served together."""
+async def running(settings: Settings) -> AsyncIterator[httpx.ASGITransport]:
+    """Another instance of the app on the same database, started in this event loop, and a
+    transport to it: requests sent together are served together."""
     app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+    async with app.router.lifespan_context(app):
+        yield httpx.ASGITransport(app=app)
+
+
+@contextlib.asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An async client of another instance of the app (`running`)."""
+    async with running(settings) as transport, httpx.AsyncClient(
+            transport=transport, base_url="http://testserver") as client:
         yield client
 
 
