@@ -1,7 +1,7 @@
 """Deleting what can no longer matter (rate-limit windows long closed, tokens long expired,
 OAuth codes and grants whose every token expired, events older than EVENT_RETENTION_DAYS with
 their webhook deliveries and attempts), and telling what happened by itself (invites that
-expired unanswered: `invite.expired`).
+expired unanswered: `invite.expired`). Retired signing keys go a day after they left the JWKS.
 
 Every instance runs the sweep once at start and then hourly; instances sweeping at the same time
 delete the same rows, which is harmless. Rows are kept a day past their end so that anyone
@@ -32,6 +32,7 @@ from workspaces.models import (
     rate_limit_counters,
     webhook_deliveries,
 )
+from workspaces.oauth import keys
 from workspaces.oauth.grants import delete_expired as delete_expired_grants
 from workspaces.settings import Settings
 
@@ -49,6 +50,7 @@ class Swept:
     expired_invites: int = 0
     events: int = 0
     test_messages: int = 0  # webhook test messages (they belong to no event)
+    signing_keys: int = 0  # retired, and out of the JWKS (with their private parts)
     grants: int = 0  # OAuth grants, with their refresh tokens
 
 
@@ -68,6 +70,7 @@ async def sweep(engine: AsyncEngine, settings: Settings) -> Swept:
         tokens = await conn.execute(delete(auth_tokens).where(auth_tokens.c.expires_at < cutoff))
         links = await conn.execute(  # mailed one-time links, with the address they went to
             delete(account_tokens).where(account_tokens.c.expires_at < cutoff))
+        old_keys = await keys.delete_expired(conn, settings, before=cutoff)
         codes, grants = await delete_expired_grants(conn, before=cutoff)
     retained = now - timedelta(days=settings.event_retention_days)
     swept_events = await sweep_events(engine, retained)
@@ -76,7 +79,7 @@ async def sweep(engine: AsyncEngine, settings: Settings) -> Swept:
             webhook_deliveries.c.event_position.is_(None),
             webhook_deliveries.c.created_at < retained))
     return Swept(windows.rowcount, tokens.rowcount + links.rowcount + codes, expired,
-                 swept_events, tests.rowcount, grants)
+                 swept_events, tests.rowcount, signing_keys=old_keys, grants=grants)
 
 
 async def sweep_events(engine: AsyncEngine, before: datetime) -> int:
@@ -121,12 +124,13 @@ async def run(engine: AsyncEngine, settings: Settings, stop: asyncio.Event) -> N
         try:
             swept = await sweep(engine, settings)
             if any((swept.windows, swept.tokens, swept.expired_invites, swept.events,
-                    swept.test_messages, swept.grants)):
+                    swept.test_messages, swept.signing_keys, swept.grants)):
                 log.info("deleted %d old rate-limit windows, %d expired tokens, %d expired "
-                         "OAuth grants, %d events older than %d days and %d webhook test "
-                         "messages; told %d invites expired", swept.windows, swept.tokens,
-                         swept.grants, swept.events, settings.event_retention_days,
-                         swept.test_messages, swept.expired_invites)
+                         "OAuth grants, %d events older than %d days, %d webhook test messages "
+                         "and %d retired signing keys; told %d invites expired", swept.windows,
+                         swept.tokens, swept.grants, swept.events,
+                         settings.event_retention_days, swept.test_messages,
+                         swept.signing_keys, swept.expired_invites)
         except Exception as exc:  # the loop must outlive a database outage
             log.warning("housekeeping sweep failed, trying again in an hour: %s: %s",
                         type(exc).__name__, exc)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -150,12 +149,11 @@ class Provider:
         return str(body["error_description"])
 
     def claims(self, token: str) -> dict[str, Any]:
-        """The claims of a JWT of ours, its signature checked against our public keys."""
-        published = [json.loads(jwk) if isinstance(jwk, str) else jwk
-                     for (jwk,) in self.api.db.sql("SELECT public_jwk FROM signing_keys")]
-        keys = KeySet.import_key_set({"keys": published})  # type: ignore[typeddict-item]
-        decoded = jwt.decode(token, keys, algorithms=["RS256"])
-        return dict(decoded.claims)
+        """The claims of a JWT of ours, its signature checked against the published JWKS."""
+        return dict(jwt.decode(token, self.jwks(), algorithms=["RS256"]).claims)
+
+    def jwks(self) -> KeySet:
+        return KeySet.import_key_set(self.http.get("/oauth/jwks").json())
 
     def userinfo(self, access_token: str) -> httpx.Response:
         response: httpx.Response = self.http.get(

@@ -6,7 +6,6 @@ introspection."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -14,7 +13,6 @@ import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
-from joserfc.jwk import KeySet
 
 from tests.factories import Factory
 from tests.oauth.conftest import REDIRECT_URI, VERIFIER, Provider, Registered, running
@@ -33,12 +31,9 @@ def _relying_party(client: Registered, transport: Any, **kwargs: Any) -> AsyncOA
 
 
 def _id_token(op: Provider, token: str, *, client_id: str, nonce: str) -> dict[str, Any]:
-    """The ID token's claims, its signature checked against our keys and its claims by
+    """The ID token's claims, its signature checked against the JWKS and its claims by
     Authlib's rules for the code flow (iss, aud, azp, nonce, expiry)."""
-    published = [json.loads(jwk) if isinstance(jwk, str) else jwk
-                 for (jwk,) in op.api.db.sql("SELECT public_jwk FROM signing_keys")]
-    keys = KeySet.import_key_set({"keys": published})  # type: ignore[typeddict-item]
-    decoded = jwt.decode(token, keys, algorithms=["RS256"])
+    decoded = jwt.decode(token, op.jwks(), algorithms=["RS256"])
     claims = CodeIDToken(decoded.claims, decoded.header,
                          options={"iss": {"essential": True, "value": BASE},
                                   "aud": {"essential": True, "value": client_id}},

@@ -37,7 +37,7 @@ from workspaces.oauth import keys, tokens
 from workspaces.oauth import scopes as vocabulary
 from workspaces.oauth.clients import Client, authenticate_client, token_limits
 from workspaces.oauth.errors import OAuthError
-from workspaces.oauth.tokens import AccessClaims, InvalidAccessToken, WorkspaceClaim
+from workspaces.oauth.tokens import InvalidAccessToken, WorkspaceClaim
 from workspaces.security import hash_token, new_token
 from workspaces.settings import Settings
 
@@ -403,13 +403,6 @@ async def _profile_claims(conn: AsyncConnection, user: UserInfo,
     return claims
 
 
-async def _verified(conn: AsyncConnection, settings: Settings, token: str) -> AccessClaims:
-    """An access token's claims, checked offline against our published keys."""
-    published = await keys.verification_keys(conn, settings, kid=tokens.unverified_kid(token))
-    return tokens.verify_access_token(token, published, issuer=tokens.issuer(settings),
-                                      audience=tokens.api_audience(settings))
-
-
 def _bearer_refusal(message: str) -> OAuthError:
     # RFC 6750 3.1; the same sentence whatever the check that failed.
     return OAuthError("invalid_token", message, status=401, headers={
@@ -434,7 +427,7 @@ async def userinfo(conn: AsyncConnection, settings: Settings, *,
                          "<token>`.", status=401,
                          headers={"WWW-Authenticate": 'Bearer realm="workspaces"'})
     try:
-        claims = await _verified(conn, settings, token)
+        claims = await keys.verified_access_token(conn, settings, token)
     except InvalidAccessToken:
         raise _bearer_refusal(_DEAD_ACCESS) from None
     if claims.user_id is None or "openid" not in claims.scopes:
@@ -465,7 +458,7 @@ async def revoke(conn: AsyncConnection, settings: Settings, *, client: Client,
     `token_type_hint` is not needed and not read (RFC 7009 2.1 allows that)."""
     if tokens.looks_like_jwt(token):
         try:
-            claims = await _verified(conn, settings, token)
+            claims = await keys.verified_access_token(conn, settings, token)
         except InvalidAccessToken:
             return
         if claims.client_id == client.id:
@@ -516,7 +509,7 @@ async def introspect(conn: AsyncConnection, settings: Settings, *, client: Clien
 async def _introspect_access(conn: AsyncConnection, settings: Settings, *, client: Client,
                              token: str) -> dict[str, Any]:
     try:
-        claims = await _verified(conn, settings, token)
+        claims = await keys.verified_access_token(conn, settings, token)
     except InvalidAccessToken:
         return INACTIVE
     if claims.client_id != client.id:

@@ -35,6 +35,10 @@ ID_TOKEN_TYPE = "JWT"  # noqa: S105
 # Clocks of our instances and of relying parties disagree a little: expiry and issue times
 # are judged this leniently.
 SKEW = timedelta(seconds=30)
+# What our ID tokens (and userinfo) may say, for the discovery document.
+CLAIMS_SUPPORTED = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid",
+                    "azp", "email", "email_verified", "name", "workspaces", "workspace_id",
+                    "workspace_slug", "workspace_role")
 _PART = re.compile(r"[A-Za-z0-9_-]*")
 
 Rejection = Literal["malformed", "algorithm", "type", "unknown_kid", "signature", "issuer",
