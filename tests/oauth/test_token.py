@@ -347,3 +347,14 @@ def test_a_deleted_account_has_no_tokens(op: Provider, make: Factory) -> None:
                "invalid_grant")
     assert op.userinfo(tokens["access_token"]).status_code == 401
     assert op.api.db.sql("SELECT count(*) FROM oauth_grants") == [(0,)]
+
+
+def test_a_client_that_lost_offline_access_refreshes_no_more(op: Provider,
+                                                             make: Factory) -> None:
+    ann = make.user()
+    app = op.client(scopes=("openid", "email", "offline_access"))
+    tokens = op.redeem(app, op.code(app, ann, scopes=("openid", "email", "offline_access")))
+    op.api.db.sql(f"UPDATE oauth_clients SET scopes = '[\"openid\", \"email\"]' "
+                  f"WHERE id = '{app.id}'")
+    assert "sign in again" in op.refused(op.refresh(app, tokens["refresh_token"]), 400,
+                                         "invalid_grant")

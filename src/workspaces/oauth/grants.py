@@ -47,7 +47,6 @@ VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
 GRANT_TYPES: tuple[GrantType, ...] = ("authorization_code", "refresh_token",
                                       "client_credentials")
-TokenKind = Literal["access_token", "refresh_token"]
 
 
 @dataclass(frozen=True)
@@ -234,9 +233,9 @@ async def _redeem_code(conn: AsyncConnection, settings: Settings, *, client: Cli
         raise await _replayed(conn, code_hash)
     refresh = await _new_refresh_token(conn, grant_id, now, expires) if refreshable else None
     return await _issue(conn, settings, client=client, grant_id=grant_id, scopes=granted,
-                  subject=subject, session_id=row.session_id,
-                  auth_time=clock.aware(row.auth_time), nonce=row.nonce, now=now,
-                  refresh_token=refresh)
+                        subject=subject, session_id=row.session_id,
+                        auth_time=clock.aware(row.auth_time), nonce=row.nonce, now=now,
+                        refresh_token=refresh)
 
 
 async def _replayed(conn: AsyncConnection, code_hash: str) -> OAuthError:
@@ -304,6 +303,9 @@ async def _refresh(conn: AsyncConnection, settings: Settings, *, client: Client,
     if row.revoked_at is not None or clock.aware(row.expires_at) <= now:
         raise _dead_refresh_token()
     kept = _user_scopes(row.scopes, client)
+    if "offline_access" not in kept:  # the operator took it from the client since
+        raise _refused("invalid_grant", "This app may no longer stay signed in: sign in "
+                       "again.")
     asked = vocabulary.parse(params.get("scope"))
     if asked and not set(asked) <= set(kept):
         raise _refused("invalid_scope", "A refresh can only narrow the scope granted, never "
@@ -331,9 +333,9 @@ async def _refresh(conn: AsyncConnection, settings: Settings, *, client: Client,
         raise _dead_refresh_token()
     refresh = await _new_refresh_token(conn, row.grant_id, now, expires)
     return await _issue(conn, settings, client=client, grant_id=row.grant_id, scopes=issued,
-                  subject=subject, session_id=row.session_id,
-                  auth_time=clock.aware(row.auth_time) if row.auth_time else None, nonce=None,
-                  now=now, refresh_token=refresh)
+                        subject=subject, session_id=row.session_id,
+                        auth_time=clock.aware(row.auth_time) if row.auth_time else None,
+                        nonce=None, now=now, refresh_token=refresh)
 
 
 async def _client_credentials(conn: AsyncConnection, settings: Settings, *, client: Client,
@@ -358,8 +360,8 @@ async def _client_credentials(conn: AsyncConnection, settings: Settings, *, clie
         workspace_id=None, session_id=None, auth_time=None, created_at=now,
         expires_at=expires.grant, revoked_at=None))
     return await _issue(conn, settings, client=client, grant_id=grant_id, scopes=granted,
-                  subject=None, session_id=None, auth_time=None, nonce=None, now=now,
-                  refresh_token=None)
+                        subject=None, session_id=None, auth_time=None, nonce=None, now=now,
+                        refresh_token=None)
 
 
 async def _issue(conn: AsyncConnection, settings: Settings, *, client: Client,
@@ -474,7 +476,8 @@ async def revoke(conn: AsyncConnection, settings: Settings, *, client: Client,
         await _end(conn, oauth_grants.c.id == grant_id)
 
 
-INACTIVE: dict[str, Any] = {"active": False}
+def _inactive() -> dict[str, Any]:
+    return {"active": False}
 
 
 async def introspect(conn: AsyncConnection, settings: Settings, *, client: Client,
@@ -493,7 +496,7 @@ async def introspect(conn: AsyncConnection, settings: Settings, *, client: Clien
         oauth_refresh_tokens.c.token_hash == hash_token(token)))).first()
     if (row is None or row.client_id != client.id or row.used_at is not None
             or row.revoked_at is not None or clock.aware(row.expires_at) <= now):
-        return INACTIVE
+        return _inactive()
     subject = _subject_of(row)
     scopes = _user_scopes(row.scopes, client)
     body: dict[str, Any] = {
@@ -511,14 +514,14 @@ async def _introspect_access(conn: AsyncConnection, settings: Settings, *, clien
     try:
         claims = await keys.verified_access_token(conn, settings, token)
     except InvalidAccessToken:
-        return INACTIVE
+        return _inactive()
     if claims.client_id != client.id:
-        return INACTIVE
+        return _inactive()
     live = (await conn.execute(select(oauth_grants.c.id).where(
         oauth_grants.c.id == claims.gid, oauth_grants.c.client_id == client.id,
         oauth_grants.c.revoked_at.is_(None)))).first()
     if live is None:  # revoked, or deleted with its account or client
-        return INACTIVE
+        return _inactive()
     body: dict[str, Any] = {
         "active": True, "token_type": "Bearer", "scope": " ".join(claims.scopes),
         "client_id": claims.client_id, "sub": claims.sub, "iss": tokens.issuer(settings),
