@@ -28,6 +28,7 @@ from workspaces.invites.routes import router as invites_router
 from workspaces.mail import delivery
 from workspaces.members.pages import router as members_pages
 from workspaces.members.routes import router as members_router
+from workspaces.oauth.pages import router as oauth_pages
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
 from workspaces.security import Passwords, secret_key
@@ -126,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (accounts_router, profile_router, workspaces_router, members_router,
                    invites_router, audit_router, events_router, webhooks_router, accounts_pages,
                    profile_pages, workspaces_pages, members_pages, invites_pages, audit_pages,
-                   webhooks_pages, reloads.router):
+                   webhooks_pages, oauth_pages, reloads.router):
         app.include_router(router)
     describe_webhooks(app.webhooks)
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")
