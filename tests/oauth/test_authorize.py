@@ -3,6 +3,7 @@ PKCE downgrades, the sign-in detour (prompt, max_age), consent and the workspace
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -13,12 +14,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 from sqlalchemy import insert
 
 from tests.api.conftest import Api
 from tests.factories import PASSWORD, Factory, User, Workspace
+from tests.oauth.test_keys import in_db
 from workspaces import clock
 from workspaces.models import auth_tokens, oauth_clients, oauth_consents
+from workspaces.oauth import keys, tokens
 from workspaces.oauth.scopes import DESCRIPTIONS, SERVICE_SCOPES, USER_SCOPES
 from workspaces.security import hash_token, new_token
 
@@ -567,3 +572,130 @@ def test_the_consent_table_is_left_as_it_was_by_a_refusal(api: Api, make: Factor
     refused(answer(api, page, "deny"), "access_denied")
     assert back_at(authorize(api, client, prompt="none"))["code"]
     refused(authorize(api, client, scope="openid email", prompt="none"), "consent_required")
+
+
+# RP-initiated logout.
+
+LOGGED_OUT = "https://app.example.com/signed-out"
+
+
+def id_token(api: Api, client_id: str, *, age: timedelta = timedelta(hours=2),
+             key: RSAKey | None = None, alg: str = "RS256") -> str:
+    """An ID token for `client_id` signed with our key (expired by default: `age` old), or
+    with `key` under our key's kid."""
+    settings = api.settings
+    signer = in_db(settings, lambda conn: keys.signing_key(conn, settings))
+    if key is not None or alg != "RS256":
+        claims = {"iss": ISSUER, "sub": str(uuid.uuid4()), "aud": client_id, "exp": 2**31,
+                  "iat": 0}
+        header = {"alg": alg, "kid": signer.kid, "typ": "JWT"}
+        if key is None:  # alg none: no signature at all
+            return ".".join(base64.urlsafe_b64encode(json.dumps(part).encode()).decode()
+                            .rstrip("=") for part in (header, claims)) + "."
+        return jwt.encode(header, claims, key, algorithms=[alg])
+    return tokens.mint_id_token(signer, settings, subject=str(uuid.uuid4()),
+                                client_id=client_id, auth_time=clock.now() - age, sid=None,
+                                now=clock.now() - age)
+
+
+def logout(api: Api, **params: Any) -> httpx.Response:
+    response: httpx.Response = api.client.get("/oauth/logout", params=params,
+                                              follow_redirects=False)
+    return response
+
+
+def live_sessions(api: Api) -> int:
+    return len([1 for kind, revoked in api.db.sql("SELECT kind, revoked_at FROM auth_tokens")
+                if kind == "browser" and revoked is None])
+
+
+def confirm_sign_out(api: Api, page: httpx.Response, **fields: str) -> httpx.Response:
+    response: httpx.Response = api.client.post("/oauth/logout", data={
+        "csrf_token": csrf(page.text), **fields, **(
+            {"then": hidden(page.text, "then")} if 'name="then"' in page.text else {})},
+        follow_redirects=False)
+    return response
+
+
+def test_logout_asks_then_signs_out_and_goes_back_with_state(api: Api, make: Factory) -> None:
+    client = register(make, post_logout=(LOGGED_OUT,), name="Acme Notes")
+    signed_in(api, make, make.user())
+    page = logout(api, id_token_hint=id_token(api, client),  # expired: still a hint
+                  post_logout_redirect_uri=LOGGED_OUT, state="bye-1")
+    assert page.status_code == 200 and "Sign out of Workspaces?" in page.text
+    assert "Acme Notes asks to sign you out" in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert "form-action 'self' https://app.example.com;" in page.headers[
+        "content-security-policy"]
+    assert live_sessions(api) == 1  # looking changed nothing
+    done = confirm_sign_out(api, page)
+    assert done.status_code == 303
+    assert done.headers["location"] == f"{LOGGED_OUT}?state=bye-1"
+    assert live_sessions(api) == 0
+    assert any(c.startswith('ws_session=""') for c in done.headers.get_list("set-cookie"))
+
+
+def test_logout_by_client_id_alone_may_go_back(api: Api, make: Factory) -> None:
+    client = register(make, post_logout=(LOGGED_OUT,))
+    signed_in(api, make, make.user())
+    page = logout(api, client_id=client, post_logout_redirect_uri=LOGGED_OUT)
+    assert confirm_sign_out(api, page).headers["location"] == LOGGED_OUT
+
+
+@pytest.mark.parametrize("target", [
+    "https://app.example.com/signed-out/", "https://app.example.com/signed-outx",
+    "https://app.example.com/signed", "https://APP.example.com/signed-out",
+    "https://app.example.com@evil.example/signed-out", "https://app.example.com:444/signed-out",
+    "https://app.example.com/signed-out?x=1", "https://app.example.com/signed-out#x",
+    REDIRECT,  # a redirect URI is not a post-logout one
+    "https://evil.example/",
+])
+def test_logout_to_an_unregistered_address_stays_on_our_pages(api: Api, make: Factory,
+                                                               target: str) -> None:
+    client = register(make, post_logout=(LOGGED_OUT,))
+    signed_in(api, make, make.user())
+    page = logout(api, client_id=client, post_logout_redirect_uri=target, state="s")
+    assert page.status_code == 200 and 'name="then"' not in page.text
+    assert "evil" not in page.headers["content-security-policy"]
+    done = confirm_sign_out(api, page)
+    assert done.headers["location"] == "/" and live_sessions(api) == 0
+    api.client.cookies.clear()
+    anonymous = logout(api, client_id=client, post_logout_redirect_uri=target)
+    assert anonymous.status_code == 200 and "location" not in anonymous.headers
+    assert "You are signed out" in anonymous.text
+
+
+def test_logout_believes_no_hint_we_did_not_sign(api: Api, make: Factory) -> None:
+    client = register(make, post_logout=(LOGGED_OUT,))
+    other = register(make, post_logout=(LOGGED_OUT,))
+    foreign = RSAKey.generate_key(2048)
+    for hint, client_id in ((id_token(api, client, key=foreign), None),
+                            (id_token(api, client, alg="none"), None),
+                            (id_token(api, client, key=foreign), client),
+                            (id_token(api, other), client),  # another client's token
+                            ("not.a.jwt", client)):
+        params = {"id_token_hint": hint, "post_logout_redirect_uri": LOGGED_OUT}
+        if client_id:
+            params["client_id"] = client_id
+        response = logout(api, **params)
+        assert response.status_code == 200 and "location" not in response.headers, hint
+
+
+def test_logout_without_a_session_goes_straight_back(api: Api, make: Factory) -> None:
+    client = register(make, post_logout=(LOGGED_OUT,))
+    response = logout(api, id_token_hint=id_token(api, client, age=timedelta()),
+                      post_logout_redirect_uri=LOGGED_OUT, state="x y")
+    assert response.status_code == 302
+    assert response.headers["location"] == f"{LOGGED_OUT}?state=x+y"
+
+
+def test_logout_without_the_csrf_token_signs_nobody_out(api: Api, make: Factory) -> None:
+    client = register(make, post_logout=(LOGGED_OUT,))
+    signed_in(api, make, make.user())
+    page = logout(api, client_id=client, post_logout_redirect_uri=LOGGED_OUT)
+    refused_ = api.client.post("/oauth/logout", data={"then": hidden(page.text, "then")},
+                               follow_redirects=False)
+    assert refused_.status_code == 403 and live_sessions(api) == 1
+    forged = api.client.post("/oauth/logout", data={
+        "csrf_token": csrf(page.text), "then": "InRoZXJlIg.forged"}, follow_redirects=False)
+    assert forged.headers["location"] == "/"  # signed out, but sent nowhere it was not told

@@ -19,13 +19,18 @@ from itsdangerous import BadData
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock
-from workspaces.accounts.service import LiveSession, session_for_token
+from workspaces.accounts.service import LiveSession, revoke_token, session_for_token
 from workspaces.oauth import authorize as flow
+from workspaces.oauth import logout
 from workspaces.oauth.authorize import NO_STORE, AuthRequest, Decision, Refused, UnsafeRequest
 from workspaces.oauth.scopes import DESCRIPTIONS
+from workspaces.oauth.tokens import issuer
 from workspaces.web.deps import Tx
 from workspaces.web.html import (
+    NEXT_MAX,
     CsrfChecked,
+    end_session,
+    redirect,
     render,
     session_token,
     sign_in_url,
@@ -35,13 +40,10 @@ from workspaces.web.middleware import content_security_policy
 
 router = APIRouter(include_in_schema=False)
 
-
-def issuer(settings: Any) -> str:  # tokens.issuer once oidc-keys is merged
-    return str(settings.base_url).rstrip("/")
-
 AUTHORIZE, LOGOUT = "/oauth/authorize", "/oauth/logout"
 # How long a sign-in detour or an open consent or logout page stays good.
 PENDING_SECONDS = 3600
+PENDING_MAX = 3 * NEXT_MAX  # a signed request: the request's parameters, compressed
 _HOST = re.compile(r"[a-z0-9.\-:]+")  # a name, or an IPv6 address without its brackets
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 
@@ -150,7 +152,7 @@ async def authorization(request: Request, tx: Tx) -> Response:
 
 @router.post(AUTHORIZE, dependencies=[CsrfChecked])
 async def answer(request: Request, tx: Tx,
-                 pending: Annotated[str, Form(max_length=3 * 4000)] = "",
+                 pending: Annotated[str, Form(max_length=PENDING_MAX)] = "",
                  decision: Annotated[str, Form(max_length=10)] = "",
                  workspace: Annotated[str, Form(max_length=100)] = "") -> Response:
     """The consent page's and picker's answer: Allow (with the workspace picked) or Deny."""
@@ -180,3 +182,41 @@ async def answer(request: Request, tx: Tx,
         except Refused as refused:
             return _back(refused, request, 303)
     return _go(asked.code_url(code, issuer(request.app.state.settings)), 303)
+
+
+@router.get(LOGOUT)
+async def logout_page(request: Request, tx: Tx) -> Response:
+    """RP-initiated logout: asks before signing out (looking changes nothing). Nobody signed
+    in: straight back to the client, when it may be sent back."""
+    async with tx.read() as conn:
+        session = await _session(request, conn)
+        asked = await logout.check_logout(conn, request.query_params.multi_items(),
+                                          settings=request.app.state.settings)
+    if session is None:
+        if asked.redirect:
+            return _go(asked.redirect)
+        return render(request, "message.html", heading="You are signed out",
+                      text="Nobody is signed in to Workspaces in this browser.",
+                      back=("/signin", "Sign in"), headers=NO_STORE)
+    then = signer(request, "oauth.logout").dumps(asked.redirect) if asked.redirect else ""
+    return render(request, "logout.html", client=asked.client, then=then,
+                  headers=_headers(*filter(None, [asked.redirect])))
+
+
+@router.post(LOGOUT, dependencies=[CsrfChecked])
+async def sign_out(request: Request, tx: Tx,
+                   then: Annotated[str, Form(max_length=PENDING_MAX)] = "") -> Response:
+    """Sign out as the header's button does, then go back to the client if it may be."""
+    target: str | None = None
+    if then:
+        try:
+            target = str(signer(request, "oauth.logout").loads(then, max_age=PENDING_SECONDS))
+        except BadData:
+            target = None
+    token = session_token(request)
+    if token:
+        async with tx.write() as conn:
+            await revoke_token(conn, token=token)
+    response = _go(target, 303) if target else redirect(request, "/", "You are signed out.")
+    end_session(request, response)
+    return response
