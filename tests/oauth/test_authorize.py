@@ -699,3 +699,19 @@ def test_logout_without_the_csrf_token_signs_nobody_out(api: Api, make: Factory)
     forged = api.client.post("/oauth/logout", data={
         "csrf_token": csrf(page.text), "then": "InRoZXJlIg.forged"}, follow_redirects=False)
     assert forged.headers["location"] == "/"  # signed out, but sent nowhere it was not told
+
+
+def test_a_newcomer_signs_up_on_the_way_and_comes_back(api: Api, make: Factory) -> None:
+    client = register(make, trusted=True)
+    detour = authorize(api, client)
+    signin = api.client.get(detour.headers["location"])
+    link = re.search(r'href="(/signup\?next=[^"]+)"', signin.text)
+    assert link, signin.text
+    page = api.client.get(link.group(1).replace("&amp;", "&"))
+    done = api.client.post("/signup", data={
+        "csrf_token": csrf(page.text), "next": hidden(page.text, "next"), "name": "Newcomer",
+        "email": "new@example.com", "password": PASSWORD}, follow_redirects=False)
+    assert done.status_code == 303
+    assert done.headers["location"].startswith("/oauth/authorize?resume=")
+    back = back_at(api.client.get(done.headers["location"], follow_redirects=False))
+    assert back["code"] and back["state"] == "s-1"
