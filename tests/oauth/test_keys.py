@@ -45,14 +45,7 @@ def _mint(settings: Settings, signer: tokens.Signer) -> str:
 
 
 def _verify(settings: Settings, token: str) -> tokens.AccessClaims:
-    kid = tokens.unverified_kid(token)
-
-    async def check(conn: AsyncConnection) -> tokens.AccessClaims:
-        found = await keys.verification_keys(conn, settings, kid=kid)
-        return tokens.verify_access_token(token, found, issuer=tokens.issuer(settings),
-                                          audience=tokens.api_audience(settings))
-
-    return in_db(settings, check)
+    return in_db(settings, lambda conn: keys.verified_access_token(conn, settings, token))
 
 
 def _signer(settings: Settings) -> tokens.Signer:
@@ -433,3 +426,27 @@ async def _rotate_in(client: TestClient) -> keys.KeyInfo:
     app = client.app
     async with app.state.engine.begin() as conn:  # type: ignore[attr-defined]
         return await keys.rotate(conn, app.state.settings)  # type: ignore[attr-defined]
+
+
+def test_a_rotation_with_no_cache_delay_signs_at_once(api: Api, settings: Settings) -> None:
+    """The leaked-key recipe (docs/integration.md): JWKS_MAX_AGE_SECONDS=0 for the rotation."""
+    old = _signer(settings).kid
+    now = datetime.now(UTC)
+    with time_machine.travel(now, tick=False):
+        new = _rotate(settings.model_copy(update={"jwks_max_age_seconds": 0}))
+        assert new.state == "signing" and _signer(settings).kid == new.kid
+        assert _listed(settings) == [(new.kid, "signing"), (old, "retired")]
+        assert _kids(settings) == [new.kid, old]
+
+
+def test_a_server_on_an_unmigrated_database_starts_and_says_why_it_has_no_key(
+        db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    from workspaces.app import create_app
+
+    settings = Settings(database_url=db_url, secret_key="test-secret-key-of-enough-length",
+                        email_backend="console", _env_file=None)  # type: ignore[call-arg]
+    with caplog.at_level("WARNING", logger="workspaces.oauth"), \
+            TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/oauth/jwks").status_code == 503
+    assert any("no signing key made at start" in r.getMessage() for r in caplog.records)

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from workspaces import clock
 from workspaces.errors import Conflict, ServiceUnavailable
 from workspaces.models import signing_keys
+from workspaces.oauth import tokens
 from workspaces.oauth.tokens import ALG, SKEW, Signer, token_ttl
 from workspaces.security import seal, secret_key, unseal
 from workspaces.settings import Settings
@@ -278,3 +279,12 @@ async def verification_keys(conn: AsyncConnection, settings: Settings, *,
         KeySet([RSAKey.import_key(jwk) for jwk in jwks]), frozenset(jwk["kid"] for jwk in jwks),
         now)
     return _published[settings.database_url].keys
+
+
+async def verified_access_token(conn: AsyncConnection, settings: Settings, token: str
+                                ) -> tokens.AccessClaims:
+    """An access token for our API, verified offline against the published keys (see
+    `tokens.verify_access_token`); raises tokens.InvalidAccessToken."""
+    found = await verification_keys(conn, settings, kid=tokens.unverified_kid(token))
+    return tokens.verify_access_token(token, found, issuer=tokens.issuer(settings),
+                                      audience=tokens.api_audience(settings))
