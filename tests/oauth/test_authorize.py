@@ -555,7 +555,10 @@ def test_consent_and_picker_on_one_page(api: Api, make: Factory) -> None:
     page = authorize(api, client, scope="openid workspace")
     assert "wants to use your Workspaces account" in page.text and acme.slug in page.text
     assert 'checked' in page.text  # the only workspace is picked already
-    back_at(answer(api, page, workspace=acme.slug))
+    wrong = answer(api, page, workspace="not-theirs")
+    assert wrong.status_code == 422 and "wants to use your Workspaces account" in wrong.text
+    assert api.db.sql("SELECT count(*) FROM oauth_consents") == [(0,)]  # nothing given yet
+    back_at(answer(api, wrong, workspace=acme.slug))
     assert api.db.sql("SELECT count(*) FROM oauth_consents") == [(1,)]
     page = authorize(api, client, scope="openid workspace")  # consented: the picker alone
     assert "Choose a workspace" in page.text

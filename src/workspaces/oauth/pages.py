@@ -9,6 +9,7 @@ bound to the browser session that saw it), and the logout's checked destination 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -80,6 +81,12 @@ def _source(uri: str) -> tuple[str, ...]:
     return (f"{parts.scheme}://{host}{f':{port}' if port else ''}",)
 
 
+def _shown(uri: str) -> str:
+    """Where a redirect URI goes, as the consent page names it: its host (or app scheme)."""
+    parts = urlsplit(uri)
+    return parts.hostname or f"{parts.scheme}:"
+
+
 def _headers(*targets: str) -> dict[str, str]:
     """A page of the flow: never cached, and its forms may end at `targets` (their redirect)."""
     sources = tuple(source for target in targets for source in _source(target))
@@ -124,7 +131,7 @@ def _consent_page(request: Request, asked: AuthRequest, session: LiveSession,
         request, "authorize.html", status, headers=_headers(asked.redirect_uri),
         client=asked.client, consent=decision.consent, pick=decision.pick,
         scopes=[DESCRIPTIONS[scope] for scope in asked.scopes], pending=pending,
-        notice=notice or decision.notice, back_to=urlsplit(asked.redirect_uri).netloc,
+        notice=notice or decision.notice, back_to=_shown(asked.redirect_uri),
         again=_resume_url(request, asked))
 
 
@@ -133,9 +140,9 @@ async def authorization(request: Request, tx: Tx) -> Response:
     """The authorization endpoint. Looking changes nothing, except that a request needing no
     answer from the person is answered with a code at once: the OAuth flow's own response
     (RFC 6749 4.1.2), written then."""
-    params, fresh_after = _asked(request)
     async with tx.read() as conn:
         session = await _session(request, conn)
+        params, fresh_after = _asked(request)
         try:
             asked = await flow.check_request(conn, params)  # UnsafeRequest: our error page
             if flow.must_sign_in(asked, session, fresh_after=fresh_after) or session is None:
@@ -156,28 +163,30 @@ async def answer(request: Request, tx: Tx,
                  decision: Annotated[str, Form(max_length=10)] = "",
                  workspace: Annotated[str, Form(max_length=100)] = "") -> Response:
     """The consent page's and picker's answer: Allow (with the workspace picked) or Deny."""
-    try:
-        payload: dict[str, Any] = signer(request, "oauth.pending").loads(
-            pending, max_age=PENDING_SECONDS)
-    except BadData:
-        raise _expired() from None
     async with tx.write() as conn:
         session = await _session(request, conn)
+        try:
+            payload: dict[str, Any] = signer(request, "oauth.pending").loads(
+                pending, max_age=PENDING_SECONDS)
+        except BadData:
+            raise _expired() from None
         if session is None or str(session.id) != payload["sid"]:
             raise UnsafeRequest("You signed out or in since this page was shown. Go back to "
                                 "the app and sign in again.", code="authorization_expired")
+        consented = bool(payload["consent"])  # the page asked for consent, and Allow gave it
         try:
             asked = await flow.check_request(conn, [(str(n), str(v)) for n, v in payload["q"]])
             if decision != "allow":
                 raise flow.denied(asked)
-            if payload["consent"]:
-                await flow.allow(conn, asked, session.user)
-            outcome = await flow.decide(conn, asked, session.user,
-                                        answered=bool(payload["consent"]),
+            outcome = await flow.decide(conn, asked, session.user, answered=consented,
                                         picked=workspace or None)
-            if not outcome.ready:  # a pick that is not one of theirs (any more)
-                return _consent_page(request, asked, session, outcome, 422,
-                                     notice=outcome.notice or "Pick one of your workspaces.")
+            if not outcome.ready:  # a pick that is not one of theirs (any more): ask again
+                return _consent_page(request, asked, session,
+                                     replace(outcome, consent=outcome.consent or consented),
+                                     422, notice=outcome.notice or "Pick one of your "
+                                                                   "workspaces.")
+            if consented:
+                await flow.allow(conn, asked, session.user)
             code = await flow.issue_code(conn, asked, session, outcome.workspace)
         except Refused as refused:
             return _back(refused, request, 303)
