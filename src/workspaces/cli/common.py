@@ -164,7 +164,8 @@ def guard(as_json: bool, target: Target | None = None) -> Iterator[None]:
 
 def operate(database_url: str | None, as_json: bool,
             work: Callable[[AsyncConnection, Settings], Awaitable[T]]) -> T:
-    """Run `work(conn, settings)` in one transaction on the server's engine; print errors."""
+    """Run `work(conn, settings)` in one transaction on the server's engine; print errors
+    (a fix's commands naming the same database)."""
     import asyncio
 
     from workspaces.db import create_app_engine, parse_url
@@ -183,7 +184,7 @@ def operate(database_url: str | None, as_json: bool,
         finally:
             await engine.dispose()
 
-    with guard(as_json):
+    with guard(as_json, Target.of(database_url)):
         return asyncio.run(run())
 
 

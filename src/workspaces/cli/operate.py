@@ -295,10 +295,10 @@ def webhooks_create(
     made = operate(database_url, as_json, work)
     scope = f"workspace {workspace}" if workspace else "the instance"
     done(database_url, as_json,
-          f"Created webhook endpoint {made.endpoint.id} of {scope} -> {made.endpoint.url}\n"
-          f"Signing secret (shown only now; give it to the receiver): {made.secret}",
-          ["workspaces webhooks list" + (f" --workspace {workspace}" if workspace else "")],
-          endpoint=made.endpoint, secret=made.secret)
+         f"Created webhook endpoint {made.endpoint.id} of {scope} -> {made.endpoint.url}\n"
+         f"Signing secret (shown only now; give it to the receiver): {made.secret}",
+         ["workspaces webhooks list" + (f" --workspace {workspace}" if workspace else "")],
+         endpoint=made.endpoint, secret=made.secret)
 
 
 @webhooks_app.command("list")
@@ -316,7 +316,7 @@ def webhooks_list(
 
     items = operate(database_url, as_json, work)
     done(database_url, as_json, "\n".join(_line(e) for e in items) or "No webhook endpoints.",
-          [], endpoints=items)
+         [], endpoints=items)
 
 
 def _switch(endpoint_id: str, enabled: bool, database_url: str | None, as_json: bool) -> None:
@@ -371,8 +371,8 @@ def webhooks_replay(
                                     endpoint_id=_endpoint_id(endpoint_id), since=_since(since),
                                     settings=settings)
 
-    done = operate(database_url, as_json, work)
+    replayed = operate(database_url, as_json, work)
     done(database_url, as_json,
-          f"Queued {done.queued} events since {_stamp(done.since)} for endpoint "
-          f"{endpoint_id}; a running `workspaces serve` delivers them.", [],
-          queued=done.queued, since=_stamp(done.since))
+         f"Queued {replayed.queued} events since {_stamp(replayed.since)} for endpoint "
+         f"{endpoint_id}; a running `workspaces serve` delivers them.", [],
+         queued=replayed.queued, since=_stamp(replayed.since))

@@ -324,7 +324,7 @@ def signs_users_in(scopes: Sequence[str] | None) -> bool:
 def check_scopes(scopes: list[str] | None, *, public: bool) -> list[str]:
     """The scopes a client may ask for, in the vocabulary's order; None: DEFAULT_SCOPES."""
     if scopes is None:
-        return list(DEFAULT_SCOPES)
+        scopes = list(DEFAULT_SCOPES)
     choices = ", ".join(vocabulary.ALL_SCOPES)
     unknown = vocabulary.unknown(scopes)
     if unknown:
