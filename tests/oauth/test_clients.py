@@ -11,6 +11,7 @@ import logging
 import shlex
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -43,7 +44,8 @@ WEB = "https://app.example.com/callback"
 
 
 def run(url: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    """`work` in one transaction on the server's kind of engine, committed."""
+    """`work` in one transaction on the server's kind of engine, committed; on a thread of its
+    own, so that it runs beside a loop of the caller's (Playwright's) too."""
     async def go() -> T:
         engine = create_app_engine(parse_url(url), pool_size=1)
         try:
@@ -52,7 +54,8 @@ def run(url: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
-    return asyncio.run(go())
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, go()).result()
 
 
 def refused(url: str, work: Callable[[AsyncConnection], Awaitable[Any]]) -> AppError:
