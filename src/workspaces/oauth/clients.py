@@ -258,13 +258,19 @@ def check_uri(uri: str, *, public: bool, kind: _UriField = REDIRECT) -> str:
         raise refused("has a % that is not followed by two hexadecimal digits.")
     if "#" in uri:
         raise refused("has a fragment (#...); a redirect URI cannot have one.")
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # an unbalanced [ or ] around an IPv6 host
+        raise refused("has a [ or ] that does not enclose an IPv6 address.") from None
     if not parts.scheme:
         raise refused("is not absolute: start it with https:// (or http://127.0.0.1 "
                       "for development).")
     if "@" in parts.netloc:
         raise refused("holds a user name or password (before an @); remove it.")
-    if any(segment in (".", "..") for segment in parts.path.split("/")):
+    # Browsers resolve these (%2e too) before following the redirect: the URI matched would
+    # not be the one reached.
+    if any(segment.lower().replace("%2e", ".") in (".", "..")
+           for segment in parts.path.split("/")):
         raise refused("has a . or .. path segment; write the path as the browser will "
                       "reach it.")
     try:
