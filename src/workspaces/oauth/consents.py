@@ -140,12 +140,13 @@ async def revoke_app(conn: AsyncConnection, *, user_id: uuid.UUID, client_id: st
     trail; returns the app's name. 404 `app_not_connected` when it had neither."""
     name = (await conn.execute(select(oauth_clients.c.name).where(
         oauth_clients.c.id == client_id))).scalar()
-    forgotten = (await conn.execute(delete(oauth_consents).where(
-        oauth_consents.c.user_id == user_id, oauth_consents.c.client_id == client_id))
-    ).rowcount if name is not None else 0
-    ended = await end_grants(conn, client_id=client_id, user_id=user_id) \
-        if name is not None else 0
-    if name is None or not (forgotten or ended):
+    forgotten = ended = 0
+    if name is not None:
+        forgotten = (await conn.execute(delete(oauth_consents).where(
+            oauth_consents.c.user_id == user_id, oauth_consents.c.client_id == client_id))
+        ).rowcount
+        ended = await end_grants(conn, client_id=client_id, user_id=user_id)
+    if not (forgotten or ended):
         raise NotFound("This app has no access to your account: it was revoked already, "
                        "or removed.", code="app_not_connected")
     await tell(conn, changes.account_only(user_id, "app_revoked", Actor("user", user_id),
