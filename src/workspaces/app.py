@@ -28,6 +28,8 @@ from workspaces.invites.routes import router as invites_router
 from workspaces.mail import delivery
 from workspaces.members.pages import router as members_pages
 from workspaces.members.routes import router as members_router
+from workspaces.oauth import keys
+from workspaces.oauth.discovery import router as discovery_router
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
 from workspaces.security import Passwords, secret_key
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Made here, like the slots: asyncio primitives belong to the loop that serves.
         app.state.passwords = Passwords(concurrency=settings.password_hash_concurrency,
                                         wait=settings.password_hash_wait_seconds)
+        await keys.make_first_key(app.state.engine, settings)  # before the loops: no queue
         stop = asyncio.Event()
         background = asyncio.Lock()  # the delivery loops take turns with their connection
         worker = asyncio.create_task(delivery.run(app.state.engine, settings, key,
@@ -126,7 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (accounts_router, profile_router, workspaces_router, members_router,
                    invites_router, audit_router, events_router, webhooks_router, accounts_pages,
                    profile_pages, workspaces_pages, members_pages, invites_pages, audit_pages,
-                   webhooks_pages, reloads.router):
+                   webhooks_pages, discovery_router, reloads.router):
         app.include_router(router)
     describe_webhooks(app.webhooks)
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")

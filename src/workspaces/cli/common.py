@@ -184,7 +184,7 @@ def operate(database_url: str | None, as_json: bool,
         finally:
             await engine.dispose()
 
-    with guard(as_json, Target.of(database_url)):
+    with guard(as_json, Target.of(database_url)):  # its next steps name this database
         return asyncio.run(run())
 
 
@@ -199,8 +199,6 @@ def show(data: Any, as_json: bool, line: str) -> None:
         print(json.dumps(items, indent=2, default=str))
     else:
         print(line)
-
-
 
 
 def done(database_url: str | None, as_json: bool, text: str, steps: list[str],
