@@ -73,7 +73,9 @@ def _facts(c: ClientInfo) -> list[str]:
 
 
 def _issuer_hint(settings: Settings) -> str:
-    issuer = settings.base_url.rstrip("/")
+    from workspaces.oauth.tokens import issuer as issuer_of
+
+    issuer = issuer_of(settings)
     return (f"The app's OpenID Connect issuer is BASE_URL, here {issuer}; it finds everything "
             f"else at {issuer}/.well-known/openid-configuration.")
 
