@@ -30,6 +30,7 @@ from workspaces.members.pages import router as members_pages
 from workspaces.members.routes import router as members_router
 from workspaces.oauth import keys
 from workspaces.oauth.discovery import router as discovery_router
+from workspaces.oauth.pages import router as oauth_pages
 from workspaces.oauth.routes import router as oauth_router
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
@@ -131,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    invites_router, audit_router, events_router, webhooks_router, oauth_router,
                    accounts_pages,
                    profile_pages, workspaces_pages, members_pages, invites_pages, audit_pages,
-                   webhooks_pages, discovery_router, reloads.router):
+                   webhooks_pages, discovery_router, oauth_pages, reloads.router):
         app.include_router(router)
     describe_webhooks(app.webhooks)
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")

@@ -18,12 +18,12 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import ColumnElement, and_, case, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces import clock, ratelimit
+from workspaces import clock
 from workspaces.accounts.service import UserInfo, user_of
 from workspaces.models import (
     members,
@@ -35,11 +35,13 @@ from workspaces.models import (
 )
 from workspaces.oauth import keys, tokens
 from workspaces.oauth import scopes as vocabulary
-from workspaces.oauth.clients import Client, authenticate_client, token_limits
 from workspaces.oauth.errors import OAuthError
 from workspaces.oauth.tokens import InvalidAccessToken, WorkspaceClaim
 from workspaces.security import hash_token, new_token
 from workspaces.settings import Settings
+
+if TYPE_CHECKING:  # clients.py ends grants through this module
+    from workspaces.oauth.clients import Client
 
 REFRESH_PREFIX = "wsr_"  # a marker that makes leaked refresh tokens easy to find
 # RFC 7636 4.1: 43 to 128 characters of the unreserved set.
@@ -47,14 +49,6 @@ VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
 GRANT_TYPES: tuple[GrantType, ...] = ("authorization_code", "refresh_token",
                                       "client_credentials")
-
-
-@dataclass(frozen=True)
-class Presented:
-    """The client authentication a request carried (after the endpoint parsed its form)."""
-
-    client_id: str | None
-    secret: str | None
 
 
 @dataclass(frozen=True)
@@ -107,23 +101,6 @@ def _required(params: Mapping[str, str], name: str) -> str:
     if not value:
         raise _refused("invalid_request", f"The {name} parameter is missing.")
     return value
-
-
-async def authenticate(conn: AsyncConnection, settings: Settings, *, presented: Presented,
-                       address: str, limited: bool = True) -> Client:
-    """The client a request to the token, revocation or introspection endpoint comes from.
-
-    With `limited`, the token endpoint's limits are counted first (per client address, and
-    per client named), refused or not; then the client authenticates (`authenticate_client`:
-    failures counted, locked for the hour past their limit)."""
-    if limited:
-        await ratelimit.hit(conn, *token_limits(presented.client_id, address, settings))
-    if not presented.client_id:
-        raise OAuthError("invalid_client", "Client authentication failed: send the client_id "
-                         "(and the client_secret of a confidential client).", status=401,
-                         headers={"WWW-Authenticate": 'Basic realm="workspaces"'})
-    return await authenticate_client(conn, settings, client_id=presented.client_id,
-                                     secret=presented.secret)
 
 
 async def exchange(conn: AsyncConnection, settings: Settings, *, client: Client,

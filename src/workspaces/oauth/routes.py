@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from workspaces.errors import AppError, RateLimited, counted
 from workspaces.oauth import grants
-from workspaces.oauth.clients import Client
+from workspaces.oauth.clients import Client, Presented, authenticate
 from workspaces.oauth.errors import OAuthError
 from workspaces.settings import Settings
 from workspaces.web.deps import AppSettings, Conn, RequestTransactions, Tx, client_address
@@ -54,13 +54,13 @@ def _unreadable_basic() -> OAuthError:
                       headers={"WWW-Authenticate": 'Basic realm="workspaces"'})
 
 
-def _presented(request: Request, form: dict[str, str]) -> grants.Presented:
+def _presented(request: Request, form: dict[str, str]) -> Presented:
     """The client authentication the request carries: HTTP Basic (client_secret_basic, id and
     secret form-encoded first: RFC 6749 2.3.1), the form's client_id and client_secret
     (client_secret_post), or the form's client_id alone (a public client). One method only."""
     header = request.headers.get("authorization")
     if header is None:
-        return grants.Presented(form.get("client_id"), form.get("client_secret"))
+        return Presented(form.get("client_id"), form.get("client_secret"))
     scheme, _, encoded = header.strip().partition(" ")
     if scheme.lower() != "basic":
         raise _unreadable_basic()
@@ -78,7 +78,7 @@ def _presented(request: Request, form: dict[str, str]) -> grants.Presented:
     if form.get("client_id", client_id) != client_id:
         raise OAuthError("invalid_request", "The client_id of the form is not the one of the "
                          "Authorization header.")
-    return grants.Presented(client_id, unquote_plus(secret, errors="strict") or None)
+    return Presented(client_id, unquote_plus(secret, errors="strict") or None)
 
 
 def _slow_down(limited: RateLimited) -> OAuthError:
@@ -112,7 +112,7 @@ async def _authenticated(request: Request, tx: RequestTransactions, settings: Se
         presented = _presented(request, form)
     async with tx.write() as conn:
         with _refusals():
-            client = await grants.authenticate(conn, settings, presented=presented,
+            client = await authenticate(conn, settings, presented=presented,
                                                address=client_address(request),
                                                limited=limited)
     return form, client
