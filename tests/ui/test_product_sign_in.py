@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -30,7 +31,10 @@ class Product:
 
 
 def _cli(site: Site, *args: str) -> dict[str, object]:
-    run = site.db(*args, "--database-url", site.db.url, "--json")
+    # On a thread of its own: Playwright's sync API runs an event loop on this one, and the
+    # command starts its own with asyncio.run.
+    with ThreadPoolExecutor(1) as thread:
+        run = thread.submit(site.db, *args, "--database-url", site.db.url, "--json").result()
     assert run.exit_code == 0, run.stdout + run.stderr
     answer: dict[str, object] = json.loads(run.stdout)
     return answer
