@@ -4,6 +4,7 @@ RFC 6749's shape."""
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -358,3 +359,24 @@ def test_a_client_that_lost_offline_access_refreshes_no_more(op: Provider,
                   f"WHERE id = '{app.id}'")
     assert "sign in again" in op.refused(op.refresh(app, tokens["refresh_token"]), 400,
                                          "invalid_grant")
+
+
+def test_hostile_client_credentials_are_invalid_client(op: Provider) -> None:
+    """Bytes that are no client id of ours, in either place, are refused as unknown clients,
+    never as a server or database error."""
+    params = {"grant_type": "client_credentials"}
+    for raw in (b"wsc_x:%ff", b"\xff\xfe:secret", b"wsc_\x00:secret", b":secret", b"nocolon"):
+        encoded = base64.b64encode(raw).decode()
+        answer = op.http.post("/oauth/token", data=params,
+                              headers={"Authorization": f"Basic {encoded}"})
+        op.refused(answer, 401, "invalid_client")
+    op.refused(op.http.post("/oauth/token", data=params,
+                            headers={"Authorization": "Basic not base64!"}), 401,
+               "invalid_client")
+    for client_id in ("wsc_\x00", "x" * 65, "wsc_ spaced"):
+        op.refused(op.http.post("/oauth/token", data={**params, "client_id": client_id,
+                                                      "client_secret": "s"}),
+                   401, "invalid_client")
+    not_utf8 = op.http.post("/oauth/token", content=b"grant_type=%ff%fe",
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    op.refused(not_utf8, 400, "invalid_request")

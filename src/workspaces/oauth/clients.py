@@ -136,6 +136,9 @@ async def authenticate_client(conn: AsyncConnection, settings: Settings, *, clie
     return client
 
 
+_CLIENT_ID_FORM = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII, as long as the column
+
+
 @dataclass(frozen=True)
 class Presented:
     """The client authentication a request carried (after the endpoint parsed its form)."""
@@ -153,8 +156,8 @@ async def authenticate(conn: AsyncConnection, settings: Settings, *, presented: 
     failures counted, locked for the hour past their limit)."""
     if limited:
         await ratelimit.hit(conn, *token_limits(presented.client_id, address, settings))
-    if not presented.client_id:
-        raise _invalid_client()
+    if not presented.client_id or not _CLIENT_ID_FORM.fullmatch(presented.client_id):
+        raise _invalid_client()  # none, or none of ours (NUL bytes never reach a query)
     return await authenticate_client(conn, settings, client_id=presented.client_id,
                                      secret=presented.secret)
 

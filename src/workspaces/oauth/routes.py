@@ -66,19 +66,20 @@ def _presented(request: Request, form: dict[str, str]) -> Presented:
         raise _unreadable_basic()
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+        name, colon, secret = decoded.partition(":")
+        client_id, secret = unquote_plus(name, errors="strict"), unquote_plus(
+            secret, errors="strict")
     except (binascii.Error, UnicodeDecodeError):
         raise _unreadable_basic() from None
-    name, colon, secret = decoded.partition(":")
-    if not colon or not name:
+    if not colon or not client_id:
         raise _unreadable_basic()
-    client_id = unquote_plus(name, errors="strict")
     if "client_secret" in form:
         raise OAuthError("invalid_request", "Authenticate the client one way: HTTP Basic or "
                          "client_secret in the form, not both.")
     if form.get("client_id", client_id) != client_id:
         raise OAuthError("invalid_request", "The client_id of the form is not the one of the "
                          "Authorization header.")
-    return Presented(client_id, unquote_plus(secret, errors="strict") or None)
+    return Presented(client_id, secret or None)
 
 
 def _slow_down(limited: RateLimited) -> OAuthError:
