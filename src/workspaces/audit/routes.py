@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from workspaces.audit import service
 from workspaces.web.deps import Conn, WorkspaceAccess
@@ -21,6 +21,9 @@ class AuditRead(ReadModel):
     action: str
     actor_user_id: uuid.UUID | None
     actor_email: str | None
+    actor_client_id: str | None = Field(description="A service client that acted (its "
+                                                    "client_id); null for a person.")
+    actor_client_name: str | None = Field(description="That client's name when it acted.")
     target_type: str
     target_id: str
     target_email: str | None
