@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from workspaces.audit import service
-from workspaces.web.deps import Conn, WorkspaceAccess
+from workspaces.web.deps import Conn, Scoped
 from workspaces.web.schemas import ReadModel, errors
+from workspaces.workspaces.service import Access
 
 router = APIRouter(tags=["audit"], responses=errors(401, 403, 404, 422, 503))
 
@@ -38,7 +39,7 @@ class AuditPage(BaseModel):
 
 @router.get("/api/workspaces/{slug}/audit", response_model=AuditPage)
 async def list_audit(
-    conn: Conn, access: WorkspaceAccess,
+    conn: Conn, access: Annotated[Access, Scoped("events:read")],
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=32, description=(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from workspaces.web.deps import AppSettings, Conn, WorkspaceAccess
+from workspaces.web.deps import AppSettings, Conn, Scoped
 from workspaces.web.html import NO_STORE
 from workspaces.web.schemas import errors
 from workspaces.webhooks import service
@@ -24,10 +24,12 @@ from workspaces.webhooks.schemas import (
     WebhookWithSecret,
 )
 from workspaces.webhooks.service import DeliveryStatus, WithSecret
+from workspaces.workspaces.service import Access
 
 router = APIRouter(prefix="/api/workspaces/{slug}/webhooks", tags=["webhooks"],
                    responses=errors(401, 403, 404, 422, 503))
 ONE = "/{endpoint_id}"
+Hooks = Annotated[Access, Scoped("webhooks:write")]
 
 
 def _with_secret(made: WithSecret, response: Response) -> WebhookWithSecret:
@@ -39,7 +41,7 @@ def _with_secret(made: WithSecret, response: Response) -> WebhookWithSecret:
 
 @router.post("", status_code=201, response_model=WebhookWithSecret,
              responses=errors(400, 409))
-async def create_webhook(body: WebhookCreate, conn: Conn, access: WorkspaceAccess,
+async def create_webhook(body: WebhookCreate, conn: Conn, access: Hooks,
                          settings: AppSettings, response: Response) -> WebhookWithSecret:
     """Add an endpoint; the answer carries its signing `secret`, shown only here. 422
     `webhook_url_not_allowed` for a URL that is not https or resolves to a private address,
@@ -51,7 +53,7 @@ async def create_webhook(body: WebhookCreate, conn: Conn, access: WorkspaceAcces
 
 
 @router.get("", response_model=list[WebhookRead])
-async def list_webhooks(conn: Conn, access: WorkspaceAccess) -> list[WebhookRead]:
+async def list_webhooks(conn: Conn, access: Hooks) -> list[WebhookRead]:
     """The workspace's endpoints, oldest first (never their secrets)."""
     return [WebhookRead.model_validate(e)
             for e in await service.list_endpoints(conn, owner=access)]
@@ -59,14 +61,14 @@ async def list_webhooks(conn: Conn, access: WorkspaceAccess) -> list[WebhookRead
 
 @router.get(ONE, response_model=WebhookRead)
 async def get_webhook(endpoint_id: uuid.UUID, conn: Conn,
-                      access: WorkspaceAccess) -> WebhookRead:
+                      access: Hooks) -> WebhookRead:
     return WebhookRead.model_validate(
         await service.get_endpoint(conn, owner=access, endpoint_id=endpoint_id))
 
 
 @router.patch(ONE, response_model=WebhookRead, responses=errors(400))
 async def update_webhook(endpoint_id: uuid.UUID, body: WebhookUpdate, conn: Conn,
-                         access: WorkspaceAccess, settings: AppSettings) -> WebhookRead:
+                         access: Hooks, settings: AppSettings) -> WebhookRead:
     """Change `url` (checked as on create), `events` (null: every type) or `description`;
     what the body leaves out stays."""
     changed = await service.update_endpoint(
@@ -78,7 +80,7 @@ async def update_webhook(endpoint_id: uuid.UUID, body: WebhookUpdate, conn: Conn
 
 @router.delete(ONE, status_code=204)
 async def delete_webhook(endpoint_id: uuid.UUID, conn: Conn,
-                         access: WorkspaceAccess) -> Response:
+                         access: Hooks) -> Response:
     """Delete the endpoint with its queued deliveries and their log."""
     await service.delete_endpoint(conn, owner=access, endpoint_id=endpoint_id)
     return Response(status_code=204)
@@ -86,7 +88,7 @@ async def delete_webhook(endpoint_id: uuid.UUID, conn: Conn,
 
 @router.post(ONE + "/enable", response_model=WebhookRead)
 async def enable_webhook(endpoint_id: uuid.UUID, conn: Conn,
-                         access: WorkspaceAccess) -> WebhookRead:
+                         access: Hooks) -> WebhookRead:
     """Deliver to it again (deliveries queued while it was disabled go out now)."""
     return WebhookRead.model_validate(await service.set_enabled(
         conn, owner=access, endpoint_id=endpoint_id, enabled=True))
@@ -94,14 +96,14 @@ async def enable_webhook(endpoint_id: uuid.UUID, conn: Conn,
 
 @router.post(ONE + "/disable", response_model=WebhookRead)
 async def disable_webhook(endpoint_id: uuid.UUID, conn: Conn,
-                          access: WorkspaceAccess) -> WebhookRead:
+                          access: Hooks) -> WebhookRead:
     """Stop delivering to it; events meanwhile are not queued for it (replay them later)."""
     return WebhookRead.model_validate(await service.set_enabled(
         conn, owner=access, endpoint_id=endpoint_id, enabled=False))
 
 
 @router.post(ONE + "/rotate-secret", response_model=WebhookWithSecret)
-async def rotate_webhook_secret(endpoint_id: uuid.UUID, conn: Conn, access: WorkspaceAccess,
+async def rotate_webhook_secret(endpoint_id: uuid.UUID, conn: Conn, access: Hooks,
                                 settings: AppSettings, response: Response
                                 ) -> WebhookWithSecret:
     """A new signing `secret`, shown only here; messages are signed with both the new and the
@@ -112,7 +114,7 @@ async def rotate_webhook_secret(endpoint_id: uuid.UUID, conn: Conn, access: Work
 
 @router.post(ONE + "/test", status_code=202, response_model=QueuedMessage,
              responses=errors(409, 429))
-async def test_webhook(endpoint_id: uuid.UUID, conn: Conn, access: WorkspaceAccess,
+async def test_webhook(endpoint_id: uuid.UUID, conn: Conn, access: Hooks,
                        settings: AppSettings) -> QueuedMessage:
     """Queue a `webhook.test` message for the endpoint; follow it in its deliveries. 409
     `webhook_disabled` while it is disabled; 429 `rate_limited` past
@@ -124,7 +126,7 @@ async def test_webhook(endpoint_id: uuid.UUID, conn: Conn, access: WorkspaceAcce
 
 @router.get(ONE + "/deliveries", response_model=DeliveryPage)
 async def list_deliveries(
-    endpoint_id: uuid.UUID, conn: Conn, access: WorkspaceAccess,
+    endpoint_id: uuid.UUID, conn: Conn, access: Hooks,
     status: Annotated[DeliveryStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -142,7 +144,7 @@ async def list_deliveries(
 @router.post(ONE + "/deliveries/{delivery_id}/retry", response_model=DeliveryRead,
              responses=errors(409))
 async def retry_delivery(endpoint_id: uuid.UUID, delivery_id: uuid.UUID, conn: Conn,
-                         access: WorkspaceAccess) -> DeliveryRead:
+                         access: Hooks) -> DeliveryRead:
     """Send this delivery again now, whatever its status; its attempts so far stay in the
     log. 404 `delivery_not_found`, 409 `webhook_disabled`."""
     return DeliveryRead.model_validate(await service.retry_delivery(
@@ -152,7 +154,7 @@ async def retry_delivery(endpoint_id: uuid.UUID, delivery_id: uuid.UUID, conn: C
 @router.post(ONE + "/replay", status_code=202, response_model=ReplayResult,
              responses=errors(400, 409, 429))
 async def replay_webhook(endpoint_id: uuid.UUID, body: ReplayBody, conn: Conn,
-                         access: WorkspaceAccess, settings: AppSettings) -> ReplayResult:
+                         access: Hooks, settings: AppSettings) -> ReplayResult:
     """Queue again every event since `since` that the endpoint would receive (of this
     workspace and its types, as far back as events are kept), with their own ids; an event
     already waiting for it is not queued twice. 409 `webhook_disabled`; 429 `rate_limited`

@@ -366,13 +366,16 @@ async def delete_workspace(conn: AsyncConnection, *, access: Access) -> None:
     await tell(conn, changes.workspace_deleted(access.ref, access.workspace.name, access.actor))
 
 
-async def list_workspaces(conn: AsyncConnection, *, user: UserInfo) -> list[WorkspaceInfo]:
-    rows = await conn.execute(
-        select(*_COLUMNS)
-        .join(members, members.c.workspace_id == workspaces.c.id)
-        .where(members.c.user_id == user.id)
-        .order_by(workspaces.c.name, workspaces.c.id)
-    )
+async def list_workspaces(conn: AsyncConnection, *, user: UserInfo,
+                          only: uuid.UUID | None = None) -> list[WorkspaceInfo]:
+    """The user's workspaces by name; `only`: that one of them (an app's token issued for
+    it)."""
+    query = (select(*_COLUMNS).join(members, members.c.workspace_id == workspaces.c.id)
+             .where(members.c.user_id == user.id)
+             .order_by(workspaces.c.name, workspaces.c.id))
+    if only is not None:
+        query = query.where(workspaces.c.id == only)
+    rows = await conn.execute(query)
     return [_info(row) for row in rows]
 
 
