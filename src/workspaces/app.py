@@ -28,6 +28,7 @@ from workspaces.invites.routes import router as invites_router
 from workspaces.mail import delivery
 from workspaces.members.pages import router as members_pages
 from workspaces.members.routes import router as members_router
+from workspaces.oauth import keys
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
 from workspaces.security import Passwords, secret_key
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Made here, like the slots: asyncio primitives belong to the loop that serves.
         app.state.passwords = Passwords(concurrency=settings.password_hash_concurrency,
                                         wait=settings.password_hash_wait_seconds)
+        await keys.make_first_key(app.state.engine, settings)  # before the loops: no queue
         stop = asyncio.Event()
         background = asyncio.Lock()  # the delivery loops take turns with their connection
         worker = asyncio.create_task(delivery.run(app.state.engine, settings, key,
