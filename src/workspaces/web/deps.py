@@ -369,5 +369,9 @@ class _ServiceClient(Needs):
         return client
 
 
-InstanceReader = Annotated[ClientRef, Depends(_ServiceClient("events:read"))]
-InstanceWebhooks = Annotated[ClientRef, Depends(_ServiceClient("webhooks:write"))]
+def ServiceClient(need: ServiceScope) -> Any:
+    """A service client reaching the whole instance, for a route that needs `need`."""
+    return Depends(_ServiceClient(need))
+
+
+InstanceReader = Annotated[ClientRef, ServiceClient("events:read")]
