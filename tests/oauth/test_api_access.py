@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -54,8 +55,10 @@ def make_app(apps: Apps) -> App:
 
 
 @pytest.fixture
-def people(api: Api) -> People:
-    return People(api)
+def people(api: Api) -> Iterator[People]:
+    made = People(api)
+    yield made
+    made.apps.close()
 
 
 def _refused(api: Api, response: Any, status: int, code: str) -> None:
