@@ -29,6 +29,8 @@ from workspaces.mail import delivery
 from workspaces.members.pages import router as members_pages
 from workspaces.members.routes import router as members_router
 from workspaces.oauth import keys
+from workspaces.oauth.discovery import router as discovery_router
+from workspaces.oauth.pages import router as oauth_pages
 from workspaces.schema.revisions import MigrationSet
 from workspaces.schema.toolkit import Toolkit
 from workspaces.security import Passwords, secret_key
@@ -130,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    invites_router, audit_router, events_router, webhooks_router,
                    instance_webhooks_router, accounts_pages,
                    profile_pages, workspaces_pages, members_pages, invites_pages, audit_pages,
-                   webhooks_pages, reloads.router):
+                   webhooks_pages, discovery_router, oauth_pages, reloads.router):
         app.include_router(router)
     describe_webhooks(app.webhooks)
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")

@@ -1,6 +1,7 @@
 """Deleting what can no longer matter (rate-limit windows long closed, tokens long expired,
 events older than EVENT_RETENTION_DAYS with their webhook deliveries and attempts), and telling
-what happened by itself (invites that expired unanswered: `invite.expired`).
+what happened by itself (invites that expired unanswered: `invite.expired`). Retired signing
+keys go a day after they left the JWKS.
 
 Every instance runs the sweep once at start and then hourly; instances sweeping at the same time
 delete the same rows, which is harmless. Rows are kept a day past their end so that anyone
@@ -31,6 +32,7 @@ from workspaces.models import (
     rate_limit_counters,
     webhook_deliveries,
 )
+from workspaces.oauth import keys
 from workspaces.settings import Settings
 
 log = logging.getLogger("workspaces.housekeeping")
@@ -47,6 +49,7 @@ class Swept:
     expired_invites: int = 0
     events: int = 0
     test_messages: int = 0  # webhook test messages (they belong to no event)
+    signing_keys: int = 0  # retired, and out of the JWKS (with their private parts)
 
 
 async def sweep(engine: AsyncEngine, settings: Settings) -> Swept:
@@ -65,6 +68,7 @@ async def sweep(engine: AsyncEngine, settings: Settings) -> Swept:
         tokens = await conn.execute(delete(auth_tokens).where(auth_tokens.c.expires_at < cutoff))
         links = await conn.execute(  # mailed one-time links, with the address they went to
             delete(account_tokens).where(account_tokens.c.expires_at < cutoff))
+        old_keys = await keys.delete_expired(conn, settings, before=cutoff)
     retained = now - timedelta(days=settings.event_retention_days)
     swept_events = await sweep_events(engine, retained)
     async with engine.begin() as conn:
@@ -72,7 +76,7 @@ async def sweep(engine: AsyncEngine, settings: Settings) -> Swept:
             webhook_deliveries.c.event_position.is_(None),
             webhook_deliveries.c.created_at < retained))
     return Swept(windows.rowcount, tokens.rowcount + links.rowcount, expired, swept_events,
-                 tests.rowcount)
+                 tests.rowcount, old_keys)
 
 
 async def sweep_events(engine: AsyncEngine, before: datetime) -> int:
@@ -117,12 +121,12 @@ async def run(engine: AsyncEngine, settings: Settings, stop: asyncio.Event) -> N
         try:
             swept = await sweep(engine, settings)
             if any((swept.windows, swept.tokens, swept.expired_invites, swept.events,
-                    swept.test_messages)):
+                    swept.test_messages, swept.signing_keys)):
                 log.info("deleted %d old rate-limit windows, %d expired tokens, %d events "
-                         "older than %d days and %d webhook test messages; told %d invites "
-                         "expired", swept.windows, swept.tokens, swept.events,
-                         settings.event_retention_days, swept.test_messages,
-                         swept.expired_invites)
+                         "older than %d days, %d webhook test messages and %d retired signing "
+                         "keys; told %d invites expired", swept.windows, swept.tokens,
+                         swept.events, settings.event_retention_days, swept.test_messages,
+                         swept.signing_keys, swept.expired_invites)
         except Exception as exc:  # the loop must outlive a database outage
             log.warning("housekeeping sweep failed, trying again in an hour: %s: %s",
                         type(exc).__name__, exc)

@@ -11,6 +11,7 @@ from workspaces.accounts import links, recovery, service, verification
 from workspaces.errors import AppError
 from workspaces.web.deps import AppSettings, Conn, PasswordHashing, Tx, client_address
 from workspaces.web.html import (
+    NEXT_MAX,
     NO_STORE,
     CsrfChecked,
     PageUser,
@@ -40,16 +41,19 @@ def _signed_in(request: Request, user: service.UserInfo, token: str, target: str
 
 
 @router.get("/signin")
-async def signin_page(request: Request, user: PageUser, next: str = "/") -> Response:
-    return render(request, "signin.html", next_url=safe_next(next), values=filled(request),
-                  errors={})
+async def signin_page(request: Request, user: PageUser, next: str = "/",
+                      email: str = "") -> Response:
+    """`email`: a hint to fill in (an app's `login_hint`); a value the last step left wins."""
+    values = {"email": email[:320]} if email else {}
+    return render(request, "signin.html", next_url=safe_next(next),
+                  values=values | filled(request), errors={})
 
 
 @router.post("/signin", dependencies=[CsrfChecked])
 async def signin(request: Request, tx: Tx, passwords: PasswordHashing, settings: AppSettings,
                  email: Annotated[str, Form(max_length=320)] = "",
                  password: Annotated[str, Form(max_length=1024)] = "",
-                 next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
+                 next: Annotated[str, Form(max_length=NEXT_MAX)] = "/") -> Response:
     try:
         found, token = await service.sign_in(tx, passwords, email=email, password=password,
                                              client=client_address(request), settings=settings,
@@ -62,23 +66,25 @@ async def signin(request: Request, tx: Tx, passwords: PasswordHashing, settings:
 
 
 @router.get("/signup")
-async def signup_page(request: Request, user: PageUser) -> Response:
-    return render(request, "signup.html", values={}, errors={})
+async def signup_page(request: Request, user: PageUser, next: str = "/") -> Response:
+    return render(request, "signup.html", next_url=safe_next(next), values={}, errors={})
 
 
 @router.post("/signup", dependencies=[CsrfChecked])
 async def signup(request: Request, tx: Tx, passwords: PasswordHashing, settings: AppSettings,
                  name: Annotated[str, Form(max_length=200)] = "",
                  email: Annotated[str, Form(max_length=320)] = "",
-                 password: Annotated[str, Form(max_length=1024)] = "") -> Response:
+                 password: Annotated[str, Form(max_length=1024)] = "",
+                 next: Annotated[str, Form(max_length=NEXT_MAX)] = "/") -> Response:
     try:
         created, token = await service.sign_up(
             tx, passwords, email=email, password=password, name=name,
             client=client_address(request), settings=settings, session=browser_session(request))
     except AppError as error:
         return render(request, "signup.html", error.status, headers=error.headers,
-                      values={"name": name, "email": email}, errors=field_errors(error))
-    return _signed_in(request, created, token, "/", f"Welcome, {created.name}.")
+                      next_url=safe_next(next), values={"name": name, "email": email},
+                      errors=field_errors(error))
+    return _signed_in(request, created, token, safe_next(next), f"Welcome, {created.name}.")
 
 
 @router.get("/password-reset")
@@ -195,7 +201,7 @@ async def resend_verification(request: Request, conn: Conn, user: SignedIn,
 
 @router.post("/signout", dependencies=[CsrfChecked])
 async def signout(request: Request, conn: Conn,
-                  next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
+                  next: Annotated[str, Form(max_length=NEXT_MAX)] = "/") -> Response:
     token = session_token(request)
     if token:
         await service.revoke_token(conn, token=token)

@@ -318,13 +318,30 @@ def token_params(token: str, kind: str) -> dict[str, Any]:
     return {"token_hash": hash_token(token), "kind": kind, "now": clock.now()}
 
 
-async def user_for_token(conn: AsyncConnection, *, token: str, kind: str) -> UserInfo | None:
-    """The user a live token belongs to, in one query (and its use noted: `note_use`)."""
+@dataclass(frozen=True)
+class LiveSession:
+    """A live token and its user: its id (OpenID Connect's `sid` for a browser session) and
+    when it was issued (the sign-in's time, `auth_time`)."""
+
+    user: UserInfo
+    id: uuid.UUID
+    created_at: datetime
+
+
+async def session_for_token(conn: AsyncConnection, *, token: str, kind: str
+                            ) -> LiveSession | None:
+    """The live (unexpired, unrevoked) token `token`, in one query (its use noted: `note_use`)."""
     row = (await conn.execute(TOKEN_USER, token_params(token, kind))).first()
     if row is None:
         return None
     await note_use(conn, row)
-    return user_of(row)
+    return LiveSession(user_of(row), row.token_id, clock.aware(row.token_created_at))
+
+
+async def user_for_token(conn: AsyncConnection, *, token: str, kind: str) -> UserInfo | None:
+    """The user a live token belongs to (`session_for_token`)."""
+    session = await session_for_token(conn, token=token, kind=kind)
+    return session.user if session else None
 
 
 # "Last used" is kept to this step: a busy session costs one UPDATE in a while, not one a request.

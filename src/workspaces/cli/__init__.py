@@ -1,6 +1,7 @@
 """The `workspaces` command line. Thin: parse arguments, call the toolkit or a service, print
 the result. Commands live by group: cli/db.py (the schema toolkit), cli/serve.py, cli/operate.py
-(users, workspaces, invites, webhooks); what they share in cli/common.py."""
+(users, workspaces, invites, webhooks), cli/keys.py (signing keys); what they share in
+cli/common.py."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import typer
 from workspaces import __version__
 from workspaces.cli.common import AsJson
 from workspaces.cli.db import db_app
+from workspaces.cli.keys import keys_app
 from workspaces.cli.operate import events_app, invites_app, users_app, webhooks_app, workspaces_app
 from workspaces.cli.serve import serve
 
@@ -55,6 +57,7 @@ app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(invites_app, name="invites")
 app.add_typer(events_app, name="events")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()

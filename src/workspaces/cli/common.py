@@ -183,7 +183,7 @@ def operate(database_url: str | None, as_json: bool,
         finally:
             await engine.dispose()
 
-    with guard(as_json):
+    with guard(as_json, Target.of(database_url)):  # its next steps name this database
         return asyncio.run(run())
 
 
@@ -200,3 +200,19 @@ def show(data: Any, as_json: bool, line: str) -> None:
         print(line)
 
 
+def done(database_url: str | None, as_json: bool, text: str, steps: list[str],
+         **data: Any) -> None:
+    """The result, then the commands to run next (`next:` lines; `"next"` in --json)."""
+    import json
+    from dataclasses import asdict, is_dataclass
+
+    target = Target.of(database_url)
+    if as_json:
+        body = {k: asdict(v) if is_dataclass(v) and not isinstance(v, type)
+                else [asdict(i) for i in v] if isinstance(v, list) else v
+                for k, v in data.items()}
+        print(json.dumps({"ok": True, **body, "next": [target.step(s) for s in steps]},
+                         indent=2, default=str))
+    else:
+        print(text)
+        target.print_steps([target.step(s) for s in steps])

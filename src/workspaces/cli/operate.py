@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from workspaces.cli.common import AsJson, DatabaseUrl, guard, operate, show
+from workspaces.cli.common import AsJson, DatabaseUrl, done, guard, operate, show
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -269,26 +269,6 @@ def _line(e: Any) -> str:
     return f"{e.id}  {e.workspace_slug or '(instance)'}  {state:<8}  {events}  {e.url}"
 
 
-def _done(database_url: str | None, as_json: bool, text: str, steps: list[str],
-          **data: Any) -> None:
-    """The result, then the commands to run next (`next:` lines; `"next"` in --json)."""
-    import json
-    from dataclasses import asdict, is_dataclass
-
-    from workspaces.cli.common import Target
-
-    target = Target.of(database_url)
-    if as_json:
-        body = {k: asdict(v) if is_dataclass(v) and not isinstance(v, type)
-                else [asdict(i) for i in v] if isinstance(v, list) else v
-                for k, v in data.items()}
-        print(json.dumps({"ok": True, **body, "next": [target.step(s) for s in steps]},
-                         indent=2, default=str))
-    else:
-        print(text)
-        target.print_steps([target.step(s) for s in steps])
-
-
 @webhooks_app.command("create")
 def webhooks_create(
     url: Annotated[str, typer.Option(help="Where to POST events (https; http only to "
@@ -314,11 +294,11 @@ def webhooks_create(
 
     made = operate(database_url, as_json, work)
     scope = f"workspace {workspace}" if workspace else "the instance"
-    _done(database_url, as_json,
-          f"Created webhook endpoint {made.endpoint.id} of {scope} -> {made.endpoint.url}\n"
-          f"Signing secret (shown only now; give it to the receiver): {made.secret}",
-          ["workspaces webhooks list" + (f" --workspace {workspace}" if workspace else "")],
-          endpoint=made.endpoint, secret=made.secret)
+    done(database_url, as_json,
+         f"Created webhook endpoint {made.endpoint.id} of {scope} -> {made.endpoint.url}\n"
+         f"Signing secret (shown only now; give it to the receiver): {made.secret}",
+         ["workspaces webhooks list" + (f" --workspace {workspace}" if workspace else "")],
+         endpoint=made.endpoint, secret=made.secret)
 
 
 @webhooks_app.command("list")
@@ -335,8 +315,8 @@ def webhooks_list(
         return await service.list_endpoints(conn, owner=owner)
 
     items = operate(database_url, as_json, work)
-    _done(database_url, as_json, "\n".join(_line(e) for e in items) or "No webhook endpoints.",
-          [], endpoints=items)
+    done(database_url, as_json, "\n".join(_line(e) for e in items) or "No webhook endpoints.",
+         [], endpoints=items)
 
 
 def _switch(endpoint_id: str, enabled: bool, database_url: str | None, as_json: bool) -> None:
@@ -358,7 +338,7 @@ def _switch(endpoint_id: str, enabled: bool, database_url: str | None, as_json: 
         steps = [f"workspaces webhooks enable {after.id}  # when its receiver works again"]
         text = (f"Disabled webhook endpoint {after.id} ({after.url}): nothing is queued for it "
                 "until it is enabled.")
-    _done(database_url, as_json, text, steps, endpoint=after)
+    done(database_url, as_json, text, steps, endpoint=after)
 
 
 @webhooks_app.command("disable")
@@ -391,8 +371,8 @@ def webhooks_replay(
                                     endpoint_id=_endpoint_id(endpoint_id), since=_since(since),
                                     settings=settings)
 
-    done = operate(database_url, as_json, work)
-    _done(database_url, as_json,
-          f"Queued {done.queued} events since {_stamp(done.since)} for endpoint "
-          f"{endpoint_id}; a running `workspaces serve` delivers them.", [],
-          queued=done.queued, since=_stamp(done.since))
+    replayed = operate(database_url, as_json, work)
+    done(database_url, as_json,
+         f"Queued {replayed.queued} events since {_stamp(replayed.since)} for endpoint "
+         f"{endpoint_id}; a running `workspaces serve` delivers them.", [],
+         queued=replayed.queued, since=_stamp(replayed.since))

@@ -13,7 +13,8 @@ OAuthCode = Literal[
     "unsupported_grant_type", "invalid_scope", "access_denied", "unsupported_response_type",
     "server_error", "temporarily_unavailable", "login_required", "consent_required",
     "interaction_required", "account_selection_required", "invalid_token",
-    "insufficient_scope", "unsupported_token_type", "slow_down",
+    "insufficient_scope", "unsupported_token_type", "slow_down", "request_not_supported",
+    "request_uri_not_supported", "registration_not_supported",
 ]
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -32,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from workspaces import clock
 from workspaces.errors import Conflict, ServiceUnavailable
 from workspaces.models import signing_keys
+from workspaces.oauth import tokens
 from workspaces.oauth.tokens import ALG, SKEW, Signer, token_ttl
 from workspaces.security import seal, secret_key, unseal
 from workspaces.settings import Settings
@@ -142,18 +142,19 @@ async def make_first_key(engine: AsyncEngine, settings: Settings) -> None:
         log.info("made the first signing key %s", kid)
 
 
-_private: dict[str, RSAKey] = {}
+_private: dict[tuple[str, str], RSAKey] = {}  # by SECRET_KEY and kid
 
 
 def _unsealed(row: Any, settings: Settings) -> RSAKey:
-    key = _private.get(row.kid)
+    secret = secret_key(settings)
+    key = _private.get((secret, row.kid))
     if key is None:
-        pem = unseal(secret_key(settings), row.sealed_private_key)
+        pem = unseal(secret, row.sealed_private_key)
         if pem is None:
             raise SigningKeyUnreadable(
                 f"The signing key {row.kid} was sealed with another SECRET_KEY: every instance "
-                "must share the SECRET_KEY the keys were made with.")
-        key = _private[row.kid] = RSAKey.import_key(pem)
+                "and command must use the SECRET_KEY the keys were made with.")
+        key = _private[secret, row.kid] = RSAKey.import_key(pem)
     return key
 
 
@@ -207,8 +208,13 @@ async def list_keys(conn: AsyncConnection, settings: Settings) -> list[KeyInfo]:
 async def rotate(conn: AsyncConnection, settings: Settings) -> KeyInfo:
     """Publish a new key that signs JWKS_MAX_AGE_SECONDS from now, when the signing key
     retires. Refused (409 `rotation_pending`) while an earlier rotation's key is still
-    waiting: rotating again would not bring anything forward. Call in a write transaction."""
+    waiting: rotating again would not bring anything forward; and (503
+    `signing_key_unreadable`) when this SECRET_KEY cannot unseal the signing key, since the
+    servers could not then unseal the new one either. Call in a write transaction."""
     await ensure_first_key(conn, settings)
+    current = await _signing_row(conn, clock.now())
+    if current is not None:  # sealed with this SECRET_KEY, or the servers could not sign
+        _unsealed(current, settings)  # with the key sealed here
     row = await _new_row(settings, activates_at=clock.now())
     await _take_turns(conn)
     now = clock.now()
@@ -220,7 +226,9 @@ async def rotate(conn: AsyncConnection, settings: Settings) -> KeyInfo:
         starts = clock.aware(pending.activates_at)
         raise RotationPending(
             f"A rotation is already under way: key {pending.kid} starts signing at "
-            f"{starts.isoformat(timespec='seconds')}. Rotate again after that, if needed.")
+            f"{starts.isoformat(timespec='seconds').replace('+00:00', 'Z')}. Rotate again "
+            "after that, if needed.",
+            fix="workspaces keys list")
     switch = now + timedelta(seconds=settings.jwks_max_age_seconds)
     row |= {"created_at": now, "activates_at": switch}
     # Every key that would still sign at the switch retires then (one, unless rows were
@@ -246,7 +254,7 @@ async def delete_expired(conn: AsyncConnection, settings: Settings, *, before: d
 class _Cached:
     keys: KeySet
     kids: frozenset[str]
-    loaded: float
+    loaded: datetime
 
 
 _published: dict[str, _Cached] = {}
@@ -256,14 +264,27 @@ async def verification_keys(conn: AsyncConnection, settings: Settings, *,
                             kid: str | None = None) -> KeySet:
     """The published public keys, for verifying our tokens offline: cached per process and
     database, read again after REFRESH_SECONDS, or when `kid` (the token's) is not among them
-    and the last read is UNKNOWN_KID_SECONDS old."""
+    and the last read is UNKNOWN_KID_SECONDS old. (Ages by `clock`: a clock set back counts
+    as stale.)"""
     cached = _published.get(settings.database_url)
-    ticks = time.monotonic()
-    age = ticks - cached.loaded if cached is not None else None
-    if (cached is None or age is None or age >= REFRESH_SECONDS
-            or (kid is not None and kid not in cached.kids and age >= UNKNOWN_KID_SECONDS)):
-        jwks = await published_keys(conn, settings)
-        cached = _Cached(KeySet.import_key_set({"keys": jwks}),
-                         frozenset(jwk["kid"] for jwk in jwks), ticks)
-        _published[settings.database_url] = cached
-    return cached.keys
+    now = clock.now()
+    if cached is not None:
+        age = (now - cached.loaded).total_seconds()
+        fresh = 0 <= age < REFRESH_SECONDS and (
+            kid is None or kid in cached.kids or age < UNKNOWN_KID_SECONDS)
+        if fresh:
+            return cached.keys
+    jwks = await published_keys(conn, settings)
+    _published[settings.database_url] = _Cached(
+        KeySet([RSAKey.import_key(jwk) for jwk in jwks]), frozenset(jwk["kid"] for jwk in jwks),
+        now)
+    return _published[settings.database_url].keys
+
+
+async def verified_access_token(conn: AsyncConnection, settings: Settings, token: str
+                                ) -> tokens.AccessClaims:
+    """An access token for our API, verified offline against the published keys (see
+    `tokens.verify_access_token`); raises tokens.InvalidAccessToken."""
+    found = await verification_keys(conn, settings, kid=tokens.unverified_kid(token))
+    return tokens.verify_access_token(token, found, issuer=tokens.issuer(settings),
+                                      audience=tokens.api_audience(settings))

@@ -35,6 +35,10 @@ ID_TOKEN_TYPE = "JWT"  # noqa: S105
 # Clocks of our instances and of relying parties disagree a little: expiry and issue times
 # are judged this leniently.
 SKEW = timedelta(seconds=30)
+# What our ID tokens (and userinfo) may say, for the discovery document.
+CLAIMS_SUPPORTED = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid",
+                    "azp", "email", "email_verified", "name", "workspaces", "workspace_id",
+                    "workspace_slug", "workspace_role")
 _PART = re.compile(r"[A-Za-z0-9_-]*")
 
 Rejection = Literal["malformed", "algorithm", "type", "unknown_kid", "signature", "issuer",
@@ -235,20 +239,18 @@ def _workspace(claims: Mapping[str, Any]) -> WorkspaceClaim | None:
                           _text(claims, "workspace_slug"), role)
 
 
-def verify_access_token(token: str, keys: KeySet, *, issuer: str, audience: str,
-                        now: datetime | None = None) -> AccessClaims:
-    """The claims of an access token we signed for `audience`, checked offline; raises
-    InvalidAccessToken (with its reason) for anything else."""
-    now = now or clock.now()
+def _signed_claims(token: str, keys: KeySet, *, issuer: str, types: tuple[str, ...],
+                   kind: str) -> dict[str, Any]:
+    """The claims of a JWT of one of `types` that one of our keys signed and we issued;
+    raises InvalidAccessToken (with its reason) for anything else. Expiry is the caller's."""
     if not looks_like_jwt(token):
         raise InvalidAccessToken("malformed", "it is not a JWT.")
     header = _segment(token.split(".")[0])
     if header.get("alg") != ALG:  # before any key is touched: no `none`, no HS256 confusion
         raise InvalidAccessToken("algorithm", f"only {ALG} is accepted.")
-    typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in (ACCESS_TOKEN_TYPE,
-                                                       f"application/{ACCESS_TOKEN_TYPE}"):
-        raise InvalidAccessToken("type", "it is not an access token (typ at+jwt).")
+    typ = header.get("typ", "JWT")
+    if not isinstance(typ, str) or typ.lower() not in types:
+        raise InvalidAccessToken("type", f"it is not {kind}.")
     kid = header.get("kid")
     # By exact kid, among RSA keys only (KeySet.get_by_kid would hand a lone key to a token
     # naming none).
@@ -260,9 +262,18 @@ def verify_access_token(token: str, keys: KeySet, *, issuer: str, audience: str,
         decoded = jwt.decode(token, key, algorithms=ALGORITHMS)
     except JoseError:
         raise InvalidAccessToken("signature", "its signature does not match.") from None
-    claims = decoded.claims
-    if claims.get("iss") != issuer:
+    if decoded.claims.get("iss") != issuer:
         raise InvalidAccessToken("issuer", "it was issued by someone else.")
+    return decoded.claims
+
+
+def verify_access_token(token: str, keys: KeySet, *, issuer: str, audience: str,
+                        now: datetime | None = None) -> AccessClaims:
+    """The claims of an access token we signed for `audience`, checked offline; raises
+    InvalidAccessToken (with its reason) for anything else."""
+    now = now or clock.now()
+    claims = _signed_claims(token, keys, issuer=issuer, kind="an access token (typ at+jwt)",
+                            types=(ACCESS_TOKEN_TYPE, f"application/{ACCESS_TOKEN_TYPE}"))
     aud = claims.get("aud")
     if not (aud == audience or (isinstance(aud, list) and audience in aud)):
         raise InvalidAccessToken("audience", "it is meant for another audience.")
@@ -281,3 +292,27 @@ def verify_access_token(token: str, keys: KeySet, *, issuer: str, audience: str,
         gid=_uuid(_text(claims, "gid"), "gid"), jti=_text(claims, "jti"), issued_at=issued,
         expires_at=expires, user_id=None if sub == client_id else _uuid(sub, "sub"),
         auth_time=_optional_moment(claims, "auth_time"), workspace=_workspace(claims))
+
+
+@dataclass(frozen=True)
+class IdTokenHint:
+    """An ID token of ours handed back as `id_token_hint` (RP-initiated logout)."""
+
+    sub: str
+    audiences: tuple[str, ...]  # the client(s) it was issued to
+    sid: str | None
+
+
+def verify_id_token_hint(token: str, keys: KeySet, *, issuer: str) -> IdTokenHint:
+    """An ID token we signed, its signature and issuer checked but not its expiry: a relying
+    party signing someone out often holds only an expired one (OpenID Connect RP-Initiated
+    Logout 1.0, 2). Raises InvalidAccessToken for anything else."""
+    claims = _signed_claims(token, keys, issuer=issuer, types=(ID_TOKEN_TYPE.lower(),),
+                            kind="an ID token")
+    aud = claims.get("aud")
+    audiences = (aud,) if isinstance(aud, str) else tuple(
+        a for a in aud if isinstance(a, str)) if isinstance(aud, list) else ()
+    if not audiences:
+        raise InvalidAccessToken("audience", "it names no client.")
+    sid = claims.get("sid")
+    return IdTokenHint(_text(claims, "sub"), audiences, sid if isinstance(sid, str) else None)

@@ -105,8 +105,14 @@ def _anon_signer(request: Request) -> Signer:
     return Signer(_secret(request), salt="workspaces.anon")
 
 
+def signer(request: Request, purpose: str) -> URLSafeTimedSerializer:
+    """Signs and timestamps what a page hands the browser to bring back (a cookie, a form's
+    hidden field), under SECRET_KEY: `purpose` keeps one kind from passing for another."""
+    return URLSafeTimedSerializer(_secret(request), salt=f"workspaces.{purpose}")
+
+
 def _flash_serializer(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(_secret(request), salt="workspaces.flash")
+    return signer(request, "flash")
 
 
 def session_token(request: Request) -> str | None:
@@ -249,8 +255,13 @@ async def _signed_in(request: Request, user: PageUser) -> UserInfo:
 SignedIn = Annotated[UserInfo, Depends(_signed_in)]
 
 
-def sign_in_url(next_url: str) -> str:
-    return f"/signin?next={quote(next_url, safe='/')}"
+NEXT_MAX = 4000  # the longest `next` a sign-in form carries (an authorization request's)
+
+
+def sign_in_url(next_url: str, email: str | None = None) -> str:
+    """The sign-in page, going on to `next_url` (and its email field filled with `email`)."""
+    url = f"/signin?next={quote(next_url, safe='/')}"
+    return f"{url}&email={quote(email, safe='@')}" if email else url
 
 
 def _is_local_path(url: str) -> bool:

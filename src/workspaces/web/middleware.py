@@ -25,8 +25,19 @@ from workspaces.web.metrics import route_of
 access_log = logging.getLogger("workspaces.access")
 log = logging.getLogger("workspaces.web")
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
+def content_security_policy(*, form_targets: tuple[str, ...] = ()) -> str:
+    """Same origin only, no inline script, never framed. `form_targets`: the sources a form of
+    the page may also end up at (browsers apply form-action to the redirect a POST answers with:
+    the consent page's Allow goes back to the client)."""
+    form_action = " ".join(("'self'", *form_targets))
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'; "
+            "object-src 'none'")
+
+
+CSP = content_security_policy()
 HSTS = "max-age=31536000"
 
 
