@@ -163,3 +163,21 @@ def test_every_api_route_that_reads_a_token_names_what_an_apps_token_needs() -> 
     assert len(needs) > 40
     assert {route: n for route, n in needs.items() if len(n) != 1} == {}
     assert {n for named in needs.values() for n in named} <= set(NEEDS)
+
+
+def test_the_readme_names_the_scope_each_route_needs() -> None:
+    """The README's table of scopes, held against the routes: each route an app's token may
+    call is named in its scope's row (a row may name a prefix ending in `/...`)."""
+    text = (PACKAGE.parents[1] / "README.md").read_text()
+    section = text.split("#### Scopes of an app's access token\n", 1)[1].split("\n\n|", 1)[1]
+    rows = {}
+    for line in ("|" + section).split("\n\n", 1)[0].splitlines()[2:]:
+        scope, routes = line.strip("|").split("|", 1)
+        rows[scope.strip().strip("`")] = re.findall(r"`([^`]+)`", routes)
+    for (method, path), needs in _needs_of_routes().items():
+        [need] = needs
+        if need == "own_token":
+            continue
+        named = rows.get(need, [])
+        assert f"{method} {path}" in named or any(
+            n.endswith("/...") and path.startswith(n[:-4]) for n in named), (method, path, need)

@@ -70,11 +70,8 @@ async def verify(conn: AsyncConnection, settings: Settings, token: str, need: Ne
     `insufficient_scope`."""
     if need == OWN_TOKEN:  # no app may, however its token reads
         raise insufficient_scope(need)
-    published = await keys.verification_keys(conn, settings, kid=tokens.unverified_kid(token))
     try:
-        claims = tokens.verify_access_token(token, published,
-                                            issuer=tokens.issuer(settings),
-                                            audience=tokens.api_audience(settings))
+        claims = await keys.verified_access_token(conn, settings, token)
     except InvalidAccessToken as refused:
         log.info("access token refused: %s", refused.reason)
         raise invalid_token(refused.message) from None
