@@ -29,6 +29,7 @@ from workspaces.oauth.scopes import SERVICE_SCOPES
 from workspaces.oauth.tokens import Signer, WorkspaceClaim
 from workspaces.roles import Role
 from workspaces.security import hash_token, new_token, secret_key, unseal
+from workspaces.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -53,23 +54,30 @@ def bearer(token: str) -> dict[str, str]:
 class Apps(Factory):
     """Clients, grants and tokens for the database of `api`, signed as `api` signs."""
 
-    def __init__(self, api: Api) -> None:
-        super().__init__(api.db.url)
-        self.settings = api.settings
+    def __init__(self, api: Api | None = None, *, url: str = "",
+                 settings: Settings | None = None) -> None:
+        """For the database and settings of `api`, or of a server given by both."""
+        super().__init__(api.db.url if api else url)
+        self.settings = api.settings if api else settings or Settings()
 
     def client(self, name: str = "Acme CRM", *, scopes: Sequence[str] = SERVICE_SCOPES,
                workspaces: Sequence[Workspace] = ()) -> App:
         """A confidential client; with `workspaces`, its service tokens reach only those."""
+        return self.client_with_secret(name, scopes, workspaces)[0]
+
+    def client_with_secret(self, name: str, scopes: Sequence[str],
+                           workspaces: Sequence[Workspace] = ()) -> tuple[App, str]:
+        """`client`, and the secret it authenticates with at the token endpoint."""
         self.count += 1
         client_id, now = f"wsc_test{self.count}{uuid.uuid4().hex[:8]}", clock.now()
-        self._insert(oauth_clients, id=client_id, name=name,
-                     secret_hash=hash_token(new_token("wscs_")), trusted=False,
-                     redirect_uris=["https://app.example.com/callback"],
-                     post_logout_redirect_uris=[], scopes=list(scopes),
-                     workspace_restricted=bool(workspaces), created_at=now, updated_at=now)
+        secret = new_token("wscs_")
+        self._insert(oauth_clients, id=client_id, name=name, secret_hash=hash_token(secret),
+                     trusted=False, redirect_uris=[], post_logout_redirect_uris=[],
+                     scopes=list(scopes), workspace_restricted=bool(workspaces),
+                     created_at=now, updated_at=now)
         for place in workspaces:
             self._insert(oauth_client_workspaces, client_id=client_id, workspace_id=place.id)
-        return App(client_id, name)
+        return App(client_id, name), secret
 
     def grant(self, app: App, *, user: User | None = None,
               scopes: Sequence[str] = SERVICE_SCOPES,
