@@ -15,7 +15,7 @@ from workspaces.workspaces.schemas import MemberRead, RoleChange
 from workspaces.workspaces.service import Access
 
 router = APIRouter(prefix="/api/workspaces", tags=["members"],
-                   responses=errors(400, 401, 422, 503))
+                   responses=errors(400, 401, 403, 422, 503))
 
 
 _MEMBERS_JSON = TypeAdapter(list[members.MemberInfo])

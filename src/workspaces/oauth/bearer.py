@@ -73,7 +73,7 @@ async def verify(conn: AsyncConnection, settings: Settings, token: str, need: Ne
     try:
         claims = await keys.verified_access_token(conn, settings, token)
     except InvalidAccessToken as refused:
-        log.info("access token refused: %s", refused.reason)
+        log.debug("access token refused: %s", refused.reason)
         raise invalid_token(refused.message) from None
     if need not in opens(claims.scopes):
         raise insufficient_scope(need)

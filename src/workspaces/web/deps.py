@@ -108,7 +108,9 @@ class RequestTransactions:
 
 Conn = Annotated[AsyncConnection, Depends(_transaction, scope="function")]
 
-_bearer = HTTPBearer(auto_error=False, description="A token from sign-up or sign-in.")
+_bearer = HTTPBearer(auto_error=False, description=(
+    "A token from sign-up or sign-in, or an access token (a JWT) Workspaces issued to an app, "
+    "limited by its scopes."))
 
 
 def from_trusted_proxy(request: Request) -> bool:

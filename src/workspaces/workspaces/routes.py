@@ -28,7 +28,7 @@ from workspaces.workspaces.schemas import (
 from workspaces.workspaces.service import Access
 
 router = APIRouter(prefix="/api/workspaces", tags=["workspaces"],
-                   responses=errors(400, 401, 422, 503))
+                   responses=errors(400, 401, 403, 422, 503))
 
 
 @router.post("", status_code=201, response_model=WorkspaceRead, responses=errors(429))

@@ -132,8 +132,9 @@ class Access:
 
     def require_grant(self, role: str, doing: str) -> None:
         if not self.can_grant(role):
-            raise Forbidden(f"You cannot {doing}: {role} is above your own role ({self.role}) "
-                            f"in {self.workspace.name}.", code="role_above_inviter")
+            whose = "your own role" if self.client is None else "a service client's rank"
+            raise Forbidden(f"You cannot {doing}: {role} is above {whose} ({self.role}) in "
+                            f"{self.workspace.name}.", code="role_above_inviter")
 
     def require(self, role: str, doing: str) -> None:
         if not self.at_least(role):
