@@ -120,10 +120,17 @@ def create_app(config: Config | None = None) -> FastAPI:
         if not user:
             return _page("Example product", '<p>You are not signed in.</p>'
                          '<p><a id="sign-in" href="/login">Sign in with Workspaces</a></p>')
-        members = await _members(config, request.session.get("access_token"),
-                                 user.get("workspace_slug"))
+        access_token = request.session.get("access_token")
+        members = await _members(config, access_token, user.get("workspace_slug"))
         rows = "".join(f"<li>{html.escape(m['email'])} ({html.escape(m['role'])})</li>"
                        for m in members)
+        try:  # what this product's own API would conclude from the token alone
+            verified = await (await access_tokens()).verify(access_token or "")
+            offline = (f"valid for {html.escape(str(verified.get('scope')))}, role "
+                       f"<span id=\"token-role\">"
+                       f"{html.escape(str(verified.get('workspace_role')))}</span>")
+        except (JoseError, ValueError) as error:
+            offline = f"refused: {html.escape(str(error))}"
         return _page("Example product", f"""
 <p>Signed in as <strong id="email">{html.escape(user.get('email', ''))}</strong>
  ({html.escape(user.get('name', ''))}).</p>
@@ -131,6 +138,8 @@ def create_app(config: Config | None = None) -> FastAPI:
  role: <strong id="role">{html.escape(user.get('workspace_role') or 'none')}</strong>.</p>
 <h2>Members, from the Workspaces API with your access token</h2>
 <ul id="members">{rows}</ul>
+<p>Your access token, verified offline against the JWKS: <span id="offline">{offline}</span>.
+</p>
 <form method="post" action="/logout"><button id="sign-out">Sign out</button></form>""")
 
     @app.get("/login")

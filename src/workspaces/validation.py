@@ -52,6 +52,7 @@ def normalize_email(raw: str, *, field: str = "email") -> str:
 A = TypeVar("A")
 B = TypeVar("B")
 C = TypeVar("C")
+D = TypeVar("D")
 
 
 @overload
@@ -59,6 +60,9 @@ def check_all(a: Callable[[], A], b: Callable[[], B], /) -> tuple[A, B]: ...
 @overload
 def check_all(a: Callable[[], A], b: Callable[[], B], c: Callable[[], C], /
               ) -> tuple[A, B, C]: ...
+@overload
+def check_all(a: Callable[[], A], b: Callable[[], B], c: Callable[[], C], d: Callable[[], D], /
+              ) -> tuple[A, B, C, D]: ...
 def check_all(*checks: Callable[[], Any]) -> tuple[Any, ...]:
     """Run every check of a form and return their results; refused, every problem is told at
     once (`together`)."""

@@ -29,6 +29,7 @@ ACTIONS = {
     "name_changed": "Name changed",
     "session_revoked": "A session was signed out",
     "sessions_revoked": "Other sessions were signed out",
+    "app_revoked": "A connected app's access was revoked",
 }
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces.accounts import links, profile, service
 from workspaces.accounts.events import list_account_events
 from workspaces.errors import AppError
+from workspaces.oauth import consents
 from workspaces.web.deps import AppSettings, Caller, Conn, PasswordHashing, Tx, client_address
 from workspaces.web.html import (
     NO_STORE,
@@ -44,6 +45,7 @@ async def account_page(request: Request, conn: AsyncConnection, user: service.Us
         request, "account.html", status, headers=headers, me=user,
         sessions=await profile.list_sessions(conn, user_id=user.id,
                                              token=session_token(request)),
+        apps=await consents.connected_apps(conn, user_id=user.id),
         events=await list_account_events(conn, user_id=user.id, limit=10),
         pending=await profile.pending_email_change(conn, user_id=user.id),
         values={section: values or {}}, errors={section: errors or {}})
@@ -145,6 +147,17 @@ async def sign_out_session(request: Request, session_id: uuid.UUID, conn: Conn,
         back="/account",
         done=lambda kind: redirect(request, "/account", "The browser session was signed out."
                                    if kind == "browser" else "The API token was revoked."))
+
+
+@router.post("/account/apps/{client_id}/revoke", dependencies=[CsrfChecked])
+async def revoke_app(request: Request, conn: Conn, user: SignedIn,
+                     client_id: Annotated[str, Path(max_length=64)]) -> Response:
+    return await act(
+        request, conn,
+        lambda: consents.revoke_app(conn, user_id=user.id, client_id=client_id),
+        back="/account",
+        done=lambda name: redirect(request, "/account", f"{name} can no longer use your "
+                                   "account: its access was revoked."))
 
 
 @router.post("/account/delete", dependencies=[CsrfChecked])

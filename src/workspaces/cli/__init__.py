@@ -1,7 +1,7 @@
 """The `workspaces` command line. Thin: parse arguments, call the toolkit or a service, print
 the result. Commands live by group: cli/db.py (the schema toolkit), cli/serve.py, cli/operate.py
-(users, workspaces, invites, webhooks), cli/keys.py (signing keys); what they share in
-cli/common.py."""
+(users, workspaces, invites, webhooks), cli/keys.py (signing keys), cli/clients.py (OpenID
+Connect clients); what they share in cli/common.py."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from workspaces import __version__
+from workspaces.cli.clients import clients_app
 from workspaces.cli.common import AsJson
 from workspaces.cli.db import db_app
 from workspaces.cli.keys import keys_app
@@ -58,6 +59,7 @@ app.add_typer(invites_app, name="invites")
 app.add_typer(events_app, name="events")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(keys_app, name="keys")
+app.add_typer(clients_app, name="clients")
 
 
 @app.command()

@@ -164,7 +164,8 @@ def guard(as_json: bool, target: Target | None = None) -> Iterator[None]:
 
 def operate(database_url: str | None, as_json: bool,
             work: Callable[[AsyncConnection, Settings], Awaitable[T]]) -> T:
-    """Run `work(conn, settings)` in one transaction on the server's engine; print errors."""
+    """Run `work(conn, settings)` in one transaction on the server's engine; print errors
+    (a fix's commands naming the same database)."""
     import asyncio
 
     from workspaces.db import create_app_engine, parse_url
@@ -201,9 +202,9 @@ def show(data: Any, as_json: bool, line: str) -> None:
 
 
 def done(database_url: str | None, as_json: bool, text: str, steps: list[str],
-         **data: Any) -> None:
-    """The result, then the commands to run next (`next:` lines; `"next"` in --json)."""
-    import json
+         advice: list[str] | None = None, **data: Any) -> None:
+    """The result, then the commands to run next (`next:` lines; `"next"` in --json) and any
+    advice (`hint:`)."""
     from dataclasses import asdict, is_dataclass
 
     target = Target.of(database_url)
@@ -211,8 +212,8 @@ def done(database_url: str | None, as_json: bool, text: str, steps: list[str],
         body = {k: asdict(v) if is_dataclass(v) and not isinstance(v, type)
                 else [asdict(i) for i in v] if isinstance(v, list) else v
                 for k, v in data.items()}
-        print(json.dumps({"ok": True, **body, "next": [target.step(s) for s in steps]},
-                         indent=2, default=str))
+        print(json.dumps({"ok": True, **body, "next": [target.step(s) for s in steps],
+                          "hint": advice or []}, indent=2, default=str))
     else:
         print(text)
-        target.print_steps([target.step(s) for s in steps])
+        target.print_steps([target.step(s) for s in steps], advice=advice)

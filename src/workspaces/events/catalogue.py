@@ -45,6 +45,7 @@ AccountOnly = Literal[
     "account.email_change_requested",
     "account.session_revoked",
     "account.sessions_revoked",
+    "account.app_revoked",
 ]
 # Told through the same step, kept only in the workspace's audit trail.
 AuditOnly = Literal[

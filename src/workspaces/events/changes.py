@@ -172,17 +172,21 @@ def user_deleted(subject: dict[str, Any], actor: Actor) -> Change:
     return Change("user.deleted", actor, {"user": subject})
 
 
-_ACCOUNT_KINDS: dict[str, AccountOnly] = {
+AccountOnlyAction = Literal["email_verified", "password_reset", "password_changed",
+                            "email_change_requested", "session_revoked", "sessions_revoked",
+                            "app_revoked"]
+_ACCOUNT_KINDS: dict[AccountOnlyAction, AccountOnly] = {
     "email_verified": "account.email_verified",
     "password_reset": "account.password_reset",
     "password_changed": "account.password_changed",
     "email_change_requested": "account.email_change_requested",
     "session_revoked": "account.session_revoked",
     "sessions_revoked": "account.sessions_revoked",
+    "app_revoked": "account.app_revoked",  # a connected app's access ended (oauth.consents)
 }
 
 
-def account_only(user_id: uuid.UUID, action: str, actor: Actor,
+def account_only(user_id: uuid.UUID, action: AccountOnlyAction, actor: Actor,
                  detail: dict[str, Any] | None = None) -> Change:
     """A security change only the account's own trail keeps (`accounts.events.ACTIONS`)."""
     return Change(_ACCOUNT_KINDS[action], actor, {},
