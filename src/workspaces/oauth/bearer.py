@@ -20,7 +20,7 @@ from workspaces.oauth import keys, tokens
 from workspaces.oauth.scopes import USER_API_SCOPES, ServiceScope
 from workspaces.oauth.tokens import AccessClaims, InvalidAccessToken
 from workspaces.settings import Settings
-from workspaces.workspaces.service import ClientRef
+from workspaces.workspaces.service import LIVE_GRANT, ClientRef
 
 log = logging.getLogger("workspaces.oauth")
 
@@ -92,14 +92,11 @@ def _live(claims: AccessClaims) -> dict[str, object]:
     return {"grant_id": claims.gid, "client_id": claims.client_id}
 
 
-_GRANT_LIVE = (oauth_grants.c.id == bindparam("grant_id"),
-               oauth_grants.c.client_id == bindparam("client_id"),
-               oauth_grants.c.revoked_at.is_(None))
 _USER = (select(*USER_COLUMNS).join(oauth_grants, oauth_grants.c.user_id == users.c.id)
-         .where(*_GRANT_LIVE, users.c.id == bindparam("user_id")))
+         .where(*LIVE_GRANT, users.c.id == bindparam("user_id")))
 _CLIENT = (select(oauth_clients.c.id, oauth_clients.c.name, oauth_clients.c.workspace_restricted)
            .join(oauth_grants, oauth_grants.c.client_id == oauth_clients.c.id)
-           .where(*_GRANT_LIVE, oauth_grants.c.user_id.is_(None)))
+           .where(*LIVE_GRANT, oauth_grants.c.user_id.is_(None)))
 
 
 async def user_of_grant(conn: AsyncConnection, claims: AccessClaims) -> UserInfo | None:

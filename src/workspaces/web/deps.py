@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -335,7 +335,8 @@ class _ApiCaller(Needs):
 ApiCaller = Annotated[Caller, Depends(_ApiCaller(OWN_TOKEN))]
 
 
-_FOR_SERVICES = {
+InstanceScope = Literal["events:read", "webhooks:write"]  # what the instance's routes need
+_FOR_SERVICES: dict[InstanceScope, str] = {
     "events:read": ("The instance feed is read with a service credential (a client's token "
                     "from the client_credentials grant, with the scope events:read), or on the "
                     "server with `workspaces events list`."),
@@ -347,6 +348,8 @@ _FOR_SERVICES = {
 
 @dataclass(frozen=True)
 class _ServiceClient(Needs):
+    need: InstanceScope
+
     async def __call__(self, request: Request, conn: Conn, credentials: Credentials
                        ) -> ClientRef:
         """A service client reaching every workspace: the whole instance (every workspace's
@@ -371,7 +374,7 @@ class _ServiceClient(Needs):
         return client
 
 
-def ServiceClient(need: ServiceScope) -> Any:
+def ServiceClient(need: InstanceScope) -> Any:
     """A service client reaching the whole instance, for a route that needs `need`."""
     return Depends(_ServiceClient(need))
 

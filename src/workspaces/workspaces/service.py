@@ -200,16 +200,18 @@ async def access_by_token(conn: AsyncConnection, *, token: str, kind: str, slug:
 
 _WORKSPACE_BY_SLUG = (workspaces.c.id.label("workspace_id"), workspaces.c.name.label("w_name"),
                       workspaces.c.slug, workspaces.c.created_at.label("w_created_at"))
-_LIVE_GRANT = (oauth_grants.c.id == bindparam("grant_id"),
-               oauth_grants.c.client_id == bindparam("client_id"),
-               oauth_grants.c.revoked_at.is_(None))
+# The grant a JWT access token names (`gid`), of the client it names, not revoked (a deleted
+# client's grants went with it).
+LIVE_GRANT = (oauth_grants.c.id == bindparam("grant_id"),
+              oauth_grants.c.client_id == bindparam("client_id"),
+              oauth_grants.c.revoked_at.is_(None))
 # A user's access token: its grant live, the user, and their membership of the workspace.
 _USER_BY_GRANT = (
     select(*USER_COLUMNS, *_WORKSPACE_BY_SLUG, members.c.role)
     .select_from(oauth_grants.join(users, users.c.id == oauth_grants.c.user_id))
     .outerjoin(members.join(workspaces, workspaces.c.id == members.c.workspace_id),
                and_(members.c.user_id == users.c.id, workspaces.c.slug == bindparam("slug")))
-    .where(*_LIVE_GRANT, oauth_grants.c.user_id == bindparam("user_id"))
+    .where(*LIVE_GRANT, oauth_grants.c.user_id == bindparam("user_id"))
 )
 # A service token: its grant live, the client, the workspace and whether the client reaches it.
 _CLIENT_BY_GRANT = (
@@ -221,7 +223,7 @@ _CLIENT_BY_GRANT = (
     .outerjoin(oauth_client_workspaces,
                and_(oauth_client_workspaces.c.client_id == oauth_clients.c.id,
                     oauth_client_workspaces.c.workspace_id == workspaces.c.id))
-    .where(*_LIVE_GRANT, oauth_grants.c.user_id.is_(None))
+    .where(*LIVE_GRANT, oauth_grants.c.user_id.is_(None))
 )
 
 
