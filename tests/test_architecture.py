@@ -117,3 +117,67 @@ def test_the_events_and_their_descriptions_know_nothing_of_http() -> None:
                                                "documented")]
     assert set(told) <= set(MODULES)
     assert _importing(HTTP, among=[*told, "workspaces.members.store"]) == []
+
+
+def _needs_of_routes() -> dict[tuple[str, str], set[str]]:
+    """Each /api route (method, path) and the needs (`oauth.bearer.Need`) its dependencies
+    that read the bearer token were made with; routes that read no token are left out."""
+    from fastapi.routing import APIRoute
+    from fastapi.security import HTTPBearer
+
+    from workspaces.app import create_app
+    from workspaces.settings import Settings
+
+    app = create_app(Settings(database_url="sqlite:///unused.db", secret_key="x" * 40,
+                              _env_file=None))  # type: ignore[call-arg]
+    found: dict[tuple[str, str], set[str]] = {}
+    routes, todo_routes = [], list(app.routes)
+    while todo_routes:  # routers included in the app hold their routes themselves
+        route = todo_routes.pop()
+        if (included := getattr(route, "original_router", None)) is not None:
+            todo_routes.extend(included.routes)
+        elif isinstance(route, APIRoute) and route.path.startswith("/api"):
+            routes.append(route)
+    for route in routes:
+        needs: set[str] = set()
+        reads_token = False
+        todo = list(route.dependant.dependencies)
+        while todo:
+            dependency = todo.pop()
+            todo.extend(dependency.dependencies)
+            reads_token |= isinstance(dependency.call, HTTPBearer)
+            if (need := getattr(dependency.call, "need", None)) is not None:
+                needs.add(need)
+        if reads_token:
+            for method in route.methods or ():
+                found[(method, route.path)] = needs
+    return found
+
+
+def test_every_api_route_that_reads_a_token_names_what_an_apps_token_needs() -> None:
+    """One need per route, declared where the route is (`Scoped("members:write")`): an
+    app's token (a JWT) is limited by its scopes everywhere, and nothing forgets it."""
+    from workspaces.oauth.bearer import NEEDS
+
+    needs = _needs_of_routes()
+    assert len(needs) > 40
+    assert {route: n for route, n in needs.items() if len(n) != 1} == {}
+    assert {n for named in needs.values() for n in named} <= set(NEEDS)
+
+
+def test_the_readme_names_the_scope_each_route_needs() -> None:
+    """The README's table of scopes, held against the routes: each route an app's token may
+    call is named in its scope's row (a row may name a prefix ending in `/...`)."""
+    text = (PACKAGE.parents[1] / "README.md").read_text()
+    section = text.split("#### Scopes of an app's access token\n", 1)[1].split("\n\n|", 1)[1]
+    rows = {}
+    for line in ("|" + section).split("\n\n", 1)[0].splitlines()[2:]:
+        scope, routes = line.strip("|").split("|", 1)
+        rows[scope.strip().strip("`")] = re.findall(r"`([^`]+)`", routes)
+    for (method, path), needs in _needs_of_routes().items():
+        [need] = needs
+        if need == "own_token":
+            continue
+        named = rows.get(need, [])
+        assert f"{method} {path}" in named or any(
+            n.endswith("/...") and path.startswith(n[:-4]) for n in named), (method, path, need)

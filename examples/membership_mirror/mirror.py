@@ -2,8 +2,9 @@
 from Workspaces' events: webhooks as they happen, and the instance feed at start and every
 so often, so that nothing is missed while this program was stopped.
 
-    MIRROR_WEBHOOK_SECRET=whsec_... DATABASE_URL=... \\
-        python examples/membership_mirror/mirror.py --db mirror.sqlite --port 8088
+    MIRROR_WEBHOOK_SECRET=whsec_... MIRROR_CLIENT_ID=wsc_... MIRROR_CLIENT_SECRET=wscs_... \\
+        python examples/membership_mirror/mirror.py --url https://workspaces.example.com \\
+        --db mirror.sqlite --port 8088
 
 Every webhook is verified with the `standardwebhooks` package; an event is applied once (its
 `id` is kept, in the same transaction as its effect); webhooks may arrive out of order, so
@@ -14,6 +15,7 @@ is ignored. See README.md beside this file.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import os
@@ -21,6 +23,10 @@ import signal
 import sqlite3
 import subprocess
 import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,10 +63,96 @@ class FeedError(Exception):
         self.code = code
 
 
+class Tokens(Protocol):
+    def token(self, *, fresh: bool = False) -> str:
+        """An access token for Workspaces' API (`fresh`: not the one held, which was refused)."""
+
+
+class ClientCredentials:
+    """The mirror's service credential: a client registered with the scope `events:read`, whose
+    access token comes from the token endpoint (the client_credentials grant) and is asked for
+    again shortly before it expires."""
+
+    MARGIN = 30.0  # seconds before its expiry a token is replaced
+
+    def __init__(self, base_url: str, client_id: str, client_secret: str,
+                 scope: str = "events:read") -> None:
+        self.url = _base(base_url) + "/oauth/token"
+        self.scope = scope
+        # RFC 6749 2.3.1: each part form-encoded, then HTTP Basic.
+        pair = f"{urllib.parse.quote_plus(client_id)}:{urllib.parse.quote_plus(client_secret)}"
+        self.basic = "Basic " + base64.b64encode(pair.encode()).decode()
+        self.held: tuple[str, float] | None = None  # the token, and when to replace it
+
+    def token(self, *, fresh: bool = False) -> str:
+        if self.held is not None and not fresh and time.monotonic() < self.held[1]:
+            return self.held[0]
+        form = urllib.parse.urlencode({"grant_type": "client_credentials",
+                                       "scope": self.scope}).encode()
+        request = urllib.request.Request(self.url, data=form, method="POST", headers={  # noqa: S310
+            "Authorization": self.basic, "Content-Type": "application/x-www-form-urlencoded"})
+        body = _json(request, "the token endpoint")
+        expires = float(body.get("expires_in", 60))
+        self.held = (str(body["access_token"]),
+                     time.monotonic() + max(expires - self.MARGIN, expires / 2))
+        return self.held[0]
+
+
+def _base(url: str) -> str:
+    """Workspaces' BASE_URL, without a trailing slash; http or https only."""
+    if urllib.parse.urlsplit(url).scheme not in ("https", "http"):
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    return url.rstrip("/")
+
+
+def _json(request: urllib.request.Request, what: str) -> dict[str, Any]:
+    """The JSON a request answers; FeedError with the error's code for a refusal (our API's
+    `{"error": {"code", "message"}}`, or OAuth's `{"error", "error_description"}`)."""
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (https or http)
+            body: dict[str, Any] = json.load(answer)
+            return body
+    except urllib.error.HTTPError as refused:
+        try:
+            error = json.load(refused)["error"]
+        except (ValueError, KeyError, TypeError):
+            raise FeedError(f"{what} answered {refused.code}") from None
+        if isinstance(error, dict):
+            raise FeedError(error.get("message", f"{what} refused"), error.get("code")) from None
+        raise FeedError(f"{what} refused: {error}", str(error)) from None
+    except (urllib.error.URLError, OSError, ValueError) as failed:
+        raise FeedError(f"{what} could not be read: {failed}") from None
+
+
+class HttpFeed:
+    """The instance feed over HTTP, `GET /api/events`, read with a service credential."""
+
+    def __init__(self, base_url: str, tokens: Tokens, limit: int = 100) -> None:
+        self.url = _base(base_url) + "/api/events"
+        self.tokens = tokens
+        self.limit = limit
+
+    def read(self, after: str | None) -> Page:
+        query = {"limit": str(self.limit), **({"after": after} if after is not None else {})}
+        fresh = False
+        while True:
+            request = urllib.request.Request(  # noqa: S310 (the URL's scheme was checked)
+                f"{self.url}?{urllib.parse.urlencode(query)}",
+                headers={"Authorization": f"Bearer {self.tokens.token(fresh=fresh)}"})
+            try:
+                body = _json(request, "the feed")
+            except FeedError as error:  # a token refused (revoked, or a key retired): once more
+                if error.code != "invalid_token" or fresh:
+                    raise
+                fresh = True
+                continue
+            return Page(body["items"], body["next_cursor"], body["has_more"])
+
+
 class CliFeed:
     """The instance feed as an operator reads it on the server: `workspaces events list
-    --json` (DATABASE_URL in the environment names the database). Once service credentials
-    exist, a class reading `GET /api/events` replaces this one."""
+    --json` (DATABASE_URL in the environment names the database), for a mirror without a
+    service credential."""
 
     def __init__(self, command: Sequence[str] = ("workspaces",), limit: int = 100,
                  env: dict[str, str] | None = None) -> None:
@@ -316,14 +408,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8088)
     parser.add_argument("--every", type=float, default=60.0,
                         help="Seconds between two readings of the feed.")
+    parser.add_argument("--url", help="Workspaces' BASE_URL: read the instance feed over HTTP "
+                                      "with the service credential in MIRROR_CLIENT_ID and "
+                                      "MIRROR_CLIENT_SECRET.")
     parser.add_argument("--workspaces", default="workspaces",
-                        help="The workspaces command (run with this environment).")
+                        help="Without --url: the workspaces command that reads the feed on "
+                             "the server (run with this environment).")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     secret = os.environ.get("MIRROR_WEBHOOK_SECRET")
     if not secret:
         parser.error("set MIRROR_WEBHOOK_SECRET to the endpoint's signing secret (whsec_...)")
-    consumer = Consumer(Mirror(args.db), CliFeed(args.workspaces.split()), secret,
+    feed: Feed = CliFeed(args.workspaces.split())
+    if args.url:
+        client_id = os.environ.get("MIRROR_CLIENT_ID")
+        client_secret = os.environ.get("MIRROR_CLIENT_SECRET")
+        if not client_id or not client_secret:
+            parser.error("with --url, set MIRROR_CLIENT_ID and MIRROR_CLIENT_SECRET to a "
+                         "client's credential with the scope events:read")
+        feed = HttpFeed(args.url, ClientCredentials(args.url, client_id, client_secret))
+    consumer = Consumer(Mirror(args.db), feed, secret,
                         host=args.host, port=args.port, every=args.every)
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -44,6 +44,7 @@ from workspaces.web.health import router as health_router
 from workspaces.web.middleware import BodyLimit, RequestLog, SecurityHeaders
 from workspaces.webhooks import delivery as webhooks
 from workspaces.webhooks.pages import router as webhooks_pages
+from workspaces.webhooks.routes import instance_router as instance_webhooks_router
 from workspaces.webhooks.routes import router as webhooks_router
 from workspaces.workspaces.pages import router as workspaces_pages
 from workspaces.workspaces.routes import router as workspaces_router
@@ -129,8 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics_probe = metrics.DatabaseProbe(app.state.toolkit)  # /metrics asks it
     app.state.status_read = StatusRead(app.state.toolkit)  # /readyz asks it
     for router in (accounts_router, profile_router, workspaces_router, members_router,
-                   invites_router, audit_router, events_router, webhooks_router, oauth_router,
-                   accounts_pages,
+                   invites_router, audit_router, events_router, webhooks_router,
+                   instance_webhooks_router, oauth_router, accounts_pages,
                    profile_pages, workspaces_pages, members_pages, invites_pages, audit_pages,
                    webhooks_pages, discovery_router, oauth_pages, reloads.router):
         app.include_router(router)

@@ -13,6 +13,9 @@ from workspaces.errors import InvalidInput
 Role = Literal["owner", "admin", "member"]
 ROLES: tuple[str, ...] = get_args(Role)  # highest first
 RANK = {role: len(ROLES) - index for index, role in enumerate(ROLES)}
+# The rank a service client (a product's backend) acts with in a workspace: never owner, so it
+# cannot grant or take ownership, hand the workspace over or delete it.
+SERVICE_ROLE: Role = "admin"
 
 
 def check_role(role: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request, Response
 
 from workspaces.accounts import recovery, service, verification
@@ -22,6 +24,8 @@ from workspaces.web.deps import (
     Conn,
     CurrentUser,
     PasswordHashing,
+    ScopedUser,
+    TokenUser,
     Tx,
     api_session,
     client_address,
@@ -106,6 +110,7 @@ async def delete_me(conn: Conn, user: CurrentUser) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/me", response_model=UserRead, responses=errors(401))
-async def me(user: CurrentUser) -> UserRead:
-    return UserRead.model_validate(user)
+@router.get("/me", response_model=UserRead, responses=errors(401, 403))
+async def me(caller: Annotated[TokenUser, ScopedUser("openid")]) -> UserRead:
+    """Your account; also with an app's access token that has the scope `openid`."""
+    return UserRead.model_validate(caller.user)

@@ -48,7 +48,7 @@ class UserInfo:
         return self.email_verified_at is not None
 
 
-_USER_COLUMNS = (users.c.id, users.c.email, users.c.name, users.c.created_at,
+USER_COLUMNS = (users.c.id, users.c.email, users.c.name, users.c.created_at,
                  users.c.email_verified_at)
 
 
@@ -208,7 +208,7 @@ async def sign_in(tx: Transactions, passwords: Passwords, *, email: str, passwor
     async with tx.write() as conn:
         await ratelimit.hit(conn, *limits)
         row = (await conn.execute(
-            select(*_USER_COLUMNS, users.c.password_hash).where(users.c.email == address)
+            select(*USER_COLUMNS, users.c.password_hash).where(users.c.email == address)
         )).first() if address is not None else None
     try:
         valid = await passwords.verify(row.password_hash if row else None, password)
@@ -274,7 +274,7 @@ async def delete_account(conn: AsyncConnection, *, user: UserInfo) -> None:
 
 
 async def get_user_by_email(conn: AsyncConnection, email: str) -> UserInfo | None:
-    row = (await conn.execute(select(*_USER_COLUMNS).where(users.c.email == email))).first()
+    row = (await conn.execute(select(*USER_COLUMNS).where(users.c.email == email))).first()
     return user_of(row) if row else None
 
 
@@ -301,7 +301,7 @@ async def revoke_token(conn: AsyncConnection, *, token: str) -> None:
 
 # Built once: a request binds values instead of building and hashing a new statement.
 TOKEN_USER = (
-    select(*_USER_COLUMNS, auth_tokens.c.id.label("token_id"),
+    select(*USER_COLUMNS, auth_tokens.c.id.label("token_id"),
            auth_tokens.c.created_at.label("token_created_at"), auth_tokens.c.last_used_at)
     .join(auth_tokens, auth_tokens.c.user_id == users.c.id)
     .where(

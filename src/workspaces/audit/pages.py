@@ -33,6 +33,8 @@ class Row:
 
 
 def _who(entry: AuditEntry) -> str:
+    if entry.actor_client_id:  # a product's backend, named as it was when it acted
+        return f"{entry.actor_client_name or entry.actor_client_id} (service client)"
     if entry.actor_email:  # as it was when they acted, kept when the account is deleted
         return entry.actor_email + (" (account since deleted)"
                                     if entry.actor_user_id is None else "")

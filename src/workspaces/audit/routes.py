@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from workspaces.audit import service
-from workspaces.web.deps import Conn, WorkspaceAccess
+from workspaces.web.deps import Conn, Scoped
 from workspaces.web.schemas import ReadModel, errors
+from workspaces.workspaces.service import Access
 
 router = APIRouter(tags=["audit"], responses=errors(401, 403, 404, 422, 503))
 
@@ -21,6 +22,9 @@ class AuditRead(ReadModel):
     action: str
     actor_user_id: uuid.UUID | None
     actor_email: str | None
+    actor_client_id: str | None = Field(description="A service client that acted (its "
+                                                    "client_id); null for a person.")
+    actor_client_name: str | None = Field(description="That client's name when it acted.")
     target_type: str
     target_id: str
     target_email: str | None
@@ -35,7 +39,7 @@ class AuditPage(BaseModel):
 
 @router.get("/api/workspaces/{slug}/audit", response_model=AuditPage)
 async def list_audit(
-    conn: Conn, access: WorkspaceAccess,
+    conn: Conn, access: Annotated[Access, Scoped("events:read")],
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=32, description=(

@@ -64,6 +64,8 @@ class AuditEntry:
     target_email: str | None
     detail: dict[str, Any]
     created_at: datetime
+    actor_client_id: str | None = None  # a service client that acted, as it was named then
+    actor_client_name: str | None = None
 
 
 async def list_events(
@@ -81,7 +83,8 @@ async def list_events(
     query = keyset(selected, audit_events.c.created_at, audit_events.c.id, after, limit)
     entries = [
         AuditEntry(r.id, r.action, r.actor_user_id, r.actor_email, r.target_type, r.target_id,
-                   r.target_email, dict(r.detail or {}), clock.aware(r.created_at))
+                   r.target_email, dict(r.detail or {}), clock.aware(r.created_at),
+                   r.actor_client_id, r.actor_client_name)
         for r in await conn.execute(query)
     ]
     return page_of(entries, limit, lambda e: Cursor(e.created_at, e.id))

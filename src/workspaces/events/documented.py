@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from workspaces.events.catalogue import INSTANCE_ONLY, PUBLISHED, SUMMARIES, TEST_MESSAGE
 from workspaces.events.changes import RemovedHow, RoleChangedHow
-from workspaces.events.schemas import Event, EventActor, EventWorkspace
+from workspaces.events.schemas import ClientActor, Event, EventActor, EventWorkspace
 from workspaces.invites.statuses import Status
 from workspaces.roles import Role
 
@@ -229,6 +229,10 @@ class ActorOfEvent(EventActor, Strict):
     pass
 
 
+class ClientActorOfEvent(ClientActor, Strict):
+    pass
+
+
 class Envelope(Event, Strict):
     id: str = Field(pattern=r"^evt_[0-9a-f]{32}$",
                     description="Unique and stable: the key to drop a duplicate by (also the "
@@ -237,7 +241,7 @@ class Envelope(Event, Strict):
                                             "break a consumer comes as a new version.")
     occurred_at: datetime = Field(description="When the change was made (its transaction's "
                                               "time), UTC.")
-    actor: ActorOfEvent
+    actor: Annotated[ActorOfEvent | ClientActorOfEvent, Field(discriminator="type")]
     data: Any  # each type's model
 
 

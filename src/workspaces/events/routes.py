@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Response
 from workspaces.events import feed
 from workspaces.events.catalogue import PUBLISHED
 from workspaces.events.schemas import EventPage
-from workspaces.web.deps import AppSettings, Conn, InstanceReader, WorkspaceAccess
+from workspaces.web.deps import AppSettings, Conn, InstanceReader, Scoped
 from workspaces.web.schemas import ErrorBody, errors
+from workspaces.workspaces.service import Access
 
 router = APIRouter(tags=["events"], responses={
     **errors(401, 403, 422, 503),
@@ -37,7 +38,8 @@ def _page(found: feed.FeedPage) -> Response:
 
 
 @router.get("/api/workspaces/{slug}/events", response_model=EventPage, responses=errors(404))
-async def workspace_events(conn: Conn, access: WorkspaceAccess, settings: AppSettings,
+async def workspace_events(conn: Conn, access: Annotated[Access, Scoped("events:read")],
+                           settings: AppSettings,
                            after: After = None, limit: Limit = 50,
                            types: Types = None) -> Response:
     """The workspace's events, oldest first (owners and admins). Store `next_cursor` with
@@ -53,7 +55,8 @@ async def instance_events(reader: InstanceReader, conn: Conn, settings: AppSetti
                           after: After = None, limit: Limit = 50,
                           types: Types = None) -> Response:
     """Every workspace's events and the `user.*` events, oldest first: for the product's
-    backend with a service credential (next release; until then 403
-    `service_credential_required`, and the operator runs `workspaces events list`)."""
+    backend, with a service credential (a client_credentials token with `events:read`, of a
+    client not limited to some workspaces); 403 `service_credential_required` for a person's
+    token. On the server, `workspaces events list` reads the same."""
     return _page(await feed.read(conn, workspace_id=None, after=after, limit=limit,
                                  types=types, retention_days=settings.event_retention_days))

@@ -4,7 +4,7 @@ puts in `data` is described per type in the OpenAPI document's `webhooks` sectio
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -23,6 +23,13 @@ class EventActor(BaseModel):
     email: str | None = Field(description="The acting user's address at that moment.")
 
 
+class ClientActor(BaseModel):
+    type: Literal["client"] = Field(
+        description="client: a service client (a product's backend) with its own credential.")
+    id: str = Field(description="The client's `client_id` (wsc_...).")
+    name: str = Field(description="The client's name at that moment.")
+
+
 class Event(BaseModel):
     id: str = Field(description="Unique and stable: the key to drop a duplicate by (it is "
                                 "also the webhook-id of its deliveries).")
@@ -32,7 +39,7 @@ class Event(BaseModel):
     occurred_at: datetime
     workspace: EventWorkspace | None = Field(
         description="The workspace it happened in; null for user.* events.")
-    actor: EventActor
+    actor: Annotated[EventActor | ClientActor, Field(discriminator="type")]
     data: dict[str, Any]
 
 

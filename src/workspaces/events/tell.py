@@ -31,24 +31,33 @@ from workspaces.models import (
 # boundary wakes the webhook delivery loop (as `mail_queued` wakes the email loop).
 WEBHOOKS_QUEUED = "webhooks_queued"
 
-ActorKind = Literal["user", "operator", "system", "anonymous"]
+ActorKind = Literal["user", "operator", "system", "anonymous", "client"]
 
 
 @dataclass(frozen=True)
 class Actor:
     """Who acted: a signed-in user (their address as it is at that moment), an operator's
-    command (acting as `user_id` when it names one), the system (the expiry sweep), or
-    someone holding an invite's link without signing in."""
+    command (acting as `user_id` when it names one), the system (the expiry sweep), someone
+    holding an invite's link without signing in, or a service client (a product's backend,
+    with its client id and its name at that moment)."""
 
     kind: ActorKind
     user_id: uuid.UUID | None = None
     email: str | None = None
+    client_id: str | None = None
+    client_name: str | None = None
 
     @classmethod
     def user(cls, user_id: uuid.UUID, email: str) -> Actor:
         return cls("user", user_id, email)
 
+    @classmethod
+    def client(cls, client_id: str, name: str) -> Actor:
+        return cls("client", client_id=client_id, client_name=name)
+
     def as_json(self) -> dict[str, Any]:
+        if self.kind == "client":
+            return {"type": "client", "id": self.client_id, "name": self.client_name}
         return {"type": self.kind, "id": str(self.user_id) if self.user_id else None,
                 "email": self.email}
 
@@ -146,7 +155,8 @@ async def tell(conn: AsyncConnection, *changes: Change) -> None:
     if audited:
         await conn.execute(insert(audit_events).values([{
             "id": uuid.uuid4(), "workspace_id": c.workspace.id, "actor_user_id": c.actor.user_id,
-            "actor_email": c.actor.email, "action": c.audit.action,
+            "actor_email": c.actor.email, "actor_client_id": c.actor.client_id,
+            "actor_client_name": c.actor.client_name, "action": c.audit.action,
             "target_type": c.audit.target_type, "target_id": str(c.audit.target_id),
             "target_email": c.audit.target_email, "detail": c.audit.detail, "created_at": now,
         } for c in audited if c.audit is not None and c.workspace is not None]))

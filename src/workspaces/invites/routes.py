@@ -26,19 +26,21 @@ from workspaces.invites.statuses import Status
 from workspaces.web.deps import (
     AppSettings,
     Conn,
-    Credentials,
     CurrentUser,
     OptionalUser,
+    OwnCredentials,
     PasswordHashing,
+    Scoped,
     Tx,
-    WorkspaceAccess,
     api_session,
     bearer_user,
 )
 from workspaces.web.schemas import errors, json_response
 from workspaces.workspaces.schemas import MemberRead
+from workspaces.workspaces.service import Access
 
 router = APIRouter(tags=["invites"], responses=errors(400, 422, 503))
+Managing = Annotated[Access, Scoped("invites:write")]
 
 
 def _read(invite: InviteInfo) -> InviteRead:
@@ -51,7 +53,7 @@ def _issued(issued: IssuedInvite) -> IssuedInviteRead:
 
 @router.post("/api/workspaces/{slug}/invites", status_code=201, response_model=IssuedInviteRead,
              responses=errors(401, 403, 404, 409, 429))
-async def create_invite(body: InviteCreate, conn: Conn, access: WorkspaceAccess,
+async def create_invite(body: InviteCreate, conn: Conn, access: Managing,
                         settings: AppSettings) -> IssuedInviteRead:
     """Invite an email address with a role (owners and admins). The email goes out shortly."""
     issued = await service.create_invite(conn, access=access, email=body.email, role=body.role,
@@ -76,7 +78,7 @@ _PAGE_EXCLUDE = {"items": {"__all__": {"workspace_id"}}}
 @router.get("/api/workspaces/{slug}/invites", response_model=InvitePage,
             responses=errors(401, 403, 404))
 async def list_invites(
-    conn: Conn, access: WorkspaceAccess,
+    conn: Conn, access: Managing,
     status: Annotated[Status | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -89,7 +91,7 @@ async def list_invites(
 
 @router.post("/api/workspaces/{slug}/invites/{invite_id}/resend",
              response_model=IssuedInviteRead, responses=errors(401, 403, 404, 409))
-async def resend_invite(invite_id: uuid.UUID, conn: Conn, access: WorkspaceAccess,
+async def resend_invite(invite_id: uuid.UUID, conn: Conn, access: Managing,
                         settings: AppSettings) -> IssuedInviteRead:
     """New link (the old one stops working), new expiry, new email."""
     return _issued(await service.resend_invite(conn, access=access, invite_id=invite_id,
@@ -98,7 +100,7 @@ async def resend_invite(invite_id: uuid.UUID, conn: Conn, access: WorkspaceAcces
 
 @router.post("/api/workspaces/{slug}/invites/{invite_id}/revoke", response_model=InviteRead,
              responses=errors(401, 403, 404, 409))
-async def revoke_invite(invite_id: uuid.UUID, conn: Conn, access: WorkspaceAccess) -> InviteRead:
+async def revoke_invite(invite_id: uuid.UUID, conn: Conn, access: Managing) -> InviteRead:
     return _read(await service.revoke_invite(conn, access=access, invite_id=invite_id))
 
 
@@ -112,7 +114,7 @@ async def preview_invite(token: str, conn: Conn) -> InvitePreview:
 @router.post("/api/invites/{token}/accept", response_model=AcceptResult,
              responses=errors(401, 403, 404, 409, 410))
 async def accept_invite(
-    request: Request, token: str, tx: Tx, credentials: Credentials, passwords: PasswordHashing,
+    request: Request, token: str, tx: Tx, credentials: OwnCredentials, passwords: PasswordHashing,
     settings: AppSettings, body: Annotated[AcceptBody | None, Body()] = None,
 ) -> AcceptResult:
     """Join the workspace. Signed in: as yourself (the email must match). Without an account:

@@ -165,11 +165,15 @@ def _check_days(days: int | None, settings: Settings) -> int:
 
 async def _queue_email(conn: AsyncConnection, *, access: Access, invite: InviteInfo, token: str,
                        settings: Settings, first: bool = False) -> None:
+    who = access.principal
+    if isinstance(who, UserInfo):
+        inviter, address = inviter_label(who.name, who.email) or "", who.email
+    else:  # a service client: named as the operator registered it
+        inviter, address = quoted(who.name), None
     await enqueue_invite(
         conn,
-        email=InviteEmail(invite.email, access.workspace.name,
-                          inviter_label(access.user.name, access.user.email) or "",
-                          invite.role, invite.expires_at, inviter_email=access.user.email),
+        email=InviteEmail(invite.email, access.workspace.name, inviter, invite.role,
+                          invite.expires_at, inviter_email=address),
         token=token, workspace_id=access.workspace.id, invite_id=invite.id,
         key=secret_key(settings), first=first,
     )
@@ -182,7 +186,7 @@ def _sender_limits(access: Access, settings: Settings) -> tuple[ratelimit.Limit,
     return (
         ratelimit.Limit(f"invites:{access.workspace.id}", settings.invite_rate_limit_per_hour,
                         hour, "invitations for this workspace", name="invite_rate_limit_per_hour"),
-        ratelimit.Limit(f"invites:by:{access.user.id}", settings.invite_limit_per_user_per_hour,
+        ratelimit.Limit(f"invites:by:{access.key}", settings.invite_limit_per_user_per_hour,
                         hour, "invitations sent by you", name="invite_limit_per_user_per_hour"),
     )
 
@@ -194,7 +198,7 @@ def _recipient_limits(access: Access, address: str, settings: Settings, *,
     address can be flooded, and no sender spends another's budget for it."""
     day, mailbox = timedelta(days=1), ratelimit.mailbox_key(address)
     per_sender = ratelimit.Limit(
-        f"invites:to:{mailbox}:by:{access.user.id}", settings.invite_limit_per_recipient_per_day,
+        f"invites:to:{mailbox}:by:{access.key}", settings.invite_limit_per_recipient_per_day,
         day, "invitations from you to this address", name="invite_limit_per_recipient_per_day")
     if not new_invite:
         return (per_sender,)
@@ -263,7 +267,7 @@ async def create_invite(
         dialect_insert(conn.dialect.name)(invites).values(
             id=invite_id, workspace_id=workspace_id, email=address, role=role,
             token=hash_token(token), status="pending", expires_at=expires_at, created_at=now,
-            created_by_user_id=access.user.id,
+            created_by_user_id=access.user.id if access.user else None,
         )
         # A concurrent request invited the same address first: the partial unique index on
         # pending invites decides, without a savepoint.
@@ -274,9 +278,11 @@ async def create_invite(
     if created is None:
         raise Conflict(f"{address} already has a pending invite; resend or revoke it.",
                        code="invite_exists")
+    user = access.user
     invite = InviteInfo(invite_id, workspace_id, address, role, "pending", expires_at, now,
-                        None, None, None, access.user.id, access.user.name, "pending", None,
-                        access.user.email)
+                        None, None, None, user.id if user else None,
+                        user.name if user else None, "pending", None,
+                        user.email if user else None)
     await _queue_email(conn, access=access, invite=invite, token=token, settings=settings,
                        first=True)
     await tell(conn, changes.invite_created(access.ref, _subject(invite), access.actor))

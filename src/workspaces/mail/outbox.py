@@ -41,7 +41,8 @@ class InviteEmail:
     inviter: str  # the name quoted next to the address (`invites.service.inviter_label`)
     role: str
     expires_at: datetime
-    inviter_email: str = field(kw_only=True)
+    # None: a service client invited (its name, which the operator registered, is `inviter`).
+    inviter_email: str | None = field(kw_only=True)
 
 
 def quoted(text: str) -> str:
@@ -101,10 +102,10 @@ async def enqueue_invite(
     }
     await conn.execute(insert(outbox).values(
         id=uuid.uuid4(), workspace_id=workspace_id, invite_id=invite_id, to_address=email.to,
-        # No name the inviter chose, and the workspace's quoted: a subject cannot pose as a
-        # brand's or an address's message.
-        subject=(f"{email.inviter_email} invited you to {quoted(email.workspace)} on "
-                 "Workspaces")[:300],
+        # No name a person chose (a service client's was registered by the operator), and the
+        # workspace's quoted: a subject cannot pose as a brand's or an address's message.
+        subject=(f"{email.inviter_email or email.inviter} invited you to "
+                 f"{quoted(email.workspace)} on Workspaces")[:300],
         body_text=_templates().get_template("invite.txt").render(values),
         body_html=_templates().get_template("invite.html").render(values),
         sealed_secret=seal(key, token), status="pending", attempts=0,

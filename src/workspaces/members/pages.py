@@ -76,7 +76,7 @@ async def remove(request: Request, slug: str, user_id: uuid.UUID, conn: Conn,
                  user: SignedIn, confirmed: Confirmed = "") -> Response:
     """Remove someone, or leave (your own row), once confirmed."""
     access = await load_access(conn, slug=slug, user=user)
-    left = user_id == access.user.id
+    left = access.is_me(user_id)
     if confirmed != "yes":
         name = access.workspace.name
         if left:

@@ -70,7 +70,7 @@ def _last_owner(target: MemberInfo, owners: int) -> bool:
 def actions_on(access: Access, target: MemberInfo, *, owners: int) -> MemberActions:
     """What `change_role` and `remove_member` would let the caller do to `target`, given the
     workspace's number of owners."""
-    own = target.user_id == access.user.id
+    own = access.is_me(target.user_id)
     manages = access.at_least("admin") and access.can_grant(target.role)
     keeps = not _last_owner(target, owners)
     return MemberActions(change_role=manages and keeps, remove=manages and keeps and not own,
@@ -121,7 +121,7 @@ async def remove_member(conn: AsyncConnection, *, access: Access, user_id: uuid.
     """Remove someone (admins and owners), or leave (anyone, for themselves)."""
     access = await lock_for_change(conn, access)
     target = await get_member(conn, workspace_id=access.workspace.id, user_id=user_id)
-    leaving = user_id == access.user.id
+    leaving = access.is_me(user_id)
     if not leaving:
         await _check_can_manage(conn, access, target, "remove members")
     await _check_keeps_an_owner(conn, access, target)

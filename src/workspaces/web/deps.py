@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces.accounts.service import Session, UserInfo, user_for_token
+from workspaces.accounts.service import TOKEN_PREFIX, Session, UserInfo, user_for_token
 from workspaces.errors import AppError, Forbidden, NotAuthenticated
-from workspaces.events.tell import WEBHOOKS_QUEUED, Actor
+from workspaces.events.tell import WEBHOOKS_QUEUED
 from workspaces.metrics.process import DB_WAITING
 from workspaces.networks import in_networks, ip_of
+from workspaces.oauth.bearer import (
+    OWN_TOKEN,
+    Need,
+    OwnToken,
+    client_of_grant,
+    insufficient_scope,
+    invalid_token,
+    looks_like_jwt,
+    reach,
+    user_of_grant,
+    verify,
+)
+from workspaces.oauth.scopes import ServiceScope
 from workspaces.security import Passwords
 from workspaces.settings import Settings
-from workspaces.workspaces.service import Access, access_by_token
+from workspaces.workspaces.service import Access, ClientRef, access_by_grant, access_by_token
 
 
 @asynccontextmanager
@@ -94,7 +108,9 @@ class RequestTransactions:
 
 Conn = Annotated[AsyncConnection, Depends(_transaction, scope="function")]
 
-_bearer = HTTPBearer(auto_error=False, description="A token from sign-up or sign-in.")
+_bearer = HTTPBearer(auto_error=False, description=(
+    "A token from sign-up or sign-in, or an access token (a JWT) Workspaces issued to an app, "
+    "limited by its scopes."))
 
 
 def from_trusted_proxy(request: Request) -> bool:
@@ -162,51 +178,138 @@ def _passwords(request: Request) -> Passwords:
 PasswordHashing = Annotated[Passwords, Depends(_passwords)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
+# Who may call a route, and with which token. Our opaque tokens (`wst_...`) are unlimited, as
+# ever; a JWT access token must grant the route's need (`oauth.bearer.Need`): a scope, or
+# `own_token`, which no JWT grants. Each dependency below that reads the bearer token is made
+# with its route's need, which tests/test_architecture.py reads off every /api route.
+
 
 def _refused() -> NotAuthenticated:
-    return NotAuthenticated("The token is unknown, expired or signed out; sign in again.",
-                            code="invalid_token")
+    return invalid_token("The token is unknown, expired or signed out; sign in again.")
+
+
+_SIGN_IN_FIRST = "Sign in first: send `Authorization: Bearer <token>`."
+
+
+def _sign_in_first(message: str = _SIGN_IN_FIRST) -> NotAuthenticated:
+    return NotAuthenticated(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _is_jwt(token: str) -> bool:
+    return not token.startswith(TOKEN_PREFIX) and looks_like_jwt(token)
 
 
 async def bearer_user(conn: AsyncConnection, credentials: HTTPAuthorizationCredentials
                       ) -> UserInfo:
-    """The caller of a bearer token; 401 for a token that is not valid."""
+    """The caller of one of our opaque tokens; 401 for a token that is not valid, 403 for an
+    app's access token (JWT: not the account's own)."""
+    if _is_jwt(credentials.credentials):
+        raise insufficient_scope(OWN_TOKEN)
     user = await user_for_token(conn, token=credentials.credentials, kind="api")
     if user is None:
         raise _refused()
     return user
 
 
-async def _optional_user(conn: Conn, credentials: Credentials) -> UserInfo | None:
-    return await bearer_user(conn, credentials) if credentials is not None else None
+def _user_required() -> Forbidden:
+    return Forbidden("A service client's token acts for no account: this needs a person's "
+                     "token.", code="user_required")
 
 
-OptionalUser = Annotated[UserInfo | None, Depends(_optional_user)]
+@dataclass(frozen=True)
+class Needs:
+    """A dependency that reads the bearer token for a route that needs `need` of a JWT."""
+
+    need: Need
 
 
-_SIGN_IN_FIRST = "Sign in first: send `Authorization: Bearer <token>`."
+@dataclass(frozen=True)
+class _OwnCredentials(Needs):
+    async def __call__(self, credentials: Credentials) -> HTTPAuthorizationCredentials | None:
+        if credentials is not None and _is_jwt(credentials.credentials):
+            raise insufficient_scope(OWN_TOKEN)
+        return credentials
 
 
-async def _current_user(user: OptionalUser) -> UserInfo:
-    if user is None:
-        raise NotAuthenticated(_SIGN_IN_FIRST)
-    return user
+# The token if one was sent, never an app's access token: for routes that read it themselves.
+OwnCredentials = Annotated[HTTPAuthorizationCredentials | None,
+                           Depends(_OwnCredentials(OWN_TOKEN))]
 
 
+@dataclass(frozen=True)
+class _OptionalUser(Needs):
+    async def __call__(self, conn: Conn, credentials: Credentials) -> UserInfo | None:
+        return await bearer_user(conn, credentials) if credentials is not None else None
+
+
+OptionalUser = Annotated[UserInfo | None, Depends(_OptionalUser(OWN_TOKEN))]
+
+
+@dataclass(frozen=True)
+class TokenUser:
+    """A user and what their token reaches: `reach`, the one workspace of an app's token
+    issued for a workspace they picked (`oauth.bearer.reach`); None: all of theirs."""
+
+    user: UserInfo
+    reach: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class _ScopedUser(Needs):
+    async def __call__(self, request: Request, conn: Conn, credentials: Credentials
+                       ) -> TokenUser:
+        if credentials is None:
+            raise _sign_in_first()
+        token = credentials.credentials
+        if not _is_jwt(token):
+            return TokenUser(await bearer_user(conn, credentials))
+        claims = await verify(conn, request.app.state.settings, token, self.need)
+        if claims.user_id is None:
+            raise _user_required()
+        user = await user_of_grant(conn, claims)
+        if user is None:
+            raise _refused()
+        return TokenUser(user, reach(claims))
+
+
+def ScopedUser(need: Need) -> Any:
+    """The signed-in user, for a route that needs `need` of an app's access token."""
+    return Depends(_ScopedUser(need))
+
+
+async def _current_user(caller: Annotated[TokenUser, ScopedUser(OWN_TOKEN)]) -> UserInfo:
+    return caller.user
+
+
+# The user of the account's own token: routes that manage the account.
 CurrentUser = Annotated[UserInfo, Depends(_current_user)]
 
 
-async def _workspace_access(slug: str, conn: Conn, credentials: Credentials) -> Access:
-    """The caller and their role in `slug`, found in one query (see `access_by_token`)."""
-    if credentials is None:
-        raise NotAuthenticated(_SIGN_IN_FIRST)
-    access = await access_by_token(conn, token=credentials.credentials, kind="api", slug=slug)
-    if access is None:
-        raise _refused()
-    return access
+@dataclass(frozen=True)
+class _ScopedAccess(Needs):
+    async def __call__(self, slug: str, request: Request, conn: Conn,
+                       credentials: Credentials) -> Access:
+        """The caller and their standing in `slug`, found in one query: a member by our token
+        (`access_by_token`) or by an app's (`access_by_grant`), or a service client."""
+        if credentials is None:
+            raise _sign_in_first()
+        token = credentials.credentials
+        if _is_jwt(token):
+            claims = await verify(conn, request.app.state.settings, token, self.need)
+            access = await access_by_grant(conn, grant_id=claims.gid,
+                                           client_id=claims.client_id, user_id=claims.user_id,
+                                           slug=slug, only=reach(claims))
+        else:
+            access = await access_by_token(conn, token=token, kind="api", slug=slug)
+        if access is None:
+            raise _refused()
+        return access
 
 
-WorkspaceAccess = Annotated[Access, Depends(_workspace_access)]
+def Scoped(need: ServiceScope | OwnToken) -> Any:
+    """The caller's `Access` to the path's workspace, for a route that needs `need` of an
+    app's access token: `access: Annotated[Access, Scoped("members:write")]`."""
+    return Depends(_ScopedAccess(need))
 
 
 @dataclass(frozen=True)
@@ -217,31 +320,63 @@ class Caller:
     token: str
 
 
-async def _api_caller(tx: Tx, credentials: Credentials) -> Caller:
-    """The bearer-token caller, looked up in a short read and no connection kept: for handlers
-    that check or hash a password, which must hold none meanwhile."""
-    if credentials is None:
-        raise NotAuthenticated(_SIGN_IN_FIRST)
-    async with tx.read() as conn:
-        user = await bearer_user(conn, credentials)
-    return Caller(user, credentials.credentials)
+@dataclass(frozen=True)
+class _ApiCaller(Needs):
+    async def __call__(self, tx: Tx, credentials: Credentials) -> Caller:
+        """The bearer-token caller, looked up in a short read and no connection kept: for
+        handlers that check or hash a password, which must hold none meanwhile."""
+        if credentials is None:
+            raise _sign_in_first()
+        async with tx.read() as conn:
+            user = await bearer_user(conn, credentials)
+        return Caller(user, credentials.credentials)
 
 
-ApiCaller = Annotated[Caller, Depends(_api_caller)]
+ApiCaller = Annotated[Caller, Depends(_ApiCaller(OWN_TOKEN))]
 
 
-_INSTANCE_FEED = ("The instance feed is read with a service credential (next release) or on the "
-                  "server with `workspaces events list`.")
+InstanceScope = Literal["events:read", "webhooks:write"]  # what the instance's routes need
+_FOR_SERVICES: dict[InstanceScope, str] = {
+    "events:read": ("The instance feed is read with a service credential (a client's token "
+                    "from the client_credentials grant, with the scope events:read), or on the "
+                    "server with `workspaces events list`."),
+    "webhooks:write": ("The instance's webhook endpoints are managed with a service credential "
+                       "(a client's token from the client_credentials grant, with the scope "
+                       "webhooks:write), or on the server with `workspaces webhooks`."),
+}
 
 
-async def _instance_reader(credentials: Credentials) -> Actor:
-    """Who may read the whole instance (every workspace's events, and `user.*`) through the
-    API: a service credential, which the next release brings (it is checked here, and the
-    actor it names returned). Until then no caller may: 401 without a credential, 403 with a
-    user's token."""
-    if credentials is None:
-        raise NotAuthenticated(_INSTANCE_FEED)
-    raise Forbidden(_INSTANCE_FEED, code="service_credential_required")
+@dataclass(frozen=True)
+class _ServiceClient(Needs):
+    need: InstanceScope
+
+    async def __call__(self, request: Request, conn: Conn, credentials: Credentials
+                       ) -> ClientRef:
+        """A service client reaching every workspace: the whole instance (every workspace's
+        events and the `user.*` ones) is its to read and to have delivered. 401 without a
+        credential; 403 for a person's token, or a client registered for some workspaces."""
+        why = _FOR_SERVICES[self.need]
+        if credentials is None:
+            raise _sign_in_first(why)
+        if not _is_jwt(credentials.credentials):
+            raise Forbidden(why, code="service_credential_required")
+        claims = await verify(conn, request.app.state.settings, credentials.credentials,
+                              self.need)
+        if claims.user_id is not None:
+            raise Forbidden(why, code="service_credential_required")
+        client = await client_of_grant(conn, claims)
+        if client is None:
+            raise _refused()
+        if client.restricted:
+            raise Forbidden(f"{client.name} is registered for some workspaces only, and the "
+                            "instance's events and endpoints concern every workspace: read "
+                            "each workspace's own instead.", code="client_restricted")
+        return client
 
 
-InstanceReader = Annotated[Actor, Depends(_instance_reader)]
+def ServiceClient(need: InstanceScope) -> Any:
+    """A service client reaching the whole instance, for a route that needs `need`."""
+    return Depends(_ServiceClient(need))
+
+
+InstanceReader = Annotated[ClientRef, ServiceClient("events:read")]

@@ -3,7 +3,8 @@
 A workspace's endpoints are managed by its owners and admins (through `Access`; an id of
 another workspace's endpoint is not found); the instance's (workspace_id NULL: every
 workspace's events and the `user.*` ones) by an operator's commands (`OPERATOR`), which may
-also act on any endpoint of either scope by its id. A signing secret is shown once, when made,
+also act on any endpoint of either scope by its id, and by a service client reaching every
+workspace (`ClientRef`: the instance's endpoints only). A signing secret is shown once, when made,
 and stored only sealed. Sending is webhooks/delivery.py's: this module queues (a test message,
 a retry, a replay) and reads the delivery log.
 """
@@ -54,7 +55,7 @@ from workspaces.settings import Settings
 from workspaces.validation import check_all, clean_name
 from workspaces.webhooks import parking
 from workspaces.webhooks.addresses import check_url, origin, parse, resolve
-from workspaces.workspaces.service import Access, hold_role
+from workspaces.workspaces.service import Access, ClientRef, hold_role
 
 log = logging.getLogger("workspaces.webhooks")
 
@@ -71,7 +72,7 @@ class Operator(Enum):
 
 
 OPERATOR = Operator.OPERATOR
-Owner = Access | Operator  # whose endpoints a call may touch
+Owner = Access | Operator | ClientRef  # whose endpoints a call may touch
 
 
 class Keep(Enum):
@@ -226,15 +227,19 @@ def _info(row: Any) -> EndpointInfo:
 
 
 def _scope(owner: Owner) -> Any:
-    """The endpoints `owner` may list: a workspace's own, or (operator) every one."""
+    """The endpoints `owner` may list: a workspace's own, the instance's (a service client),
+    or (operator) every one."""
     if isinstance(owner, Access):
         return webhook_endpoints.c.workspace_id == owner.workspace.id
+    if isinstance(owner, ClientRef):
+        return webhook_endpoints.c.workspace_id.is_(None)
     return true()
 
 
 async def _checked(conn: AsyncConnection, owner: Owner, doing: str, *, write: bool) -> Owner:
     """The caller may manage this workspace's endpoints (owners and admins), their role read
-    under a share lock for a change (`hold_role`); an operator always may."""
+    under a share lock for a change (`hold_role`); an operator always may, and so may a
+    service client the instance's (its credential's scope was checked where it was read)."""
     if isinstance(owner, Access):
         if write:
             owner = await hold_role(conn, owner)
@@ -280,7 +285,22 @@ def _ref(endpoint: EndpointInfo) -> WorkspaceRef | None:
 
 
 def _actor(owner: Owner) -> Actor:
-    return owner.actor if isinstance(owner, Access) else Actor("operator")
+    if isinstance(owner, Access):
+        return owner.actor
+    if isinstance(owner, ClientRef):
+        return Actor.client(owner.id, owner.name)
+    return Actor("operator")
+
+
+def _who(owner: Owner, *, log: bool = False) -> str:
+    """The caller as a disabled endpoint's reason names them; for the log, by id (no
+    address in the log)."""
+    who = owner.principal if isinstance(owner, Access) else owner
+    if isinstance(who, Operator):
+        return "an operator"
+    if isinstance(who, ClientRef):
+        return f"client {who.id}" if log else f"the service client {who.name}"
+    return str(who.id) if log else who.email
 
 
 async def _told(conn: AsyncConnection, owner: Owner,
@@ -297,8 +317,7 @@ async def _told(conn: AsyncConnection, owner: Owner,
                                                  Actor("operator"),
                                                  {**detail, "by_operator": True}))
     log.info("webhook endpoint %s %s (%s, %s) by %s", endpoint.id, action.replace("_", " "),
-             where, endpoint.workspace_slug or "instance",
-             "an operator" if isinstance(owner, Operator) else owner.user.id)
+             where, endpoint.workspace_slug or "instance", _who(owner, log=True))
 
 
 async def _serialise_scope(conn: AsyncConnection, workspace_id: uuid.UUID | None) -> None:
@@ -336,7 +355,8 @@ async def create_endpoint(conn: AsyncConnection, *, owner: Owner, url: str,
         description=clean_description, event_types=stored_types,
         sealed_secret=seal(secret_key(settings), secret), enabled=True, created_at=now,
         updated_at=now,
-        created_by_user_id=owner.user.id if isinstance(owner, Access) else None))
+        created_by_user_id=owner.user.id if isinstance(owner, Access) and owner.user
+        else None))
     endpoint = await _endpoint(conn, owner, endpoint_id)
     await _told(conn, owner, "created", endpoint,
                 events=_types(stored_types) or "all")
@@ -387,8 +407,7 @@ async def set_enabled(conn: AsyncConnection, *, owner: Owner, endpoint_id: uuid.
         values: dict[str, Any] = {"enabled": True, "disabled_reason": None,
                                   "disabled_at": None, "failing_since": None}
     else:
-        who = owner.user.email if isinstance(owner, Access) else "an operator"
-        values = {"enabled": False, "disabled_reason": f"Disabled by {who}.",
+        values = {"enabled": False, "disabled_reason": f"Disabled by {_who(owner)}.",
                   "disabled_at": now}
     await conn.execute(update(webhook_endpoints).where(webhook_endpoints.c.id == current.id)
                        .values(**values, updated_at=now))
@@ -438,20 +457,23 @@ async def rotate_secret(conn: AsyncConnection, *, owner: Owner, endpoint_id: uui
 
 async def _count(conn: AsyncConnection, owner: Owner, endpoint: EndpointInfo,
                  kind: Literal["test", "replay"], settings: Settings) -> None:
-    """Test messages and replays a workspace asks for an hour: each queues work that every
-    endpoint's deliveries then wait behind (429 `rate_limited` beyond). An operator's are not
-    counted."""
-    if not isinstance(owner, Access) or endpoint.workspace_id is None:
+    """Test messages and replays a workspace (or a service client, of the instance's
+    endpoints) asks for an hour: each queues work that every endpoint's deliveries then wait
+    behind (429 `rate_limited` beyond). An operator's are not counted."""
+    if isinstance(owner, Operator) or (isinstance(owner, Access)
+                                       and endpoint.workspace_id is None):
         return
+    scope, where = ((endpoint.workspace_id, "this workspace") if endpoint.workspace_id
+                    else ("instance", "the instance"))
     hour = timedelta(hours=1)
-    limit = (ratelimit.Limit(f"webhooks:test:{endpoint.workspace_id}",
+    limit = (ratelimit.Limit(f"webhooks:test:{scope}",
                              settings.webhook_test_limit_per_workspace_per_hour, hour,
-                             "webhook test messages in this workspace",
+                             f"webhook test messages in {where}",
                              name="webhook_test_limit_per_workspace_per_hour")
              if kind == "test" else
-             ratelimit.Limit(f"webhooks:replay:{endpoint.workspace_id}",
+             ratelimit.Limit(f"webhooks:replay:{scope}",
                              settings.webhook_replay_limit_per_workspace_per_hour, hour,
-                             "webhook replays in this workspace",
+                             f"webhook replays in {where}",
                              name="webhook_replay_limit_per_workspace_per_hour"))
     await ratelimit.hit(conn, limit)
 

@@ -35,9 +35,10 @@ async def transfer_ownership(conn: AsyncConnection, *, access: Access, user_id: 
     the workspace never lacks an owner and nobody who left comes back. Told as a
     `member.role_changed` for each role that changed, then `workspace.ownership_transferred`
     (the one line the audit trail keeps)."""
+    me = access.require_user("transfer ownership")
     access = await lock_for_change(conn, access)
     access.require("owner", "transfer ownership")
-    if user_id == access.user.id:
+    if user_id == me.id:
         raise InvalidInput("You already own this workspace; choose another member to hand it "
                            "to.", code="transfer_to_self", field="user_id")
     target = await get_member(conn, workspace_id=access.workspace.id, user_id=user_id)
@@ -52,12 +53,12 @@ async def transfer_ownership(conn: AsyncConnection, *, access: Access, user_id: 
         actor=actor)
     if step_down:
         await store.set_role(conn, ref, subject=changes.member(
-            access.user.id, access.user.email, access.user.name, old.role),
+            me.id, me.email, me.name, old.role),
             role=STEP_DOWN_ROLE, how="transfer", actor=actor)
     await tell(conn, changes.ownership_transferred(
         ref, to=changes.member(user_id, target.email, target.name, "owner"),
         previous_role=target.role,
-        by=changes.member(access.user.id, access.user.email, access.user.name, mine),
+        by=changes.member(me.id, me.email, me.name, mine),
         step_down=step_down, actor=actor))
     return Transferred(
         WorkspaceInfo(old.id, old.name, old.slug, old.created_at, mine),

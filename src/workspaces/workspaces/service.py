@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 from itertools import chain, count
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workspaces import clock, ratelimit, roles
 from workspaces.accounts.service import (
     TOKEN_USER,
+    USER_COLUMNS,
     UserInfo,
     get_user_by_email,
     note_use,
@@ -27,7 +28,14 @@ from workspaces.errors import Forbidden, InvalidInput, NotFound
 from workspaces.events import changes
 from workspaces.events.tell import Actor, WorkspaceRef, tell
 from workspaces.members import store
-from workspaces.models import members, users, workspaces
+from workspaces.models import (
+    members,
+    oauth_client_workspaces,
+    oauth_clients,
+    oauth_grants,
+    users,
+    workspaces,
+)
 from workspaces.settings import Settings
 from workspaces.validation import clean_name, normalize_email, slugify
 
@@ -44,12 +52,35 @@ class WorkspaceInfo:
 
 
 @dataclass(frozen=True)
+class ClientRef:
+    """A service client (a product's backend) acting with its own credential, as it is named
+    now. `restricted`: it reaches only the workspaces it was registered with."""
+
+    id: str
+    name: str
+    restricted: bool = False
+
+
+Principal = UserInfo | ClientRef  # who acts on a workspace
+
+
+@dataclass(frozen=True)
 class Access:
-    """A signed-in user's membership of one workspace, loaded once per request."""
+    """A caller's standing in one workspace, loaded once per request: a member (their role), or
+    a service client (the rank of `roles.SERVICE_ROLE`)."""
 
     workspace: WorkspaceInfo
-    user: UserInfo
-    operator: bool = False  # an operator's command, acting as `user`
+    principal: Principal
+    operator: bool = False  # an operator's command, acting as the user
+
+    @property
+    def user(self) -> UserInfo | None:
+        """The member acting; None for a service client."""
+        return self.principal if isinstance(self.principal, UserInfo) else None
+
+    @property
+    def client(self) -> ClientRef | None:
+        return self.principal if isinstance(self.principal, ClientRef) else None
 
     @property
     def role(self) -> str:
@@ -58,11 +89,33 @@ class Access:
     @property
     def actor(self) -> Actor:
         """Who the workspace's events name as having acted."""
-        return Actor("operator" if self.operator else "user", self.user.id, self.user.email)
+        if isinstance(self.principal, ClientRef):
+            return Actor.client(self.principal.id, self.principal.name)
+        return Actor("operator" if self.operator else "user", self.principal.id,
+                     self.principal.email)
 
     @property
     def ref(self) -> WorkspaceRef:
         return WorkspaceRef(self.workspace.id, self.workspace.slug)
+
+    @property
+    def key(self) -> str:
+        """Whom per-sender limits count: the user's id, or the client's."""
+        if isinstance(self.principal, ClientRef):
+            return f"client:{self.principal.id}"
+        return str(self.principal.id)
+
+    def is_me(self, user_id: uuid.UUID) -> bool:
+        """Whether `user_id` is the caller's own account (never for a client)."""
+        return self.user is not None and self.user.id == user_id
+
+    def require_user(self, doing: str) -> UserInfo:
+        """The member acting; 403 `user_required` for a service client, which has no account
+        (no membership to leave or hand over, no ownership)."""
+        if self.user is None:
+            raise Forbidden(f"A service client cannot {doing}: only a person signed in as a "
+                            "member can.", code="user_required")
+        return self.user
 
     def at_least(self, role: str) -> bool:
         return roles.at_least(self.role, role)
@@ -72,23 +125,31 @@ class Access:
         what the caller may do; services ask it through `require_grant`."""
         return roles.can_grant(self.role, role)
 
+    def _standing(self) -> str:
+        if self.client is not None:
+            return f"a service client acts as an {self.role} of {self.workspace.name}"
+        return f"you are a {self.role} of {self.workspace.name}"
+
     def require_grant(self, role: str, doing: str) -> None:
         if not self.can_grant(role):
-            raise Forbidden(f"You cannot {doing}: {role} is above your own role ({self.role}) "
-                            f"in {self.workspace.name}.", code="role_above_inviter")
+            whose = "your own role" if self.client is None else "a service client's rank"
+            raise Forbidden(f"You cannot {doing}: {role} is above {whose} ({self.role}) in "
+                            f"{self.workspace.name}.", code="role_above_inviter")
 
     def require(self, role: str, doing: str) -> None:
         if not self.at_least(role):
-            raise Forbidden(f"Only {role}s and above can {doing}; you are a {self.role} of "
-                            f"{self.workspace.name}.", code="insufficient_role")
+            raise Forbidden(f"Only {role}s and above can {doing}; {self._standing()}.",
+                            code="insufficient_role")
 
 
 def _info(row: Any) -> WorkspaceInfo:
     return WorkspaceInfo(row.id, row.name, row.slug, clock.aware(row.created_at), row.role)
 
 
-_COLUMNS = (workspaces.c.id, workspaces.c.name, workspaces.c.slug, workspaces.c.created_at,
-            members.c.role)
+_WORKSPACE_COLUMNS = (workspaces.c.id, workspaces.c.name, workspaces.c.slug,
+                      workspaces.c.created_at)
+_COLUMNS = (*_WORKSPACE_COLUMNS, members.c.role)
+_SERVICE_ROLE = literal(roles.SERVICE_ROLE).label("role")
 
 
 def _no_workspace(slug: str) -> NotFound:
@@ -135,6 +196,71 @@ async def access_by_token(conn: AsyncConnection, *, token: str, kind: str, slug:
     workspace = WorkspaceInfo(row.workspace_id, row.w_name, row.slug,
                               clock.aware(row.w_created_at), row.role)
     return Access(workspace, user_of(row))
+
+
+_WORKSPACE_BY_SLUG = (workspaces.c.id.label("workspace_id"), workspaces.c.name.label("w_name"),
+                      workspaces.c.slug, workspaces.c.created_at.label("w_created_at"))
+# The grant a JWT access token names (`gid`), of the client it names, not revoked (a deleted
+# client's grants went with it).
+LIVE_GRANT = (oauth_grants.c.id == bindparam("grant_id"),
+              oauth_grants.c.client_id == bindparam("client_id"),
+              oauth_grants.c.revoked_at.is_(None))
+# A user's access token: its grant live, the user, and their membership of the workspace.
+_USER_BY_GRANT = (
+    select(*USER_COLUMNS, *_WORKSPACE_BY_SLUG, members.c.role)
+    .select_from(oauth_grants.join(users, users.c.id == oauth_grants.c.user_id))
+    .outerjoin(members.join(workspaces, workspaces.c.id == members.c.workspace_id),
+               and_(members.c.user_id == users.c.id, workspaces.c.slug == bindparam("slug")))
+    .where(*LIVE_GRANT, oauth_grants.c.user_id == bindparam("user_id"))
+)
+# A service token: its grant live, the client, the workspace and whether the client reaches it.
+_CLIENT_BY_GRANT = (
+    select(oauth_clients.c.id.label("client_id"), oauth_clients.c.name.label("client_name"),
+           oauth_clients.c.workspace_restricted, *_WORKSPACE_BY_SLUG,
+           oauth_client_workspaces.c.workspace_id.label("reached"))
+    .select_from(oauth_grants.join(oauth_clients, oauth_clients.c.id == oauth_grants.c.client_id))
+    .outerjoin(workspaces, workspaces.c.slug == bindparam("slug"))
+    .outerjoin(oauth_client_workspaces,
+               and_(oauth_client_workspaces.c.client_id == oauth_clients.c.id,
+                    oauth_client_workspaces.c.workspace_id == workspaces.c.id))
+    .where(*LIVE_GRANT, oauth_grants.c.user_id.is_(None))
+)
+
+
+async def access_by_grant(conn: AsyncConnection, *, grant_id: uuid.UUID, client_id: str,
+                          user_id: uuid.UUID | None, slug: str,
+                          only: uuid.UUID | None = None) -> Access | None:
+    """`load_access` for the caller of a JWT access token (already verified), in one round
+    trip: its grant must be live (not revoked; a deleted client's grants are gone with it).
+
+    `user_id`: the user the token acts for, with their live role; None: the client's own
+    service token, acting with `roles.SERVICE_ROLE` on every workspace or, if the client is
+    restricted, on its own. `only`: the workspace the token was issued for (the `workspace`
+    scope), the one it reaches. None when the grant is not live; 404 as `load_access` for a
+    workspace the caller does not reach.
+    """
+    valid = SLUG.fullmatch(slug) is not None
+    params = {"grant_id": grant_id, "client_id": client_id, "slug": slug if valid else None}
+    row: Any
+    if user_id is None:
+        row = (await conn.execute(_CLIENT_BY_GRANT, params)).first()
+        if row is None:
+            return None
+        reaches = row.workspace_id is not None and (
+            not row.workspace_restricted or row.reached is not None)
+        principal: Principal = ClientRef(row.client_id, row.client_name,
+                                         bool(row.workspace_restricted))
+        role: str | None = roles.SERVICE_ROLE
+    else:
+        row = (await conn.execute(_USER_BY_GRANT, {**params, "user_id": user_id})).first()
+        if row is None:
+            return None
+        reaches, principal, role = row.workspace_id is not None, user_of(row), row.role
+    if not reaches or role is None or (only is not None and row.workspace_id != only):
+        raise _no_workspace(slug)
+    workspace = WorkspaceInfo(row.workspace_id, row.w_name, row.slug,
+                              clock.aware(row.w_created_at), role)
+    return Access(workspace, principal)
 
 
 async def operator_access(conn: AsyncConnection, *, slug: str, email: str | None) -> Access:
@@ -243,13 +369,16 @@ async def delete_workspace(conn: AsyncConnection, *, access: Access) -> None:
     await tell(conn, changes.workspace_deleted(access.ref, access.workspace.name, access.actor))
 
 
-async def list_workspaces(conn: AsyncConnection, *, user: UserInfo) -> list[WorkspaceInfo]:
-    rows = await conn.execute(
-        select(*_COLUMNS)
-        .join(members, members.c.workspace_id == workspaces.c.id)
-        .where(members.c.user_id == user.id)
-        .order_by(workspaces.c.name, workspaces.c.id)
-    )
+async def list_workspaces(conn: AsyncConnection, *, user: UserInfo,
+                          only: uuid.UUID | None = None) -> list[WorkspaceInfo]:
+    """The user's workspaces by name; `only`: that one of them (an app's token issued for
+    it)."""
+    query = (select(*_COLUMNS).join(members, members.c.workspace_id == workspaces.c.id)
+             .where(members.c.user_id == user.id)
+             .order_by(workspaces.c.name, workspaces.c.id))
+    if only is not None:
+        query = query.where(workspaces.c.id == only)
+    rows = await conn.execute(query)
     return [_info(row) for row in rows]
 
 
@@ -264,7 +393,13 @@ async def lock_for_change(conn: AsyncConnection, access: Access) -> Access:
             select(workspaces.c.id).where(workspaces.c.id == access.workspace.id)
             .with_for_update(key_share=True)
         )
-    again = await load_access(conn, slug=access.workspace.slug, user=access.user)
+    if isinstance(access.principal, ClientRef):  # no membership: the workspace read again
+        row = (await conn.execute(select(*_WORKSPACE_COLUMNS, _SERVICE_ROLE).where(
+            workspaces.c.id == access.workspace.id))).first()
+        if row is None:
+            raise _no_workspace(access.workspace.slug)
+        return Access(_info(row), access.principal)
+    again = await load_access(conn, slug=access.workspace.slug, user=access.principal)
     return replace(again, operator=access.operator)
 
 
@@ -273,9 +408,9 @@ async def hold_role(conn: AsyncConnection, access: Access) -> Access:
 
     For actions that need a role but change no membership (invites): a concurrent demotion or
     removal of the caller either commits first (and is seen here) or waits for this transaction,
-    while such actions never wait for one another.
+    while such actions never wait for one another. A service client's rank holds no row.
     """
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql" or access.user is None:
         return access  # SQLite's BEGIN IMMEDIATE already serialises whole requests
     row = (await conn.execute(
         select(*_COLUMNS)
@@ -285,4 +420,4 @@ async def hold_role(conn: AsyncConnection, access: Access) -> Access:
     )).first()
     if row is None:
         raise _no_workspace(access.workspace.slug)
-    return Access(_info(row), access.user, access.operator)
+    return Access(_info(row), access.principal, access.operator)
