@@ -98,7 +98,7 @@ def add_endpoint(database_url: str, url: str, *, key: str, secret: str,
                  previous_secret: str | None = None, previous_until: datetime | None = None,
                  enabled: bool = True, failing_since: datetime | None = None) -> uuid.UUID:
     """A webhook endpoint as the service saves one (secrets sealed with `key`), of a workspace
-    or of the instance."""
+    or of the instance (as an operator's command makes it: WEBHOOK_ALLOWED_NETWORKS applies)."""
     endpoint_id, now = uuid.uuid4(), clock.now()
     engine = create_sync_engine(parse_url(database_url))
     try:
@@ -109,7 +109,8 @@ def add_endpoint(database_url: str, url: str, *, key: str, secret: str,
                 sealed_secret=seal(key, secret),
                 sealed_previous_secret=seal(key, previous_secret) if previous_secret else None,
                 previous_secret_until=previous_until, enabled=enabled,
-                failing_since=failing_since, created_at=now, updated_at=now))
+                failing_since=failing_since, created_at=now, updated_at=now,
+                operator_networks=workspace_id is None))
     finally:
         engine.dispose()
     return endpoint_id

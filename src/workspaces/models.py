@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -316,6 +317,11 @@ class WebhookEndpoint(Base):
     created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
+    # WEBHOOK_ALLOWED_NETWORKS admits its receiver: an instance endpoint whose URL an operator
+    # set. Any other URL (a workspace admin's, a service client's) is judged by
+    # WORKSPACE_WEBHOOK_ALLOWED_NETWORKS: the operator's internal hosts are not theirs to reach.
+    operator_networks: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                    server_default=false())
 
 
 class WebhookDelivery(Base):

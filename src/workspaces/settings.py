@@ -110,12 +110,14 @@ class Settings(BaseSettings):
     metrics_allowed_networks: str = "127.0.0.0/8,::1"
     metrics_token: str | None = Field(default=None, min_length=16)
 
-    # The instance's webhook receivers (made by an operator) in these networks (CIDR list) are
-    # allowed, and may use plain http; any other must be https and resolve only to public
-    # addresses (docs/events.md#where-a-webhook-may-go). Workspaces' endpoints never use it.
+    # The instance's webhook receivers whose URL an operator set, in these networks (CIDR list),
+    # are allowed and may use plain http; any other must be https and resolve only to public
+    # addresses (docs/events.md#where-a-webhook-may-go). Workspaces' endpoints and URLs set by
+    # service clients never use it.
     webhook_allowed_networks: str = ""
-    # The same for workspaces' own endpoints (made by their admins): for development and tests
-    # only. In production leave it empty, or any workspace admin can reach those networks.
+    # The same for workspaces' own endpoints (made by their admins) and URLs service clients
+    # set: for development and tests only. In production leave it empty, or any workspace
+    # admin (and any service client with webhooks:write) can reach those networks.
     workspace_webhook_allowed_networks: str = ""
     # Events are kept (in the feed, with their deliveries and attempts) this many days.
     event_retention_days: int = Field(default=30, ge=1)

@@ -51,7 +51,7 @@ def test_the_host_checked_is_the_one_the_client_sends(monkeypatch: pytest.Monkey
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     target = parse("https://faß.de/hook")
     assert target.host == "xn--fa-hia.de"
-    asyncio.run(resolve(target, SETTINGS, instance=False))
+    asyncio.run(resolve(target, SETTINGS, operator_networks=False))
     assert looked_up == ["xn--fa-hia.de"]
     with pytest.raises(InvalidInput):
         parse("https://\u2488.example/")  # no valid IDNA 2008 name
@@ -70,7 +70,7 @@ def test_a_lookup_that_does_not_answer_in_time_is_refused(
     try:
         with pytest.raises(InvalidInput) as refused:
             asyncio.run(resolve(parse("https://stall.example/hook"), SETTINGS,
-                                instance=False))
+                                operator_networks=False))
     finally:
         release.set()
     assert refused.value.code == "webhook_url_not_allowed"
@@ -95,7 +95,7 @@ def test_a_slow_dns_answer_for_a_webhook_does_not_hold_up_password_checks(
 
     async def main() -> float:
         target = parse("https://stall.example/hook")
-        lookups = [asyncio.create_task(resolve(target, SETTINGS, instance=False))
+        lookups = [asyncio.create_task(resolve(target, SETTINGS, operator_networks=False))
                    for _ in range(delivery.CONCURRENCY)]
         await asyncio.sleep(0.1)
         started = time.monotonic()

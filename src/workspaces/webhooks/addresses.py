@@ -2,9 +2,10 @@
 to public addresses only, checked when its URL is saved and again at each delivery, against the
 address the delivery then connects to (so a name that resolves elsewhere later, DNS rebinding,
 is refused too). WEBHOOK_ALLOWED_NETWORKS lets an operator allow internal receivers for the
-instance's endpoints (the product's own), which may then use plain http; a workspace's endpoints
-are judged by WORKSPACE_WEBHOOK_ALLOWED_NETWORKS instead (empty: public addresses only; other
-values are for development and tests). Host names are looked up on a small pool of threads of
+instance's endpoints whose URL an operator set (the product's own), which may then use plain
+http; any other URL (a workspace admin's, a service client's) is judged by
+WORKSPACE_WEBHOOK_ALLOWED_NETWORKS instead (empty: public addresses only; other values are for
+development and tests). Host names are looked up on a small pool of threads of
 their own, each lookup bounded in time, so a nameserver that does not answer holds up neither
 the server's other work (password hashing shares the default pool) nor a request for long.
 """
@@ -109,16 +110,18 @@ def public(address: Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def allowed_networks(settings: Settings, *, instance: bool) -> str:
-    """The networks admitted besides public addresses: WEBHOOK_ALLOWED_NETWORKS for the
-    instance's endpoints (made by an operator), WORKSPACE_WEBHOOK_ALLOWED_NETWORKS for a
-    workspace's (made by its admins, who must not reach the operator's internal hosts)."""
-    return (settings.webhook_allowed_networks if instance
+def allowed_networks(settings: Settings, *, operator_networks: bool) -> str:
+    """The networks admitted besides public addresses: WEBHOOK_ALLOWED_NETWORKS for a URL an
+    operator set on an instance endpoint (`operator_networks`), WORKSPACE_WEBHOOK_ALLOWED_NETWORKS
+    for any other (a workspace admin's, a service client's: neither may reach the operator's
+    internal hosts)."""
+    return (settings.webhook_allowed_networks if operator_networks
             else settings.workspace_webhook_allowed_networks)
 
 
-def allowed(address: Address, settings: Settings, *, instance: bool) -> bool:
-    return in_networks(address, allowed_networks(settings, instance=instance)) or public(address)
+def allowed(address: Address, settings: Settings, *, operator_networks: bool) -> bool:
+    return (in_networks(address, allowed_networks(settings, operator_networks=operator_networks))
+            or public(address))
 
 
 def _literal(host: str) -> Address | None:
@@ -151,21 +154,23 @@ async def _lookup(target: Target) -> list[Address]:
     return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
 
 
-async def resolve(target: Target, settings: Settings, *, instance: bool) -> list[Address]:
-    """Every address `target`'s host resolves to, each of them allowed for an endpoint of
-    this scope (`instance`: the instance's, else a workspace's), and plain http only if every
-    one is in that scope's allowed networks; 422 `webhook_url_not_allowed` otherwise. A host
-    name's refusal does not say which address it found (that would tell a workspace admin
-    what internal names resolve to); a literal address is named."""
+async def resolve(target: Target, settings: Settings, *,
+                  operator_networks: bool) -> list[Address]:
+    """Every address `target`'s host resolves to, each of them allowed for a URL of this
+    origin (`operator_networks`: an operator's on an instance endpoint, else anyone's), and
+    plain http only if every one is in that origin's allowed networks; 422
+    `webhook_url_not_allowed` otherwise. A host name's refusal does not say which address it
+    found (that would tell a workspace admin what internal names resolve to); a literal
+    address is named."""
     literal = _literal(target.host)
     found = [literal] if literal is not None else await _lookup(target)
     if not found:
         raise refused(f"{target.host} does not resolve")
-    networks = allowed_networks(settings, instance=instance)
-    hint = ("; an operator can allow a network with WEBHOOK_ALLOWED_NETWORKS" if instance
-            else "")
+    networks = allowed_networks(settings, operator_networks=operator_networks)
+    hint = ("; an operator can allow a network with WEBHOOK_ALLOWED_NETWORKS"
+            if operator_networks else "")
     for address in found:
-        if not allowed(address, settings, instance=instance):
+        if not allowed(address, settings, operator_networks=operator_networks):
             which = (f"{address} is not a public address" if literal is not None
                      else f"{target.host} resolves to a non-public address")
             raise refused(f"{which} (loopback, private, link-local and the like are "
@@ -175,8 +180,8 @@ async def resolve(target: Target, settings: Settings, *, instance: bool) -> list
     return found
 
 
-async def check_url(url: str, settings: Settings, *, instance: bool) -> Target:
-    """A URL an endpoint of this scope may be saved with (parsed and resolved now)."""
+async def check_url(url: str, settings: Settings, *, operator_networks: bool) -> Target:
+    """A URL an endpoint may be saved with by whoever sets it (parsed and resolved now)."""
     target = parse(url)
-    await resolve(target, settings, instance=instance)
+    await resolve(target, settings, operator_networks=operator_networks)
     return target

@@ -86,7 +86,7 @@ class Message:
 
     id: uuid.UUID
     endpoint_id: uuid.UUID
-    instance: bool  # an endpoint of the instance (its receivers may be on allowed networks)
+    operator_networks: bool  # an operator set its URL: WEBHOOK_ALLOWED_NETWORKS admits it
     message_id: str
     attempts: int  # this attempt included
     lease: datetime
@@ -250,8 +250,8 @@ class Deliverer:
             rows = await conn.execute(
                 select(d.c.id, d.c.endpoint_id, d.c.message_id, d.c.attempts,
                        d.c.payload.label("own_payload"), events.c.payload.label("event"),
-                       e.c.workspace_id, e.c.url, e.c.sealed_secret, e.c.sealed_previous_secret,
-                       e.c.previous_secret_until)
+                       e.c.operator_networks, e.c.url, e.c.sealed_secret,
+                       e.c.sealed_previous_secret, e.c.previous_secret_until)
                 .select_from(d.join(e, e.c.id == d.c.endpoint_id)
                              .outerjoin(events, events.c.position == d.c.event_position))
                 .where(d.c.id.in_(taken)))
@@ -260,7 +260,7 @@ class Deliverer:
                 event = row.event if row.event is not None else row.own_payload
                 until = row.previous_secret_until
                 messages.append(Message(
-                    row.id, row.endpoint_id, row.workspace_id is None, row.message_id,
+                    row.id, row.endpoint_id, row.operator_networks, row.message_id,
                     row.attempts, lease, row.url, row.sealed_secret, row.sealed_previous_secret,
                     clock.aware(until) if until is not None else None,
                     body_of(event) if event is not None else None))
@@ -342,8 +342,8 @@ class Deliverer:
             try:
                 async with asyncio.timeout(TIMEOUT):  # the whole attempt, the lookup included
                     try:
-                        addresses = await resolve(target, self.settings,
-                                                  instance=message.instance)
+                        addresses = await resolve(
+                            target, self.settings, operator_networks=message.operator_networks)
                     except AppError as refused:
                         raise Undeliverable(f"not sent: {refused.message}") from None
                     timestamp = int(clock.now().timestamp())

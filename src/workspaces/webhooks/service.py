@@ -320,6 +320,14 @@ async def _told(conn: AsyncConnection, owner: Owner,
              where, endpoint.workspace_slug or "instance", _who(owner, log=True))
 
 
+def _operator_networks(owner: Owner, workspace_id: uuid.UUID | None) -> bool:
+    """Whether WEBHOOK_ALLOWED_NETWORKS admits the receiver of a URL `owner` sets: only an
+    operator's, on an instance endpoint. A service client manages the instance's endpoints
+    too, but its URLs are judged as a workspace admin's: the operator's internal hosts are
+    not a product's to reach (nor to read the answers of, in the delivery log)."""
+    return isinstance(owner, Operator) and workspace_id is None
+
+
 async def _serialise_scope(conn: AsyncConnection, workspace_id: uuid.UUID | None) -> None:
     """Creations in one scope take turns (PostgreSQL: a transaction-level advisory lock on
     the scope), so two at once cannot both pass the limit. SQLite's writers already do."""
@@ -339,7 +347,8 @@ async def create_endpoint(conn: AsyncConnection, *, owner: Owner, url: str,
     target, stored_types, clean_description = check_all(
         lambda: parse(url), lambda: check_events(events, instance=workspace_id is None),
         lambda: check_description(description))
-    await resolve(target, settings, instance=workspace_id is None)
+    operator_networks = _operator_networks(owner, workspace_id)
+    await resolve(target, settings, operator_networks=operator_networks)
     await _serialise_scope(conn, workspace_id)
     count = (await conn.execute(select(func.count()).select_from(webhook_endpoints).where(
         webhook_endpoints.c.workspace_id == workspace_id if workspace_id is not None
@@ -354,7 +363,7 @@ async def create_endpoint(conn: AsyncConnection, *, owner: Owner, url: str,
         id=endpoint_id, workspace_id=workspace_id, url=target.url,
         description=clean_description, event_types=stored_types,
         sealed_secret=seal(secret_key(settings), secret), enabled=True, created_at=now,
-        updated_at=now,
+        updated_at=now, operator_networks=operator_networks,
         created_by_user_id=owner.user.id if isinstance(owner, Access) and owner.user
         else None))
     endpoint = await _endpoint(conn, owner, endpoint_id)
@@ -372,9 +381,10 @@ async def update_endpoint(conn: AsyncConnection, *, owner: Owner, endpoint_id: u
     owner = await _checked(conn, owner, "change webhook endpoints", write=True)
     current = await _endpoint(conn, owner, endpoint_id, lock=True)
     values: dict[str, Any] = {}
+    operator_networks = _operator_networks(owner, current.workspace_id)
     if url is not None and url.strip() != current.url:
         values["url"] = (await check_url(
-            url, settings, instance=current.workspace_id is None)).url
+            url, settings, operator_networks=operator_networks)).url
     if not isinstance(events, Keep):
         stored = check_events(events, instance=current.workspace_id is None)
         if _types(stored) != current.events:
@@ -385,8 +395,10 @@ async def update_endpoint(conn: AsyncConnection, *, owner: Owner, endpoint_id: u
             values["description"] = clean
     if not values:
         return current
+    # Whoever sets the URL decides which networks its receiver may be on from now on.
+    who = {"operator_networks": operator_networks} if "url" in values else {}
     await conn.execute(update(webhook_endpoints).where(webhook_endpoints.c.id == current.id)
-                       .values(**values, updated_at=clock.now()))
+                       .values(**values, **who, updated_at=clock.now()))
     changed = await _endpoint(conn, owner, endpoint_id)
     await _told(conn, owner, "updated", changed, changed=sorted(
         {"url": "url", "event_types": "events", "description": "description"}[k]

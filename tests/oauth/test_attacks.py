@@ -1,0 +1,118 @@
+"""What an attacker's pass over the OpenID provider found, each fixed, on SQLite and PostgreSQL:
+a service client borrowing the operator's webhook networks."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from tests.api.conftest import Api
+from tests.conftest import Cli
+from tests.factories import Factory
+from tests.oauth.factory import Apps
+from tests.webhook_receiver import Receiver, add_endpoint, new_secret
+from workspaces.app import create_app
+from workspaces.db import create_app_engine, parse_url
+from workspaces.events import changes
+from workspaces.events.tell import SYSTEM, tell
+from workspaces.models import webhook_deliveries
+from workspaces.security import secret_key
+from workspaces.settings import Settings
+from workspaces.webhooks.delivery import Deliverer
+
+LOCAL = "127.0.0.0/8"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    started = Receiver.start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def _operator_only(settings: Settings) -> Settings:
+    """An operator who lets the instance's receivers be on this machine, and nobody else's."""
+    return settings.model_copy(update={"webhook_allowed_networks": LOCAL,
+                                       "workspace_webhook_allowed_networks": ""})
+
+
+def test_a_service_clients_webhook_url_gets_no_operator_network(settings: Settings) -> None:
+    """Found by attacking: a product's backend with webhooks:write saved an instance endpoint
+    at http://127.0.0.1 (WEBHOOK_ALLOWED_NETWORKS, meant for the operator's own receivers),
+    sent it a test message and read the internal service's answer in the delivery log."""
+    strict = _operator_only(settings)
+    with TestClient(create_app(strict)) as client:
+        api = Api(client, Cli(strict.database_url, {}))
+        apps = Apps(api)
+        try:
+            crm = apps.headers(apps.grant(apps.client("Acme CRM", scopes=("webhooks:write",))))
+            for url in ("http://127.0.0.1:9/hook", "https://127.0.0.1/hook",
+                        "https://[::ffff:127.0.0.1]/hook", "https://10.1.2.3/hook"):
+                api.error(client.post("/api/webhooks", json={"url": url}, headers=crm), 422,
+                          "webhook_url_not_allowed")
+            # The operator's own endpoint on the allowed network: the client may manage it,
+            # but cannot point it at another internal address.
+            theirs = add_endpoint(strict.database_url, "http://127.0.0.1:9/operator",
+                                  key=secret_key(strict), secret=new_secret())
+            one = f"/api/webhooks/{theirs}"
+            api.error(client.patch(one, json={"url": "http://127.0.0.1:8080/admin"},
+                                   headers=crm), 422, "webhook_url_not_allowed")
+            described = client.patch(one, json={"description": "Ours"}, headers=crm)
+            assert described.status_code == 200, described.text
+            assert described.json()["url"] == "http://127.0.0.1:9/operator"
+        finally:
+            apps.close()
+
+
+def _deliver_one(settings: Settings) -> None:
+    """One instance event, and one round of delivery, by a deliverer with `settings`."""
+    async def main() -> None:
+        engine = create_app_engine(parse_url(settings.database_url), pool_size=2)
+        deliverer = Deliverer(engine, settings, secret_key(settings))
+        try:
+            async with engine.begin() as conn:
+                await tell(conn, changes.user_deleted(
+                    changes.user(uuid.uuid4(), "gone@example.com", "Gone"), SYSTEM))
+            assert await deliverer.deliver_due() >= 1
+        finally:
+            await deliverer.close()
+            await engine.dispose()
+    asyncio.run(main())
+
+
+def test_a_service_clients_endpoint_is_judged_as_a_workspace_admins_at_delivery(
+        settings: Settings, receiver: Receiver) -> None:
+    """Each attempt checks the address again (DNS rebinding): by the rules of whoever set the
+    URL. Saved by a client while WORKSPACE_WEBHOOK_ALLOWED_NETWORKS admitted 127.0.0.0/8 (a
+    development setting), emptied since: the operator's networks do not take over."""
+    both = settings.model_copy(update={"webhook_allowed_networks": LOCAL,
+                                       "workspace_webhook_allowed_networks": LOCAL})
+    with TestClient(create_app(both)) as client:
+        apps = Apps(url=both.database_url, settings=both)
+        try:
+            crm = apps.headers(apps.grant(apps.client("Acme CRM", scopes=("webhooks:write",))))
+            made = client.post("/api/webhooks", json={"url": receiver.url()}, headers=crm)
+            assert made.status_code == 201, made.text
+        finally:
+            apps.close()
+    _deliver_one(_operator_only(settings))
+    assert receiver.received() == []
+    rows = Factory(settings.database_url)
+    try:
+        with rows.engine.connect() as conn:
+            [refused] = conn.execute(select(webhook_deliveries.c.last_error)).scalars()
+    finally:
+        rows.close()
+    assert refused.startswith("not sent: This webhook URL cannot be used: ")
+    # The operator's endpoint at the same address is delivered to under the same settings.
+    add_endpoint(settings.database_url, receiver.url(), key=secret_key(settings),
+                 secret=new_secret())
+    _deliver_one(_operator_only(settings))
+    assert len(receiver.received()) == 1
