@@ -137,8 +137,9 @@ class Settings(BaseSettings):
     # How long relying parties may cache the JWKS; a rotated-in key signs only after this long,
     # so every cached key set already holds it.
     jwks_max_age_seconds: int = Field(default=300, ge=0, le=86400)
-    # Token requests per client a minute, and from one client address a minute; failed client
-    # authentications per client an hour (then its token requests are refused for the hour).
+    # Token requests per (authenticated, confidential) client a minute, and from one client
+    # address a minute; failed authentications of a client from one address an hour (then
+    # that address is refused for that client for the hour: strangers lock out only themselves).
     token_limit_per_client_per_minute: int = Field(default=600, ge=1)
     token_limit_per_address_per_minute: int = Field(default=120, ge=1)
     client_auth_failures_per_client_per_hour: int = Field(default=20, ge=1)

@@ -1,5 +1,6 @@
 """What an attacker's pass over the OpenID provider found, each fixed, on SQLite and PostgreSQL:
-a service client borrowing the operator's webhook networks."""
+a service client borrowing the operator's webhook networks, strangers locking a client out of
+the token endpoint."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from tests.api.conftest import Api
 from tests.conftest import Cli
 from tests.factories import Factory
+from tests.oauth.conftest import Provider, basic
 from tests.oauth.factory import Apps
 from tests.webhook_receiver import Receiver, add_endpoint, new_secret
 from workspaces.app import create_app
@@ -116,3 +118,60 @@ def test_a_service_clients_endpoint_is_judged_as_a_workspace_admins_at_delivery(
                  secret=new_secret())
     _deliver_one(_operator_only(settings))
     assert len(receiver.received()) == 1
+
+
+@pytest.fixture
+def proxied(settings: Settings) -> Iterator[Provider]:
+    """The token endpoint behind a trusted proxy (each request names its client address),
+    with low limits."""
+    limited = settings.model_copy(update={
+        "trusted_proxies": "127.0.0.1", "token_limit_per_client_per_minute": 5,
+        "token_limit_per_address_per_minute": 8, "client_auth_failures_per_client_per_hour": 3})
+    with TestClient(create_app(limited), client=("127.0.0.1", 50000)) as client:
+        make = Factory(limited.database_url)
+        try:
+            yield Provider(Api(client, Cli(limited.database_url, {})), make)
+        finally:
+            make.close()
+
+
+def _from(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+def test_a_stranger_naming_a_client_cannot_lock_it_out(proxied: Provider) -> None:
+    """Found by attacking: twenty wrong secrets from anyone, and a client was refused for an
+    hour, its right secret included; a public client (whose id every browser sees) the same
+    with a made-up secret; and token requests merely naming a client used up its minute."""
+    backend, spa = proxied.client(), proxied.client(public=True)
+    http = proxied.http
+    owner, strangers = "192.0.2.10", ("203.0.113.66", "203.0.113.67")
+    for stranger in strangers:
+        for _ in range(3):
+            proxied.refused(http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                                      headers={**basic(backend.id, "wscs_guess"),
+                                               **_from(stranger)}), 401, "invalid_client")
+            proxied.refused(http.post("/oauth/token", headers=_from(stranger), data={
+                "grant_type": "client_credentials", "client_id": spa.id,
+                "client_secret": "guess"}), 401, "invalid_client")
+        # Past the limit, that address is refused, whatever it sends.
+        proxied.refused(http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                                  headers={**backend.auth, **_from(stranger)}), 429,
+                        "slow_down")
+    # Many requests naming the public client, from anywhere: not its minute's budget.
+    for n in range(6):
+        proxied.refused(http.post("/oauth/token", headers=_from(f"198.51.100.{n}"), data={
+            "grant_type": "refresh_token", "refresh_token": "wsr_guess",
+            "client_id": spa.id}), 400, "invalid_grant")
+    assert http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                     headers={**backend.auth, **_from(owner)}).status_code == 200
+    proxied.refused(http.post("/oauth/token", headers=_from(owner), data={
+        "grant_type": "refresh_token", "refresh_token": "wsr_guess", "client_id": spa.id}),
+        400, "invalid_grant")
+    # A client's own requests still count against its minute, from any of its addresses.
+    for n in range(4):
+        assert http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                         headers={**backend.auth, **_from(f"192.0.2.{20 + n}")}
+                         ).status_code == 200
+    proxied.refused(http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                              headers={**backend.auth, **_from(owner)}), 429, "slow_down")

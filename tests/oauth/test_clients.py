@@ -198,10 +198,10 @@ def test_a_confidential_client_gets_a_secret_shown_once_and_stored_hashed(
     # The secret authenticates it; a wrong one does not.
     settings = _settings(app_db)
     found = run(app_db, lambda conn: clients.authenticate_client(
-        conn, settings, client_id=client.id, secret=secret))
+        conn, settings, client_id=client.id, secret=secret, address="192.0.2.1"))
     assert found.id == client.id and not found.public
     wrong = refused(app_db, lambda conn: clients.authenticate_client(
-        conn, settings, client_id=client.id, secret=secret + "x"))
+        conn, settings, client_id=client.id, secret=secret + "x", address="192.0.2.1"))
     assert isinstance(wrong, OAuthError) and wrong.code == "invalid_client"
     # Shown again nowhere.
     shown = run(app_db, lambda conn: clients.show_client(conn, client_id=client.id))
@@ -216,7 +216,7 @@ def test_a_public_client_has_no_secret_and_no_service_scope(app_db: str) -> None
     assert made.client.scopes == ["openid", "offline_access", "workspace"]
     settings = _settings(app_db)
     found = run(app_db, lambda conn: clients.authenticate_client(
-        conn, settings, client_id=made.client.id, secret=None))
+        conn, settings, client_id=made.client.id, secret=None, address="192.0.2.1"))
     assert found.public and found.secret_hash is None
 
     error = refused(app_db, lambda conn: clients.create_client(
@@ -368,7 +368,7 @@ def test_a_rotated_secret_replaces_the_old_at_once_and_ends_its_service_tokens(
     def authenticates(secret: str | None) -> bool:
         try:
             run(app_db, lambda conn: clients.authenticate_client(
-                conn, settings, client_id=cid, secret=secret))
+                conn, settings, client_id=cid, secret=secret, address="192.0.2.1"))
         except OAuthError as error:
             assert error.code == "invalid_client"
             return False

@@ -1,6 +1,7 @@
-"""The token endpoint's limits, counted in the database: per client and per client address a
-minute (429 `slow_down` with Retry-After), and failed client authentications per client an
-hour (then refused even with the right secret until the hour ends)."""
+"""The token endpoint's limits, counted in the database: per authenticated client and per client
+address a minute (429 `slow_down` with Retry-After), and failed authentications of a client
+from one address an hour (then refused from there even with the right secret until the hour
+ends). Strangers naming a client: tests/oauth/test_attacks.py."""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def test_requests_per_address(op: Provider) -> None:
                "slow_down")
 
 
-def test_failed_authentications_lock_the_client_for_the_hour(op: Provider) -> None:
+def test_failed_authentications_lock_the_client_from_that_address_for_the_hour(
+        op: Provider) -> None:
     backend = op.client()
     guess = Registered(backend.id, "wscs_guess")
     for _ in range(3):

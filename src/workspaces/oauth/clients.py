@@ -81,27 +81,30 @@ async def get_client(conn: AsyncConnection, client_id: str) -> Client | None:
     return client_of(row, reach)
 
 
-def _failures(client_id: str, settings: Settings) -> ratelimit.Limit:
-    return ratelimit.Limit(f"oauth:client-auth-fail:{ratelimit.hashed(client_id)}",
+def _failures(client_id: str, address: str, settings: Settings) -> ratelimit.Limit:
+    """Failed authentications of one client from one address: per address, so that a
+    stranger who knows a client's id (every browser sees a public client's) locks only
+    themselves out. Secrets are random and long: the limit slows a broken deployment's retry
+    loop, it is not what keeps them from being guessed."""
+    return ratelimit.Limit(f"oauth:client-auth-fail:{ratelimit.hashed(client_id)}:"
+                           f"{ratelimit.client_key(address)}",
                            settings.client_auth_failures_per_client_per_hour,
                            timedelta(hours=1), "failed client authentications",
                            name="client_auth_failures_per_client_per_hour")
 
 
-def token_limits(client_id: str | None, address: str, settings: Settings
-                 ) -> tuple[ratelimit.Limit, ...]:
-    """The token endpoint's limits: per client address, and per client when one is named."""
-    minute = timedelta(minutes=1)
-    limits = [ratelimit.Limit(f"oauth:token:addr:{ratelimit.client_key(address)}",
-                              settings.token_limit_per_address_per_minute, minute,
-                              "token requests from your network",
-                              name="token_limit_per_address_per_minute")]
-    if client_id:
-        limits.append(ratelimit.Limit(f"oauth:token:client:{ratelimit.hashed(client_id)}",
-                                      settings.token_limit_per_client_per_minute, minute,
-                                      "token requests for this client",
-                                      name="token_limit_per_client_per_minute"))
-    return tuple(limits)
+def _address_limit(address: str, settings: Settings) -> ratelimit.Limit:
+    return ratelimit.Limit(f"oauth:token:addr:{ratelimit.client_key(address)}",
+                           settings.token_limit_per_address_per_minute, timedelta(minutes=1),
+                           "token requests from your network",
+                           name="token_limit_per_address_per_minute")
+
+
+def _client_limit(client_id: str, settings: Settings) -> ratelimit.Limit:
+    return ratelimit.Limit(f"oauth:token:client:{ratelimit.hashed(client_id)}",
+                           settings.token_limit_per_client_per_minute, timedelta(minutes=1),
+                           "token requests for this client",
+                           name="token_limit_per_client_per_minute")
 
 
 def _invalid_client() -> OAuthError:
@@ -112,14 +115,16 @@ def _invalid_client() -> OAuthError:
 
 
 async def authenticate_client(conn: AsyncConnection, settings: Settings, *, client_id: str,
-                              secret: str | None) -> Client:
-    """The client whose id and secret these are (a public client: its id and no secret).
+                              secret: str | None, address: str) -> Client:
+    """The client whose id and secret these are (a public client: its id and no secret),
+    sent from `address`.
 
-    Each attempt with a secret is counted as a failure before it is checked and taken back when
-    it is right, so guesses sent at once cannot pass the limit; over it, 429 even for the right
-    secret until the hour ends. A refusal keeps its count (the caller's transaction commits it).
+    Each attempt is counted as a failure (of this client from this address) before it is
+    checked and taken back when it is right, so guesses sent at once cannot pass the limit;
+    over it, 429 from that address even for the right secret until the hour ends. A refusal
+    keeps its count (the caller's transaction commits it).
     """
-    limit = _failures(client_id, settings)
+    limit = _failures(client_id, address, settings)
     try:
         await ratelimit.hit(conn, limit)
     except RateLimited as refused:
@@ -151,15 +156,21 @@ async def authenticate(conn: AsyncConnection, settings: Settings, *, presented: 
                        address: str, limited: bool = True) -> Client:
     """The client a request to the token, revocation or introspection endpoint comes from.
 
-    With `limited`, the token endpoint's limits are counted first (per client address, and
-    per client named), refused or not; then the client authenticates (`authenticate_client`:
-    failures counted, locked for the hour past their limit)."""
+    With `limited` (the token endpoint), the request counts against its address first,
+    refused or not; then the client authenticates (`authenticate_client`: failures counted
+    per client and address, locked for the hour past their limit); then a confidential
+    client's request counts against the client, whatever its grant's fate. Only a request
+    that proved it comes from the client counts against it: one that merely names it (any
+    request naming a public client) would let strangers spend its budget."""
     if limited:
-        await ratelimit.hit(conn, *token_limits(presented.client_id, address, settings))
+        await ratelimit.hit(conn, _address_limit(address, settings))
     if not presented.client_id or not _CLIENT_ID_FORM.fullmatch(presented.client_id):
         raise _invalid_client()  # none, or none of ours (NUL bytes never reach a query)
-    return await authenticate_client(conn, settings, client_id=presented.client_id,
-                                     secret=presented.secret)
+    client = await authenticate_client(conn, settings, client_id=presented.client_id,
+                                       secret=presented.secret, address=address)
+    if limited and not client.public:
+        await ratelimit.hit(conn, _client_limit(client.id, settings))
+    return client
 
 
 # The registry: rules of what a client may be registered with.
