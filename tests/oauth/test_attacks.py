@@ -1,10 +1,11 @@
 """What an attacker's pass over the OpenID provider found, each fixed, on SQLite and PostgreSQL:
 a service client borrowing the operator's webhook networks, strangers locking a client out of
-the token endpoint."""
+the token endpoint, a JWT nested past the JSON parser's depth."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import Iterator
 
@@ -175,3 +176,27 @@ def test_a_stranger_naming_a_client_cannot_lock_it_out(proxied: Provider) -> Non
                          ).status_code == 200
     proxied.refused(http.post("/oauth/token", data={"grant_type": "client_credentials"},
                               headers={**backend.auth, **_from(owner)}), 429, "slow_down")
+
+
+def _nested(depth: int) -> str:
+    return base64.urlsafe_b64encode(("[" * depth + "]" * depth).encode()).rstrip(b"=").decode()
+
+
+def test_a_jwt_nested_past_the_json_parsers_depth_is_refused(op: Provider) -> None:
+    """Found by attacking: a header of a few thousand nested arrays was a 500 on every
+    endpoint that reads a JWT (our API, userinfo, introspection, revocation, logout)."""
+    app = op.client()
+    user = op.make.user("ann@example.com", "Ann")
+    real = op.redeem(app, op.code(app, user))["access_token"]
+    forged = f"{_nested(5000)}.{real.split('.', 1)[1]}"
+    bearer = {"Authorization": f"Bearer {forged}"}
+    api = op.api
+    api.error(op.http.get("/api/workspaces", headers=bearer), 401, "invalid_token")
+    op.refused(op.userinfo(forged), 401, "invalid_token")
+    assert op.introspect(app, forged) == {"active": False}
+    assert op.http.post("/oauth/revoke", data={"token": forged},
+                        headers=app.auth).status_code == 200
+    hinted = op.http.get("/oauth/logout", params={"id_token_hint": forged},
+                         follow_redirects=False)
+    assert hinted.status_code == 200, hinted.text  # our own page: the hint is not believed
+    assert op.userinfo(real).status_code == 200  # the real token was never touched

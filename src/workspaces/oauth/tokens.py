@@ -187,9 +187,10 @@ def looks_like_jwt(token: str) -> bool:
 
 
 def _segment(part: str) -> dict[str, Any]:
+    # RecursionError: JSON nested deeper than the parser goes, sent by anyone in a header.
     try:
         value = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidAccessToken("malformed", "it is not a JWT.") from None
     if not isinstance(value, dict):
         raise InvalidAccessToken("malformed", "it is not a JWT.")
