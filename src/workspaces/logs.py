@@ -48,6 +48,10 @@ _SECRETS = (
                 + r")[^&#\s\"']+", re.I),
      r"\1" + REDACTED),
     (re.compile(r"(\bBearer\s+)[^\s\"',;]+", re.I), r"\1" + REDACTED),
+    # A JWT wherever it stands (an ID token sent back as a logout's id_token_hint, in a query):
+    # signed claims about a person (email, name, workspaces), which some apps accept as proof.
+    (re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),
+     REDACTED),
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@\s/]+@", re.I), r"\1" + REDACTED + "@"),
     # A Cookie or Set-Cookie header (sessions), as text or as an ASGI header pair.
     (re.compile(r"(\b(?:set-)?cookie\b['\"]?\s*[:,]\s*b?['\"]?)[^'\"\r\n]+", re.I),
@@ -63,9 +67,9 @@ def new_request_id(sent: str | None) -> str:
 
 
 def redact(text: str) -> str:
-    """`text` without the secrets it may show: mailed links' tokens, bearer tokens, cookies,
-    the password of a URL, and any token-shaped string (in a path or query no pattern above
-    knows)."""
+    """`text` without the secrets it may show: mailed links' tokens, bearer tokens, JWTs,
+    cookies, the password of a URL, and any token-shaped string (in a path or query no
+    pattern above knows)."""
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return _token_shaped().sub(REDACTED, text)

@@ -1,6 +1,6 @@
 """What an attacker's pass over the OpenID provider found, each fixed, on SQLite and PostgreSQL:
 a service client borrowing the operator's webhook networks, strangers locking a client out of
-the token endpoint, a JWT nested past the JSON parser's depth."""
+the token endpoint, a JWT nested past the JSON parser's depth, ID tokens in the log."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from sqlalchemy import select
 from tests.api.conftest import Api
 from tests.conftest import Cli
 from tests.factories import Factory
-from tests.oauth.conftest import Provider, basic
+from tests.oauth.conftest import REDIRECT_URI, Provider, basic
 from tests.oauth.factory import Apps
 from tests.webhook_receiver import Receiver, add_endpoint, new_secret
+from workspaces import logs
 from workspaces.app import create_app
 from workspaces.db import create_app_engine, parse_url
 from workspaces.events import changes
@@ -200,3 +201,23 @@ def test_a_jwt_nested_past_the_json_parsers_depth_is_refused(op: Provider) -> No
                          follow_redirects=False)
     assert hinted.status_code == 200, hinted.text  # our own page: the hint is not believed
     assert op.userinfo(real).status_code == 200  # the real token was never touched
+
+
+def test_an_id_token_in_a_logout_link_is_kept_out_of_the_log(op: Provider) -> None:
+    """Found by attacking: RP-initiated logout is a GET whose `id_token_hint` (the user's
+    email, name and workspaces, signed) was written whole into every access line."""
+    app = op.client()
+    user = op.make.user("ann@example.com", "Ann")
+    issued = op.redeem(app, op.code(app, user, scopes=("openid", "email", "profile")))
+    id_token, access = issued["id_token"], issued["access_token"]
+    line = (f'127.0.0.1 - "GET /oauth/logout?id_token_hint={id_token}'
+            f'&post_logout_redirect_uri={REDIRECT_URI}&state=af0ifjsldkj HTTP/1.1" 302')
+    shown = logs.redact(line)
+    assert shown == (f'127.0.0.1 - "GET /oauth/logout?id_token_hint={logs.REDACTED}'
+                     f'&post_logout_redirect_uri={REDIRECT_URI}&state=af0ifjsldkj HTTP/1.1"'
+                     " 302")
+    for token in (id_token, access):  # anywhere: a path, JSON, a sentence
+        for part in token.split("."):
+            assert part not in logs.redact(f"/x/{token}/y {{\"t\": \"{token}\"}} see {token}.")
+    assert logs.redact("eyJhbGciOi is not a token") == "eyJhbGciOi is not a token"
+
