@@ -1,6 +1,7 @@
 """What an attacker's pass over the OpenID provider found, each fixed, on SQLite and PostgreSQL:
 a service client borrowing the operator's webhook networks, strangers locking a client out of
-the token endpoint, a JWT nested past the JSON parser's depth, ID tokens in the log."""
+the token endpoint, a JWT nested past the JSON parser's depth, ID tokens in the log, and a
+browser app unable to read the token endpoint's answer."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from tests.api.conftest import Api
 from tests.conftest import Cli
 from tests.factories import Factory
-from tests.oauth.conftest import REDIRECT_URI, Provider, basic
+from tests.oauth.conftest import REDIRECT_URI, VERIFIER, Provider, basic
 from tests.oauth.factory import Apps
 from tests.webhook_receiver import Receiver, add_endpoint, new_secret
 from workspaces import logs
@@ -221,3 +222,48 @@ def test_an_id_token_in_a_logout_link_is_kept_out_of_the_log(op: Provider) -> No
             assert part not in logs.redact(f"/x/{token}/y {{\"t\": \"{token}\"}} see {token}.")
     assert logs.redact("eyJhbGciOi is not a token") == "eyJhbGciOi is not a token"
 
+
+
+def test_a_browser_app_reads_the_token_endpoints_answers_from_its_own_origin(
+        op: Provider) -> None:
+    """Found by attacking: a single-page app (a public client) posted its code from its own
+    origin, the code was spent, and the browser withheld the answer (no CORS header): the
+    tokens were lost. Any origin may read the token, revocation and userinfo answers (no
+    credentials: they read no cookie); introspection, for servers, stays closed."""
+    spa = op.client(public=True)
+    user = op.make.user("ann@example.com", "Ann")
+    origin = {"Origin": "https://spa.example.com"}
+    for path in ("/oauth/token", "/oauth/revoke", "/oauth/userinfo"):
+        asked = op.http.options(path, headers={
+            **origin, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type"})
+        assert asked.status_code == 204, (path, asked.text)
+        assert asked.headers["access-control-allow-origin"] == "*"
+        assert "POST" in asked.headers["access-control-allow-methods"]
+        assert "Authorization" in asked.headers["access-control-allow-headers"]
+        assert "access-control-allow-credentials" not in asked.headers
+    issued = op.http.post("/oauth/token", headers=origin, data={
+        "grant_type": "authorization_code", "code": op.code(spa, user),
+        "redirect_uri": REDIRECT_URI, "code_verifier": VERIFIER, "client_id": spa.id})
+    assert issued.status_code == 200, issued.text
+    assert issued.headers["access-control-allow-origin"] == "*"
+    assert issued.headers["cache-control"] == "no-store"
+    refused = op.http.post("/oauth/token", headers=origin, data={
+        "grant_type": "refresh_token", "refresh_token": "wsr_guess", "client_id": spa.id})
+    assert refused.status_code == 400 and refused.headers["access-control-allow-origin"] == "*"
+    access = issued.json()["access_token"]
+    claims = op.http.get("/oauth/userinfo", headers={**origin,
+                                                     "Authorization": f"Bearer {access}"})
+    assert claims.status_code == 200 and claims.headers["access-control-allow-origin"] == "*"
+    unknown = op.http.get("/oauth/userinfo", headers={**origin, "Authorization": "Bearer x.y.z"})
+    assert unknown.status_code == 401
+    assert "WWW-Authenticate" in unknown.headers["access-control-expose-headers"]
+    revoked = op.http.post("/oauth/revoke", headers=origin,
+                           data={"token": issued.json()["refresh_token"], "client_id": spa.id})
+    assert revoked.status_code == 200 and revoked.headers["access-control-allow-origin"] == "*"
+    backend = op.client()
+    inspected = op.http.post("/oauth/introspect", headers={**origin, **backend.auth},
+                             data={"token": access})
+    assert inspected.status_code == 200
+    assert "access-control-allow-origin" not in inspected.headers
+    assert op.http.options("/oauth/introspect", headers=origin).status_code == 405

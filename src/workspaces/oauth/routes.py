@@ -28,6 +28,13 @@ router = APIRouter(include_in_schema=False)
 # Token responses and everything about tokens are never cached (RFC 6749 5.1).
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM = "application/x-www-form-urlencoded"
+# A browser app (a public client: a single-page app) calls the token, revocation and userinfo
+# endpoints from its own origin, and must be able to read the answers: any origin may, without
+# credentials. These endpoints read no cookie, so a page reads only answers to what it sent,
+# with tokens it already held. Introspection is for servers (confidential clients): not open.
+OPEN = {"Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "WWW-Authenticate, Retry-After"}
+PREFLIGHT_SECONDS = 86400
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -86,33 +93,47 @@ def _slow_down(limited: RateLimited) -> OAuthError:
     return OAuthError("slow_down", limited.message, status=429, headers=limited.headers)
 
 
-def _refusal(error: AppError) -> AppError:
-    """A refusal in OAuth's shape, never cached, keeping what its transaction counted (limits,
-    a failed authentication) and ended (a replayed code's grant)."""
-    error.headers = {**NO_STORE, **error.headers}
+def _refusal(error: AppError, *, browser: bool = True) -> AppError:
+    """A refusal in OAuth's shape, never cached (readable by a browser app unless this is
+    introspection), keeping what its transaction counted (limits, a failed authentication)
+    and ended (a replayed code's grant)."""
+    error.headers = {**NO_STORE, **(OPEN if browser else {}), **error.headers}
     return counted(error)
 
 
 @contextlib.contextmanager
-def _refusals() -> Iterator[None]:
+def _refusals(*, browser: bool = True) -> Iterator[None]:
     try:
         yield
     except RateLimited as limited:
-        raise _refusal(_slow_down(limited)) from None
+        raise _refusal(_slow_down(limited), browser=browser) from None
     except OAuthError as refused:
-        raise _refusal(refused) from None
+        raise _refusal(refused, browser=browser) from None
+
+
+@router.options("/oauth/token")
+@router.options("/oauth/revoke")
+@router.options("/oauth/userinfo")
+async def preflight(request: Request) -> Response:
+    """A browser's CORS preflight (for a request with an Authorization header)."""
+    methods = "GET, POST" if request.url.path == "/oauth/userinfo" else "POST"
+    return Response(status_code=204, headers={
+        **OPEN, "Access-Control-Allow-Methods": methods,
+        "Access-Control-Allow-Headers": "Authorization, Content-Type",
+        "Access-Control-Max-Age": str(PREFLIGHT_SECONDS)})
 
 
 async def _authenticated(request: Request, tx: RequestTransactions, settings: Settings, *,
-                         limited: bool) -> tuple[dict[str, str], Client]:
+                         limited: bool, browser: bool = True
+                         ) -> tuple[dict[str, str], Client]:
     """The form, and the client that sent it, authenticated in a transaction of its own: the
     counter rows it updates (limits, failed authentications) stay locked only that long, so
     one client's requests do not queue behind each other's grants."""
-    with _refusals():
+    with _refusals(browser=browser):
         form = await _form(request)
         presented = _presented(request, form)
     async with tx.write() as conn:
-        with _refusals():
+        with _refusals(browser=browser):
             client = await authenticate(conn, settings, presented=presented,
                                                address=client_address(request),
                                                limited=limited)
@@ -126,7 +147,7 @@ async def token(request: Request, tx: Tx, settings: AppSettings) -> JSONResponse
     async with tx.write() as conn:
         with _refusals():
             issued = await grants.exchange(conn, settings, client=client, params=form)
-    return JSONResponse(issued.body(), headers=NO_STORE)
+    return JSONResponse(issued.body(), headers={**NO_STORE, **OPEN})
 
 
 def _bearer(request: Request) -> str | None:
@@ -139,13 +160,14 @@ async def userinfo(request: Request, conn: Conn, settings: AppSettings) -> JSONR
     """The signed-in user's claims, for an access token with `openid`."""
     with _refusals():
         claims = await grants.userinfo(conn, settings, token=_bearer(request))
-    return JSONResponse(claims, headers=NO_STORE)
+    return JSONResponse(claims, headers={**NO_STORE, **OPEN})
 
 
-def _token_parameter(form: dict[str, str]) -> str:
+def _token_parameter(form: dict[str, str], *, browser: bool = True) -> str:
     token = form.get("token")
     if token is None:
-        raise _refusal(OAuthError("invalid_request", "The token parameter is missing."))
+        raise _refusal(OAuthError("invalid_request", "The token parameter is missing."),
+                       browser=browser)
     return token
 
 
@@ -156,15 +178,15 @@ async def revoke(request: Request, tx: Tx, settings: AppSettings) -> Response:
     token = _token_parameter(form)
     async with tx.write() as conn:
         await grants.revoke(conn, settings, client=client, token=token)
-    return Response(status_code=200, headers=NO_STORE)
+    return Response(status_code=200, headers={**NO_STORE, **OPEN})
 
 
 @router.post("/oauth/introspect")
 async def introspect(request: Request, tx: Tx, settings: AppSettings) -> JSONResponse:
     """What a token of the (confidential) client stands for, or `{"active": false}`."""
-    form, client = await _authenticated(request, tx, settings, limited=False)
-    token = _token_parameter(form)
+    form, client = await _authenticated(request, tx, settings, limited=False, browser=False)
+    token = _token_parameter(form, browser=False)
     async with tx.read() as conn:
-        with _refusals():
+        with _refusals(browser=False):
             answer = await grants.introspect(conn, settings, client=client, token=token)
     return JSONResponse(answer, headers=NO_STORE)
