@@ -267,3 +267,35 @@ def test_a_browser_app_reads_the_token_endpoints_answers_from_its_own_origin(
     assert inspected.status_code == 200
     assert "access-control-allow-origin" not in inspected.headers
     assert op.http.options("/oauth/introspect", headers=origin).status_code == 405
+
+
+def test_a_scope_taken_from_a_client_ends_its_service_tokens_at_once(
+        op: Provider, settings: Settings) -> None:
+    """Found by attacking: after `clients update --scope` took members:write away, the
+    backend's service token kept it until it expired (ACCESS_TOKEN_TTL_MINUTES), while a
+    narrowed --workspace took effect at once. Its service grants now end (as on a rotated
+    secret); it asks for a new token, which holds what it has now."""
+    backend = op.client(scopes=("members:read", "members:write", "events:read"))
+    owner = op.make.user("ann@example.com", "Ann")
+    acme = op.make.workspace(owner, "Acme")
+    member = op.make.member(acme, "bob@example.com", "member")
+    token = op.token(backend, grant_type="client_credentials").json()["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    path = f"/api/workspaces/{acme.slug}/members"
+    assert op.http.get(path, headers=bearer).status_code == 200
+    kept = op.api.db("clients", "update", backend.id, "--scope", "members:read events:read",
+                     "--database-url", settings.database_url)
+    assert kept.exit_code == 0, kept.stderr
+    op.api.error(op.http.get(path, headers=bearer), 401, "invalid_token")
+    op.api.error(op.http.patch(f"{path}/{member.id}", json={"role": "admin"}, headers=bearer),
+                 401, "invalid_token")
+    again = op.token(backend, grant_type="client_credentials").json()
+    assert again["scope"] == "members:read events:read"
+    fresh = {"Authorization": f"Bearer {again['access_token']}"}
+    assert op.http.get(path, headers=fresh).status_code == 200
+    # Widening (or a change that takes no service scope) leaves its tokens alone.
+    widened = op.api.db("clients", "update", backend.id, "--scope",
+                        "members:read events:read invites:write", "--database-url",
+                        settings.database_url)
+    assert widened.exit_code == 0, widened.stderr
+    assert op.http.get(path, headers=fresh).status_code == 200

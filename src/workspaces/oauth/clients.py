@@ -575,8 +575,14 @@ async def update_client(conn: AsyncConnection, *, client_id: str, name: str | No
     if values:
         await conn.execute(update(oauth_clients).where(oauth_clients.c.id == client_id)
                            .values(**values, updated_at=clock.now()))
-        log.info("oauth client %s (%s) updated by an operator: %s", client_id,
-                 values.get("name", row.name), ", ".join(changed))
+        # A service scope taken away: the service tokens that hold it stop at once (as a
+        # narrowed reach does), not when they expire; the client asks for a new one. Users'
+        # grants lose it at their next refresh (grants._user_scopes).
+        taken = _has_service_scope(set(row.scopes) - set(final_scopes))
+        ended = await end_grants(conn, client_id=client_id, user_id=None) if taken else 0
+        log.info("oauth client %s (%s) updated by an operator: %s%s", client_id,
+                 values.get("name", row.name), ", ".join(changed),
+                 f"; {ended} service grants ended" if taken else "")
     return await show_client(conn, client_id=client_id)
 
 
