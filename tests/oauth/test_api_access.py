@@ -77,10 +77,11 @@ def test_a_users_token_reads_what_its_scopes_open(api: Api, people: People) -> N
     assert workspace.json()["role"] == "admin"
     assert [w["slug"] for w in people.get("/api/workspaces", grant).json()] == [
         people.acme.slug]
-    assert people.get("/api/me", grant).json()["email"] == "bob@example.com"
-    # `openid` alone: who the user is, nothing of their workspaces.
-    who = people.grant(people.bob, "openid")
-    assert people.get("/api/me", who).status_code == 200
+    # `/api/me` shows the address and name too: with `email` and `profile` only.
+    _refused(api, people.get("/api/me", grant), 403, "insufficient_scope")
+    who = people.grant(people.bob, "openid", "email", "profile")
+    assert people.get("/api/me", who).json()["email"] == "bob@example.com"
+    # Nothing of their workspaces.
     refused = people.get(f"/api/workspaces/{people.acme.slug}/members", who)
     _refused(api, refused, 403, "insufficient_scope")
     assert refused.headers["www-authenticate"] == (
@@ -131,9 +132,10 @@ def test_a_removed_members_token_is_refused_at_once(api: Api, people: People) ->
 def test_a_token_of_a_revoked_grant_or_a_deleted_app_is_refused(api: Api,
                                                                 people: People) -> None:
     path = f"/api/workspaces/{people.acme.slug}/members"
-    grant = people.grant(people.bob)
+    grant = people.grant(people.bob, "openid", "email", "profile", "workspaces")
     token = people.apps.token(grant)
     assert api.client.get(path, headers=bearer(token)).status_code == 200
+    assert api.client.get("/api/me", headers=bearer(token)).status_code == 200
     people.apps.revoke(grant)
     for route in (path, "/api/me", "/api/workspaces"):
         _refused(api, api.client.get(route, headers=bearer(token)), 401, "invalid_token")

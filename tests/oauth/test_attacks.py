@@ -299,3 +299,26 @@ def test_a_scope_taken_from_a_client_ends_its_service_tokens_at_once(
                         settings.database_url)
     assert widened.exit_code == 0, widened.stderr
     assert op.http.get(path, headers=fresh).status_code == 200
+
+
+def test_an_app_granted_openid_alone_learns_no_address_or_name(api: Api) -> None:
+    """Found by attacking: the consent page said "Know who you are" for `openid`, the ID
+    token and userinfo left the address and name out without `email` and `profile`, but
+    `GET /api/me` with that app's token answered both."""
+    apps = Apps(api)
+    try:
+        ann = apps.user("ann@example.com", "Ann")
+        app = apps.client("Acme Notes", scopes=("openid", "email", "profile"))
+        for scopes in (("openid",), ("openid", "email"), ("openid", "profile")):
+            refused = api.client.get("/api/me", headers=apps.headers(
+                apps.grant(app, user=ann, scopes=scopes)))
+            api.error(refused, 403, "insufficient_scope")
+            assert "ann@example.com" not in refused.text
+            assert refused.headers["www-authenticate"] == (
+                'Bearer error="insufficient_scope", scope="openid email profile"')
+        full = api.client.get("/api/me", headers=apps.headers(
+            apps.grant(app, user=ann, scopes=("openid", "email", "profile"))))
+        assert full.status_code == 200 and full.json()["email"] == "ann@example.com"
+    finally:
+        apps.close()
+

@@ -112,5 +112,6 @@ async def delete_me(conn: Conn, user: CurrentUser) -> Response:
 
 @router.get("/me", response_model=UserRead, responses=errors(401, 403))
 async def me(caller: Annotated[TokenUser, ScopedUser("openid")]) -> UserRead:
-    """Your account; also with an app's access token that has the scope `openid`."""
+    """Your account; also with an app's access token that has the scopes `openid`, `email`
+    and `profile` (it shows the address and name)."""
     return UserRead.model_validate(caller.user)

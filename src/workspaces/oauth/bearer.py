@@ -32,6 +32,14 @@ Need = ServiceScope | Literal["openid"] | OwnToken
 NEEDS: tuple[str, ...] = (*get_args(ServiceScope), "openid", OWN_TOKEN)
 
 looks_like_jwt = tokens.looks_like_jwt
+# The need `openid` is `GET /api/me`: who the user is, shown with their address and name,
+# which an app sees only with `email` and `profile` too (as in its ID token and userinfo).
+ME_SCOPES = ("openid", "email", "profile")
+
+
+def granting(need: Need) -> tuple[str, ...]:
+    """The scopes a token must hold (itself or by implication: `opens`) for `need`."""
+    return ME_SCOPES if need == "openid" else (need,)
 
 
 def opens(scopes: Iterable[str]) -> frozenset[str]:
@@ -57,10 +65,11 @@ def insufficient_scope(need: Need) -> Forbidden:
                          "workspace as a whole): use the account's own API token, from "
                          "signing in.", code="insufficient_scope",
                          headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
-    return Forbidden(f"This access token was not granted the scope `{need}` this needs; "
+    wanted = " ".join(granting(need))
+    return Forbidden(f"This access token was not granted the scope `{wanted}` this needs; "
                      "ask for it when the token is issued.", code="insufficient_scope",
                      headers={"WWW-Authenticate":
-                              f'Bearer error="insufficient_scope", scope="{need}"'})
+                              f'Bearer error="insufficient_scope", scope="{wanted}"'})
 
 
 async def verify(conn: AsyncConnection, settings: Settings, token: str, need: Need
@@ -75,7 +84,7 @@ async def verify(conn: AsyncConnection, settings: Settings, token: str, need: Ne
     except InvalidAccessToken as refused:
         log.debug("access token refused: %s", refused.reason)
         raise invalid_token(refused.message) from None
-    if need not in opens(claims.scopes):
+    if not set(granting(need)) <= opens(claims.scopes):
         raise insufficient_scope(need)
     return claims
 
