@@ -322,3 +322,13 @@ def test_an_app_granted_openid_alone_learns_no_address_or_name(api: Api) -> None
     finally:
         apps.close()
 
+
+def test_the_consent_page_says_that_workspaces_shows_their_members() -> None:
+    """Found by attacking: `workspaces` and `workspace` also open the members of those
+    workspaces (their addresses and names) to the app, and the consent page said only "See
+    the workspaces you belong to and your role in each"."""
+    from workspaces.oauth.scopes import DESCRIPTIONS, USER_API_SCOPES
+
+    for scope, opened in USER_API_SCOPES.items():
+        if "members:read" in opened:
+            assert "members" in DESCRIPTIONS[scope], scope
