@@ -401,6 +401,7 @@ def main() -> None:
                                    and (connections < 64 or load.p99_ms < 100)) else "MISSED"
                 floor = floors.get((workload.name, connections))
                 bound = (f"{floor.rps:,.0f} ({floor.rps / tps:.0%}), p99 {floor.p99_ms:.0f} ms"
+                         + (f", {floor.errors} errors" if floor.errors else "")
                          if floor else "")
                 rows.append(
                     f"| {workload.name} | {connections} | {load.rps:,.0f} | {load.p50_ms:.1f} | "

@@ -5,9 +5,9 @@ one request is made twice (with two different inputs) and every statement, BEGIN
 COMMIT is recorded with its parameters. Parameters equal in both captures become literals.
 Parameters that differ are inputs or fresh values: a value that is a known function of the
 pair number (the pair's user, invite, tokens and OAuth grant) becomes that function of pgbench's
-pair counter `:i`; a fresh UUID, email or token hash becomes an expression unique per pgbench
-transaction; anything else (timestamps, sealed links, email bodies) keeps the first capture's
-literal, which is the same size.
+pair counter `:i`; a fresh UUID, email, token hash or event id becomes an expression unique per
+pgbench transaction; anything else (timestamps, sealed links, email bodies) keeps the first
+capture's literal, which is the same size.
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ def _literal(value: Any) -> str:
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_EVENT_ID = re.compile(r"evt_[0-9a-f]{32}")  # events/tell.py
 
 
 def _fresh(value: Any, n: int) -> str | None:
@@ -130,6 +131,8 @@ def _fresh(value: Any, n: int) -> str | None:
         return f"('w' || {unique} || '@bench.example')"
     if isinstance(value, str) and _HEX64.fullmatch(value):
         return f"encode(sha256(convert_to({unique}, 'UTF8')), 'hex')"
+    if isinstance(value, str) and _EVENT_ID.fullmatch(value):  # events.id is unique
+        return f"('evt_' || md5({unique}))"
     return None
 
 

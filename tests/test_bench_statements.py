@@ -68,3 +68,11 @@ def test_colons_in_literals_are_escaped_so_pgbench_sees_no_variables() -> None:
 def test_backslashes_and_quotes_survive_the_escape_form() -> None:
     runs = [[("SELECT $1", ("a:b\\c'd",))] for _ in (1, 2)]
     assert script(runs).text.splitlines()[-1] == "SELECT E'a\\x3ab\\\\c''d';"
+
+
+def test_fresh_event_ids_become_unique_per_transaction() -> None:
+    insert = "INSERT INTO events (id) VALUES ($1)"
+    runs = [[(insert, (f"evt_{uuid.uuid4().hex}",))] for _ in (1, 2)]
+    line = script(runs).text.splitlines()[-1]
+    assert line.startswith("INSERT INTO events (id) VALUES (('evt_' || md5(")
+    assert ":client_id" in line and ":n" in line
