@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -33,11 +34,23 @@ from sqlalchemy.engine import URL
 
 from bench import floor, seed, statements
 from bench.cli_status import IMPORT_FLOOR, measure, server_url
+from workspaces.settings import Settings
 
 HERE = Path(__file__).parent
 SECRET = "bench-secret-key-0123456789abcdef"
 WRK_THREADS = 2
-WORKLOADS = ("read", "preview", "write", "accept", "scale-first", "scale-deep")
+WORKLOADS = ("read", "read-jwt", "preview", "write", "accept", "token-refresh", "scale-first",
+             "scale-deep")
+PAIRED = ("accept", "refresh")  # modes whose every request uses a pair of its own, once
+# The server's settings (and the capture's): limits raised so that they are counted but never
+# hit; access tokens that outlive the run (the read-jwt workload's is minted once, up front).
+SETTINGS: dict[str, Any] = {
+    "secret_key": SECRET, "base_url": "http://bench.example",
+    "invite_rate_limit_per_hour": 10**9, "invite_limit_per_user_per_hour": 10**9,
+    "invite_limit_per_recipient_per_day": 10**9, "access_token_ttl_minutes": 1440,
+    "token_limit_per_client_per_minute": 10**9, "token_limit_per_address_per_minute": 10**9,
+    "client_auth_failures_per_client_per_hour": 10**9,
+}
 
 
 @dataclass
@@ -53,9 +66,10 @@ class Load:
 @dataclass(frozen=True)
 class Workload:
     name: str
-    mode: str  # get | write | accept
+    mode: str  # get | write | accept | refresh
     path: str
-    goal: float  # fraction of pgbench's throughput to reach
+    goal: float | None  # fraction of pgbench's throughput to reach (None: no goal set)
+    auth: str = ""  # the Authorization header (accept sends each pair's own)
 
 
 def _free_port() -> int:
@@ -91,10 +105,8 @@ def _rss_mib(pid: int) -> float:
 @contextmanager
 def _server(database: str, workers: int, log: Path) -> Iterator[tuple[str, int]]:
     port, smtp_port = _free_port(), _free_port()
-    env = {**os.environ, "DATABASE_URL": database, "SECRET_KEY": SECRET,
-           "INVITE_RATE_LIMIT_PER_HOUR": str(10**9), "INVITE_LIMIT_PER_USER_PER_HOUR": str(10**9),
-           "INVITE_LIMIT_PER_RECIPIENT_PER_DAY": str(10**9), "BASE_URL": "http://bench.example",
-           "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}"}
+    env = {**os.environ, **{name.upper(): str(value) for name, value in SETTINGS.items()},
+           "DATABASE_URL": database, "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}"}
     # A real SMTP server that accepts and discards: invite emails are delivered as in production.
     sink = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-c",
                              "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{smtp_port}"],
@@ -170,14 +182,15 @@ def _load(output: str) -> Load:
 
 
 def _floors(url: URL, workloads: list[Workload], levels: list[int], options: Any,
-            folder: Path, next_pair: int) -> dict[tuple[str, int], Load]:
+            folder: Path, next_pairs: dict[str, int]) -> dict[tuple[str, int], Load]:
     """bench/floor.py under the same load, for each workload whose SQL it can send; accept
-    takes its pairs from `next_pair` on (past the application's)."""
+    and token-refresh take their pairs from `next_pairs[name]` on (past the application's)."""
     found: dict[tuple[str, int], Load] = {}
     for workload in workloads:
         script = folder / f"{workload.name}.sql"
         if workload.mode == "write" or not floor.servable(script.read_text()):
             continue
+        next_pair = next_pairs.get(workload.name, 0)
         with _floor_server(url, script, options.workers, folder / "floor.log") as base:
             for connections in levels:
                 env = {"BENCH_AUTH": "unused", "BENCH_FIRST": str(next_pair)}
@@ -224,16 +237,26 @@ def _pgbench(url: URL, script: statements.Script, connections: int, duration: in
     return float(tps.group(1))
 
 
-def _workloads(deep_cursor: str) -> list[Workload]:
+def _workloads(deep_cursor: str, jwt: str) -> list[Workload]:
+    owner = f"Bearer {seed.OWNER_TOKEN}"
     return [
-        Workload("read", "get", "/api/workspaces/team/members", 0.3),
-        Workload("preview", "get", f"/api/invites/{seed.PREVIEW_TOKEN}", 0.3),
-        Workload("write", "write", "/api/workspaces/writes/invites", 0.5),
+        Workload("read", "get", "/api/workspaces/team/members", 0.3, owner),
+        # The same request with an app's access token (a JWT) for the owner.
+        Workload("read-jwt", "get", "/api/workspaces/team/members", 0.3, f"Bearer {jwt}"),
+        Workload("preview", "get", f"/api/invites/{seed.PREVIEW_TOKEN}", 0.3, owner),
+        Workload("write", "write", "/api/workspaces/writes/invites", 0.5, owner),
         Workload("accept", "accept", "", 0.5),
-        Workload("scale-first", "get", "/api/workspaces/big/invites?limit=50", 0.3),
+        Workload("token-refresh", "refresh", "/oauth/token", None, seed.client_basic()),
+        Workload("scale-first", "get", "/api/workspaces/big/invites?limit=50", 0.3, owner),
         Workload("scale-deep", "get",
-                 f"/api/workspaces/big/invites?limit=50&cursor={deep_cursor}", 0.3),
+                 f"/api/workspaces/big/invites?limit=50&cursor={deep_cursor}", 0.3, owner),
     ]
+
+
+def _settings(database: str) -> Settings:
+    """The server's settings, for the application in-process (no mail is sent from it)."""
+    return Settings(database_url=database, smtp_url="smtp://127.0.0.1:9",  # type: ignore[call-arg]
+                    _env_file=None, **SETTINGS)
 
 
 def _captures(database: str, workloads: list[Workload]) -> dict[str, statements.Script]:
@@ -241,12 +264,7 @@ def _captures(database: str, workloads: list[Workload]) -> dict[str, statements.
     from fastapi.testclient import TestClient
 
     from workspaces.app import create_app
-    from workspaces.settings import Settings
 
-    settings = Settings(database_url=database, secret_key=SECRET,  # type: ignore[call-arg]
-                        invite_rate_limit_per_hour=10**9, smtp_url="smtp://127.0.0.1:9",
-                        _env_file=None)
-    auth = {"Authorization": f"Bearer {seed.OWNER_TOKEN}"}
     scripts: dict[str, statements.Script] = {}
 
     async def idle(*args: Any, **_options: Any) -> None:  # the capture records the requests'
@@ -257,16 +275,26 @@ def _captures(database: str, workloads: list[Workload]) -> dict[str, statements.
     from workspaces.webhooks import delivery as webhooks
 
     delivery.run = webhooks.run = housekeeping.run = idle
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(_settings(database))) as client:
         for workload in workloads:
             pairs: tuple[int, int] | None = None
             if workload.mode == "get":
                 def request(c: TestClient, n: int, w: Workload = workload) -> Any:
-                    return c.get(w.path, headers=auth)
+                    return c.get(w.path, headers={"Authorization": w.auth})
+
+                # Caches filled first (the published keys a JWT is verified with), so that
+                # both samples send the same statements.
+                request(client, 0)
             elif workload.mode == "write":
                 def request(c: TestClient, n: int, w: Workload = workload) -> Any:
-                    return c.post(w.path, headers=auth, json={
+                    return c.post(w.path, headers={"Authorization": w.auth}, json={
                         "email": f"capture-{n}-{uuid.uuid4().hex[:8]}@bench.example"})
+            elif workload.mode == "refresh":
+                pairs = (1, 2)
+
+                def request(c: TestClient, n: int, w: Workload = workload) -> Any:
+                    return c.post(w.path, headers={"Authorization": w.auth}, data={
+                        "grant_type": "refresh_token", "refresh_token": f"bench-acc-ref-{n}"})
             else:
                 pairs = (1, 2)
 
@@ -307,7 +335,8 @@ def main() -> None:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         assert measure(["db", "deploy", "--database-url", database]).exit_code == 0
-        # Enough accept pairs for every run of both the app and pgbench at ~4,000/s.
+        # Enough pairs for every run of both the app and pgbench at ~4,000/s (accept and
+        # token-refresh each use their own: invites, refresh tokens).
         per_run = 4000 * options.duration
         ranges = seed.Ranges(app_pairs=2 * per_run * len(levels) + 2,  # the app's, the floor's
                              pgbench_pairs=2 * per_run * len(levels))
@@ -322,23 +351,28 @@ def main() -> None:
         print(f"seeded in {time.monotonic() - started:.1f}s", file=sys.stderr)
         from workspaces.pagination import Cursor
 
-        workloads = [w for w in _workloads(Cursor(deep.created_at, deep.id).encode())
+        jwt = seed.access_token(database, _settings(database))
+        workloads = [w for w in _workloads(Cursor(deep.created_at, deep.id).encode(), jwt)
                      if w.name in chosen]
         scripts = _captures(database, workloads)
-        app_next, pg_next = 3, ranges.app_pairs + 1
+        # Per paired workload, the next pair of the app's (the captures took 1 and 2) and of
+        # pgbench's.
+        app_next = {w.name: 3 for w in workloads if w.mode in PAIRED}
+        pg_next = {w.name: ranges.app_pairs + 1 for w in workloads if w.mode in PAIRED}
         results: dict[tuple[str, int], tuple[Load, float, float]] = {}
         with _server(database, options.workers, folder / "server.log") as (base, pid):
             for workload in workloads:
                 for connections in levels:
-                    env = {"BENCH_AUTH": seed.OWNER_TOKEN, "BENCH_RUN": f"{connections}",
-                           "BENCH_FIRST": str(app_next)}
+                    env = {"BENCH_AUTH": workload.auth, "BENCH_RUN": f"{connections}",
+                           "BENCH_FIRST": str(app_next.get(workload.name, 0))}
                     if workload.mode == "get":  # warm up: connections, plans, caches
                         _wrk(base, workload, connections, 2, env)
                     load = _wrk(base, workload, connections, options.duration, env)
                     memory = _rss_mib(pid)
-                    if workload.mode == "accept":
-                        app_next += load.span + connections
-                    variables = {"n": 0, "run": connections, "first": pg_next,
+                    if workload.mode in PAIRED:
+                        app_next[workload.name] += load.span + connections
+                    variables = {"n": 0, "run": connections,
+                                 "first": pg_next.get(workload.name, 0),
                                  "nclients": connections}
                     try:
                         tps = _pgbench(url, scripts[workload.name], connections,
@@ -347,8 +381,9 @@ def main() -> None:
                         print(f"{workload.name} c{connections}: {failed}".splitlines()[0],
                               file=sys.stderr)
                         tps = float("nan")
-                    if workload.mode == "accept":
-                        pg_next += int(tps * options.duration * 1.2) + connections
+                    if workload.mode in PAIRED:  # a failed run may have used its share
+                        used = per_run if math.isnan(tps) else tps * options.duration * 1.2
+                        pg_next[workload.name] += int(used) + connections
                     results[(workload.name, connections)] = (load, tps, memory)
                     if workload.mode != "get":
                         _analyze(url)
@@ -360,16 +395,19 @@ def main() -> None:
             for connections in levels:
                 load, tps, memory = results[(workload.name, connections)]
                 ratio = load.rps / tps
-                verdict = "ok" if (ratio >= workload.goal and load.errors == 0
+                goal = "no goal" if workload.goal is None else f"goal {workload.goal:.0%}"
+                verdict = "ok" if ((workload.goal is None or ratio >= workload.goal)
+                                   and load.errors == 0
                                    and (connections < 64 or load.p99_ms < 100)) else "MISSED"
                 floor = floors.get((workload.name, connections))
                 bound = (f"{floor.rps:,.0f} ({floor.rps / tps:.0%}), p99 {floor.p99_ms:.0f} ms"
+                         + (f", {floor.errors} errors" if floor.errors else "")
                          if floor else "")
                 rows.append(
                     f"| {workload.name} | {connections} | {load.rps:,.0f} | {load.p50_ms:.1f} | "
                     f"{load.p99_ms:.1f} | {load.errors} | {memory:.0f} | "
                     f"{scripts[workload.name].statements} | {tps:,.0f} | {ratio:.0%} "
-                    f"(goal {workload.goal:.0%}) | {bound} | {verdict} |")
+                    f"({goal}) | {bound} | {verdict} |")
         if {"scale-first", "scale-deep"} <= chosen:
             for connections in levels:
                 first = results[("scale-first", connections)][0]
@@ -378,6 +416,14 @@ def main() -> None:
                 rows.append(f"| deep page / first page | {connections} | cost x{cost:.2f} "
                             f"(goal <= 1.5) | | | | | | | | | "
                             f"{'ok' if cost <= 1.5 else 'MISSED'} |")
+        if {"read", "read-jwt"} <= chosen:
+            for connections in levels:
+                opaque = results[("read", connections)][0]
+                signed = results[("read-jwt", connections)][0]
+                cost = opaque.rps / signed.rps  # issue 22: a JWT no dearer than our own token
+                rows.append(f"| JWT read / opaque read | {connections} | cost x{cost:.2f} "
+                            f"(goal <= 1.0) | | | | | | | | | "
+                            f"{'ok' if cost <= 1.0 else 'MISSED'} |")
     finally:
         if not options.keep:
             with admin.connect() as conn:
@@ -431,7 +477,7 @@ def _soak(base: str, pid: int, seconds: int) -> str:
     """Read load for `seconds` while sampling the server's memory every 10 s."""
     samples: list[float] = []
     workload = Workload("soak", "get", "/api/workspaces/team/members", 0)
-    env = {"BENCH_AUTH": seed.OWNER_TOKEN}
+    env = {"BENCH_AUTH": f"Bearer {seed.OWNER_TOKEN}"}
     process = subprocess.Popen(
         ["wrk", f"-t{WRK_THREADS}", "-c64", f"-d{seconds}s", "-s",
          str(HERE / "lua" / "load.lua"), base],

@@ -4,9 +4,10 @@ The application is run in-process against the benchmark database with a listener
 one request is made twice (with two different inputs) and every statement, BEGIN, SAVEPOINT and
 COMMIT is recorded with its parameters. Parameters equal in both captures become literals.
 Parameters that differ are inputs or fresh values: a value that is a known function of the
-accept pair number becomes that function of pgbench's pair counter `:i`; a fresh UUID, email or
-token hash becomes an expression unique per pgbench transaction; anything else (timestamps,
-sealed links, email bodies) keeps the first capture's literal, which is the same size.
+pair number (the pair's user, invite, tokens and OAuth grant) becomes that function of pgbench's
+pair counter `:i`; a fresh UUID, email, token hash or event id becomes an expression unique per
+pgbench transaction; anything else (timestamps, sealed links, email bodies) keeps the first
+capture's literal, which is the same size.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
+from bench import seed
+
 Statement = tuple[str, tuple[Any, ...]]
 Request = Callable[[TestClient, int], Any]  # (client, sample number 1 or 2) -> response
 
@@ -34,9 +37,9 @@ class Script:
 
 
 def _pair_values(i: int) -> dict[str, str]:
-    """The values the seed derives from accept pair `i`, with the SQL that derives them."""
-    def md5_uuid(seed: str) -> str:
-        return str(uuid.UUID(hashlib.md5(seed.encode()).hexdigest()))  # noqa: S324 - an id
+    """The values the seed derives from pair `i`, with the SQL that derives them."""
+    def md5_uuid(name: str) -> str:
+        return str(seed.md5_uuid(name))
 
     def sha(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()
@@ -48,6 +51,9 @@ def _pair_values(i: int) -> dict[str, str]:
         sha(f"bench-acc-api-{i}"): "encode(sha256(convert_to('bench-acc-api-' || :i, 'UTF8')), "
                                    "'hex')",
         sha(f"bench-acc-inv-{i}"): "encode(sha256(convert_to('bench-acc-inv-' || :i, 'UTF8')), "
+                                   "'hex')",
+        md5_uuid(f"grant-acc-{i}"): "md5('grant-acc-' || :i)::uuid",
+        sha(f"bench-acc-ref-{i}"): "encode(sha256(convert_to('bench-acc-ref-' || :i, 'UTF8')), "
                                    "'hex')",
     }
 
@@ -87,6 +93,17 @@ def capture(client: TestClient, request: Request) -> list[list[Statement]]:
     return runs
 
 
+def _quoted(text: str) -> str:
+    """`text` as an SQL string literal that pgbench sends unchanged: it takes `:name` anywhere
+    in a statement, string literals included, for a variable (a rate-limit key such as
+    'oauth:token:...' became two parameters, and the statement failed), so colons are
+    written as escapes."""
+    if ":" not in text:
+        return "'" + text.replace("'", "''") + "'"
+    escaped = text.replace("\\", "\\\\").replace("'", "''").replace(":", "\\x3a")
+    return f"E'{escaped}'"
+
+
 def _literal(value: Any) -> str:
     if value is None:
         return "NULL"
@@ -95,13 +112,14 @@ def _literal(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, datetime):
-        return f"'{value.isoformat()}'"
+        return _quoted(value.isoformat())
     if isinstance(value, dict | list):
         value = json.dumps(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    return _quoted(str(value))
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_EVENT_ID = re.compile(r"evt_[0-9a-f]{32}")  # events/tell.py
 
 
 def _fresh(value: Any, n: int) -> str | None:
@@ -113,6 +131,8 @@ def _fresh(value: Any, n: int) -> str | None:
         return f"('w' || {unique} || '@bench.example')"
     if isinstance(value, str) and _HEX64.fullmatch(value):
         return f"encode(sha256(convert_to({unique}, 'UTF8')), 'hex')"
+    if isinstance(value, str) and _EVENT_ID.fullmatch(value):  # events.id is unique
+        return f"('evt_' || md5({unique}))"
     return None
 
 

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -401,6 +401,22 @@ def app_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+def wait_until_up(url: str, process: subprocess.Popen[str], output: Callable[[], object],
+                  *, what: str = "server") -> None:
+    """Until `url` answers 200; fails with the process's `output` if it exits meanwhile (the
+    30 s bound is a hang guard, not a timing bet: a loaded machine starts slowly)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, output()
+        assert time.monotonic() < deadline, f"the {what} did not start"
+        time.sleep(0.1)
+
+
 @contextmanager
 def serving(args: list[str], env: Mapping[str, str | None]
             ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
@@ -414,16 +430,7 @@ def serving(args: list[str], env: Mapping[str, str | None]
     SERVER_LOGS[process.pid] = log_path
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_until_up(f"{base}/healthz", process, lambda: log_path.read_text())
         yield base, process
     finally:
         process.terminate()

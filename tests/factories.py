@@ -30,8 +30,15 @@ from workspaces.models import (
     events,
     invites,
     members,
+    oauth_client_workspaces,
+    oauth_clients,
+    oauth_codes,
+    oauth_consents,
+    oauth_grants,
+    oauth_refresh_tokens,
     outbox,
     rate_limit_counters,
+    signing_keys,
     users,
     webhook_attempts,
     webhook_deliveries,
@@ -205,6 +212,39 @@ class Factory:
                          status_code=200 if status == "delivered" else 500, duration_ms=12,
                          response_excerpt="ok")
 
+    def oauth(self, workspace: Workspace, user: User) -> None:
+        """A client registered for the workspace, with the user's consent, a grant in force,
+        a code redeemed for it and the grant's refresh token."""
+        client_id, grant_id, now = f"wsc_{uuid.uuid4().hex[:16]}", uuid.uuid4(), clock.now()
+        later = now + timedelta(days=30)
+        self._insert(oauth_clients, id=client_id, name=f"App of {workspace.slug}",
+                     secret_hash=hash_token(new_token()), trusted=False,
+                     redirect_uris=["https://app.example.com/callback"],
+                     post_logout_redirect_uris=[], scopes=["openid", "members:read"],
+                     workspace_restricted=True, created_at=now, updated_at=now)
+        self._insert(oauth_client_workspaces, client_id=client_id, workspace_id=workspace.id)
+        self._insert(oauth_consents, user_id=user.id, client_id=client_id, scopes=["openid"],
+                     granted_at=now)
+        self._insert(oauth_grants, id=grant_id, client_id=client_id, user_id=user.id,
+                     scopes=["openid", "offline_access"], workspace_id=workspace.id,
+                     session_id=uuid.uuid4(), auth_time=now, created_at=now, expires_at=later)
+        self._insert(oauth_codes, code_hash=hash_token(new_token()), client_id=client_id,
+                     user_id=user.id, redirect_uri="https://app.example.com/callback",
+                     scopes=["openid"], nonce="n", code_challenge=None,
+                     workspace_id=workspace.id, session_id=uuid.uuid4(), auth_time=now,
+                     created_at=now, expires_at=now + timedelta(seconds=60), used_at=now,
+                     grant_id=grant_id)
+        self._insert(oauth_refresh_tokens, token_hash=hash_token(new_token()),
+                     grant_id=grant_id, created_at=now, expires_at=later, used_at=None)
+
+    def signing_key(self) -> None:
+        """A signing key row (its private part sealed with a key no server here holds)."""
+        now = clock.now()
+        self._insert(signing_keys, kid=uuid.uuid4().hex, alg="RS256",
+                     public_jwk={"kty": "RSA", "n": "AQAB", "e": "AQAB"},
+                     sealed_private_key=seal("x" * 32, "not a key"), created_at=now,
+                     activates_at=now, retired_at=None)
+
     def horizon(self) -> None:
         self._insert(event_horizon, id=1, txid=0, position=0, swept_at=clock.now())
 
@@ -238,9 +278,11 @@ def production_like(url: str, invite_states: tuple[str, ...] = INVITE_STATES
             hook = make.endpoint(place)
             for delivery in DELIVERY_STATES:
                 make.delivery(hook, make.event(place), delivery)
+            make.oauth(place, owner)
             first = first or (owner, place)
         make.delivery(make.endpoint(None), make.event(None, "user.created"), "delivered")
         make.horizon()
+        make.signing_key()
     finally:
         make.close()
     assert first is not None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from bench.floor import _bind, servable, statements_of
+import asyncio
+from collections.abc import MutableMapping
+from typing import Any
+
+from bench.floor import _bind, _body, servable, statements_of
 
 _ACCEPT = """\\set n :n + 1
 \\set i :first + :client_id + (:n - 1) * :nclients
@@ -35,3 +39,17 @@ def test_the_pair_comes_from_the_path_and_fresh_ids_from_it() -> None:
     assert ":" not in first.replace("::", "") and first != second
     plain = "SELECT 1"
     assert _bind(plain, "/anything") is plain
+
+
+def test_the_pair_comes_from_the_body_for_the_token_endpoint() -> None:
+    chunks: list[MutableMapping[str, Any]] = [
+        {"type": "http.request", "body": b"grant_type=refresh_token&refresh_", "more_body": True},
+        {"type": "http.request", "body": b"token=bench-acc-ref-4711", "more_body": False}]
+
+    async def receive() -> MutableMapping[str, Any]:
+        return chunks.pop(0)
+
+    body = asyncio.run(_body(receive))
+    assert body == "grant_type=refresh_token&refresh_token=bench-acc-ref-4711"
+    update = statements_of(_ACCEPT)[1]
+    assert "'inv-' || 4711," in _bind(update, body)

@@ -53,3 +53,26 @@ def test_accept_pair_values_become_functions_of_the_pair_counter() -> None:
 def test_runs_that_sent_different_statements_are_refused() -> None:
     with pytest.raises(ValueError, match="different statements"):
         script([[("SELECT 1", ())], [("SELECT 2", ())]])
+
+
+def test_colons_in_literals_are_escaped_so_pgbench_sees_no_variables() -> None:
+    at = datetime(2026, 12, 6, 8, 10, tzinfo=UTC)
+    upsert = "INSERT INTO counters (key, window_start) VALUES ($1, $2)"
+    runs = [[(upsert, ("oauth:token:addr:1f", at))] for _ in (1, 2)]
+    line = script(runs).text.splitlines()[-1]
+    assert ":" not in line  # pgbench would read `:token` as a variable
+    assert "E'oauth\\x3atoken\\x3aaddr\\x3a1f'" in line
+    assert "E'2026-12-06T08\\x3a10\\x3a00+00\\x3a00'" in line
+
+
+def test_backslashes_and_quotes_survive_the_escape_form() -> None:
+    runs = [[("SELECT $1", ("a:b\\c'd",))] for _ in (1, 2)]
+    assert script(runs).text.splitlines()[-1] == "SELECT E'a\\x3ab\\\\c''d';"
+
+
+def test_fresh_event_ids_become_unique_per_transaction() -> None:
+    insert = "INSERT INTO events (id) VALUES ($1)"
+    runs = [[(insert, (f"evt_{uuid.uuid4().hex}",))] for _ in (1, 2)]
+    line = script(runs).text.splitlines()[-1]
+    assert line.startswith("INSERT INTO events (id) VALUES (('evt_' || md5(")
+    assert ":client_id" in line and ":n" in line

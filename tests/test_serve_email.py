@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import subprocess
-import time
 
-import httpx
-
-from tests.conftest import Cli, free_port, server_log, serving, spawn
+from tests.conftest import Cli, free_port, server_log, serving, spawn, wait_until_up
 
 ENV = {"SECRET_KEY": "serve-test-secret-key-of-enough-length", "DATABASE_URL": ""}
 NO_EMAIL_SETTINGS = {"SMTP_URL": "", "EMAIL_BACKEND": ""}  # whatever the tester's shell has
@@ -20,16 +17,7 @@ def _started_output(args: list[str], env: dict[str, str]) -> tuple[str, str]:
     port = free_port()
     process = spawn(["serve", "--port", str(port), *args], {**ENV, **env})
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", process, process.communicate)
     finally:
         process.terminate()
         try:

@@ -1,9 +1,10 @@
 -- One wrk script for every workload; the harness picks the workload with environment variables.
---   BENCH_MODE   get | write | accept
---   BENCH_AUTH   the bearer token for get and write
+--   BENCH_MODE   get | write | accept | refresh
+--   BENCH_AUTH   the Authorization header for get and write (a bearer token), and refresh
+--                (the client's Basic credentials)
 --   BENCH_PATH   the request path
 --   BENCH_RUN    a tag that keeps write emails unique across runs
---   BENCH_FIRST  the first accept pair of this run (accept)
+--   BENCH_FIRST  the first pair of this run (accept, refresh)
 --   BENCH_THREADS  wrk's -t
 local mode = os.getenv("BENCH_MODE")
 local auth = os.getenv("BENCH_AUTH")
@@ -30,20 +31,27 @@ function request()
   counter = counter + 1
   if mode == "write" then
     local body = string.format('{"email":"w%s-%d-%d@bench.example","role":"member"}', run, id, counter)
-    return wrk.format("POST", path, {["Authorization"] = "Bearer " .. auth,
+    return wrk.format("POST", path, {["Authorization"] = auth,
                                      ["Content-Type"] = "application/json"}, body)
-  elseif mode == "accept" then
+  elseif mode == "accept" or mode == "refresh" then
     -- thread t of T takes pairs first + t, first + t + T, ... (every pair used once)
     local i = first + id + (counter - 1) * nthreads
-    return wrk.format("POST", "/api/invites/bench-acc-inv-" .. i .. "/accept",
-                      {["Authorization"] = "Bearer bench-acc-api-" .. i})
+    if mode == "accept" then
+      return wrk.format("POST", "/api/invites/bench-acc-inv-" .. i .. "/accept",
+                        {["Authorization"] = "Bearer bench-acc-api-" .. i})
+    end
+    -- a refresh token works once (rotation): pair i's
+    return wrk.format("POST", "/oauth/token",
+                      {["Authorization"] = auth,
+                       ["Content-Type"] = "application/x-www-form-urlencoded"},
+                      "grant_type=refresh_token&refresh_token=bench-acc-ref-" .. i)
   end
-  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. auth})
+  return wrk.format("GET", path, {["Authorization"] = auth})
 end
 
 function done(summary, latency, requests)
   local e = summary.errors
-  -- Threads run unevenly, so the accept pairs used reach past first + requests: report the
+  -- Threads run unevenly, so the pairs used reach past first + requests: report the
   -- span (the busiest thread's count times the thread count) for the next run to skip.
   local most = 0
   for _, t in ipairs(threads) do

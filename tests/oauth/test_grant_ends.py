@@ -3,16 +3,14 @@ session signed out ends those made in it; the hourly sweep deletes the expired o
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert
 
+from tests.api.test_housekeeping import _sweep
 from tests.factories import PASSWORD, Factory
 from tests.oauth.conftest import Provider
-from workspaces import housekeeping
-from workspaces.db import create_app_engine, parse_url
 from workspaces.models import account_tokens, oauth_codes, oauth_grants, oauth_refresh_tokens
 from workspaces.security import hash_token, new_token
 from workspaces.settings import Settings
@@ -66,17 +64,6 @@ def test_a_session_signed_out_ends_the_grants_made_in_it(op: Provider, make: Fac
     op.refused(op.refresh(app, from_laptop["refresh_token"]), 400, "invalid_grant")
     assert _live(op, from_phone)
     assert op.refresh(app, from_phone["refresh_token"]).status_code == 200
-
-
-def _sweep(settings: Settings) -> housekeeping.Swept:
-    async def run() -> housekeeping.Swept:
-        engine = create_app_engine(parse_url(settings.database_url), pool_size=1)
-        try:
-            return await housekeeping.sweep(engine, settings)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 def test_the_sweep_deletes_grants_and_codes_a_day_past_their_end(op: Provider, make: Factory,

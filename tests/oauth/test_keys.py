@@ -17,6 +17,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.api.conftest import Api
+from tests.api.test_housekeeping import _sweep
 from workspaces.db import create_app_engine, parse_url
 from workspaces.oauth import keys, tokens
 from workspaces.settings import Settings
@@ -227,21 +228,11 @@ def test_housekeeping_deletes_keys_a_day_after_they_left_the_jwks(
     gone = (start + max_age + timedelta(minutes=settings.access_token_ttl_minutes)
             + tokens.SKEW + housekeeping.KEEP)
 
-    def sweep() -> housekeeping.Swept:
-        async def run() -> housekeeping.Swept:
-            engine = create_app_engine(parse_url(settings.database_url), pool_size=1)
-            try:
-                return await housekeeping.sweep(engine, settings)
-            finally:
-                await engine.dispose()
-
-        return asyncio.run(run())
-
     with time_machine.travel(gone - timedelta(seconds=1), tick=False):
-        assert sweep().signing_keys == 0
+        assert _sweep(settings).signing_keys == 0
         assert _listed(settings) == [(new.kid, "signing"), (old, "expired")]
     with time_machine.travel(gone + timedelta(seconds=1), tick=False):
-        assert sweep().signing_keys == 1
+        assert _sweep(settings).signing_keys == 1
         assert _listed(settings) == [(new.kid, "signing")]
 
 

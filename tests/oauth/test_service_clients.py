@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.api.conftest import Api, settled
-from tests.conftest import Sink
+from tests.conftest import Cli, Sink
 from tests.factories import PASSWORD
 from tests.oauth.factory import App, Apps, bearer
 from workspaces.models import events, outbox, rate_limit_counters, webhook_deliveries
@@ -151,6 +151,11 @@ def test_a_service_client_invites_as_itself(api: Api, product: Product, smtp: Si
     [told] = feed.json()["items"]
     assert told["actor"] == {"type": "client", "id": product.crm.id, "name": "Acme CRM"}
     assert _payloads(product, "invite.created") == [told]
+    # The operator's listing of the feed names it too.
+    listed = Cli(api.db.url, {})("events", "list", "--type", "invite.created",
+                                 "--database-url", api.db.url)
+    assert listed.exit_code == 0, listed.stderr
+    assert "invite.created" in listed.stdout and "  Acme CRM  " in listed.stdout
     # So does the audit trail, through the API and on the Audit log tab.
     [line] = [e for e in api.client.get(f"/api/workspaces/{product.acme.slug}/audit",
                                         headers=product.ann.headers).json()["items"]

@@ -189,7 +189,7 @@ def events_list(
         words += [word for kind in types or [] for word in ("--type", kind)]
         words += ["--limit", str(limit)] if limit != 100 else []
         words += ["--json"] if as_json else []
-        return target.step(shlex.join(words))
+        return shlex.join(words)
 
     async def work(conn: AsyncConnection, settings: Settings) -> feed.FeedPage:
         days = settings.event_retention_days
@@ -201,11 +201,11 @@ def events_list(
             return await feed.read_workspace(conn, access=access, after=after, limit=limit,
                                              types=types, retention_days=days)
         except Gone as error:  # cursor_expired: start over from the oldest event kept
-            error.fix = command(None)
+            error.fix = command(None)  # operate's guard names the database in its next steps
             raise
 
     page = operate(database_url, as_json, work)
-    steps = [command(page.next_cursor)] if page.next_cursor else []
+    steps = [target.step(command(page.next_cursor))] if page.next_cursor else []
     if as_json:
         print(json.dumps({"ok": True, "items": page.items, "next_cursor": page.next_cursor,
                           "has_more": page.has_more, "next": steps}, indent=2))
@@ -214,7 +214,7 @@ def events_list(
         where = (event["workspace"] or {}).get("slug") or "-"
         actor = event["actor"]
         print(f"{event['occurred_at']}  {event['type']:<32}  {where:<20}  "
-              f"{actor['email'] or actor['type']}  {event['id']}")
+              f"{actor.get('email') or actor.get('name') or actor['type']}  {event['id']}")
     if not page.items:
         print("No new events." if after else "No events yet.")
     target.print_steps(steps)
