@@ -8,8 +8,10 @@ workers (`pytest_configure`).
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -35,6 +37,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from typer.testing import CliRunner
 
+from tests.webhook_receiver import Receiver
 from workspaces import clock, ratelimit
 from workspaces.cli import app
 from workspaces.db import create_sync_engine, parse_url
@@ -256,6 +259,31 @@ SERVER_LOGS: dict[int, Path] = {}
 def server_log(process: subprocess.Popen[str]) -> str:
     """Everything a server started by `serving` printed so far."""
     return SERVER_LOGS[process.pid].read_text()
+
+
+def run_as_printed(cli: Cli, line: str) -> Run:
+    """A printed `next:` command, run as a person pasting it would (in-process)."""
+    words = shlex.split(line)
+    assert words[0] == "workspaces", line
+    return cli(*words[1:])
+
+
+def json_of(run: Run) -> dict[str, Any]:
+    """A successful command's --json document."""
+    assert run.exit_code == 0, run.output
+    body: dict[str, Any] = json.loads(run.stdout)
+    assert body["ok"] is True
+    return body
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP server receiving webhook deliveries."""
+    started = Receiver.start()
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 def free_port() -> int:

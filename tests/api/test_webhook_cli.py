@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, Run
+from tests.conftest import Cli, Run, json_of, run_as_printed
 from tests.factories import Factory
 from workspaces.logs import shown_url
 
@@ -26,19 +25,6 @@ def _next(run: Run) -> list[str]:
     """The commands of the `next:` lines, as printed (without their `# why`)."""
     return [line.split("next: ", 1)[1].split("  #", 1)[0]
             for line in run.output.splitlines() if line.startswith("next: ")]
-
-
-def _run_as_printed(cli: Cli, line: str) -> Run:
-    words = shlex.split(line)
-    assert words[0] == "workspaces", line
-    return cli(*words[1:])
-
-
-def _json(run: Run) -> dict[str, Any]:
-    assert run.exit_code == 0, run.output
-    body: dict[str, Any] = json.loads(run.stdout)
-    assert body["ok"] is True
-    return body
 
 
 def test_an_operator_manages_the_instance_s_endpoint_and_a_workspace_s(cli: Cli) -> None:
@@ -59,40 +45,40 @@ def test_an_operator_manages_the_instance_s_endpoint_and_a_workspace_s(cli: Cli)
     pasted = shlex.quote(shown_url(cli.url).paste)  # as the CLI prints a target
     assert listing == f"workspaces webhooks list --database-url {pasted}"
 
-    theirs = _json(cli("webhooks", "create", "--url", "http://127.0.0.1:9/acme", "-w",
+    theirs = json_of(cli("webhooks", "create", "--url", "http://127.0.0.1:9/acme", "-w",
                        space.slug, "--json", "--database-url", cli.url))
     assert theirs["secret"].startswith("whsec_")
     assert theirs["endpoint"]["workspace_slug"] == space.slug
     assert theirs["next"] == [f"workspaces webhooks list --workspace {space.slug} "
                               f"--database-url {pasted}"]
 
-    everything = _run_as_printed(cli, listing)
+    everything = run_as_printed(cli, listing)
     assert everything.exit_code == 0, everything.output
     lines = everything.stdout.splitlines()
     assert len(lines) == 2 and "(instance)" in lines[0] and space.slug in lines[1]
     assert "member.added,invite.created,user.created" in lines[0]  # the catalogue's order
     assert "whsec_" not in everything.output
-    only = _json(_run_as_printed(cli, theirs["next"][0] + " --json"))
+    only = json_of(run_as_printed(cli, theirs["next"][0] + " --json"))
     assert [e["id"] for e in only["endpoints"]] == [theirs["endpoint"]["id"]]
     instance_id = next(line.split()[0] for line in lines if "(instance)" in line)
 
     disabled = cli("webhooks", "disable", instance_id, "--database-url", cli.url)
     assert disabled.exit_code == 0, disabled.output
     (enable,) = _next(disabled)
-    enabled = _run_as_printed(cli, enable)
+    enabled = run_as_printed(cli, enable)
     assert enabled.exit_code == 0 and "Enabled" in enabled.stdout, enabled.output
     (replay,) = _next(enabled)  # what it missed while disabled
     assert replay.startswith(f"workspaces webhooks replay {instance_id} --since ")
-    replayed = _run_as_printed(cli, replay)
+    replayed = run_as_printed(cli, replay)
     assert replayed.exit_code == 0, replayed.output
     assert "Queued 0 events" in replayed.stdout  # nothing happened meanwhile
-    everything_since = _json(cli("webhooks", "replay", instance_id, "--since", "1d", "--json",
+    everything_since = json_of(cli("webhooks", "replay", instance_id, "--since", "1d", "--json",
                                  "--database-url", cli.url))
     assert everything_since["queued"] == 2  # user.created and member.added, of any workspace
 
     # Any workspace's endpoint too, by its id; audited in that workspace, as the operator's.
     workspace_id = theirs["endpoint"]["id"]
-    off = _json(cli("webhooks", "disable", workspace_id, "--json", "--database-url", cli.url))
+    off = json_of(cli("webhooks", "disable", workspace_id, "--json", "--database-url", cli.url))
     assert off["endpoint"]["enabled"] is False
     assert "an operator" in off["endpoint"]["disabled_reason"]
     trail = cli.sql("SELECT action, detail FROM audit_events WHERE action LIKE 'webhook%' "
@@ -118,7 +104,7 @@ def test_operator_refusals_are_sentences_with_codes(cli: Cli) -> None:
                  ("replay", "00000000-0000-0000-0000-000000000000", "--since", "1d")):
         missing = cli("webhooks", *args, "--database-url", cli.url)
         assert missing.exit_code == 1 and "error[webhook_not_found]" in missing.stderr, args
-    made = _json(cli("webhooks", "create", "--url", "http://127.0.0.1:9/x", "--json",
+    made = json_of(cli("webhooks", "create", "--url", "http://127.0.0.1:9/x", "--json",
                      "--database-url", cli.url))
     late = cli("webhooks", "replay", made["endpoint"]["id"], "--since", "last tuesday",
                "--database-url", cli.url)

@@ -64,15 +64,6 @@ def hooks(settings: Settings) -> Settings:
                                        "webhook_poll_seconds": 0.1})
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    started = Receiver.start()
-    try:
-        yield started
-    finally:
-        started.stop()
-
-
 def run(settings: Settings, scenario: Callable[[Deliverer], Awaitable[T]]) -> T:
     """`scenario` with a Deliverer of its own engine (no server running beside it)."""
     async def main() -> T:

@@ -33,15 +33,6 @@ from workspaces.webhooks.delivery import Deliverer
 LOCAL = "127.0.0.0/8"
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    started = Receiver.start()
-    try:
-        yield started
-    finally:
-        started.stop()
-
-
 def _operator_only(settings: Settings) -> Settings:
     """An operator who lets the instance's receivers be on this machine, and nobody else's."""
     return settings.model_copy(update={"webhook_allowed_networks": LOCAL,

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.conftest import Cli, Run
+from tests.conftest import Cli, Run, json_of, run_as_printed
 from tests.factories import Factory
 from workspaces import clock
 from workspaces.db import create_app_engine, parse_url
@@ -445,19 +445,6 @@ def _next(run: Run) -> list[str]:
             for line in run.output.splitlines() if line.strip().startswith("next: ")]
 
 
-def _run_as_printed(cli: Cli, line: str) -> Run:
-    words = shlex.split(line)
-    assert words[0] == "workspaces", line
-    return cli(*words[1:])
-
-
-def _json(run: Run) -> dict[str, Any]:
-    assert run.exit_code == 0, run.output
-    body: dict[str, Any] = json.loads(run.stdout)
-    assert body["ok"] is True
-    return body
-
-
 def test_an_operator_registers_a_client_and_its_secret_is_printed_once(
         cli: Cli, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="workspaces.oauth")
@@ -474,7 +461,7 @@ def test_an_operator_registers_a_client_and_its_secret_is_printed_once(
     client_id = show.split()[3]
     pasted = shlex.quote(shown_url(cli.url).paste)
     assert show == f"workspaces clients show {client_id} --database-url {pasted}"
-    shown = _run_as_printed(cli, show)
+    shown = run_as_printed(cli, show)
     assert shown.exit_code == 0, shown.output
     assert f"client_id:     {client_id}" in shown.stdout and "skipped (trusted" in shown.stdout
     assert "wscs_" not in shown.output
@@ -482,7 +469,7 @@ def test_an_operator_registers_a_client_and_its_secret_is_printed_once(
                for m in caplog.messages)
     assert not any(secret in m for m in caplog.messages)
 
-    backend = _json(cli("clients", "create", "--name", "Billing sync", "--scope",
+    backend = json_of(cli("clients", "create", "--name", "Billing sync", "--scope",
                         "members:read events:read", "--json", "--database-url", cli.url))
     assert backend["client_secret"].startswith("wscs_")
     assert backend["client"]["redirect_uris"] == [] and backend["client"]["public"] is False
@@ -491,11 +478,11 @@ def test_an_operator_registers_a_client_and_its_secret_is_printed_once(
     listed = cli("clients", "list", "--database-url", cli.url)
     assert listed.exit_code == 0 and len(listed.stdout.splitlines()) == 2
     assert "wscs_" not in listed.output
-    assert [c["name"] for c in _json(cli("clients", "list", "--json",
+    assert [c["name"] for c in json_of(cli("clients", "list", "--json",
                                          "--database-url", cli.url))["clients"]] == [
         "Acme Web", "Billing sync"]
 
-    native = _json(cli("clients", "create", "--name", "Acme iOS", "--public", "--redirect-uri",
+    native = json_of(cli("clients", "create", "--name", "Acme iOS", "--public", "--redirect-uri",
                        "com.example.acme:/cb", "--json", "--database-url", cli.url))
     assert native["client_secret"] is None and native["client"]["public"] is True
 
@@ -504,7 +491,7 @@ def test_an_operator_updates_rotates_and_deletes_a_client(cli: Cli) -> None:
     make = Factory(cli.url)
     acme = make.workspace(make.user("ann@example.com"), "Acme")
     make.close()
-    made = _json(cli("clients", "create", "--name", "Sync", "--scope", "openid",
+    made = json_of(cli("clients", "create", "--name", "Sync", "--scope", "openid",
                      "--scope", "members:read", "--redirect-uri", WEB, "-w", acme.slug,
                      "--json", "--database-url", cli.url))
     cid, old = made["client"]["id"], made["client_secret"]
@@ -520,7 +507,7 @@ def test_an_operator_updates_rotates_and_deletes_a_client(cli: Cli) -> None:
                "--database-url", cli.url)
     assert both.exit_code == 1 and "error[invalid_workspaces]" in both.stderr
 
-    rotated = _json(cli("clients", "rotate-secret", cid, "--json", "--database-url", cli.url))
+    rotated = json_of(cli("clients", "rotate-secret", cid, "--json", "--database-url", cli.url))
     assert rotated["client_secret"].startswith("wscs_") and rotated["client_secret"] != old
     assert cli.sql(f"SELECT secret_hash FROM oauth_clients WHERE id = '{cid}'") == [
         (hash_token(rotated["client_secret"]),)]
@@ -531,13 +518,13 @@ def test_an_operator_updates_rotates_and_deletes_a_client(cli: Cli) -> None:
     assert "This will delete the client Sync 2" in unasked.stdout
     (confirmed,) = _next(unasked)
     assert confirmed.startswith(f"workspaces clients delete {cid} --yes")
-    deleted = _run_as_printed(cli, confirmed)
+    deleted = run_as_printed(cli, confirmed)
     assert deleted.exit_code == 0 and f"Deleted the client Sync 2 ({cid})" in deleted.stdout
     assert cli.sql("SELECT count(*) FROM oauth_clients") == [(0,)]
     missing = cli("clients", "show", cid, "--database-url", cli.url)
     assert missing.exit_code == 1 and "error[client_not_found]" in missing.stderr
     (listing,) = _next(missing)
-    assert _run_as_printed(cli, listing).stdout.strip() == "No clients registered."
+    assert run_as_printed(cli, listing).stdout.strip() == "No clients registered."
 
 
 def test_command_line_refusals_are_sentences_with_codes(cli: Cli) -> None:

@@ -79,6 +79,14 @@ def context(browser: Browser, site: Site) -> Iterator[BrowserContext]:
 
 
 @pytest.fixture
+def phone(browser: Browser, site: Site) -> Iterator[Page]:
+    """A 375 px wide phone with JavaScript off."""
+    context = browser.new_context(base_url=site.base, java_script_enabled=False,
+                                  viewport={"width": 375, "height": 740})
+    yield context.new_page()
+    context.close()
+
+@pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
 

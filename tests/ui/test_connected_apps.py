@@ -5,10 +5,8 @@ each may do in words, and Revoke (a CSRF-protected form) ending an app's access.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
-import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.factories import Factory
@@ -18,14 +16,6 @@ from workspaces.oauth import clients, consents
 from workspaces.oauth.scopes import DESCRIPTIONS
 
 APP = f"{LONG_NAME} Analytics"
-
-
-@pytest.fixture
-def phone(browser: Browser, site: Site) -> Iterator[Page]:
-    context = browser.new_context(base_url=site.base, java_script_enabled=False,
-                                  viewport={"width": 375, "height": 740})
-    yield context.new_page()
-    context.close()
 
 
 def _connect(url: str, user_id: uuid.UUID) -> tuple[str, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from pytest_httpserver import HTTPServer
 
 from tests.conftest import Cli, Sink, serving
@@ -25,14 +25,6 @@ def site(app_db: str, smtp: Sink) -> Iterator[Site]:
            "WORKSPACE_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
     with serving(["--database-url", app_db], env) as (base, _):
         yield Site(base, Cli(app_db, {}), smtp)
-
-
-@pytest.fixture
-def phone(browser: Browser, site: Site) -> Iterator[Page]:
-    context = browser.new_context(base_url=site.base, java_script_enabled=False,
-                                  viewport={"width": 375, "height": 740})
-    yield context.new_page()
-    context.close()
 
 
 def test_add_an_endpoint_see_its_secret_once_and_send_a_test(
