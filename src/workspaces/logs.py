@@ -27,6 +27,9 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 # is this; anything else is replaced, since it goes into every log line and a response header.
 WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 UNREDACTED = {"unredacted": True}
+# Marks a record built only of parts already passed through `redact` (the access line): Redact
+# need not read it again.
+REDACTED_PARTS = "redacted_parts"
 # The fields of an access line (web/middleware.py), given as `extra`; JSON lines show them.
 ACCESS_FIELDS = ("method", "path", "query", "status", "duration_ms", "client")
 
@@ -142,10 +145,11 @@ def shown_url(raw: str) -> ShownUrl:
 
 class Redact(logging.Filter):
     """Redacts every record a handler writes: its message, its exception, an access line's path
-    and query; except records marked UNREDACTED."""
+    and query; except records marked UNREDACTED, and records marked REDACTED_PARTS (made only
+    of redacted parts)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "unredacted", False):
+        if getattr(record, "unredacted", False) or getattr(record, REDACTED_PARTS, False):
             return True
         try:
             message = record.getMessage()

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces import clock, ratelimit
+from workspaces import clock, ratelimit, rows
 from workspaces.accounts.service import (
     NewAccount,
     Session,
@@ -413,7 +413,7 @@ async def _by_token(conn: AsyncConnection, token: str, *, lock: bool = False) ->
     if not token or len(token) > 200:
         raise NotFound("This invite link is not valid.", code="invite_not_found")
     query = _BY_TOKEN_LOCKED if lock and conn.dialect.name == "postgresql" else _BY_TOKEN
-    row = (await conn.execute(query, {"token_hash": hash_token(token)})).first()
+    row = await rows.fetch_first(conn, query, {"token_hash": hash_token(token)})
     if row is None:
         raise NotFound("This invite link is not valid: it may have been re-sent with a new "
                        "link, or mistyped.", code="invite_not_found")
@@ -590,7 +590,7 @@ async def invites_for(conn: AsyncConnection, *, user: UserInfo) -> list[ForYou]:
     now = clock.now()
     already = select(members.c.workspace_id).where(members.c.user_id == user.id)
     inviter = users.alias("inviter")
-    rows = await conn.execute(
+    found = await conn.execute(
         select(invites.c.id, workspaces.c.name, workspaces.c.slug, invites.c.role,
                inviter.c.name.label("inviter_name"), invites.c.expires_at,
                inviter.c.email.label("inviter_email"))
@@ -601,7 +601,7 @@ async def invites_for(conn: AsyncConnection, *, user: UserInfo) -> list[ForYou]:
                invites.c.workspace_id.not_in(already))
         .order_by(invites.c.expires_at, invites.c.id))
     return [ForYou(r.id, r.name, r.slug, r.role, r.inviter_name, clock.aware(r.expires_at),
-                   r.inviter_email) for r in rows]
+                   r.inviter_email) for r in found]
 
 
 async def _for_user(conn: AsyncConnection, invite_id: uuid.UUID, user: UserInfo, *,
@@ -655,13 +655,13 @@ async def tell_expired(conn: AsyncConnection, *, limit: int = 500) -> int:
            .order_by(invites.c.expires_at).limit(limit))
     if conn.dialect.name == "postgresql":
         due = due.with_for_update(of=invites, skip_locked=True)
-    rows = (await conn.execute(due)).all()
-    if not rows:
+    due_rows = (await conn.execute(due)).all()
+    if not due_rows:
         return 0
-    await conn.execute(update(invites).where(invites.c.id.in_([r.id for r in rows]))
+    await conn.execute(update(invites).where(invites.c.id.in_([r.id for r in due_rows]))
                        .values(expiry_told_at=now))
     await tell(conn, *(changes.invite_expired(
         WorkspaceRef(r.workspace_id, r.slug),
         changes.invite(r.id, r.email, r.role, "expired", clock.aware(r.expires_at)), SYSTEM)
-        for r in rows))
-    return len(rows)
+        for r in due_rows))
+    return len(due_rows)

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces import clock
+from workspaces import clock, rows
 from workspaces.errors import Conflict, Forbidden, NotFound
 from workspaces.events import changes
 from workspaces.members import store
@@ -36,9 +36,9 @@ _MEMBERS = (
 
 
 async def list_members(conn: AsyncConnection, *, workspace_id: uuid.UUID) -> list[MemberInfo]:
-    rows = await conn.execute(_MEMBERS, {"workspace_id": workspace_id})
+    found = await rows.fetch(conn, _MEMBERS, {"workspace_id": workspace_id})
     return [MemberInfo(user_id, email, name, role, clock.aware(joined))
-            for user_id, email, name, role, joined in rows]
+            for user_id, email, name, role, joined in found]
 
 
 async def get_member(conn: AsyncConnection, *, workspace_id: uuid.UUID,

@@ -81,8 +81,17 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
     """Count one answered request. Methods outside the standard ones are `other`, so that
     clients cannot grow the label set."""
     shown = method if method in METHODS else "other"
-    REQUESTS.labels(route, shown, str(status)).inc()
-    LATENCY.labels(route, shown).observe(seconds)
+    key = (route, shown, status)
+    series = _SERIES.get(key)
+    if series is None:  # as many as label sets: bounded by the routes, methods and statuses
+        series = _SERIES[key] = (REQUESTS.labels(route, shown, str(status)),
+                                 LATENCY.labels(route, shown))
+    series[0].inc()
+    series[1].observe(seconds)
+
+
+# Each label set's series, found once: `labels()` costs a lock and a lookup per call.
+_SERIES: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 
 def source() -> Collector:

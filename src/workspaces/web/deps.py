@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.types import Scope
 
 from workspaces.accounts.service import TOKEN_PREFIX, Session, UserInfo, user_for_token
 from workspaces.errors import AppError, Forbidden, NotAuthenticated
@@ -62,8 +63,8 @@ async def connection(request: Request, *, write: bool) -> AsyncIterator[AsyncCon
     queued = webhooks = False
     try:
         if not write:
-            async with state.engine.connect() as reader:
-                yield await reader.execution_options(isolation_level="AUTOCOMMIT")
+            async with state.reader.connect() as reader:
+                yield reader
             return
         async with state.engine.begin() as conn:
             try:
@@ -115,15 +116,28 @@ _bearer = HTTPBearer(auto_error=False, description=(
 
 def from_trusted_proxy(request: Request) -> bool:
     """The peer is one of TRUSTED_PROXIES: its X-Forwarded-For is believed."""
-    peer = request.client.host if request.client else "unknown"
-    return in_networks(peer, request.app.state.settings.trusted_proxies)
+    return _trusted_peer(request.scope)
+
+
+def _peer(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _trusted_peer(scope: Scope) -> bool:
+    return in_networks(_peer(scope), scope["app"].state.settings.trusted_proxies)
 
 
 UNKNOWN_CLIENT = "unknown"  # in no network; its limits are shared by all such requests
 
 
 def client_address(request: Request) -> str:
-    """The client's IP address, which the per-client limits count.
+    """The client's IP address, which the per-client limits count (`client_of`)."""
+    return client_of(request.scope)
+
+
+def client_of(scope: Scope) -> str:
+    """The IP address of the client of a request (its ASGI scope), which the limits count.
 
     The peer address, unless the peer is one of TRUSTED_PROXIES: then X-Forwarded-For is read
     from the right (each proxy appends the address it saw), skipping trusted proxies; the first
@@ -131,18 +145,19 @@ def client_address(request: Request) -> str:
     header itself: a trusted proxy appends to it, and only the part right of the first
     untrusted hop is believed.
     """
-    peer = request.client.host if request.client else "unknown"
-    if not from_trusted_proxy(request):
+    peer = _peer(scope)
+    trusted = scope["app"].state.settings.trusted_proxies
+    if not trusted or not in_networks(peer, trusted):
         return peer
     nearest = ip_of(peer)
-    hops = [hop for value in request.headers.getlist("x-forwarded-for")
-            for hop in value.split(",") if hop.strip()]
+    hops = [hop for name, value in scope["headers"] if name == b"x-forwarded-for"
+            for hop in value.decode("latin-1").split(",") if hop.strip()]
     for hop in reversed(hops):
         address = ip_of(hop)
         if address is None:  # a trusted proxy forwarded what is no address ("unknown", an
             return UNKNOWN_CLIENT  # obfuscated id): not the proxy's own address (loopback!)
         nearest = address
-        if not in_networks(address, request.app.state.settings.trusted_proxies):
+        if not in_networks(address, trusted):
             break
     return str(nearest)
 

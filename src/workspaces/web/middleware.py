@@ -13,12 +13,11 @@ import time
 from urllib.parse import quote
 
 from fastapi import HTTPException, Request
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from workspaces import logs
 from workspaces.metrics import process
-from workspaces.web.deps import client_address
+from workspaces.web.deps import client_of
 from workspaces.web.errors import internal_error, respond
 from workspaces.web.metrics import route_of
 
@@ -63,43 +62,64 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = logs.new_request_id(Headers(scope=scope).get("x-request-id"))
+        request_id = logs.new_request_id(_header(scope, b"x-request-id"))
         bound = logs.REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 0
+        id_header = (b"x-request-id", request_id.encode())
 
         async def with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                _replace_header(message, id_header)
             await send(message)
 
-        request = Request(scope)
+        method: str = scope["method"]
         # As uvicorn's access log shows them: percent-encoded, so that no control character,
         # quote or line break a client put in the path can forge or split a log line.
         path = logs.redact(quote(scope["path"]))
-        query = logs.redact(quote(request.url.query, safe="/=&%+:,;@"))
+        raw_query: bytes = scope.get("query_string", b"")
+        query = logs.redact(quote(raw_query.decode("latin-1"), safe="/=&%+:,;@")) \
+            if raw_query else ""
         try:
             await self.app(scope, receive, with_id)
         except Exception:
-            log.exception("unhandled error on %s %s", request.method, path)
+            log.exception("unhandled error on %s %s", method, path)
             if status:  # the response has begun: only the server can end it (logged above,
                 raise   # with this request's id, which uvicorn's own line would not carry)
-            await respond(request, internal_error())(scope, receive, with_id)
+            await respond(Request(scope), internal_error())(scope, receive, with_id)
         finally:
             seconds = time.perf_counter() - started
             if status:  # not a request cancelled before its answer (the client left, shutdown)
-                process.observe_request(route_of(scope), request.method, status, seconds)
-            client = client_address(request)
+                process.observe_request(route_of(scope), method, status, seconds)
+            client = client_of(scope)
             duration = round(seconds * 1000, 1)
+            # Made of redacted parts only (the path and query above; the client is an address
+            # or "unknown", the method an HTTP token): logs.Redact need not read it again.
             access_log.info(
-                '%s - "%s %s HTTP/%s" %d %.1fms', client, request.method,
+                '%s - "%s %s HTTP/%s" %d %.1fms', client, method,
                 f"{path}?{query}" if query else path, scope.get("http_version", "1.1"), status,
-                duration, extra={"method": request.method, "path": path, "status": status,
-                                 "duration_ms": duration, "client": client}
+                duration, extra={"method": method, "path": path, "status": status,
+                                 "duration_ms": duration, "client": client,
+                                 logs.REDACTED_PARTS: True}
                 | ({"query": query} if query else {}))
             logs.REQUEST_ID.reset(bound)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of the request header `name` (lower-case), as Starlette decodes it."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _replace_header(message: Message, header: tuple[bytes, bytes]) -> None:
+    """Set a response header (lower-case name), replacing any the application set."""
+    name = header[0]
+    message["headers"] = [*(pair for pair in message.get("headers", ())
+                            if pair[0].lower() != name), header]
 
 
 class BodyLimit:
@@ -122,7 +142,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        declared = _last_header(scope, b"content-length")
         over = declared.isdigit() and int(declared) > self.max_bytes
         received = 0
 
@@ -140,6 +160,15 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+def _last_header(scope: Scope, name: bytes) -> bytes:
+    """The last value of the request header `name` (lower-case), as `dict(headers)` gives it."""
+    found = b""
+    for key, value in scope["headers"]:
+        if key == name:
+            found = value
+    return bytes(found)
+
+
 class SecurityHeaders:
     """No referrer, no sniffing, no framing, and a same-origin-only CSP (no inline script).
 
@@ -150,7 +179,12 @@ class SecurityHeaders:
 
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
-        self.hsts = hsts
+        defaults = [(b"referrer-policy", b"no-referrer"), (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"content-security-policy", CSP.encode())]
+        if hsts:
+            defaults.append((b"strict-transport-security", HSTS.encode()))
+        self.defaults = tuple(defaults)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,13 +192,10 @@ class SecurityHeaders:
             return
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Content-Security-Policy", CSP)
-                if self.hsts:
-                    headers.setdefault("Strict-Transport-Security", HSTS)
+                headers = list(message.get("headers", ()))  # a copy: never the response's own
+                present = {name.lower() for name, _ in headers}
+                headers.extend(pair for pair in self.defaults if pair[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, with_headers)

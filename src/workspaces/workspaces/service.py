@@ -14,7 +14,7 @@ from sqlalchemy import and_, bindparam, delete, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workspaces import clock, ratelimit, roles
+from workspaces import clock, ratelimit, roles, rows
 from workspaces.accounts.service import (
     TOKEN_USER,
     USER_COLUMNS,
@@ -186,8 +186,8 @@ async def access_by_token(conn: AsyncConnection, *, token: str, kind: str, slug:
     None when the token is unknown, expired or signed out; then 404 as `load_access`.
     """
     valid = SLUG.fullmatch(slug) is not None  # else NULL: matches nothing, reaches nothing
-    row = (await conn.execute(_ACCESS_BY_TOKEN, {**token_params(token, kind),
-                                                 "slug": slug if valid else None})).first()
+    row = await rows.fetch_first(conn, _ACCESS_BY_TOKEN, {**token_params(token, kind),
+                                                          "slug": slug if valid else None})
     if row is None:
         return None
     await note_use(conn, row)
@@ -243,7 +243,7 @@ async def access_by_grant(conn: AsyncConnection, *, grant_id: uuid.UUID, client_
     params = {"grant_id": grant_id, "client_id": client_id, "slug": slug if valid else None}
     row: Any
     if user_id is None:
-        row = (await conn.execute(_CLIENT_BY_GRANT, params)).first()
+        row = await rows.fetch_first(conn, _CLIENT_BY_GRANT, params)
         if row is None:
             return None
         reaches = row.workspace_id is not None and (
@@ -252,7 +252,7 @@ async def access_by_grant(conn: AsyncConnection, *, grant_id: uuid.UUID, client_
                                          bool(row.workspace_restricted))
         role: str | None = roles.SERVICE_ROLE
     else:
-        row = (await conn.execute(_USER_BY_GRANT, {**params, "user_id": user_id})).first()
+        row = await rows.fetch_first(conn, _USER_BY_GRANT, {**params, "user_id": user_id})
         if row is None:
             return None
         reaches, principal, role = row.workspace_id is not None, user_of(row), row.role
@@ -378,8 +378,8 @@ async def list_workspaces(conn: AsyncConnection, *, user: UserInfo,
              .order_by(workspaces.c.name, workspaces.c.id))
     if only is not None:
         query = query.where(workspaces.c.id == only)
-    rows = await conn.execute(query)
-    return [_info(row) for row in rows]
+    found = await conn.execute(query)
+    return [_info(row) for row in found]
 
 
 async def lock_for_change(conn: AsyncConnection, access: Access) -> Access:
