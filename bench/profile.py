@@ -19,12 +19,11 @@ import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 RATE = 200  # samples per second
 TOP = 15
-# Frames found in nearly every sample (the worker's start, the server's loop) say nothing.
-EVERYWHERE = 0.98
 
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?)(?::\d+)?\)$")
 # Where a file's package starts: after site-packages, the standard library or a source tree.
@@ -94,6 +93,13 @@ class Profile:
     inclusive: Counter[str] = field(default_factory=Counter)
     self_by_package: Counter[str] = field(default_factory=Counter)
     inclusive_by_package: Counter[str] = field(default_factory=Counter)
+    calls: Counter[tuple[str, str]] = field(default_factory=Counter)  # (caller, callee)
+
+    def passing(self) -> set[str]:
+        """Frames that, in every sample they are in, only call one other frame: the worker's
+        start, the chain of middleware. The last of such a chain stands for all of it."""
+        return {caller for (caller, _), n in self.calls.items()
+                if n == self.inclusive[caller] and not self.self_time[caller]}
 
 
 def parse(raw: str) -> Profile:
@@ -110,6 +116,8 @@ def parse(raw: str) -> Profile:
         profile.self_by_package[_package(frames[-1])] += n
         for function in set(frames):
             profile.inclusive[function] += n
+        for pair in set(pairwise(frames)):
+            profile.calls[pair] += n
         for package in {_package(f) for f in frames}:
             profile.inclusive_by_package[package] += n
     return profile
@@ -117,7 +125,7 @@ def parse(raw: str) -> Profile:
 
 def report(profile: Profile, title: str, top: int = TOP) -> str:
     """The top entries: by package, self time by function, inclusive time of the frames that
-    are not in (nearly) every sample."""
+    do more than pass the call on."""
     if not profile.samples:
         return f"{title}: no samples (the worker ran no Python while recorded)"
 
@@ -132,9 +140,10 @@ def report(profile: Profile, title: str, top: int = TOP) -> str:
              f"inclusive time by package: {packages(profile.inclusive_by_package)}",
              "", "| self | function |", "|---|---|"]
     lines += [f"| {share(n)} | `{name}` |" for name, n in profile.self_time.most_common(top)]
+    passing = profile.passing()
     notable = [(name, n) for name, n in profile.inclusive.most_common()
-               if n < EVERYWHERE * profile.samples][:top]
-    lines += ["", f"| inclusive | frame (those in {EVERYWHERE:.0%} of samples or more left out) |",
-              "|---|---|"]
+               if name not in passing][:top]
+    lines += ["", "| inclusive | frame (one that only calls another is shown by the last of "
+              "the chain) |", "|---|---|"]
     lines += [f"| {share(n)} | `{name}` |" for name, n in notable]
     return "\n".join(lines)

@@ -156,7 +156,9 @@ def test_profile_summary_self_and_inclusive_time() -> None:
     assert text.startswith("read: 100 samples")
     assert "self time by package: asyncpg 60.0%, workspaces 30.0%, json 10.0%" in text
     assert "| 90.0% | `members (/work/x/src/workspaces/members/routes.py:30)` |" in text
-    assert "spawn_main" not in text.split("| inclusive |")[1]  # in every sample: left out
+    inclusive = text.split("| inclusive |")[1]
+    assert "| 100.0% | `run (uvicorn/server.py:60)` |" in inclusive  # calls two frames
+    assert "spawn_main" not in inclusive and "run_asgi" not in inclusive  # only pass calls on
     assert "no samples" in profile.report(profile.parse(""), "idle")
 
 
