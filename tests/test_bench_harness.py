@@ -174,7 +174,8 @@ def test_profile_records_a_busy_process(tmp_path: Path) -> None:
     if profile.executable() is None:
         pytest.skip("py-spy is not installed")
     with processes.group([sys.executable, "-c", "def spin():\n while True: sum(range(99))\n"
-                          "spin()"]) as busy:
+                          "print('up', flush=True)\nspin()"], stdout=subprocess.PIPE) as busy:
+        assert busy.stdout is not None and busy.stdout.readline() == b"up\n"  # Python runs
         if (reason := profile.unavailable(busy.pid)) is not None:
             pytest.skip(reason)
         raw = tmp_path / "busy.raw"
