@@ -1,13 +1,18 @@
-"""The benchmark: `workspaces serve` under wrk, against pgbench sending the same SQL.
+"""The benchmark: `workspaces serve` under wrk, against the floor serving the same SQL.
 
     python -m bench [--database-url postgresql://...] [--duration 10] [--connections 16,64]
                     [--workers 2] [--only read,preview,...] [--soak 300] [--runs 5]
+                    [--before REV] [--profile]
 
 Without --database-url it uses TEST_DATABASE_URL, else an embedded PostgreSQL. It creates a
 scratch database, seeds it (bench/seed.py), measures the CLI, starts the server as a real
 process, then for each workload and connection count runs wrk (bench/lua/load.lua) for
---duration seconds and pgbench with the statements that workload's requests send
-(bench/statements.py) for as long, and prints one table. See docs/benchmarks.md.
+--duration seconds; then pgbench with the statements each workload's requests send
+(bench/statements.py) for as long, and the floor (bench/floor.py) under the same load as the
+server. It prints one table, each row judged against issue 22's goals, relative to the floor.
+--before REV serves the application of that revision too (bench/before.py), right before the
+current one on every run, and adds a before/after table; --profile samples one worker with
+py-spy (bench/profile.py). See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +37,9 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
 
-from bench import floor, seed, statements
+from bench import before, floor, processes, profile, seed, statements
 from bench.cli_status import IMPORT_FLOOR, measure, server_url
+from bench.processes import Memory
 from workspaces.settings import Settings
 
 HERE = Path(__file__).parent
@@ -42,6 +48,7 @@ WRK_THREADS = 2
 WORKLOADS = ("read", "read-jwt", "preview", "write", "accept", "token-refresh", "scale-first",
              "scale-deep")
 PAIRED = ("accept", "refresh")  # modes whose every request uses a pair of its own, once
+PAIRS_PER_SECOND = 4000  # what a run of a paired mode may use, at most
 # The server's settings (and the capture's): limits raised so that they are counted but never
 # hit; access tokens that outlive the run (the read-jwt workload's is minted once, up front).
 SETTINGS: dict[str, Any] = {
@@ -51,6 +58,11 @@ SETTINGS: dict[str, Any] = {
     "token_limit_per_client_per_minute": 10**9, "token_limit_per_address_per_minute": 10**9,
     "client_auth_failures_per_client_per_hour": 10**9,
 }
+# Issue 22's goals besides each workload's share of the floor (Workload.goal).
+P99_GOAL = 1.5  # the app's p99 at P99_CONNECTIONS or more, at most this times the floor's
+P99_CONNECTIONS = 64
+MEMORY_GOAL_MIB = 250  # RSS of the server's processes after the soak
+SOAK_GROWTH = 0.02  # "no growth" over the soak: what sampling moves by, not more
 
 
 @dataclass
@@ -68,7 +80,7 @@ class Workload:
     name: str
     mode: str  # get | write | accept | refresh
     path: str
-    goal: float | None  # fraction of pgbench's throughput to reach (None: no goal set)
+    goal: float | None  # fraction of the floor's req/s to reach (None: no goal set)
     auth: str = ""  # the Authorization header (accept sends each pair's own)
 
 
@@ -80,50 +92,31 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _rss_mib(pid: int) -> float:
-    """Resident memory of a process and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        todo.extend(children.get(current, []))
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-        except OSError:
-            continue
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        total += int(match.group(1)) if match else 0
-    return total / 1024
+def _server_env(database: str) -> dict[str, str]:
+    """The environment `workspaces` commands of the run get (the server's, `db status`'s)."""
+    return {**os.environ, **{name.upper(): str(value) for name, value in SETTINGS.items()},
+            "DATABASE_URL": database}
 
 
 @contextmanager
-def _server(database: str, workers: int, log: Path) -> Iterator[tuple[str, int]]:
+def _server(database: str, workers: int, log: Path,
+            tree: Path | None = None) -> Iterator[tuple[str, int]]:
+    """`workspaces serve` as a real process: the current tree's, or `tree`'s (--before)."""
     port, smtp_port = _free_port(), _free_port()
-    env = {**os.environ, **{name.upper(): str(value) for name, value in SETTINGS.items()},
-           "DATABASE_URL": database, "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}"}
+    env = _server_env(database) | {"SMTP_URL": f"smtp://127.0.0.1:{smtp_port}"}
+    if tree is not None:
+        env = before.environment(tree, env)
     # A real SMTP server that accepts and discards: invite emails are delivered as in production.
-    sink = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-c",
-                             "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{smtp_port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "workspaces", "serve", "--port", str(port),
-             "--workers", str(workers)], env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with processes.group([sys.executable, "-m", "aiosmtpd", "-n", "-c",
+                          "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{smtp_port}"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), \
+            log.open("w") as out, \
+            processes.group([sys.executable, "-m", "workspaces", "serve", "--port", str(port),
+                             "--workers", str(workers)], env=env, stdout=out,
+                            stderr=subprocess.STDOUT) as process:
+        base = f"http://127.0.0.1:{port}"
         _wait_ready(f"{base}/readyz", process, log)
         yield base, process.pid
-    finally:
-        process.terminate()
-        process.wait(30)
-        sink.terminate()
-        sink.wait(10)
 
 
 @contextmanager
@@ -132,18 +125,14 @@ def _floor_server(url: URL, script: Path, workers: int, log: Path) -> Iterator[s
     port = _free_port()
     env = {**os.environ, "FLOOR_SCRIPT": str(script),
            "FLOOR_DSN": url.set(drivername="postgresql").render_as_string(hide_password=False)}
-    with log.open("a") as out:
-        process = subprocess.Popen(
+    with log.open("a") as out, processes.group(
             [sys.executable, "-m", "uvicorn", "bench.floor:app", "--port", str(port),
              "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
-             "--no-access-log"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=HERE.parent)
-    base = f"http://127.0.0.1:{port}"
-    try:
+             "--no-access-log"], env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=HERE.parent) as process:
+        base = f"http://127.0.0.1:{port}"
         _wait_ready(f"{base}/ready", process, log)
         yield base
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def _wait_ready(address: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -237,19 +226,37 @@ def _pgbench(url: URL, script: statements.Script, connections: int, duration: in
     return float(tps.group(1))
 
 
+def _pgbench_run(url: URL, script: statements.Script, workload: Workload, connections: int,
+                 duration: int, folder: Path, pairs: _Pairs) -> float:
+    """pgbench's tps for the workload's script (nan if it failed: the app's figures stand)."""
+    variables = {"n": 0, "run": connections, "first": pairs.pgbench.get(workload.name, 0),
+                 "nclients": connections}
+    try:
+        tps = _pgbench(url, script, connections, duration, variables, folder, workload.name)
+    except RuntimeError as failed:
+        lines = [line for line in str(failed).splitlines() if line.strip()]
+        print(f"{workload.name} c{connections}: {lines[0]} {lines[-1]}", file=sys.stderr)
+        tps = float("nan")
+    if workload.mode in PAIRED:  # a failed run may have used its share
+        used = PAIRS_PER_SECOND * duration if math.isnan(tps) else tps * duration * 1.2
+        pairs.pgbench[workload.name] += int(used) + connections
+    print(f"{workload.name} c{connections}: pgbench {tps:.0f} tps", file=sys.stderr)
+    return tps
+
+
 def _workloads(deep_cursor: str, jwt: str) -> list[Workload]:
     owner = f"Bearer {seed.OWNER_TOKEN}"
     return [
-        Workload("read", "get", "/api/workspaces/team/members", 0.3, owner),
+        Workload("read", "get", "/api/workspaces/team/members", 0.65, owner),
         # The same request with an app's access token (a JWT) for the owner.
-        Workload("read-jwt", "get", "/api/workspaces/team/members", 0.3, f"Bearer {jwt}"),
-        Workload("preview", "get", f"/api/invites/{seed.PREVIEW_TOKEN}", 0.3, owner),
-        Workload("write", "write", "/api/workspaces/writes/invites", 0.5, owner),
-        Workload("accept", "accept", "", 0.5),
+        Workload("read-jwt", "get", "/api/workspaces/team/members", 0.65, f"Bearer {jwt}"),
+        Workload("preview", "get", f"/api/invites/{seed.PREVIEW_TOKEN}", 0.45, owner),
+        Workload("write", "write", "/api/workspaces/writes/invites", None, owner),
+        Workload("accept", "accept", "", None),
         Workload("token-refresh", "refresh", "/oauth/token", None, seed.client_basic()),
-        Workload("scale-first", "get", "/api/workspaces/big/invites?limit=50", 0.3, owner),
+        Workload("scale-first", "get", "/api/workspaces/big/invites?limit=50", None, owner),
         Workload("scale-deep", "get",
-                 f"/api/workspaces/big/invites?limit=50&cursor={deep_cursor}", 0.3, owner),
+                 f"/api/workspaces/big/invites?limit=50&cursor={deep_cursor}", None, owner),
     ]
 
 
@@ -306,7 +313,82 @@ def _captures(database: str, workloads: list[Workload]) -> dict[str, statements.
     return scripts
 
 
-def main() -> None:
+@dataclass
+class Served:
+    """One run of the application under wrk, and its server's memory just after."""
+
+    load: Load
+    memory: Memory
+
+
+AFTER, BEFORE = "after", "before"  # the current tree's application; --before REV's
+
+
+def _verdict(workload: Workload, connections: int, load: Load,
+             bound: Load | None) -> tuple[str, str, str]:
+    """The goal columns against the floor: (app / floor, p99 / floor's p99, result)."""
+    met = load.errors == 0
+    if bound is None:
+        return "", "", "ok" if met else "MISSED"
+    if not bound.requests:
+        return "floor served nothing", "", "MISSED"
+    ratio = load.rps / bound.rps
+    share = f"{ratio:.0%} (no goal)"
+    if workload.goal is not None:
+        share = f"{ratio:.0%} (goal {workload.goal:.0%})"
+        met = met and ratio >= workload.goal
+    tail = load.p99_ms / bound.p99_ms
+    p99 = f"x{tail:.2f}"
+    if connections >= P99_CONNECTIONS:
+        p99 += f" (goal <= {P99_GOAL})"
+        met = met and tail <= P99_GOAL
+    return share, p99, "ok" if met else "MISSED"
+
+
+def _change(old: float, new: float) -> str:
+    return f"{(new - old) / old:+.1%}" if old and not math.isnan(old + new) else ""
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table; short rows are padded."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row + [""] * (len(header) - len(row))) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+MAIN_HEADER = ["workload", "conns", "req/s", "p50 ms", "p99 ms", "errors", "RSS MiB", "PSS MiB",
+               "statements", "pgbench tps", "floor req/s", "floor p99 ms", "app / floor",
+               "p99 / floor p99", "result"]
+BEFORE_AFTER_HEADER = ["workload", "conns", "req/s before", "after", "change", "p50 ms before",
+                       "after", "change", "p99 ms before", "after", "change", "RSS MiB before",
+                       "after", "change", "PSS MiB before", "after", "change", "errors"]
+
+
+def _main_row(workload: Workload, connections: int, served: Served, statements_sent: int,
+              tps: float, bound: Load | None) -> list[str]:
+    load, memory = served.load, served.memory
+    share, p99, result = _verdict(workload, connections, load, bound)
+    floor_rps = floor_p99 = ""
+    if bound is not None:
+        floor_rps = f"{bound.rps:,.0f}" + (f" ({bound.errors} errors)" if bound.errors else "")
+        floor_p99 = f"{bound.p99_ms:.1f}"
+    return [workload.name, str(connections), f"{load.rps:,.0f}", f"{load.p50_ms:.1f}",
+            f"{load.p99_ms:.1f}", str(load.errors), f"{memory.rss:.0f}", f"{memory.pss:.0f}",
+            str(statements_sent), f"{tps:,.0f}", floor_rps, floor_p99, share, p99, result]
+
+
+def _before_after_row(name: str, connections: int, old: Served, new: Served) -> list[str]:
+    cells = [name, str(connections)]
+    for was, now, shape in ((old.load.rps, new.load.rps, "{:,.0f}"),
+                            (old.load.p50_ms, new.load.p50_ms, "{:.1f}"),
+                            (old.load.p99_ms, new.load.p99_ms, "{:.1f}"),
+                            (old.memory.rss, new.memory.rss, "{:.0f}"),
+                            (old.memory.pss, new.memory.pss, "{:.0f}")):
+        cells += [shape.format(was), shape.format(now), _change(was, now)]
+    return [*cells, f"{old.load.errors} / {new.load.errors}"]
+
+
+def _options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url")
     parser.add_argument("--duration", type=int, default=10)
@@ -317,9 +399,79 @@ def main() -> None:
                         help="seconds of read load while sampling server memory (e.g. 300)")
     parser.add_argument("--runs", type=int, default=5, help="runs of each CLI command")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    options = parser.parse_args()
+    parser.add_argument("--before", metavar="REV",
+                        help="also serve this git revision's application, right before the "
+                             "current one on every run, and compare the two")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy on one worker during an extra run of each workload at the "
+                             "first connection count (bench-results/<workload>.profile.txt)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    options = _options()
+    with ExitStack() as stack:
+        tree = commit = None
+        if options.before:  # checked out first: a wrong revision stops before the seed
+            tree, commit = stack.enter_context(before.worktree(options.before))
+        _run(options, tree, commit)
+
+
+class _Pairs:
+    """Where each paired workload's next run starts: the app's (any side's, profiles
+    included) from 3 (the captures took 1 and 2), then the floor's; pgbench's past them."""
+
+    def __init__(self, workloads: list[Workload], app_pairs: int) -> None:
+        self.app = {w.name: 3 for w in workloads if w.mode in PAIRED}
+        self.pgbench = {w.name: app_pairs + 1 for w in workloads if w.mode in PAIRED}
+
+    def first(self, workload: Workload) -> int:
+        return self.app.get(workload.name, 0)
+
+    def used(self, workload: Workload, load: Load, connections: int) -> None:
+        if workload.mode in PAIRED:
+            self.app[workload.name] += load.span + connections
+
+
+def _serve(base: str, pid: int, workload: Workload, connections: int, duration: int,
+           tag: str, pairs: _Pairs) -> Served:
+    """One run of wrk against the application; the server's memory right after."""
+    env = {"BENCH_AUTH": workload.auth, "BENCH_RUN": tag,
+           "BENCH_FIRST": str(pairs.first(workload))}
+    if workload.mode == "get":  # warm up: connections, plans, caches
+        _wrk(base, workload, connections, 2, env)
+    load = _wrk(base, workload, connections, duration, env)
+    pairs.used(workload, load, connections)
+    return Served(load, processes.memory(pid))
+
+
+def _profile(base: str, pid: int, workload: Workload, connections: int, duration: int,
+             tag: str, pairs: _Pairs, folder: Path, side: str) -> str:
+    """An extra run (not in the tables: sampling slows the worker) with py-spy on the busiest
+    worker; the profile's top entries, also in bench-results/<workload>[.before].profile.txt."""
+    worker = processes.busiest(pid)
+    stem = workload.name + (".before" if side == BEFORE else "")
+    raw = folder / f"{stem}.profile.raw"
+    raw.unlink(missing_ok=True)
+    recording = profile.start(worker, duration, raw)
+    load = _wrk(base, workload, connections, duration,
+                {"BENCH_AUTH": workload.auth, "BENCH_RUN": tag,
+                 "BENCH_FIRST": str(pairs.first(workload))})
+    pairs.used(workload, load, connections)
+    failed = profile.finish(recording, raw)
+    title = (f"{workload.name}{' (before)' if side == BEFORE else ''}: one worker (pid "
+             f"{worker}) at {profile.RATE} Hz for {duration}s, wrk -c{connections}, "
+             f"{load.rps:,.0f} req/s while sampled")
+    text = (f"{title}: {failed}" if failed else
+            profile.report(profile.parse(raw.read_text()), title))
+    (folder / f"{stem}.profile.txt").write_text(text + "\n")
+    return text
+
+
+def _run(options: argparse.Namespace, tree: Path | None, commit: str | None) -> None:
     levels = [int(c) for c in options.connections.split(",")]
     chosen = set(options.only.split(","))
+    sides = [BEFORE, AFTER] if tree is not None else [AFTER]
     server, embedded = server_url(options.database_url)
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     name = f"wsbench_{uuid.uuid4().hex[:8]}"
@@ -327,7 +479,11 @@ def main() -> None:
     database = url.render_as_string(hide_password=False)
     folder = Path("bench-results")
     folder.mkdir(exist_ok=True)
-    rows: list[str] = []
+    rows: list[list[str]] = []
+    compared: list[list[str]] = []
+    profiles: list[str] = []
+    profiles_refused: str | None = None
+    memory_line = ""
     try:
         with admin.connect() as conn:
             version = conn.execute(text("SHOW server_version")).scalar_one()
@@ -335,11 +491,12 @@ def main() -> None:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         assert measure(["db", "deploy", "--database-url", database]).exit_code == 0
-        # Enough pairs for every run of both the app and pgbench at ~4,000/s (accept and
-        # token-refresh each use their own: invites, refresh tokens).
-        per_run = 4000 * options.duration
-        ranges = seed.Ranges(app_pairs=2 * per_run * len(levels) + 2,  # the app's, the floor's
-                             pgbench_pairs=2 * per_run * len(levels))
+        # Enough pairs for every run (accept and token-refresh each use their own: invites,
+        # refresh tokens): each side's runs and profile runs, the floor's, and pgbench's.
+        per_run = PAIRS_PER_SECOND * options.duration
+        app_runs = len(levels) * (len(sides) + 1) + (len(sides) if options.profile else 0)
+        ranges = seed.Ranges(app_pairs=per_run * app_runs + 2,
+                             pgbench_pairs=per_run * len(levels))
         started = time.monotonic()
         engine = create_engine(url.set(drivername="postgresql+psycopg"))
         with engine.begin() as conn:
@@ -349,82 +506,97 @@ def main() -> None:
                 {"e": "big-1000@bench.example"}).one()
         engine.dispose()
         print(f"seeded in {time.monotonic() - started:.1f}s", file=sys.stderr)
+        if tree is not None:
+            refused = before.refusal(tree, _server_env(database), database)
+            if refused:
+                raise SystemExit(f"--before {options.before}: {refused}\nstopped.")
         from workspaces.pagination import Cursor
 
         jwt = seed.access_token(database, _settings(database))
         workloads = [w for w in _workloads(Cursor(deep.created_at, deep.id).encode(), jwt)
                      if w.name in chosen]
         scripts = _captures(database, workloads)
-        # Per paired workload, the next pair of the app's (the captures took 1 and 2) and of
-        # pgbench's.
-        app_next = {w.name: 3 for w in workloads if w.mode in PAIRED}
-        pg_next = {w.name: ranges.app_pairs + 1 for w in workloads if w.mode in PAIRED}
-        results: dict[tuple[str, int], tuple[Load, float, float]] = {}
-        with _server(database, options.workers, folder / "server.log") as (base, pid):
+        pairs = _Pairs(workloads, ranges.app_pairs)
+        results: dict[tuple[str, str, int], Served] = {}
+        pgbench: dict[tuple[str, int], float] = {}
+        with _server(database, options.workers, folder / "server.log") as current:
+            with ExitStack() as before_up:
+                # Both sides up through the app's runs, so that each idles while the other is
+                # measured; the before server is stopped before pgbench's runs (two servers'
+                # pools and 64 clients do not fit in PostgreSQL's default max_connections).
+                servers = {AFTER: current}
+                if tree is not None:
+                    servers[BEFORE] = before_up.enter_context(_server(
+                        database, options.workers, folder / "server-before.log", tree))
+                for workload in workloads:
+                    for connections in levels:
+                        for side in sides:
+                            base, pid = servers[side]
+                            tag = f"{'b' if side == BEFORE else ''}{connections}"
+                            results[(side, workload.name, connections)] = _serve(
+                                base, pid, workload, connections, options.duration, tag, pairs)
+                            if workload.mode != "get":
+                                _analyze(url)
+                        print(f"{workload.name} c{connections}: " + ", ".join(
+                            f"{side} {results[(side, workload.name, connections)].load.rps:.0f}"
+                            for side in sides) + " req/s", file=sys.stderr)
+                    if options.profile and not profiles_refused:
+                        for side in sides:
+                            base, pid = servers[side]
+                            profiles_refused = profile.unavailable(processes.busiest(pid))
+                            if profiles_refused:
+                                print(profiles_refused, file=sys.stderr)
+                                break
+                            profiles.append(_profile(
+                                base, pid, workload, levels[0], options.duration,
+                                f"{'b' if side == BEFORE else ''}p{levels[0]}", pairs, folder,
+                                side))
+                            if workload.mode != "get":
+                                _analyze(url)
             for workload in workloads:
                 for connections in levels:
-                    env = {"BENCH_AUTH": workload.auth, "BENCH_RUN": f"{connections}",
-                           "BENCH_FIRST": str(app_next.get(workload.name, 0))}
-                    if workload.mode == "get":  # warm up: connections, plans, caches
-                        _wrk(base, workload, connections, 2, env)
-                    load = _wrk(base, workload, connections, options.duration, env)
-                    memory = _rss_mib(pid)
-                    if workload.mode in PAIRED:
-                        app_next[workload.name] += load.span + connections
-                    variables = {"n": 0, "run": connections,
-                                 "first": pg_next.get(workload.name, 0),
-                                 "nclients": connections}
-                    try:
-                        tps = _pgbench(url, scripts[workload.name], connections,
-                                       options.duration, variables, folder, workload.name)
-                    except RuntimeError as failed:  # the app's figure still stands
-                        print(f"{workload.name} c{connections}: {failed}".splitlines()[0],
-                              file=sys.stderr)
-                        tps = float("nan")
-                    if workload.mode in PAIRED:  # a failed run may have used its share
-                        used = per_run if math.isnan(tps) else tps * options.duration * 1.2
-                        pg_next[workload.name] += int(used) + connections
-                    results[(workload.name, connections)] = (load, tps, memory)
+                    pgbench[(workload.name, connections)] = _pgbench_run(
+                        url, scripts[workload.name], workload, connections, options.duration,
+                        folder, pairs)
                     if workload.mode != "get":
                         _analyze(url)
-                    print(f"{workload.name} c{connections}: {load.rps:.0f} req/s, pgbench "
-                          f"{tps:.0f} tps", file=sys.stderr)
-            soak = _soak(base, pid, options.soak) if options.soak else None
-        floors = _floors(url, workloads, levels, options, folder, app_next)
+            base, pid = current
+            if options.soak:
+                memory_line = f"memory over a {options.soak}s read soak: " + _soak(
+                    base, pid, options.soak)
+            else:
+                now = processes.memory(pid)
+                memory_line = (f"server memory after the runs: RSS {now.rss:.0f} MiB, PSS "
+                               f"{now.pss:.0f} MiB (the goal, RSS <= {MEMORY_GOAL_MIB} MiB "
+                               "with no growth, is judged after --soak 300)")
+        floors = _floors(url, workloads, levels, options, folder, pairs.app)
         for workload in workloads:
             for connections in levels:
-                load, tps, memory = results[(workload.name, connections)]
-                ratio = load.rps / tps
-                goal = "no goal" if workload.goal is None else f"goal {workload.goal:.0%}"
-                verdict = "ok" if ((workload.goal is None or ratio >= workload.goal)
-                                   and load.errors == 0
-                                   and (connections < 64 or load.p99_ms < 100)) else "MISSED"
-                floor = floors.get((workload.name, connections))
-                bound = (f"{floor.rps:,.0f} ({floor.rps / tps:.0%}), p99 {floor.p99_ms:.0f} ms"
-                         + (f", {floor.errors} errors" if floor.errors else "")
-                         if floor else "")
-                rows.append(
-                    f"| {workload.name} | {connections} | {load.rps:,.0f} | {load.p50_ms:.1f} | "
-                    f"{load.p99_ms:.1f} | {load.errors} | {memory:.0f} | "
-                    f"{scripts[workload.name].statements} | {tps:,.0f} | {ratio:.0%} "
-                    f"({goal}) | {bound} | {verdict} |")
-        if {"scale-first", "scale-deep"} <= chosen:
-            for connections in levels:
-                first = results[("scale-first", connections)][0]
-                deep_load = results[("scale-deep", connections)][0]
-                cost = first.rps / deep_load.rps
-                rows.append(f"| deep page / first page | {connections} | cost x{cost:.2f} "
-                            f"(goal <= 1.5) | | | | | | | | | "
-                            f"{'ok' if cost <= 1.5 else 'MISSED'} |")
-        if {"read", "read-jwt"} <= chosen:
-            for connections in levels:
-                opaque = results[("read", connections)][0]
-                signed = results[("read-jwt", connections)][0]
-                cost = opaque.rps / signed.rps  # issue 22: a JWT no dearer than our own token
-                rows.append(f"| JWT read / opaque read | {connections} | cost x{cost:.2f} "
-                            f"(goal <= 1.0) | | | | | | | | | "
-                            f"{'ok' if cost <= 1.0 else 'MISSED'} |")
+                rows.append(_main_row(workload, connections,
+                                      results[(AFTER, workload.name, connections)],
+                                      scripts[workload.name].statements,
+                                      pgbench[(workload.name, connections)],
+                                      floors.get((workload.name, connections))))
+                if tree is not None:
+                    compared.append(_before_after_row(
+                        workload.name, connections,
+                        results[(BEFORE, workload.name, connections)],
+                        results[(AFTER, workload.name, connections)]))
+        for label, first, second, goal in (
+                ("deep page / first page", "scale-first", "scale-deep", 1.5),
+                # issue 22: a JWT no dearer than our own token
+                ("JWT read / opaque read", "read", "read-jwt", 1.0)):
+            if {first, second} <= chosen:
+                for connections in levels:
+                    cost = (results[(AFTER, first, connections)].load.rps
+                            / results[(AFTER, second, connections)].load.rps)
+                    rows.append([label, str(connections),
+                                 f"cost x{cost:.2f} (goal <= {goal})"]
+                                + [""] * (len(MAIN_HEADER) - 4)
+                                + ["ok" if cost <= goal else "MISSED"])
     finally:
+        if profiles_refused:
+            profiles.append(profiles_refused)
         if not options.keep:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -433,18 +605,19 @@ def main() -> None:
             embedded.cleanup()  # type: ignore[attr-defined]
     print(f"\nPostgreSQL {version}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"{options.workers} server workers, wrk -t{WRK_THREADS}, {options.duration}s per run\n")
-    print("| workload | conns | req/s | p50 ms | p99 ms | errors | server MiB | statements "
-          "| pgbench tps | app / pgbench | floor req/s (/ pgbench) | result |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
-    print("\n| command | wall p50 | wall max | CPU p50 | peak RSS | goal |")
-    print("|---|---|---|---|---|---|")
-    print("\n".join(cli))
-    if soak:
-        print(f"\nmemory over a {options.soak}s read soak: {soak}")
+    print(_table(MAIN_HEADER, rows))
+    if tree is not None:
+        print(f"\nbefore: {options.before} ({commit}), after: the current tree; each run "
+              "of the before server right before the current one's, on the same database\n")
+        print(_table(BEFORE_AFTER_HEADER, compared))
+    print()
+    print(_table(["command", "wall p50", "wall max", "CPU p50", "peak RSS", "goal"], cli))
+    print(f"\n{memory_line}")
+    if profiles:
+        print("\n" + "\n\n".join(profiles))
 
 
-def _cli_rows(admin: Any, server: URL, runs: int) -> list[str]:
+def _cli_rows(admin: Any, server: URL, runs: int) -> list[list[str]]:
     """`db deploy` on an empty database and `db status` on an up-to-date one, as processes."""
     deploys, statuses, floors = [], [], []
     for _ in range(runs):
@@ -467,16 +640,17 @@ def _cli_rows(admin: Any, server: URL, runs: int) -> list[str]:
         met = "" if goal is None else (
             f"< {goal[0]} s, < {goal[1]} MiB: "
             + ("ok" if statistics.median(walls) < goal[0] and rss < goal[1] else "MISSED"))
-        rows.append(f"| `{label}` | {statistics.median(walls):.3f} s | {max(walls):.3f} s | "
-                    f"{statistics.median(r.cpu for r in samples):.3f} s | {rss:.0f} MiB | "
-                    f"{met} |")
+        rows.append([f"`{label}`", f"{statistics.median(walls):.3f} s", f"{max(walls):.3f} s",
+                     f"{statistics.median(r.cpu for r in samples):.3f} s", f"{rss:.0f} MiB",
+                     met])
     return rows
 
 
 def _soak(base: str, pid: int, seconds: int) -> str:
-    """Read load for `seconds` while sampling the server's memory every 10 s."""
-    samples: list[float] = []
-    workload = Workload("soak", "get", "/api/workspaces/team/members", 0)
+    """Read load at 64 connections for `seconds`, the server's memory sampled every 10 s; the
+    verdicts on issue 22's memory goals (RSS after the soak, no growth during it)."""
+    samples: list[Memory] = []
+    workload = Workload("soak", "get", "/api/workspaces/team/members", None)
     env = {"BENCH_AUTH": f"Bearer {seed.OWNER_TOKEN}"}
     process = subprocess.Popen(
         ["wrk", f"-t{WRK_THREADS}", "-c64", f"-d{seconds}s", "-s",
@@ -485,16 +659,29 @@ def _soak(base: str, pid: int, seconds: int) -> str:
              "BENCH_THREADS": str(WRK_THREADS), **env},
         stdout=subprocess.PIPE, text=True)
     while process.poll() is None:
-        samples.append(_rss_mib(pid))
+        samples.append(processes.memory(pid))
         time.sleep(10)
     output, _ = process.communicate()
     load = _load(output)
-    first = statistics.mean(samples[1:4]) if len(samples) > 4 else samples[0]
-    last = statistics.mean(samples[-3:])
-    growth = (last - first) / first
-    return (f"{first:.0f} MiB after 10-40 s, {last:.0f} MiB at the end: {growth:+.1%} "
-            f"({'ok' if growth <= 0.10 else 'MISSED'}, goal <= +10%); {load.requests:,} "
-            f"requests, {load.rps:,.0f} req/s, p99 {load.p99_ms:.0f} ms, {load.errors} errors")
+    after = processes.memory(pid)
+    return _soak_verdict(samples, after) + (
+        f"; {load.requests:,} requests, {load.rps:,.0f} req/s, p99 {load.p99_ms:.0f} ms, "
+        f"{load.errors} errors")
+
+
+def _soak_verdict(samples: list[Memory], after: Memory) -> str:
+    """Growth from the samples at 10-40 s to the last three, and the memory after the soak."""
+    early = samples[1:4] if len(samples) > 4 else samples[:1]
+    late = samples[-3:]
+    rss = [statistics.mean(m.rss for m in part) for part in (early, late)]
+    pss = [statistics.mean(m.pss for m in part) for part in (early, late)]
+    growth = (rss[1] - rss[0]) / rss[0]
+    return (f"RSS {rss[0]:.0f} MiB after 10-40 s, {rss[1]:.0f} MiB at the end: {growth:+.1%} "
+            f"({'ok' if growth <= SOAK_GROWTH else 'MISSED'}, goal: no growth, <= "
+            f"+{SOAK_GROWTH:.0%}); PSS {pss[0]:.0f} -> {pss[1]:.0f} MiB "
+            f"({(pss[1] - pss[0]) / pss[0]:+.1%}); after the soak RSS "
+            f"{after.rss:.0f} MiB ({'ok' if after.rss <= MEMORY_GOAL_MIB else 'MISSED'}, goal "
+            f"<= {MEMORY_GOAL_MIB} MiB), PSS {after.pss:.0f} MiB")
 
 
 if __name__ == "__main__":
