@@ -252,3 +252,26 @@ def test_the_account_and_a_workspace_as_a_whole_refuse_an_apps_token(
     api.error(answer, 403, "insufficient_scope")
     assert answer.headers["www-authenticate"] == 'Bearer error="insufficient_scope"'
     assert api.client.get("/api/me", headers=people.ann.headers).status_code == 200
+
+
+def test_a_token_verified_before_is_refused_once_its_signing_key_is_deleted(
+        api: Api, people: People) -> None:
+    """Each process remembers the tokens it verified (`keys.verified_access_token`), as long as
+    the key that signed one is published: deleting a leaked key (docs/integration.md) refuses
+    its tokens within the key set's refresh, remembered or not."""
+    from workspaces.oauth import keys
+
+    apps, grant = people.apps, people.grant(people.bob)
+    path = f"/api/workspaces/{people.acme.slug}/members"
+    token = apps.token(grant)
+    now = clock.now()
+    with time_machine.travel(now, tick=False):  # the key set read once, not again
+        for _ in range(2):  # verified, then remembered
+            assert api.client.get(path, headers=bearer(token)).status_code == 200
+        assert any(memo[3] == token for memo in keys._verified)
+        kid = tokens.unverified_kid(token)
+        api.db.sql(f"DELETE FROM signing_keys WHERE kid = '{kid}'")
+        assert api.client.get(path, headers=bearer(token)).status_code == 200  # not read yet
+    later = now + timedelta(seconds=keys.REFRESH_SECONDS + 1)
+    with time_machine.travel(later, tick=False):
+        _refused(api, api.client.get(path, headers=bearer(token)), 401, "invalid_token")

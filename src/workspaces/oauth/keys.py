@@ -284,7 +284,33 @@ async def verification_keys(conn: AsyncConnection, settings: Settings, *,
 async def verified_access_token(conn: AsyncConnection, settings: Settings, token: str
                                 ) -> tokens.AccessClaims:
     """An access token for our API, verified offline against the published keys (see
-    `tokens.verify_access_token`); raises tokens.InvalidAccessToken."""
-    found = await verification_keys(conn, settings, kid=tokens.unverified_kid(token))
-    return tokens.verify_access_token(token, found, issuer=tokens.issuer(settings),
-                                      audience=tokens.api_audience(settings))
+    `tokens.verify_access_token`); raises tokens.InvalidAccessToken.
+
+    A token verified before is not verified again while it has not expired and the key that
+    signed it is still published (a key withdrawn after a leak refuses its tokens within
+    REFRESH_SECONDS, as without the memo): its RSA signature check and claim parsing were
+    most of a JWT request's own cost (docs/benchmarks.md). Whether its grant is still live is
+    asked of the database on every request, as ever."""
+    issuer, audience = tokens.issuer(settings), tokens.api_audience(settings)
+    memo = (settings.database_url, issuer, audience, token)
+    known = _verified.get(memo)
+    if known is not None:
+        claims, kid = known
+        await verification_keys(conn, settings, kid=kid)  # read again when stale
+        published = _published.get(settings.database_url)
+        if (published is not None and kid in published.kids
+                and clock.now() < claims.expires_at + tokens.SKEW):
+            return claims
+        del _verified[memo]
+    signer = tokens.unverified_kid(token)
+    found = await verification_keys(conn, settings, kid=signer)
+    claims = tokens.verify_access_token(token, found, issuer=issuer, audience=audience)
+    if signer is not None:
+        if len(_verified) >= VERIFIED_KEPT:
+            del _verified[next(iter(_verified))]  # the oldest
+        _verified[memo] = (claims, signer)
+    return claims
+
+
+VERIFIED_KEPT = 1024  # tokens remembered per process (each about a kilobyte)
+_verified: dict[tuple[str, str, str, str], tuple[tokens.AccessClaims, str]] = {}
