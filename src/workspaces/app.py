@@ -41,7 +41,7 @@ from workspaces.web.errors import add_error_handlers
 from workspaces.web.guard import SchemaGuard
 from workspaces.web.health import StatusRead
 from workspaces.web.health import router as health_router
-from workspaces.web.middleware import BodyLimit, RequestLog, SecurityHeaders
+from workspaces.web.middleware import BodyLimit, RequestLog
 from workspaces.webhooks import delivery as webhooks
 from workspaces.webhooks.pages import router as webhooks_pages
 from workspaces.webhooks.routes import instance_router as instance_webhooks_router
@@ -163,11 +163,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             headers={"Cache-Control": "public, max-age=86400"})
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    # Around every layer but the headers: the request id, access line and count of every
-    # answer, 413s and the 500s it makes of unhandled errors included.
-    app.add_middleware(RequestLog)
-    # Outermost: that 500 carries the headers too.
-    app.add_middleware(SecurityHeaders, hsts=html.served_over_https(settings))
+    # Outermost: the request id, access line, count and security headers of every answer,
+    # 413s and the 500s it makes of unhandled errors included.
+    app.add_middleware(RequestLog, hsts=html.served_over_https(settings))
 
     add_error_handlers(app)
     _route(app, health_router, metrics.router)

@@ -1,5 +1,5 @@
-"""Plain ASGI middleware: the request id, access line and metrics of every request, a cap on
-request bodies, and the security headers of every response.
+"""Plain ASGI middleware: the request id, access line, metrics and security headers of every
+request, and a cap on request bodies.
 
 Plain ASGI rather than `@app.middleware("http")`: Starlette's BaseHTTPMiddleware runs the
 application in a task group (an exception raised while reading the body reaches FastAPI wrapped
@@ -53,10 +53,23 @@ class RequestLog:
 
     Outermost, so that it sees what every other layer answers. An exception no handler took is
     logged here with the request's id and answered 500 `internal_error` in the usual shape.
+
+    Every response, that 500 included, also gets the security headers a route did not set
+    itself: no referrer, no sniffing, no framing, and a same-origin-only CSP (no inline script).
+    With `hsts` (the site is served over https), browsers are told to use https only for a
+    year; not `includeSubDomains`: other services may share the parent domain and must not be
+    forced onto https by us. (One layer for both: each layer costs every request a coroutine
+    and a hop of every message.)
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
+        defaults = [(b"referrer-policy", b"no-referrer"), (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"content-security-policy", CSP.encode())]
+        if hsts:
+            defaults.append((b"strict-transport-security", HSTS.encode()))
+        self.defaults = tuple(defaults)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,7 +85,7 @@ class RequestLog:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                _replace_header(message, id_header)
+                message["headers"] = self._headers(message, id_header)
             await send(message)
 
         method: str = scope["method"]
@@ -107,19 +120,24 @@ class RequestLog:
             logs.REQUEST_ID.reset(bound)
 
 
+    def _headers(self, message: Message, id_header: tuple[bytes, bytes]
+                 ) -> list[tuple[bytes, bytes]]:
+        """The response's headers (a copy: never the response's own list) with the request's
+        id (replacing any) and each security header it does not set itself."""
+        headers = [pair for pair in message.get("headers", ())
+                   if pair[0].lower() != b"x-request-id"]
+        present = {name.lower() for name, _ in headers}
+        headers.extend(pair for pair in self.defaults if pair[0] not in present)
+        headers.append(id_header)
+        return headers
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     """The first value of the request header `name` (lower-case), as Starlette decodes it."""
     for key, value in scope["headers"]:
         if key == name:
             return str(value.decode("latin-1"))
     return None
-
-
-def _replace_header(message: Message, header: tuple[bytes, bytes]) -> None:
-    """Set a response header (lower-case name), replacing any the application set."""
-    name = header[0]
-    message["headers"] = [*(pair for pair in message.get("headers", ())
-                            if pair[0].lower() != name), header]
 
 
 class BodyLimit:
@@ -167,35 +185,3 @@ def _last_header(scope: Scope, name: bytes) -> bytes:
         if key == name:
             found = value
     return bytes(found)
-
-
-class SecurityHeaders:
-    """No referrer, no sniffing, no framing, and a same-origin-only CSP (no inline script).
-
-    With `hsts` (the site is served over https), browsers are told to use https only for a
-    year. Not `includeSubDomains`: other services may share the parent domain and must not be
-    forced onto https by us.
-    """
-
-    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
-        self.app = app
-        defaults = [(b"referrer-policy", b"no-referrer"), (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"content-security-policy", CSP.encode())]
-        if hsts:
-            defaults.append((b"strict-transport-security", HSTS.encode()))
-        self.defaults = tuple(defaults)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))  # a copy: never the response's own
-                present = {name.lower() for name, _ in headers}
-                headers.extend(pair for pair in self.defaults if pair[0] not in present)
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
