@@ -54,7 +54,7 @@ def serve(
         notices = [*_email_notice(get_settings()), *base_notice]
     # The server's log from here on (LOG_LEVEL, LOG_FORMAT); uvicorn applies it again in each
     # worker. Its own access log is off: web/middleware.py writes one line per request.
-    log_config = logs.config(get_settings())
+    log_config = logs.config(get_settings().log_level, get_settings().log_format)
     logging.config.dictConfig(log_config)
     with guard(False, target):
         report = open_toolkit(database_url, False, say=log.info).check_for_serving(
