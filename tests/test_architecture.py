@@ -53,14 +53,14 @@ def test_services_know_nothing_of_http() -> None:
         "workspaces.webhooks.parking"] + [
         f"workspaces.{m}" for m in ("db", "models", "errors", "roles", "settings", "security",
                                     "validation", "ratelimit", "pagination", "clock",
-                                    "housekeeping", "logs")] + [
+                                    "housekeeping", "logs", "tokens")] + [
         m for m in _under("workspaces.events") if not m.endswith((".routes", ".openapi"))]
     assert _importing(HTTP, among=services + rest) == []
 
 
 def test_the_base_layer_imports_no_domain() -> None:
     base = [f"workspaces.{m}" for m in ("errors", "roles", "clock", "settings", "db",
-                                        "validation", "pagination", "logs")]
+                                        "validation", "pagination", "logs", "tokens")]
     domains = (*tuple(f"workspaces.{d}" for d in DOMAINS), "workspaces.schema", "workspaces.mail")
     assert _importing(domains, among=base) == []
 

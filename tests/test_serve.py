@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import httpx
 
@@ -19,6 +22,9 @@ from tests.conftest import (
 )
 
 ENV = {"SECRET_KEY": "serve-test-secret-key-of-enough-length", "DATABASE_URL": ""}
+# Installed with the CLI (Typer) or the schema toolkit, used by no request a worker serves; the
+# sessions list parses User-Agent headers (ua_parser, which loads yaml) when first shown.
+NOT_IN_A_WORKER = ("click", "rich", "pygments", "typer", "sqlparse", "ua_parser", "yaml")
 
 
 def test_serve_refuses_a_stale_postgresql_schema_unless_told_to_migrate(pg_url: str) -> None:
@@ -174,3 +180,32 @@ def test_a_base_url_on_another_port_is_warned_about_and_fails_the_smoke_test(
     assert smoke.returncode == 1
     assert "FAIL  invite the second user: the invite link points at http://localhost:8000" \
         in out
+
+
+
+def _imported(code: str, env: dict[str, str]) -> set[str]:
+    """The modules a fresh interpreter holds after running `code`."""
+    shown = f"{code}; import sys; print(' '.join(sorted(sys.modules)))"
+    run = subprocess.run([sys.executable, "-c", shown], capture_output=True, text=True,
+                         env={**os.environ, **env}, check=True)
+    return set(run.stdout.split())
+
+
+def test_a_worker_imports_no_command_line_tools(sqlite_url: str) -> None:
+    """What each worker imports and keeps: the application, not the CLI's libraries that some
+    packages (httpx, Mako) import whenever they are installed."""
+    imported = {name.split(".")[0] for name in _imported(
+        "import workspaces.app; workspaces.app.create_app()", {**ENV, "DATABASE_URL": sqlite_url})}
+    assert {"fastapi", "sqlalchemy", "httpx", "alembic"} <= imported  # it did load the app
+    assert imported.isdisjoint(NOT_IN_A_WORKER), imported & set(NOT_IN_A_WORKER)
+
+
+def test_the_supervisor_imports_uvicorn_and_the_log_alone() -> None:
+    """docs/architecture.md: what the supervisor of `serve --workers N` imports it holds as
+    long as the server runs (tests/test_serve_metrics.py looks at the running process)."""
+    imported = _imported("import uvicorn, workspaces.supervisor", {})
+    ours = {name for name in imported if name.startswith("workspaces")}
+    assert ours == {"workspaces", "workspaces.supervisor", "workspaces.logs",
+                    "workspaces.tokens", "workspaces.metrics"}
+    assert imported.isdisjoint({"sqlalchemy", "pydantic", "fastapi", "starlette", "alembic",
+                                "prometheus_client", "cryptography", "httpx"})

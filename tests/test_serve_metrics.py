@@ -67,3 +67,40 @@ def test_metrics_sum_over_workers_and_forget_dead_ones(sqlite_url: str, tmp_path
             assert _value(text, "workspaces_db_pool_size") == 2 * POOL  # not 3 workers' worth
             assert _value(text, "workspaces_http_requests_total", route=ROUTE) == 20  # kept
     assert not list(tmp_path.glob("workspaces-metrics-*"))  # removed at exit
+
+
+# What the application loads and uvicorn's supervisor does not: C extensions of its libraries,
+# seen in a process's memory map (/proc/PID/maps) whichever Python module imported them.
+APPLICATION_LIBRARIES = ("sqlalchemy", "pydantic_core", "cryptography", "_argon2_cffi_bindings")
+
+
+def _libraries(pid: int) -> set[str]:
+    mapped = Path(f"/proc/{pid}/maps").read_text()
+    return {name for name in APPLICATION_LIBRARIES if f"/{name}/" in mapped}
+
+
+def test_the_supervisor_holds_uvicorn_not_the_application(sqlite_url: str,
+                                                           tmp_path: Path) -> None:
+    """`serve` imports the application for its checks, then becomes the supervisor (exec: the
+    same process, which systemd or Kubernetes signal) with only uvicorn and the log config;
+    the workers import the application afresh. Its folder of metrics is the supervisor's."""
+    with serving(["--database-url", sqlite_url, "--workers", "2"],
+                 {"TMPDIR": str(tmp_path), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+                 ) as (base, process):
+        _started(process, 2)
+        command = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"workspaces.supervisor" in command
+        assert f"Started parent process [{process.pid}]" in server_log(process)
+        assert _libraries(process.pid) == set()
+        workers = _workers(process.pid)
+        assert len(workers) == 2
+        assert all(_libraries(pid) == set(APPLICATION_LIBRARIES) for pid in workers)
+        (folder,) = tmp_path.glob("workspaces-metrics-*")  # fresh, not the one in the env
+        assert folder.stat().st_mode & 0o777 == 0o700
+        assert httpx.get(f"{base}/metrics").status_code == 200
+        assert list(folder.iterdir())  # where the workers write their counts
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        assert process.wait(timeout=30) == 0
+        assert not folder.exists()
+        assert [p for p in workers if Path(f"/proc/{p}").exists()] == []
+    assert "Stopping parent process" in server_log(process)

@@ -18,9 +18,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
-from workspaces.settings import Settings
+from workspaces.tokens import TOKEN_FORM
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]  # LOG_LEVEL
+LogFormat = Literal["text", "json"]  # LOG_FORMAT
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 # X-Request-ID as sent (by a proxy, or a client following its request across services) when it
@@ -81,10 +84,7 @@ def redact(text: str) -> str:
 @cache
 def _token_shaped() -> re.Pattern[str]:
     """A string of the form `security.new_token` makes (`wst_` or another prefix, then the
-    token), standing alone; read on first use, as security.py loads what the CLI's quick paths
-    must not."""
-    from workspaces.security import TOKEN_FORM
-
+    token), standing alone."""
     alone = r"(?:(?<![A-Za-z0-9_-])|(?<=%[0-9A-Fa-f]{2}))"  # also after a percent-encoded /
     # With a capital letter, as all but a vanishing share of random tokens have: our own names
     # of that length (constraints, indexes: lower-case) stay readable in the log.
@@ -209,15 +209,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def config(settings: Settings) -> dict[str, Any]:
-    """The dictConfig of `serve`, given to uvicorn as `log_config` (each worker applies it).
+def config(level: LogLevel, form: LogFormat) -> dict[str, Any]:
+    """The dictConfig of `serve` (LOG_LEVEL, LOG_FORMAT), given to uvicorn as `log_config`:
+    the supervisor of `--workers N` and each worker apply it.
 
     LOG_LEVEL applies to the application and uvicorn; other libraries write warnings and worse
     (at DEBUG some would write SQL parameters or whole SMTP conversations). uvicorn's own access
     log stays off: web/middleware.py writes one access line per request to `workspaces.access`.
     """
-    level = settings.log_level
-    formatter = JsonFormatter if settings.log_format == "json" else TextFormatter
+    formatter = JsonFormatter if form == "json" else TextFormatter
     return {
         "version": 1,
         "disable_existing_loggers": False,  # the application's loggers exist by then

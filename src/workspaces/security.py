@@ -7,7 +7,6 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import math
 import os
 import secrets
 import tempfile
@@ -23,11 +22,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from workspaces.db import parse_url, sqlite_path
 from workspaces.errors import AppError, ServiceUnavailable
 from workspaces.settings import MAKE_SECRET_KEY, SECRET_KEY_BYTES, Settings, long_enough
+from workspaces.tokens import TOKEN_BYTES
 
-TOKEN_BYTES = 32
-# The form of every token `new_token` makes (after its prefix): TOKEN_BYTES of randomness in
-# URL-safe base64, unpadded. logs.py redacts any string of this form wherever it is logged.
-TOKEN_FORM = rf"[A-Za-z0-9_-]{{{math.ceil(TOKEN_BYTES * 4 / 3)}}}"
 _hasher = PasswordHasher()
 T = TypeVar("T")
 

@@ -10,10 +10,9 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workspaces.errors import AppError
+from workspaces.logs import LogFormat, LogLevel
 
 EmailMode = Literal["smtp", "console"]
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-LogFormat = Literal["text", "json"]
 Pooling = Literal["session", "transaction"]
 
 

@@ -16,7 +16,6 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-import ua_parser
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -402,6 +401,8 @@ def device_of(user_agent: str | None) -> str:
     agent it does not know (a script's) as sent."""
     if not user_agent or not user_agent.strip():
         return UNKNOWN_DEVICE
+    import ua_parser  # here: only the sessions list needs it, and a worker may never show one
+
     parsed = ua_parser.parse(user_agent)
     browser = parsed.user_agent
     if browser is None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import logging.config
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -32,13 +30,11 @@ def serve(
     """Run the web server after checking the schema (SQLite: pending migrations are applied)."""
     import os
 
-    import uvicorn
-
-    from workspaces import logs
+    from workspaces import logs, supervisor
     from workspaces.metrics import MULTIPROC_ENV
 
-    # Ours to set, for this run's workers only (below): prometheus_client decides when first
-    # imported (here, with the application) whether counts go to files.
+    # Ours to set, for this run's workers only (supervisor.py): prometheus_client decides when
+    # first imported (here, with the application) whether counts go to files.
     os.environ.pop(MULTIPROC_ENV, None)
     from workspaces.app import check_settings, create_app
     from workspaces.schema.toolkit import serving_refusal
@@ -53,8 +49,9 @@ def serve(
         check_settings(get_settings())
         notices = [*_email_notice(get_settings()), *base_notice]
     # The server's log from here on (LOG_LEVEL, LOG_FORMAT); uvicorn applies it again in each
-    # worker. Its own access log is off: web/middleware.py writes one line per request.
-    log_config = logs.config(get_settings())
+    # worker (and in the supervisor of several).
+    log_level, log_format = get_settings().log_level, get_settings().log_format
+    log_config = logs.config(log_level, log_format)
     logging.config.dictConfig(log_config)
     with guard(False, target):
         report = open_toolkit(database_url, False, say=log.info).check_for_serving(
@@ -79,35 +76,17 @@ def serve(
     for level, line in notices:
         log.log(level, line)
     log.info("Serving on http://%s:%s (database %s)", host, port, report.database)
-    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the
-    # application reads it only from TRUSTED_PROXIES (web.deps.client_address).
     if workers > 1:
-        with _worker_metrics():
-            uvicorn.run("workspaces.app:create_app", factory=True, host=host, port=port,
-                        workers=workers, log_config=log_config, access_log=False,
-                        proxy_headers=False)
-    else:
-        uvicorn.run(application, host=host, port=port, log_config=log_config, access_log=False,
-                    proxy_headers=False)
+        # The workers import the application afresh: this process, which the checks filled
+        # with it, becomes their supervisor (the same process id), holding only uvicorn.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        argv = supervisor.command(host=host, port=port, workers=workers, level=log_level,
+                                  form=log_format)
+        os.execv(argv[0], argv)  # noqa: S606 (this interpreter, our own arguments)
+    import uvicorn
 
-
-@contextmanager
-def _worker_metrics() -> Iterator[None]:
-    """A fresh private folder (0700) where the workers write what they count, so that a scrape
-    of any of them reports all (prometheus_client's multiprocess mode); removed afterwards."""
-    import os
-    import shutil
-    import tempfile
-
-    from workspaces.metrics import MULTIPROC_ENV
-
-    directory = tempfile.mkdtemp(prefix="workspaces-metrics-")
-    os.environ[MULTIPROC_ENV] = directory  # the workers inherit it
-    try:
-        yield
-    finally:
-        del os.environ[MULTIPROC_ENV]
-        shutil.rmtree(directory, ignore_errors=True)
+    uvicorn.run(application, host=host, port=port, log_config=log_config, **supervisor.UVICORN)
 
 
 def _follow_the_port(host: str, port: int) -> list[tuple[int, str]]:

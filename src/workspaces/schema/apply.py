@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import sqlparse
 from alembic.operations import ops as alembic_ops
 from sqlalchemy import Connection, Engine, func, literal_column, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -227,6 +226,8 @@ class Applying(ToolkitCore):
         return plan
 
     def execute(self, script: str) -> Result:
+        import sqlparse  # here: a server process never runs a script
+
         statements: list[str] = []
         skipped = 0
         for statement in sqlparse.split(script):
