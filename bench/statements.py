@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from bench import seed
+from workspaces import rows
 
 Statement = tuple[str, tuple[Any, ...]]
 Request = Callable[[TestClient, int], Any]  # (client, sample number 1 or 2) -> response
@@ -81,6 +82,11 @@ def capture(client: TestClient, request: Request) -> list[list[Statement]]:
     runs: list[list[Statement]] = []
     for name, listener in listeners:
         event.listen(engine, name, listener)
+
+    def driver(statement: str, parameters: tuple[Any, ...]) -> None:  # reads sent past SQLAlchemy
+        sent.append((statement, parameters))
+
+    rows.WATCHERS.append(driver)
     try:
         for sample in (1, 2):
             sent.clear()
@@ -88,6 +94,7 @@ def capture(client: TestClient, request: Request) -> list[list[Statement]]:
             assert response.status_code < 400, (response.status_code, response.text)
             runs.append(list(sent))
     finally:
+        rows.WATCHERS.remove(driver)
         for name, listener in listeners:
             event.remove(engine, name, listener)
     return runs

@@ -53,13 +53,13 @@ def test_services_know_nothing_of_http() -> None:
         "workspaces.webhooks.parking"] + [
         f"workspaces.{m}" for m in ("db", "models", "errors", "roles", "settings", "security",
                                     "validation", "ratelimit", "pagination", "clock",
-                                    "housekeeping", "logs", "tokens")] + [
+                                    "housekeeping", "logs", "tokens", "rows")] + [
         m for m in _under("workspaces.events") if not m.endswith((".routes", ".openapi"))]
     assert _importing(HTTP, among=services + rest) == []
 
 
 def test_the_base_layer_imports_no_domain() -> None:
-    base = [f"workspaces.{m}" for m in ("errors", "roles", "clock", "settings", "db",
+    base = [f"workspaces.{m}" for m in ("errors", "roles", "clock", "settings", "db", "rows",
                                         "validation", "pagination", "logs", "tokens")]
     domains = (*tuple(f"workspaces.{d}" for d in DOMAINS), "workspaces.schema", "workspaces.mail")
     assert _importing(domains, among=base) == []

@@ -76,3 +76,4 @@ def test_fresh_event_ids_become_unique_per_transaction() -> None:
     line = script(runs).text.splitlines()[-1]
     assert line.startswith("INSERT INTO events (id) VALUES (('evt_' || md5(")
     assert ":client_id" in line and ":n" in line
+

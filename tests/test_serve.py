@@ -200,6 +200,22 @@ def test_a_worker_imports_no_command_line_tools(sqlite_url: str) -> None:
     assert imported.isdisjoint(NOT_IN_A_WORKER), imported & set(NOT_IN_A_WORKER)
 
 
+def test_the_events_models_of_the_openapi_document_load_when_it_is_first_asked_for(
+        sqlite_url: str) -> None:
+    """The `webhooks` section's models (about 8 MiB a worker) are made for /openapi.json, not
+    for serving; the document still describes every published event."""
+    code = ("import sys, workspaces.app; app = workspaces.app.create_app(); "
+            "print('before', 'workspaces.events.documented' in sys.modules); "
+            "print('types', len(app.openapi()['webhooks'])); "
+            "print('after', 'workspaces.events.documented' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, **ENV, "DATABASE_URL": sqlite_url}, check=True)
+    from workspaces.events.catalogue import PUBLISHED
+
+    assert run.stdout.split("\n")[:3] == [
+        "before False", f"types {len(PUBLISHED) + 1}", "after True"]  # + the test message
+
+
 def test_the_supervisor_imports_uvicorn_and_the_log_alone() -> None:
     """docs/architecture.md: what the supervisor of `serve --workers N` imports it holds as
     long as the server runs (tests/test_serve_metrics.py looks at the running process)."""

@@ -8,6 +8,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import FileResponse
@@ -21,7 +22,6 @@ from workspaces.accounts.routes import router as accounts_router
 from workspaces.audit.pages import router as audit_pages
 from workspaces.audit.routes import router as audit_router
 from workspaces.db import create_app_engine, parse_url
-from workspaces.events.openapi import describe_webhooks
 from workspaces.events.routes import router as events_router
 from workspaces.invites.pages import router as invites_pages
 from workspaces.invites.routes import router as invites_router
@@ -70,6 +70,22 @@ def _route(app: FastAPI, *routers: APIRouter) -> None:
     routes are the same; test_architecture checks that none is left out."""
     for router in routers:
         app.router.routes.extend(router.routes)
+
+
+def _describe_webhooks_when_asked(app: FastAPI) -> None:
+    """The OpenAPI document's `webhooks` section (every published event's model), made when
+    the document is first asked for: the models cost each worker about 8 MiB that serving
+    never uses (docs/benchmarks.md, issue 22)."""
+    document = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if not app.webhooks.routes:
+            from workspaces.events.openapi import describe_webhooks
+
+            describe_webhooks(app.webhooks)
+        return document()
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -148,7 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
            instance_webhooks_router, oauth_router, accounts_pages, profile_pages,
            workspaces_pages, members_pages, invites_pages, audit_pages, webhooks_pages,
            discovery_router, oauth_pages, reloads.router)
-    describe_webhooks(app.webhooks)
+    _describe_webhooks_when_asked(app)
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")
 
     @app.get("/docs", include_in_schema=False)

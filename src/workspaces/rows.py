@@ -31,7 +31,7 @@ statement object.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,9 @@ class _Compiled:
 
 
 _compiled: dict[int, tuple[Any, _Compiled | None]] = {}  # id(statement) -> (statement, ...)
+# Called with the SQL and the values of each statement sent this way, as SQLAlchemy's
+# `before_cursor_execute` is for the others: the benchmark's capture (bench/statements.py).
+WATCHERS: list[Callable[[str, tuple[Any, ...]], None]] = []
 
 
 async def fetch(conn: AsyncConnection, statement: Select[Any], params: Mapping[str, Any]
@@ -66,10 +69,12 @@ async def fetch(conn: AsyncConnection, statement: Select[Any], params: Mapping[s
         if ready is not None:
             driver: Any = sync.connection.driver_connection
             values = ready.compiled.construct_params(params)
+            positional = tuple(values[name] for name in ready.positions)
+            for watcher in WATCHERS:
+                watcher(ready.sql, positional)
             try:
-                found: Sequence[Any] = await driver.fetch(
-                    ready.sql, *(values[name] for name in ready.positions),
-                    record_class=_record_class())
+                found: Sequence[Any] = await driver.fetch(ready.sql, *positional,
+                                                          record_class=_record_class())
                 return found
             except Exception:  # noqa: S110 (raised again below, as SQLAlchemy raises it)
                 pass

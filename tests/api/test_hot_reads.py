@@ -130,3 +130,18 @@ def test_a_dead_connection_on_the_driver_path_answers_503_and_the_next_read_work
     api.error(client.get(f"/api/workspaces/{slug}/members", headers=ann), 503,
               "database_unavailable")
     assert client.get(f"/api/workspaces/{slug}/members", headers=ann).status_code == 200
+
+
+def test_the_capture_sees_the_reads_sent_straight_through_the_driver(api: Api) -> None:
+    """On PostgreSQL the hot reads skip SQLAlchemy (`workspaces.rows`); the capture must still
+    see them, or pgbench and the floor would send less than the application."""
+    from bench.statements import capture
+
+    ann = api.signup("ann@example.com")
+    slug = api.workspace(ann)
+    runs = capture(api.client, lambda c, _n: c.get(f"/api/workspaces/{slug}/members",
+                                                    headers=ann))
+    for sent in runs:
+        assert len(sent) == 2, sent  # the caller's token and membership, then the members
+        assert "auth_tokens.token_hash" in sent[0][0] and sent[0][1]
+        assert "FROM workspace_members" in sent[1][0] and sent[1][1]
