@@ -25,7 +25,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from bench import seed
-from workspaces import rows
 
 Statement = tuple[str, tuple[Any, ...]]
 Request = Callable[[TestClient, int], Any]  # (client, sample number 1 or 2) -> response
@@ -82,6 +81,8 @@ def capture(client: TestClient, request: Request) -> list[list[Statement]]:
     runs: list[list[Statement]] = []
     for name, listener in listeners:
         event.listen(engine, name, listener)
+
+    from workspaces import rows  # here: `python -m bench.inprocess` runs older trees too
 
     def driver(statement: str, parameters: tuple[Any, ...]) -> None:  # reads sent past SQLAlchemy
         sent.append((statement, parameters))
