@@ -4,6 +4,7 @@ the routes that only the account's own token may call."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -275,3 +276,30 @@ def test_a_token_verified_before_is_refused_once_its_signing_key_is_deleted(
     later = now + timedelta(seconds=keys.REFRESH_SECONDS + 1)
     with time_machine.travel(later, tick=False):
         _refused(api, api.client.get(path, headers=bearer(token)), 401, "invalid_token")
+
+
+def test_requests_racing_with_a_remembered_token_that_expired_are_refused_alike(
+        api: Api, people: People) -> None:
+    """Two requests that find the same remembered token expired both drop it: each is refused
+    with 401, neither trips over the other (a KeyError was a 500)."""
+    from workspaces.oauth import keys
+
+    apps, grant = people.apps, people.grant(people.bob)
+    token = apps.token(grant)
+    now = clock.now()
+    with time_machine.travel(now, tick=False):
+        path = f"/api/workspaces/{people.acme.slug}/members"
+        assert api.client.get(path, headers=bearer(token)).status_code == 200  # remembered
+    app: Any = api.client.app
+    assert api.client.portal is not None
+
+    async def race() -> list[BaseException | tokens.AccessClaims]:
+        async def one() -> tokens.AccessClaims:
+            async with app.state.reader.connect() as conn:
+                return await keys.verified_access_token(conn, api.settings, token)
+
+        return list(await asyncio.gather(one(), one(), return_exceptions=True))
+
+    with time_machine.travel(now + timedelta(minutes=11), tick=False):
+        outcomes = api.client.portal.call(race)
+    assert [type(o).__name__ for o in outcomes] == ["InvalidAccessToken"] * 2, outcomes

@@ -301,7 +301,7 @@ async def verified_access_token(conn: AsyncConnection, settings: Settings, token
         if (published is not None and kid in published.kids
                 and clock.now() < claims.expires_at + tokens.SKEW):
             return claims
-        del _verified[memo]
+        _verified.pop(memo, None)  # another request may have dropped it while this one read
     signer = tokens.unverified_kid(token)
     found = await verification_keys(conn, settings, kid=signer)
     claims = tokens.verify_access_token(token, found, issuer=issuer, audience=audience)
