@@ -4,6 +4,7 @@ with it. (The rest of the request log is tested against a real server: tests/tes
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -42,3 +43,28 @@ def test_a_path_cannot_forge_or_split_an_access_line(
     assert line.count('"') == 2, line  # only the quotes around the request itself
     assert access.__dict__["path"] == "/x%1B%5B31mRED%1B%5B0m%22%20200%200.1ms%C2%85%0Aforged"
     assert access.__dict__["status"] == 404
+
+
+def test_a_query_of_bytes_that_are_no_utf_8_is_answered_and_logged_percent_encoded(
+        api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    """The access line reads the raw query bytes: what is no UTF-8 is shown byte by byte
+    (reading it as text raised before the request reached the application)."""
+    caplog.set_level(logging.INFO, logger="workspaces")
+    app: Any = api.client.app
+    sent: list[dict[str, Any]] = []
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": "/healthz", "raw_path": b"/healthz", "root_path": "",
+             "query_string": b"q=caf\xc3\xa9&bad=\xff\xfe", "headers": [(b"host", b"testserver")],
+             "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    assert api.client.portal is not None
+    api.client.portal.call(app, scope, receive, send)
+    assert sent[0]["status"] == 200
+    (access,) = [r for r in caplog.records if r.name == "workspaces.access"]
+    assert access.__dict__["query"] == "q=caf%C3%A9&bad=%FF%FE"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from urllib.parse import quote
+from urllib.parse import quote, quote_from_bytes
 
 from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -93,8 +93,7 @@ class RequestLog:
         # quote or line break a client put in the path can forge or split a log line.
         path = logs.redact(quote(scope["path"]))
         raw_query: bytes = scope.get("query_string", b"")
-        query = logs.redact(quote(raw_query.decode("latin-1"), safe="/=&%+:,;@")) \
-            if raw_query else ""
+        query = logs.redact(quote_from_bytes(raw_query, safe="/=&%+:,;@")) if raw_query else ""
         try:
             await self.app(scope, receive, with_id)
         except Exception:
