@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -50,6 +51,11 @@ from workspaces.workspaces.pages import router as workspaces_pages
 from workspaces.workspaces.routes import router as workspaces_router
 
 log = logging.getLogger("workspaces.web")
+
+# True in the background loops (email, webhooks, housekeeping) and every task they start, so a
+# statement listener tells their statements from a request's (the benchmark's capture does).
+BACKGROUND: contextvars.ContextVar[bool] = contextvars.ContextVar("workspaces_background",
+                                                                  default=False)
 
 
 def check_settings(settings: Settings) -> str:
@@ -118,11 +124,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await keys.make_first_key(app.state.engine, settings)  # before the loops: no queue
         stop = asyncio.Event()
         background = asyncio.Lock()  # the delivery loops take turns with their connection
+        marked = BACKGROUND.set(True)  # the loops' tasks (and theirs) copy this context
         worker = asyncio.create_task(delivery.run(app.state.engine, settings, key,
                                                   app.state.mail_wake, stop, slot=background))
         hooks = asyncio.create_task(webhooks.run(app.state.engine, settings, key,
                                                  app.state.webhook_wake, stop, slot=background))
         sweeper = asyncio.create_task(housekeeping.run(app.state.engine, settings, stop))
+        BACKGROUND.reset(marked)
         # Everything loaded so far (modules, routes, compiled statements) lives as long as the
         # process: keep it out of the collector's generations, so collections under load only
         # walk what requests allocate (shorter pauses, a shorter latency tail). No collection
