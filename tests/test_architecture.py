@@ -209,3 +209,21 @@ def test_every_router_s_routes_are_the_application_s_own() -> None:
     assert [getattr(route, "path", route) for key, route in every.items()
             if served.count(key) != 1] == []
     assert not [route for route in app.routes if hasattr(route, "original_router")]
+
+
+def test_every_route_that_takes_a_connection_holds_it_around_its_handler() -> None:
+    """`Conn` is no dependency with `yield` (deps.hold_connection): a route taking it without
+    its handler opened would fail every request."""
+    from fastapi.routing import APIRoute
+
+    from workspaces.app import create_app
+    from workspaces.settings import Settings
+    from workspaces.web.deps import holds_connection, needs_connection
+
+    app = create_app(Settings(database_url="sqlite:///unused.db", secret_key="x" * 40,
+                              _env_file=None))  # type: ignore[call-arg]
+    routes = [route for route in app.routes if isinstance(route, APIRoute)]
+    taking = [route for route in routes if needs_connection(route)]
+    assert len(taking) > 80
+    assert [route.path for route in taking if not holds_connection(route)] == []
+    assert [route.path for route in routes if holds_connection(route) and route not in taking] == []

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import FileResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from workspaces import __version__, housekeeping
@@ -38,6 +39,7 @@ from workspaces.schema.toolkit import Toolkit
 from workspaces.security import Passwords, secret_key
 from workspaces.settings import Settings, get_settings
 from workspaces.web import html, metrics, reloads
+from workspaces.web.deps import hold_connection, needs_connection
 from workspaces.web.errors import add_error_handlers
 from workspaces.web.guard import SchemaGuard
 from workspaces.web.health import StatusRead
@@ -73,9 +75,13 @@ def _route(app: FastAPI, *routers: APIRouter) -> None:
     route on every request, twice (to match, then to handle), with its bookkeeping for each
     route tried, about a tenth of a short request's CPU (docs/benchmarks.md). Our routers carry
     their prefix, tags and responses in their routes and are included once, unchanged, so the
-    routes are the same; test_architecture checks that none is left out."""
+    routes are the same; test_architecture checks that none is left out. A route that takes
+    `Conn` opens its connection around its handler (`deps.hold_connection`)."""
     for router in routers:
-        app.router.routes.extend(router.routes)
+        for route in router.routes:
+            if isinstance(route, APIRoute) and needs_connection(route):
+                hold_connection(route)
+            app.router.routes.append(route)
 
 
 def _describe_webhooks_when_asked(app: FastAPI) -> None:

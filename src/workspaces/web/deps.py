@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.routing import APIRoute, request_response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -87,11 +89,61 @@ async def connection(request: Request, *, write: bool) -> AsyncIterator[AsyncCon
         state.webhook_wake.set()
 
 
-async def _transaction(request: Request) -> AsyncIterator[AsyncConnection]:
-    """One transaction per request, committed after the handler returns and before the
-    response is sent (scope="function"); GET and HEAD change nothing and only read."""
-    async with connection(request, write=request.method not in ("GET", "HEAD")) as conn:
-        yield conn
+CONNECTION = "workspaces.connection"  # the request's connection, in its ASGI scope
+
+
+async def _transaction(request: Request) -> AsyncConnection:
+    """The request's connection, opened around its handler by `hold_connection`."""
+    conn: AsyncConnection = request.scope[CONNECTION]
+    return conn
+
+
+def needs_connection(route: APIRoute) -> bool:
+    """The route takes `Conn`, itself or through one of its dependencies."""
+    todo = list(route.dependant.dependencies)
+    while todo:
+        dependency = todo.pop()
+        if dependency.call is _transaction:
+            return True
+        todo.extend(dependency.dependencies)
+    return False
+
+
+def hold_connection(route: APIRoute) -> None:
+    """Open the request's connection around the route's handler (FastAPI's, which solves the
+    dependencies, runs the endpoint and builds the response): one transaction per request,
+    committed after the handler returns and before the response is sent; GET and HEAD change
+    nothing and only read (`connection`).
+
+    Not a dependency with `yield`: FastAPI runs one in an exit stack inside a shielded cancel
+    scope, which cost a short request about a tenth of its CPU (docs/benchmarks.md, issue 22).
+    A body is read before the connection is taken, as FastAPI reads it before it solves the
+    dependencies: a slow upload holds no connection slot."""
+    handler = route.get_route_handler()
+    reads_body = route.body_field is not None
+
+    async def holding(request: Request) -> Response:
+        if reads_body:  # cached by the request: the handler reads it again from memory
+            try:
+                await request.body()
+            except HTTPException:  # 413 (BodyLimit), as FastAPI's handler lets it through
+                raise
+            except Exception as exc:  # as FastAPI's handler answers a body it cannot read
+                raise HTTPException(400, "There was an error parsing the body") from exc
+        async with connection(request, write=request.method not in ("GET", "HEAD")) as conn:
+            request.scope[CONNECTION] = conn
+            return await handler(request)
+
+    route.app = request_response(holding)
+    _HOLDERS.add(route.app)
+
+
+_HOLDERS: weakref.WeakSet[Any] = weakref.WeakSet()  # the ASGI apps `hold_connection` made
+
+
+def holds_connection(route: APIRoute) -> bool:
+    """`hold_connection` made the route's application (tests/test_architecture.py asks)."""
+    return route.app in _HOLDERS
 
 
 @dataclass(frozen=True)
@@ -107,7 +159,7 @@ class RequestTransactions:
         return connection(self.request, write=True)
 
 
-Conn = Annotated[AsyncConnection, Depends(_transaction, scope="function")]
+Conn = Annotated[AsyncConnection, Depends(_transaction)]  # see hold_connection
 
 _bearer = HTTPBearer(auto_error=False, description=(
     "A token from sign-up or sign-in, or an access token (a JWT) Workspaces issued to an app, "
