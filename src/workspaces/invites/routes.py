@@ -71,6 +71,7 @@ class _Page:
 
 
 _PAGE_JSON = TypeAdapter(_Page)
+_PREVIEW_JSON = TypeAdapter(InvitePreview)
 # InviteRead is InviteInfo without the workspace (the path names it).
 _PAGE_EXCLUDE = {"items": {"__all__": {"workspace_id"}}}
 
@@ -105,10 +106,11 @@ async def revoke_invite(invite_id: uuid.UUID, conn: Conn, access: Managing) -> I
 
 
 @router.get("/api/invites/{token}", response_model=InvitePreview, responses=errors(404))
-async def preview_invite(token: str, conn: Conn) -> InvitePreview:
+async def preview_invite(token: str, conn: Conn) -> Response:
     """Public: what the invite is for. Reading it changes nothing."""
     # (the model leaves out the workspace's slug: nothing beyond what the invitee needs)
-    return InvitePreview.model_validate(await service.preview(conn, token=token))
+    preview = InvitePreview.model_validate(await service.preview(conn, token=token))
+    return json_response(_PREVIEW_JSON, preview)  # not validated a second time by FastAPI
 
 
 @router.post("/api/invites/{token}/accept", response_model=AcceptResult,
