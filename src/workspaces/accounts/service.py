@@ -35,7 +35,7 @@ PASSWORD_RULE = f"{MIN_PASSWORD} to {MAX_PASSWORD} characters"
 TOKEN_PREFIX = "wst_"  # noqa: S105 (a marker that makes leaked tokens easy to scan for)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UserInfo:
     id: uuid.UUID
     email: str

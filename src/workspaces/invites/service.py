@@ -52,7 +52,7 @@ from workspaces.validation import check_all, clean_name, email_skeleton, normali
 from workspaces.workspaces.service import Access, hold_role
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InviteInfo:
     id: uuid.UUID
     workspace_id: uuid.UUID
@@ -87,7 +87,7 @@ class IssuedInvite:
     accept_url: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Preview:
     workspace_name: str
     workspace_slug: str
@@ -365,7 +365,7 @@ async def revoke_invite(conn: AsyncConnection, *, access: Access,
     return revoked
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _ByToken:
     invite: InviteInfo
     workspace_name: str

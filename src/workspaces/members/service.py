@@ -18,7 +18,7 @@ from workspaces.roles import RANK, check_role
 from workspaces.workspaces.service import Access, lock_for_change
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MemberInfo:
     user_id: uuid.UUID
     email: str

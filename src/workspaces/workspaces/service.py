@@ -42,7 +42,7 @@ from workspaces.validation import clean_name, normalize_email, slugify
 SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkspaceInfo:
     id: uuid.UUID
     name: str
@@ -51,7 +51,7 @@ class WorkspaceInfo:
     role: str  # the caller's role
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientRef:
     """A service client (a product's backend) acting with its own credential, as it is named
     now. `restricted`: it reaches only the workspaces it was registered with."""
@@ -64,7 +64,7 @@ class ClientRef:
 Principal = UserInfo | ClientRef  # who acts on a workspace
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Access:
     """A caller's standing in one workspace, loaded once per request: a member (their role), or
     a service client (the rank of `roles.SERVICE_ROLE`)."""
