@@ -66,12 +66,13 @@ class ServingStatus:
 
     async def report(self) -> Report:
         """The schema status; a SchemaError when the database cannot be read."""
-        report = await self._quick()
+        report = await self.quick()
         if report is None:
             report = await asyncio.to_thread(lambda: self.toolkit.status(quick=False))
         return report
 
-    async def _quick(self) -> Report | None:
+    async def quick(self) -> Report | None:
+        """The quick status (schema/verified.py); None: take the full way."""
         if self.url.get_backend_name() != "postgresql":
             return await asyncio.to_thread(
                 quick_status, self.url.render_as_string(hide_password=False), self.versions_dir)
