@@ -106,9 +106,12 @@ def test_a_changed_history_takes_the_full_way(custom_cli: Cli, versions: Path) -
     cli = custom_cli
     assert cli("db", "deploy").exit_code == 0
     assert quick_status(cli.url, versions) is not None
+    serving = ServingStatus(parse_url(cli.url), versions, pooling="session")
+    assert asyncio.run(serving.quick()) is not None
     last = MigrationSet(versions).migrations[-1]
     last.path.write_text(last.path.read_text() + "\n# edited after it was applied\n")
     assert quick_status(cli.url, versions) is None
+    assert asyncio.run(serving.quick()) is None  # a server reads the changed file too
     assert cli("db", "status").exit_code == 4  # checksum_mismatch
     last.path.write_text(last.path.read_text().replace("\n# edited after it was applied\n", ""))
     assert quick_status(cli.url, versions) is not None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from workspaces.db import display_url
-from workspaces.schema.revisions import MigrationSet, read_quickly
+from workspaces.schema.revisions import PACKAGED_VERSIONS, MigrationSet, read_quickly
 from workspaces.schema.verified import quick_status, quick_status_async
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ class ServingStatus:
         self._toolkit: Toolkit | None = None
         self._making = threading.Lock()  # the status, the guard and /metrics read in threads
         self._engine: AsyncEngine | None = None
+        self._read_files: tuple[object, list[Migration] | None] | None = None
         migrations = read_quickly(versions_dir)
         if migrations is None:  # unusual revisions (or none): Alembic's reading names why
             migrations = self.toolkit.migrations.migrations
@@ -82,7 +83,7 @@ class ServingStatus:
             return None
         try:
             return await quick_status_async(connection, display_url(self.url),
-                                            self.versions_dir)
+                                            self._revisions())
         except Exception:  # an odd ledger, a permission: the full way explains
             return None
         finally:
@@ -103,6 +104,20 @@ class ServingStatus:
         params = {**params, "timeout": 10, **extra, "statement_cache_size": 0,
                   "server_settings": {"application_name": APPLICATION_NAME}}
         return await asyncpg.connect(*args, **params)
+
+    def _revisions(self) -> list[Migration] | None:
+        """`read_quickly` of the revisions, read again whenever a file of the folder changed
+        (its name, size or modification time), as Python tells a stale .pyc: parsing them all
+        on every probe would be most of its CPU, on the event loop."""
+        folder = self.versions_dir or PACKAGED_VERSIONS
+        try:
+            files = tuple(sorted((path.name, *_size_and_time(path))
+                                 for path in folder.glob("*.py")))
+        except OSError:  # a file gone meanwhile: read them all again
+            files = None
+        if files is None or self._read_files is None or self._read_files[0] != files:
+            self._read_files = (files, read_quickly(self.versions_dir))
+        return self._read_files[1]
 
     async def read(self, read: Callable[[Connection], T]) -> T:
         """`read` on a read-only connection of its own (not one of the requests' pool), in a
@@ -140,3 +155,8 @@ class ServingStatus:
             self._engine = create_async_engine(target, poolclass=NullPool, connect_args=args,
                                                hide_parameters=True)
         return self._engine
+
+
+def _size_and_time(path: Path) -> tuple[int, int]:
+    found = path.stat()
+    return found.st_size, found.st_mtime_ns

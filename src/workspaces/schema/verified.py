@@ -243,12 +243,12 @@ def _verified_report(display: str, server: str, migrations: list[Migration],
 
 
 async def quick_status_async(connection: Any, display: str,
-                             versions_dir: Path | None = None) -> Report | None:
+                             migrations: list[Migration] | None) -> Report | None:
     """The quick status of PostgreSQL through an asyncpg connection (a server's own driver),
-    in one read-only transaction as `quick_status` reads it; None: take the full way."""
+    in one read-only transaction as `quick_status` reads it, for the revisions
+    `read_quickly` read; None: take the full way."""
     from workspaces.schema.lock import HOLDER_SQL, describe_holder
 
-    migrations = read_quickly(versions_dir)
     if not migrations:
         return None
     async with connection.transaction(readonly=True):
