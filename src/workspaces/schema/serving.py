@@ -46,10 +46,10 @@ class ServingStatus:
         self.versions_dir = versions_dir
         self.pooling = pooling
         self._toolkit: Toolkit | None = None
-        self._making = threading.Lock()  # the status, the guard and /metrics read in threads
+        self._making = threading.Lock()  # made in the threads of the full status, the guard
         self._engine: AsyncEngine | None = None
         self._read_files: tuple[object, list[Migration] | None] | None = None
-        migrations = read_quickly(versions_dir)
+        migrations = self._revisions()
         if migrations is None:  # unusual revisions (or none): Alembic's reading names why
             migrations = self.toolkit.migrations.migrations
         self.migrations: list[Migration] = migrations

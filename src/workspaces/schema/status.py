@@ -10,13 +10,7 @@ from workspaces.errors import Exit
 from workspaces.schema import ledger
 from workspaces.schema.expected import ObjectKey, SchemaModel, build_model
 from workspaces.schema.live import DIFFERS, EXTRA, MISSING, compare, missing_keys
-from workspaces.schema.report import (
-    PENDING,
-    MigrationState,
-    Problem,
-    Report,
-    describe_keys,
-)
+from workspaces.schema.report import PENDING, MigrationState, Problem, Report, describe_keys
 from workspaces.schema.revisions import MigrationSet
 
 __all__ = ["PENDING", "MigrationState", "Problem", "Report", "analyze", "describe_keys"]
