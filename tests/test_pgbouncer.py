@@ -40,6 +40,7 @@ from tests.conftest import (
 )
 from workspaces.db import create_sync_engine, parse_url
 from workspaces.schema.pooler import transaction_pooler
+from workspaces.schema.serving import ServingStatus
 from workspaces.schema.verified import quick_status
 
 POOL_SIZE = 3  # server connections per database and user: fewer than the server's clients
@@ -190,6 +191,8 @@ def test_schema_commands_refuse_a_transaction_pooler_before_touching_anything(
         status = pooled("db", "status")  # read-only: works through the pooler
         assert status.exit_code == 0, status.output
         assert quick_status(pooled.url) is not None  # the quick way too (schema/verified.py)
+        serving = ServingStatus(parse_url(pooled.url), None, pooling="transaction")
+        assert asyncio.run(serving.quick()) is not None  # and a server's, through asyncpg
         for command in (["db", "repair", "--yes"], ["db", "rollback", "--yes"],
                         ["db", "baseline"], ["db", "resolve", "--rolled-back", INVITES],
                         ["db", "execute", "--stdin"]):

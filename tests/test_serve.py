@@ -25,6 +25,9 @@ ENV = {"SECRET_KEY": "serve-test-secret-key-of-enough-length", "DATABASE_URL": "
 # Installed with the CLI (Typer) or the schema toolkit, used by no request a worker serves; the
 # sessions list parses User-Agent headers (ua_parser, which loads yaml) when first shown.
 NOT_IN_A_WORKER = ("click", "rich", "pygments", "typer", "sqlparse", "ua_parser", "yaml")
+# The schema toolkit's: a worker loads them when the quick status cannot answer (drift, a
+# pending migration, a database that does not answer), never to serve.
+ONLY_WHEN_THE_SCHEMA_IS_NOT_VERIFIED = ("alembic", "mako", "psycopg", "psycopg_binary")
 
 
 def test_serve_refuses_a_stale_postgresql_schema_unless_told_to_migrate(pg_url: str) -> None:
@@ -184,8 +187,10 @@ def test_a_base_url_on_another_port_is_warned_about_and_fails_the_smoke_test(
 
 
 def _imported(code: str, env: dict[str, str]) -> set[str]:
-    """The modules a fresh interpreter holds after running `code`."""
-    shown = f"{code}; import sys; print(' '.join(sorted(sys.modules)))"
+    """The modules a fresh interpreter holds after running `code` (not the names
+    workspaces/__init__.py blocks: None in sys.modules)."""
+    shown = (f"{code}; import sys; "
+             "print(' '.join(sorted(k for k, v in sys.modules.items() if v is not None)))")
     run = subprocess.run([sys.executable, "-c", shown], capture_output=True, text=True,
                          env={**os.environ, **env}, check=True)
     return set(run.stdout.split())
@@ -196,8 +201,27 @@ def test_a_worker_imports_no_command_line_tools(sqlite_url: str) -> None:
     packages (httpx, Mako) import whenever they are installed."""
     imported = {name.split(".")[0] for name in _imported(
         "import workspaces.app; workspaces.app.create_app()", {**ENV, "DATABASE_URL": sqlite_url})}
-    assert {"fastapi", "sqlalchemy", "httpx", "alembic"} <= imported  # it did load the app
+    assert {"fastapi", "sqlalchemy", "httpx"} <= imported  # it did load the app
     assert imported.isdisjoint(NOT_IN_A_WORKER), imported & set(NOT_IN_A_WORKER)
+    assert imported.isdisjoint(ONLY_WHEN_THE_SCHEMA_IS_NOT_VERIFIED)
+
+
+def test_a_worker_answers_its_probes_on_a_verified_schema_without_the_toolkit(
+        db_url: str) -> None:
+    """/readyz and /metrics read the status `db deploy` verified through the application's
+    own driver: no worker holds Alembic or psycopg while nothing drifted (schema/serving.py)."""
+    assert Cli(db_url, {})("db", "deploy").exit_code == 0
+    code = ("import workspaces.app; from fastapi.testclient import TestClient; "
+            "client = TestClient(workspaces.app.create_app(), client=('127.0.0.1', 50000)); "
+            "client.__enter__(); ready = client.get('/readyz'); "
+            "scraped = client.get('/metrics').text; client.__exit__(None, None, None); "
+            "assert ready.json()['status'] == 'ready', ready.text; "
+            "assert 'workspaces_schema_ok 1.0' in scraped, scraped; "
+            "assert 'workspaces_outbox_emails{status=\"sent\"} 0.0' in scraped, scraped")
+    imported = {name.split(".")[0] for name in _imported(code, {**ENV, "DATABASE_URL": db_url})}
+    assert "asyncpg" in imported or db_url.startswith("sqlite")
+    assert imported.isdisjoint(ONLY_WHEN_THE_SCHEMA_IS_NOT_VERIFIED), (
+        imported & set(ONLY_WHEN_THE_SCHEMA_IS_NOT_VERIFIED))
 
 
 def test_the_events_models_of_the_openapi_document_load_when_it_is_first_asked_for(

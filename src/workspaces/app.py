@@ -34,8 +34,7 @@ from workspaces.oauth import keys
 from workspaces.oauth.discovery import router as discovery_router
 from workspaces.oauth.pages import router as oauth_pages
 from workspaces.oauth.routes import router as oauth_router
-from workspaces.schema.revisions import MigrationSet
-from workspaces.schema.toolkit import Toolkit
+from workspaces.schema.serving import ServingStatus
 from workspaces.security import Passwords, secret_key
 from workspaces.settings import Settings, get_settings
 from workspaces.web import html, metrics, reloads
@@ -103,10 +102,11 @@ def _describe_webhooks_when_asked(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     url = parse_url(settings.database_url)
-    migrations = MigrationSet(settings.workspaces_migrations_dir)
+    # /readyz, /metrics and the guard ask it
+    status = ServingStatus(url, settings.workspaces_migrations_dir,
+                           pooling=settings.database_pooling)
     key = check_settings(settings)
-    toolkit = Toolkit(url, migrations)  # /readyz, /metrics and the guard ask it
-    guard = SchemaGuard(toolkit)
+    guard = SchemaGuard(status)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -170,9 +170,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.secret_key = key  # signs flash and anonymous cookies, CSRF tokens
     app.state.guard = guard
-    app.state.toolkit = toolkit
-    app.state.metrics_probe = metrics.DatabaseProbe(app.state.toolkit)  # /metrics asks it
-    app.state.status_read = StatusRead(app.state.toolkit)  # /readyz asks it
+    app.state.schema_status = status
+    app.state.metrics_probe = metrics.DatabaseProbe(status)  # /metrics asks it
+    app.state.status_read = StatusRead(status)  # /readyz asks it
     _route(app, accounts_router, profile_router, workspaces_router, members_router,
            invites_router, audit_router, events_router, webhooks_router,
            instance_webhooks_router, oauth_router, accounts_pages, profile_pages,

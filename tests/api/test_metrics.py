@@ -4,6 +4,7 @@ who may read it, and `db status --format prometheus` agreeing with it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import threading
@@ -158,8 +159,9 @@ def test_a_database_that_does_not_answer_in_time_is_reported_down_not_a_500(
 
     release, finished = threading.Event(), threading.Event()
 
-    def stuck(toolkit: object) -> database.Reading:
-        release.wait(timeout=60)  # the database answers only when the test lets it
+    async def stuck(status: object) -> database.Reading:
+        # The database answers only when the test lets it.
+        await asyncio.to_thread(release.wait, timeout=60)
         finished.set()
         return database.Reading(None, [])
 

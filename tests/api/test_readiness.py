@@ -30,7 +30,7 @@ from workspaces.web import metrics as web_metrics
 from workspaces.web.health import StatusRead
 
 if TYPE_CHECKING:
-    from workspaces.schema.toolkit import Toolkit
+    from workspaces.schema.serving import ServingStatus
 
 # The migration these tests take back: it creates table account_events and column
 # users.email_verified_at; "not run" rolls it back with every migration after it.
@@ -258,14 +258,14 @@ def test_probes_arriving_together_share_one_status_read() -> None:
     reads: list[int] = []
 
     class Slow:
-        def status(self) -> str:
+        async def report(self) -> str:
             reads.append(1)
             started.set()
-            assert release.wait(60)
+            assert await asyncio.to_thread(release.wait, 60)
             return f"report {len(reads)}"
 
     async def scenario() -> tuple[list[object], object]:
-        probe = StatusRead(cast("Toolkit", Slow()))
+        probe = StatusRead(cast("ServingStatus", Slow()))
         together = [asyncio.ensure_future(probe.report()) for _ in range(5)]
         await asyncio.sleep(0)  # each has asked before the read can end
         assert await asyncio.to_thread(started.wait, 60)

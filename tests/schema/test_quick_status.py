@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shlex
 import subprocess
@@ -14,8 +15,10 @@ import pytest
 from tests.conftest import Cli
 from workspaces.cli.common import open_toolkit
 from workspaces.db import display_url, parse_url
+from workspaces.errors import Exit
 from workspaces.schema import ledger
 from workspaces.schema.revisions import MigrationSet, read_quickly
+from workspaces.schema.serving import ServingStatus
 from workspaces.schema.verified import LEDGER_TABLE, _read_url, quick_status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +35,21 @@ def test_after_deploy_the_quick_report_is_the_full_report(cli: Cli) -> None:
     assert quick.as_dict() == _full(cli)
     run = cli("db", "status", "--json")
     assert run.exit_code == 0 and json.loads(run.stdout)["exit_code"] == 0
+
+
+def test_a_server_reads_the_same_reports_through_its_own_driver(cli: Cli) -> None:
+    """What /readyz, /metrics and the schema guard read (schema/serving.py): the quick report
+    through asyncpg on PostgreSQL, and the full report once anything changed."""
+    assert cli("db", "deploy").exit_code == 0
+    status = ServingStatus(parse_url(cli.url), None, pooling="session")
+    quick = asyncio.run(status.quick())
+    assert quick is not None and quick.as_dict() == _full(cli)
+    assert asyncio.run(status.report()).as_dict() == _full(cli)
+    cli.sql("DROP INDEX ix_workspace_invites_workspace_id_status")
+    assert asyncio.run(status.quick()) is None
+    drifted = asyncio.run(status.report())
+    assert drifted.as_dict() == _full(cli) and drifted.exit_code == Exit.DRIFT
+    assert status.migrations == read_quickly()
 
 
 def test_comments_are_no_drift_and_still_take_the_full_way(pg_url: str) -> None:
@@ -88,9 +106,12 @@ def test_a_changed_history_takes_the_full_way(custom_cli: Cli, versions: Path) -
     cli = custom_cli
     assert cli("db", "deploy").exit_code == 0
     assert quick_status(cli.url, versions) is not None
+    serving = ServingStatus(parse_url(cli.url), versions, pooling="session")
+    assert asyncio.run(serving.quick()) is not None
     last = MigrationSet(versions).migrations[-1]
     last.path.write_text(last.path.read_text() + "\n# edited after it was applied\n")
     assert quick_status(cli.url, versions) is None
+    assert asyncio.run(serving.quick()) is None  # a server reads the changed file too
     assert cli("db", "status").exit_code == 4  # checksum_mismatch
     last.path.write_text(last.path.read_text().replace("\n# edited after it was applied\n", ""))
     assert quick_status(cli.url, versions) is not None

@@ -16,16 +16,17 @@ from typing import TYPE_CHECKING, Any
 from workspaces import __version__, clock
 from workspaces.errors import Exit, SchemaError
 from workspaces.schema import ledger
-from workspaces.schema.status import PENDING as PENDING_STATE
+from workspaces.schema.report import PENDING as PENDING_STATE
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from prometheus_client.metrics_core import Metric
     from sqlalchemy import Connection
-    from sqlalchemy.engine import URL
 
-    from workspaces.schema.revisions import MigrationSet
-    from workspaces.schema.status import Report
-    from workspaces.schema.toolkit import Toolkit
+    from workspaces.schema.report import Report
+    from workspaces.schema.revisions import Migration
+    from workspaces.schema.serving import ServingStatus
 
 DATABASE_UP = "workspaces_database_up"
 SCHEMA_OK = "workspaces_schema_ok"
@@ -77,8 +78,8 @@ def schema_facts(report: Report | None) -> list[Fact]:
                  "file changed after it was applied.", worst.count(Exit.DIVERGED))]
 
 
-def build_facts(migrations: MigrationSet) -> list[Fact]:
-    head = migrations.migrations[-1].id if len(migrations) else ""
+def build_facts(migrations: Sequence[Migration]) -> list[Fact]:
+    head = migrations[-1].id if migrations else ""
     return [Fact(BUILD, "This build: its version and the newest migration it expects.", 1,
                  (("version", __version__), ("head_migration", head)))]
 
@@ -150,33 +151,22 @@ class Reading:
     outbox: list[Fact]
 
 
-def read(toolkit: Toolkit) -> Reading:
+async def read(status: ServingStatus) -> Reading:
     """The schema status, the outbox and the webhook deliveries, each on a connection of its
-    own (blocking: call it in a thread)."""
-    try:
-        report = toolkit.status()
-    except SchemaError:
-        return Reading(None, [])
-    return Reading(report, _read_queues(toolkit.url))
-
-
-def _read_queues(url: URL) -> list[Fact]:
+    own."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from workspaces.db import create_sync_engine
-
-    engine = create_sync_engine(url, read_only=True, busy_timeout=5)
-    facts: list[Fact] = []
     try:
-        for read_facts in (outbox_facts, webhook_facts):
-            try:
-                with engine.connect() as conn:
-                    facts += read_facts(conn)
-            except SQLAlchemyError:  # a table is missing (the schema facts say so) or the
-                continue  # database left
-    finally:
-        engine.dispose()
-    return facts
+        report = await status.report()
+    except SchemaError:
+        return Reading(None, [])
+    facts: list[Fact] = []
+    for read_facts in (outbox_facts, webhook_facts):
+        try:
+            facts += await status.read(read_facts)
+        except (SQLAlchemyError, OSError):  # a table is missing (the schema facts say so)
+            continue  # or the database left
+    return Reading(report, facts)
 
 
 def exposition(facts: Iterable[Fact]) -> bytes:

@@ -62,6 +62,12 @@ def iso(value: datetime | None) -> str | None:
 PENDING = "pending"
 
 
+def describe_keys(keys: list[ObjectKey]) -> str:
+    """Objects for a sentence; a table stands for its own columns, indexes and keys."""
+    tables = {k.table for k in keys if k.kind == "table"}
+    return ", ".join(k.describe() for k in keys if k.kind == "table" or k.table not in tables)
+
+
 @dataclass(frozen=True)
 class Problem:
     code: str

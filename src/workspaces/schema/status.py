@@ -10,22 +10,16 @@ from workspaces.errors import Exit
 from workspaces.schema import ledger
 from workspaces.schema.expected import ObjectKey, SchemaModel, build_model
 from workspaces.schema.live import DIFFERS, EXTRA, MISSING, compare, missing_keys
-from workspaces.schema.report import PENDING, MigrationState, Problem, Report
+from workspaces.schema.report import PENDING, MigrationState, Problem, Report, describe_keys
 from workspaces.schema.revisions import MigrationSet
 
-__all__ = ["PENDING", "MigrationState", "Problem", "Report", "analyze"]
+__all__ = ["PENDING", "MigrationState", "Problem", "Report", "analyze", "describe_keys"]
 
 def _first_things_first(report: Report) -> None:
     """Deploy will refuse until this problem is dealt with: the pending migrations stay listed,
     without `workspaces db deploy` as their next step."""
     report.problems[:] = [replace(p, fix=None) if p.code == PENDING else p
                           for p in report.problems]
-
-
-def describe_keys(keys: list[ObjectKey]) -> str:
-    """Objects for a sentence; a table stands for its own columns, indexes and keys."""
-    tables = {k.table for k in keys if k.kind == "table"}
-    return ", ".join(k.describe() for k in keys if k.kind == "table" or k.table not in tables)
 
 
 def server_version(conn: Connection) -> str:

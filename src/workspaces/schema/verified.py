@@ -17,6 +17,9 @@ full comparison could only answer "up to date", so the report is built from the 
 Anything else (a pending or failed migration, a table dropped, a column altered, an index
 added, a server that spells its catalogue differently after an upgrade, a URL this module
 does not read, any error) takes the full way, which says what differs.
+
+A server reads the same record through the driver it serves with (`quick_status_async`,
+asyncpg), so that its workers load neither psycopg nor Alembic while the schema is verified.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ _PG_CATALOG = """
 SELECT 'table', c.relname, c.relkind::text || ' ' || c.relpersistence::text || ' '
        || coalesce(obj_description(c.oid, 'pg_class'), '')
   FROM pg_class c
- WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(%(tables)s)
+ WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY({tables})
 UNION ALL
 SELECT 'column', c.relname, a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
        || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
@@ -60,15 +63,15 @@ SELECT 'column', c.relname, a.attname || ' ' || format_type(a.atttypid, a.atttyp
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
  WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
-   AND c.relname = ANY(%(tables)s)
+   AND c.relname = ANY({tables})
 UNION ALL
 SELECT 'index', c.relname, pg_get_indexdef(i.indexrelid)
   FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
- WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(%(tables)s)
+ WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY({tables})
 UNION ALL
 SELECT 'constraint', c.relname, k.conname || ' ' || pg_get_constraintdef(k.oid)
   FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
- WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(%(tables)s)
+ WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY({tables})
 """
 _LEDGER_COLUMNS = ("seq", "migration_id", "action", "outcome", "checksum", "started_at",
                    "finished_at", "rolled_back_at", "duration_ms", "error", "note", "applied_by")
@@ -83,13 +86,17 @@ def catalog_fingerprint(cursor: Any, dialect: str, tables: Sequence[str]) -> str
     constraints. `cursor` is a DB-API cursor of psycopg or sqlite3: deploy (through
     SQLAlchemy's connection) and the quick status (without it) run this same code."""
     if dialect == "postgresql":
-        cursor.execute(_PG_CATALOG, {"tables": list(tables)})
+        cursor.execute(_PG_CATALOG.format(tables="%(tables)s"), {"tables": list(tables)})
     else:
         marks = ",".join("?" * len(tables)) or "NULL"
         cursor.execute(f"SELECT type, tbl_name, name, coalesce(sql, '') FROM sqlite_master "
                        f"WHERE tbl_name IN ({marks})", list(tables))
-    rows = sorted("\x1f".join(str(value) for value in row) for row in cursor.fetchall())
-    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    return _digest(cursor.fetchall())
+
+
+def _digest(rows: Iterable[Sequence[Any]]) -> str:
+    lines = sorted("\x1f".join(str(value) for value in row) for row in rows)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def applied_key(migrations: Iterable[Migration]) -> str:
@@ -191,28 +198,83 @@ def _compare_with_record(cursor: Any, dialect: str, mark: str, display: str, ser
     if row is None:
         return None
     applied, fingerprint, record = row
-    latest: dict[str, Entry] = {}
-    ledger_sql = f"SELECT {', '.join(_LEDGER_COLUMNS)} FROM {LEDGER_TABLE} ORDER BY seq"
-    for values in cursor.execute(ledger_sql).fetchall():
-        entry = Entry(**dict(zip(_LEDGER_COLUMNS, _entry_values(values), strict=True)))
-        latest[entry.migration_id] = entry
-    known = {m.id for m in migrations}
-    if any(mid not in known and e.outcome != ROLLED_BACK for mid, e in latest.items()):
-        return None  # history this code does not have: diverged
-    if any(m.id not in latest or latest[m.id].outcome != APPLIED
-           or latest[m.id].checksum != m.checksum for m in migrations):
-        return None
-    if applied != applied_key(migrations):
+    latest = _latest(cursor.execute(_LEDGER_SQL).fetchall())
+    if not _history_verified(latest, applied, migrations):
         return None
     recorded = json.loads(record)
     if catalog_fingerprint(cursor, dialect, recorded["tables"]) != fingerprint:
         return None
+    return _verified_report(display, server, migrations, latest, recorded)
+
+
+_LEDGER_SQL = f"SELECT {', '.join(_LEDGER_COLUMNS)} FROM {LEDGER_TABLE} ORDER BY seq"
+
+
+def _latest(rows: Iterable[Sequence[Any]]) -> dict[str, Entry]:
+    """The ledger's latest entry of each migration."""
+    latest: dict[str, Entry] = {}
+    for values in rows:
+        entry = Entry(**dict(zip(_LEDGER_COLUMNS, _entry_values(values), strict=True)))
+        latest[entry.migration_id] = entry
+    return latest
+
+
+def _history_verified(latest: dict[str, Entry], applied: str,
+                      migrations: list[Migration]) -> bool:
+    """Every migration of this code applied from its file, nothing else, and that set the
+    one verified."""
+    known = {m.id for m in migrations}
+    if any(mid not in known and e.outcome != ROLLED_BACK for mid, e in latest.items()):
+        return False  # history this code does not have: diverged
+    if any(m.id not in latest or latest[m.id].outcome != APPLIED
+           or latest[m.id].checksum != m.checksum for m in migrations):
+        return False
+    return applied == applied_key(migrations)
+
+
+def _verified_report(display: str, server: str, migrations: list[Migration],
+                     latest: dict[str, Entry], recorded: dict[str, Any]) -> Report:
     return Report(
         database=display, server=server, ledger_exists=True,
         migrations=[MigrationState(m, APPLIED, latest[m.id], True,
                                    creates=list(recorded["creates"].get(m.id, [])))
                     for m in migrations],
     )
+
+
+async def quick_status_async(connection: Any, display: str,
+                             migrations: list[Migration] | None) -> Report | None:
+    """The quick status of PostgreSQL through an asyncpg connection (a server's own driver),
+    in one read-only transaction as `quick_status` reads it, for the revisions
+    `read_quickly` read; None: take the full way."""
+    from workspaces.schema.lock import HOLDER_SQL, describe_holder
+
+    if not migrations:
+        return None
+    async with connection.transaction(readonly=True):
+        if not await connection.fetchval(
+                "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+                VERIFIED_TABLE, LEDGER_TABLE):
+            return None
+        server = "PostgreSQL " + str(await connection.fetchval("SHOW server_version"))
+        row = await connection.fetchrow(HOLDER_SQL)
+        holder = describe_holder(tuple(row)) if row is not None else None
+        row = await connection.fetchrow(
+            f"SELECT applied, fingerprint, record FROM {VERIFIED_TABLE} WHERE id = $1", 1)
+        if row is None:
+            return None
+        applied, fingerprint, record = row
+        latest = _latest(await connection.fetch(_LEDGER_SQL))
+        if not _history_verified(latest, applied, migrations):
+            return None
+        recorded = json.loads(record)
+        catalogue = await connection.fetch(_PG_CATALOG.format(tables="$1"),
+                                           list(recorded["tables"]))
+        if _digest(catalogue) != fingerprint:
+            return None
+    report = _verified_report(display, server, migrations, latest, recorded)
+    report.in_progress = holder
+    return report
 
 
 def _entry_values(values: Sequence[Any]) -> list[Any]:

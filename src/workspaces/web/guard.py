@@ -22,10 +22,9 @@ from sqlalchemy.exc import DBAPIError
 
 from workspaces.errors import SchemaError, SchemaOutOfDate, ServiceUnavailable
 from workspaces.schema.errors import sqlstate_of
-from workspaces.schema.expected import ObjectKey, build_model
 
 if TYPE_CHECKING:
-    from workspaces.schema.toolkit import Toolkit
+    from workspaces.schema.serving import ServingStatus
 
 log = logging.getLogger("workspaces.guard")
 
@@ -57,16 +56,28 @@ class Diagnosis:
 
 
 class SchemaGuard:
-    def __init__(self, toolkit: Toolkit) -> None:
-        self.toolkit = toolkit
-        self._origin = build_model(toolkit.migrations).origin
+    def __init__(self, status: ServingStatus) -> None:
+        self.status = status
+        # Which migration creates each table: worked out (with Alembic) when a request first
+        # finds a table missing, not by every worker at start.
+        self._creators: asyncio.Task[dict[str, str]] | None = None
         self.logged: dict[str, str] = {}  # what is missing: what was said
         self.unready: str | None = None  # why /readyz turned 503, until it answers 200 again
         self._diagnosis: tuple[float, Diagnosis] | None = None
         self._diagnosing: asyncio.Task[Diagnosis] | None = None
 
-    def creator(self, table: str) -> str | None:
-        return self._origin.get(ObjectKey("table", table))
+    async def creator(self, table: str) -> str | None:
+        """The migration that creates `table` (None: none of this code's)."""
+        found = self._creators
+        if found is None or (found.done() and (found.cancelled() or found.exception())):
+            found = self._creators = asyncio.create_task(asyncio.to_thread(self._find_creators))
+        return (await asyncio.shield(found)).get(table)
+
+    def _find_creators(self) -> dict[str, str]:
+        from workspaces.schema.expected import build_model
+
+        origin = build_model(self.status.toolkit.migrations).origin
+        return {key.table: mid for key, mid in origin.items() if key.kind == "table"}
 
     def not_ready(self, what: str, fix: str | None) -> None:
         """/readyz answers 503: say why and what fixes it, once until it answers 200 again."""
@@ -90,12 +101,12 @@ class SchemaGuard:
         if self._diagnosis and time.monotonic() - self._diagnosis[0] < DIAGNOSIS_SECONDS:
             return self._diagnosis[1]
         if self._diagnosing is None or self._diagnosing.done():
-            self._diagnosing = asyncio.create_task(asyncio.to_thread(self._diagnose))
+            self._diagnosing = asyncio.create_task(self._diagnose())
         return await asyncio.shield(self._diagnosing)
 
-    def _diagnose(self) -> Diagnosis:
+    async def _diagnose(self) -> Diagnosis:
         try:
-            report = self.toolkit.status()  # it says who holds the deploy lock too
+            report = await self.status.report()  # it says who holds the deploy lock too
             step, deploying = report.next_step, report.in_progress
         except SchemaError:  # the database left meanwhile: its own 503 follows
             step, deploying = None, None
@@ -110,7 +121,7 @@ class SchemaGuard:
         table_match = _MISSING_TABLE.search(text)
         if table_match or state == "42P01":
             table = next((g for g in table_match.groups() if g), "?") if table_match else "?"
-            migration = self.creator(table) or "a pending migration"
+            migration = await self.creator(table) or "a pending migration"
             return await self._out_of_date(
                 table, f"table {table} is missing (migration {migration} creates it)",
                 table=table, migration=migration)

@@ -14,31 +14,31 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from workspaces.errors import SchemaError, SchemaOutOfDate, ServiceUnavailable
-from workspaces.schema.status import describe_keys
+from workspaces.schema.report import describe_keys
 from workspaces.web.errors import error_body
 from workspaces.web.guard import LOOK
 from workspaces.web.schemas import errors
 
 if TYPE_CHECKING:
-    from workspaces.schema.status import Report
-    from workspaces.schema.toolkit import Toolkit
+    from workspaces.schema.report import Report
+    from workspaces.schema.serving import ServingStatus
 
 router = APIRouter(tags=["operations"])
 
 
 class StatusRead:
-    """The schema status for /readyz, read by one thread at a time: probes arriving while a
+    """The schema status for /readyz, read by one reader at a time: probes arriving while a
     read runs share its answer (or its error), so any number of them, or a client looping on
     /readyz, costs the database one status read at a time per process, never a pile of them.
     Nothing is kept between reads: each answer is as fresh as the read it waited for."""
 
-    def __init__(self, toolkit: Toolkit) -> None:
-        self.toolkit = toolkit
+    def __init__(self, status: ServingStatus) -> None:
+        self.status = status
         self._running: asyncio.Future[Report] | None = None
 
     async def report(self) -> Report:
         if self._running is None or self._running.done():
-            self._running = asyncio.ensure_future(asyncio.to_thread(self.toolkit.status))
+            self._running = asyncio.ensure_future(self.status.report())
         return await asyncio.shield(self._running)
 
 

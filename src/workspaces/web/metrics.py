@@ -29,7 +29,7 @@ from workspaces.web.health import ready
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from workspaces.schema.toolkit import Toolkit
+    from workspaces.schema.serving import ServingStatus
 
 router = APIRouter()
 
@@ -55,7 +55,7 @@ async def metrics(request: Request) -> Response:
                            "and has every table and column this code uses (degraded, with "
                            "workspaces_schema_ok 0, is ready).",
                            int(ready(reading.report))),
-             *reading.outbox, *database.build_facts(state.toolkit.migrations)]
+             *reading.outbox, *database.build_facts(state.schema_status.migrations)]
     body = generate_latest(process.source()) + database.exposition(facts)
     return Response(body, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 
@@ -89,13 +89,13 @@ def _admit(request: Request) -> None:
 
 
 class DatabaseProbe:
-    """The database's facts for /metrics, read in a thread at most once every CACHE_SECONDS
-    and by one reader at a time: scrapes never pile work on a slow database. A scrape waits
+    """The database's facts for /metrics, read at most once every CACHE_SECONDS and by one
+    reader at a time: scrapes never pile work on a slow database. A scrape waits
     WAIT_SECONDS at most; a database that has not answered by then is reported as not up (the
     read goes on, and its result serves the next scrape)."""
 
-    def __init__(self, toolkit: Toolkit) -> None:
-        self.toolkit = toolkit
+    def __init__(self, status: ServingStatus) -> None:
+        self.status = status
         self._last: tuple[float, database.Reading] | None = None
         self._reading: asyncio.Task[database.Reading] | None = None
 
@@ -110,7 +110,7 @@ class DatabaseProbe:
             return database.Reading(None, [])
 
     async def _read(self) -> database.Reading:
-        reading = await asyncio.to_thread(database.read, self.toolkit)
+        reading = await database.read(self.status)
         self._last = (time.monotonic(), reading)
         return reading
 
