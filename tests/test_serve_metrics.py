@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -104,3 +105,36 @@ def test_the_supervisor_holds_uvicorn_not_the_application(sqlite_url: str,
         assert not folder.exists()
         assert [p for p in workers if Path(f"/proc/{p}").exists()] == []
     assert "Stopping parent process" in server_log(process)
+
+
+_FORKED = """
+import os, sys
+from workspaces.metrics import process
+process.REQUESTS.labels("/x", "GET", "200").inc()
+child = os.fork()
+if child == 0:  # a forked child counts in files of its own, as with os.getpid() each time
+    process.REQUESTS.labels("/x", "GET", "200").inc(5)
+    os._exit(0)
+os.waitpid(child, 0)
+process.REQUESTS.labels("/x", "GET", "200").inc(2)
+print(os.getpid(), child)
+"""
+
+
+def test_each_process_counts_in_files_of_its_own_also_after_a_fork(tmp_path: Path) -> None:
+    """The process id a value checks before each write is read once, and again after a fork
+    (metrics.process): no system call per count, and a forked child still writes its own."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    out = subprocess.run([sys.executable, "-c", _FORKED], env={**os.environ,
+                         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}, capture_output=True,
+                         text=True, check=True).stdout
+    parent, child = out.split()
+    assert {p.name for p in tmp_path.glob("counter_*")} == {f"counter_{parent}.db",
+                                                            f"counter_{child}.db"}
+    registry = CollectorRegistry(auto_describe=False)
+    MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
+    counted = [s.value for f in registry.collect() for s in f.samples
+               if s.name == "workspaces_http_requests_total"]
+    assert counted == [8.0]

@@ -29,6 +29,26 @@ from prometheus_client.registry import Collector
 
 from workspaces.metrics import MULTIPROC_ENV
 
+
+def _values_without_a_system_call_each() -> None:
+    """With several workers each value written checks first that the process has not forked
+    (it would then start files of its own), by default with `os.getpid()`: a system call for
+    every count, eight or so a request (3% of an invite preview's CPU, docs/benchmarks.md). The
+    process id is read once instead, and again in a child after a fork, as prometheus-client
+    allows (`MultiProcessValue(process_identifier=...)`). Before the first metric is made:
+    each takes the value class when it is made."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return
+    from prometheus_client import values
+
+    pid = [os.getpid()]
+    os.register_at_fork(after_in_child=lambda: pid.__setitem__(0, os.getpid()))
+    values.ValueClass = values.MultiProcessValue(  # type: ignore[no-untyped-call]
+        process_identifier=lambda: pid[0])
+
+
+_values_without_a_system_call_each()
+
 UNMATCHED = "<unmatched>"  # the route of a request no route matched (404s)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
