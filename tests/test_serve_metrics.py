@@ -84,7 +84,8 @@ def test_the_supervisor_holds_uvicorn_not_the_application(sqlite_url: str,
                                                            tmp_path: Path) -> None:
     """`serve` imports the application for its checks, then becomes the supervisor (exec: the
     same process, which systemd or Kubernetes signal) with only uvicorn and the log config;
-    the workers import the application afresh. Its folder of metrics is the supervisor's."""
+    the workers, forked from it, import the application afterwards. Its folder of metrics is
+    the supervisor's."""
     with serving(["--database-url", sqlite_url, "--workers", "2"],
                  {"TMPDIR": str(tmp_path), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
                  ) as (base, process):
@@ -96,6 +97,12 @@ def test_the_supervisor_holds_uvicorn_not_the_application(sqlite_url: str,
         workers = _workers(process.pid)
         assert len(workers) == 2
         assert all(_libraries(pid) == set(APPLICATION_LIBRARIES) for pid in workers)
+        # Forked (supervisor._fork_workers): the supervisor's own command line, no spawned
+        # interpreter, and no resource tracker beside them.
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert sorted(int(pid) for pid in children) == sorted(workers)
+        assert all(Path(f"/proc/{pid}/cmdline").read_bytes() == b"\0".join(command)
+                   for pid in workers)
         (folder,) = tmp_path.glob("workspaces-metrics-*")  # fresh, not the one in the env
         assert folder.stat().st_mode & 0o777 == 0o700
         assert httpx.get(f"{base}/metrics").status_code == 200
