@@ -68,7 +68,7 @@ def test_any_token_shaped_string_is_redacted(line: str, shown: str) -> None:
 _FRAGMENTS = ["/", "%2F", "?", "&", "=", ":", "@", " ", "'", "invites", "Invites", "reset",
               "verify", "email", "confirm", "token", "code", "password", "Bearer ", "bearer ",
               "eyJ", "hbGci", ".", "://", "cookie", "Set-Cookie: ", "wst_", "A", "a", "-", "_",
-              TOKEN, TOKEN[:20], "%41", "İ", "\u212a"]
+              TOKEN, TOKEN[:20], "%41", "İ", "\u212a", "cookİe: ", "COOK\u0131E ", "beare"]
 
 
 @settings(max_examples=400, deadline=None)

@@ -103,6 +103,12 @@ def test_the_supervisor_holds_uvicorn_not_the_application(sqlite_url: str,
         assert sorted(int(pid) for pid in children) == sorted(workers)
         assert all(Path(f"/proc/{pid}/cmdline").read_bytes() == b"\0".join(command)
                    for pid in workers)
+        for pid in workers:  # not the supervisor's handlers: HUP, QUIT, USR1 act as on a
+            status = Path(f"/proc/{pid}/status").read_text()  # spawned worker; INT and TERM
+            caught = int(status.split("SigCgt:")[1].split()[0], 16)  # are uvicorn's server's
+            assert [sig for sig in (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
+                    if caught >> (sig - 1) & 1] == []
+            assert caught >> (signal.SIGTERM - 1) & 1
         (folder,) = tmp_path.glob("workspaces-metrics-*")  # fresh, not the one in the env
         assert folder.stat().st_mode & 0o777 == 0o700
         assert httpx.get(f"{base}/metrics").status_code == 200

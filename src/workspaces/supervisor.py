@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -78,6 +79,18 @@ def _fork_workers() -> None:
     import uvicorn._subprocess
 
     uvicorn._subprocess.spawn = multiprocessing.get_context("fork")  # type: ignore[assignment]
+    os.register_at_fork(after_in_child=_default_signals)
+
+
+def _default_signals() -> None:
+    """A forked worker starts with the signal handlers a spawned one has, not the
+    supervisor's (which only queue the signal for the supervisor's loop): Ctrl-C raises
+    KeyboardInterrupt and any other signal has its default action, until uvicorn's server
+    installs its own."""
+    for name in ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2",
+                 "SIGWINCH"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -31,3 +32,44 @@ def test_a_request_finding_no_free_connection_gets_503_server_busy(settings: Set
         finally:
             client.portal.call(held.close)
         assert client.get("/api/me", headers=ann).status_code == 200
+
+
+def test_a_form_still_arriving_holds_no_connection_slot(settings: Settings) -> None:
+    """A page's POST whose body has not arrived (a slow or stalled client) waits for it before
+    it takes a connection slot, also where only a dependency reads the body (the CSRF check of
+    /verify/{token}): stalled bodies cannot take every slot and turn the rest away with 503."""
+    import asyncio
+
+    app = create_app(settings)
+
+    async def stalled_posts() -> tuple[int, int, int]:
+        async with app.router.lifespan_context(app):
+            slots: asyncio.Semaphore = app.state.db_slots
+            free = slots._value  # what the requests' queue has left
+            arriving = asyncio.Event()
+
+            async def receive() -> dict[str, Any]:
+                await arriving.wait()  # the body never comes
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(_message: MutableMapping[str, Any]) -> None:
+                pass
+
+            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                     "method": "POST", "scheme": "http", "path": "/verify/x",
+                     "raw_path": b"/verify/x", "query_string": b"", "root_path": "",
+                     "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+                     "headers": [(b"host", b"testserver"), (b"content-length", b"100"),
+                                 (b"content-type", b"application/x-www-form-urlencoded")]}
+            posts = [asyncio.create_task(app(dict(scope), receive, send)) for _ in range(free)]
+            await asyncio.sleep(0.5)
+            pool = app.state.engine.sync_engine.pool
+            left, checked_out = slots._value, pool.checkedout()
+            for post in posts:
+                post.cancel()
+            await asyncio.gather(*posts, return_exceptions=True)
+            return free, left, checked_out
+
+    free, left, checked_out = asyncio.run(stalled_posts())
+    assert free > 1
+    assert (left, checked_out) == (free, 0)

@@ -94,7 +94,10 @@ CONNECTION = "workspaces.connection"  # the request's connection, in its ASGI sc
 
 async def _transaction(request: Request) -> AsyncConnection:
     """The request's connection, opened around its handler by `hold_connection`."""
-    conn: AsyncConnection = request.scope[CONNECTION]
+    conn: AsyncConnection | None = request.scope.get(CONNECTION)
+    if conn is None:  # a route added past app._route (test_architecture checks there is none)
+        raise RuntimeError(f"{request.url.path}: a route that takes Conn must be added by "
+                           "app._route, which opens the request's connection")
     return conn
 
 
@@ -117,13 +120,14 @@ def hold_connection(route: APIRoute) -> None:
 
     Not a dependency with `yield`: FastAPI runs one in an exit stack inside a shielded cancel
     scope, which cost a short request about a tenth of its CPU (docs/benchmarks.md, issue 22).
-    A body is read before the connection is taken, as FastAPI reads it before it solves the
-    dependencies: a slow upload holds no connection slot."""
+    The body of every request but a GET or HEAD is read before the connection is taken (its
+    size bounded by BodyLimit): a slow or endless upload holds no connection slot, whether the
+    endpoint reads it (FastAPI reads it before it solves the dependencies) or a dependency
+    does (the CSRF check of a page's form). The request keeps it: they read it from memory."""
     handler = route.get_route_handler()
-    reads_body = route.body_field is not None
 
     async def holding(request: Request) -> Response:
-        if reads_body:  # cached by the request: the handler reads it again from memory
+        if request.method not in ("GET", "HEAD"):
             try:
                 await request.body()
             except HTTPException:  # 413 (BodyLimit), as FastAPI's handler lets it through

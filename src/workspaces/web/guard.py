@@ -71,7 +71,11 @@ class SchemaGuard:
         found = self._creators
         if found is None or (found.done() and (found.cancelled() or found.exception())):
             found = self._creators = asyncio.create_task(asyncio.to_thread(self._find_creators))
-        return (await asyncio.shield(found)).get(table)
+        try:
+            return (await asyncio.shield(found)).get(table)
+        except Exception:  # the revisions cannot be read: the 503 names no migration
+            log.exception("could not work out which migration creates %s", table)
+            return None
 
     def _find_creators(self) -> dict[str, str]:
         from workspaces.schema.expected import build_model
