@@ -47,8 +47,11 @@ def test_a_form_still_arriving_holds_no_connection_slot(settings: Settings) -> N
             slots: asyncio.Semaphore = app.state.db_slots
             free = slots._value  # what the requests' queue has left
             arriving = asyncio.Event()
+            reading = 0
 
             async def receive() -> dict[str, Any]:
+                nonlocal reading
+                reading += 1
                 await arriving.wait()  # the body never comes
                 return {"type": "http.request", "body": b"", "more_body": False}
 
@@ -62,7 +65,12 @@ def test_a_form_still_arriving_holds_no_connection_slot(settings: Settings) -> N
                      "headers": [(b"host", b"testserver"), (b"content-length", b"100"),
                                  (b"content-type", b"application/x-www-form-urlencoded")]}
             posts = [asyncio.create_task(app(dict(scope), receive, send)) for _ in range(free)]
-            await asyncio.sleep(0.5)
+            # Each request is waiting for its body: the slots they hold now stay held.
+            deadline = asyncio.get_running_loop().time() + 30  # a hang guard, not a target
+            while reading < free:
+                assert asyncio.get_running_loop().time() < deadline, (reading, free)
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # anything a request does after its read has run
             pool = app.state.engine.sync_engine.pool
             left, checked_out = slots._value, pool.checkedout()
             for post in posts:
