@@ -40,7 +40,7 @@ def test_an_operator_creates_an_account_a_workspace_and_manages_invites(app_db: 
     assert revoked.exit_code == 0, revoked.output
     listed = cli("invites", "list", "-w", "acme-inc", "--status", "revoked", "--json",
                  "--database-url", app_db)
-    assert [i["id"] for i in json.loads(listed.stdout)] == [invite_id]
+    assert [i["id"] for i in json.loads(listed.stdout)["items"]] == [invite_id]
     audit = cli.sql("SELECT action FROM audit_events ORDER BY created_at")
     assert [a[0] for a in audit] == ["workspace_created", "created", "resent", "revoked"]
 
@@ -56,3 +56,23 @@ def test_operator_errors_are_sentences_with_codes(app_db: str) -> None:
     weak = cli("users", "create", "--email", "a@example.com", "--name", "A", "--password", "x",
                "--database-url", app_db)
     assert weak.exit_code == 1 and "error[invalid_password]" in weak.stderr
+
+
+def test_every_json_document_says_ok_like_the_other_commands(app_db: str) -> None:
+    """Issue 19 item 13: `--json` carries `ok` for every command, these too (they printed the
+    bare object, and `invites list` a bare list)."""
+    cli = Cli(app_db, {"SECRET_KEY": "operator-secret-key-of-enough-length"})
+    at = ("--database-url", app_db, "--json")
+    docs = [cli("users", "create", "--email", "ann@example.com", "--name", "Ann",
+                "--password", "correct horse battery", *at),
+            cli("workspaces", "create", "--name", "Acme Inc", "--owner", "ann@example.com", *at)]
+    invite = cli("invites", "create", "-w", "acme-inc", "--email", "bob@example.com", *at)
+    invite_id = json.loads(invite.stdout)["invite"]["id"]
+    docs += [invite, cli("invites", "resend", invite_id, "-w", "acme-inc", *at),
+             cli("invites", "revoke", invite_id, "-w", "acme-inc", *at)]
+    listed = cli("invites", "list", "-w", "acme-inc", *at)
+    docs += [listed, cli("db", "sql", "20250101000000_init", "--json")]
+    for run in docs:
+        assert run.exit_code == 0, run.output
+        assert json.loads(run.stdout)["ok"] is True, run.stdout
+    assert [i["id"] for i in json.loads(listed.stdout)["items"]] == [invite_id]

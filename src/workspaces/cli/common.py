@@ -189,14 +189,15 @@ def operate(database_url: str | None, as_json: bool,
 
 
 def show(data: Any, as_json: bool, line: str) -> None:
+    """`line`, or with --json the data's fields and `ok` (a list's under `items`)."""
     from dataclasses import asdict, is_dataclass
 
     if as_json:
         if isinstance(data, list):
-            items: Any = [asdict(d) for d in data]
+            body: dict[str, Any] = {"items": [asdict(d) for d in data]}
         else:
-            items = asdict(data) if is_dataclass(data) and not isinstance(data, type) else data
-        print(json.dumps(items, indent=2, default=str))
+            body = asdict(data) if is_dataclass(data) and not isinstance(data, type) else data
+        print(json.dumps({"ok": True, **body}, indent=2, default=str))
     else:
         print(line)
 

@@ -335,8 +335,9 @@ def sql(
         if marker:
             script = f"{head}: {target.step('workspaces ' + record)}\n"
     if as_json:
-        print(json.dumps({"migration": migration_id, "direction": "down" if down else "up",
-                          "dialect": chosen, "sql": script}, indent=2))
+        print(json.dumps({"ok": True, "migration": migration_id,
+                          "direction": "down" if down else "up", "dialect": chosen,
+                          "sql": script}, indent=2))
     else:
         print(script, end="")
 
