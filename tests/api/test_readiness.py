@@ -190,7 +190,10 @@ def _partly_applied(db: Cli) -> None:
     (_roll_back_newest, "email_verified_at is missing", "workspaces db deploy"),
     # The request's first query reads its session, whose newer columns left with the rollback.
     (_partly_applied, "auth_tokens.last_used_at is missing", f"workspaces db complete {NEWEST}"),
-], ids=["dropped", "pending", "partly-applied"])
+    # A failed attempt recorded in the ledger, its objects absent: resolve, not deploy.
+    (_fail_rolled_back, "email_verified_at is missing",
+     f"workspaces db resolve --rolled-back {NEWEST}"),
+], ids=["dropped", "pending", "partly-applied", "failed-objects-absent"])
 def test_the_guard_s_503_and_log_line_name_the_fix_db_status_prints_first(
         local_api: Api, caplog: pytest.LogCaptureFixture, break_it: Callable[[Cli], None],
         missing: str, fix: str) -> None:

@@ -137,6 +137,18 @@ def test_the_first_next_line_of_every_problem_kind_is_accepted_as_printed(
     assert f"[{kind}]" not in after.stdout or kind == "drift_differs", after.stdout
 
 
+def test_the_runbook_s_table_is_the_one_these_tests_run() -> None:
+    """docs/production-migrations.md, "The first step of each problem": each row is a kind
+    KINDS brings about and runs (`diverged`, with no command, is the test below), so the table
+    and the tests cannot drift apart."""
+    section = (REPO / "docs" / "production-migrations.md").read_text().split(
+        "## The first step of each problem", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", section, re.MULTILINE))
+    assert rows == {kind: re.sub(r"\b\d{14}_\w+", "ID", step)
+                    for kind, (_make, step) in KINDS.items()}
+    assert "| `diverged` | none: `hint: " in section
+
+
 def test_a_migration_this_code_lacks_gets_advice_and_no_command(custom_cli: Cli,
                                                                versions: Path) -> None:
     """Diverged: nothing this code can run settles it; `next:` stays empty, the hint says."""
