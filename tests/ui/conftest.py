@@ -17,6 +17,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+# An expectation waits up to 30 s (Playwright's default is 5 s): a hang guard, as the suite's
+# others are, not a target a loaded machine may miss. Actions already wait 30 s.
+expect.set_options(timeout=30_000)
 # The longest a newcomer types without a space: a workspace name of 64 characters, addresses of
 # 60. Pages must wrap them rather than scroll sideways.
 LONG_NAME = "Internationalconsolidatedholdingsandsubsidiariesworldwidelimited"
