@@ -1,14 +1,18 @@
 """A newcomer finds their way: their own row on the Members tab, with only what they may do to
 themself; the account page reached from a visible link, showing a pending address change that
-can be cancelled."""
+can be cancelled; a sign-up form that tells every problem at once, in our words."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
+import pytest
+from email_validator import EmailNotValidError, validate_email
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.conftest import link_in
-from tests.ui.conftest import Site, sign_in, sign_up
+from tests.ui.conftest import Site, fits, sign_in, sign_up
 
 PASSWORD = "correct horse battery"
 
@@ -107,3 +111,33 @@ def test_a_pending_address_change_is_shown_and_can_be_cancelled(page: Page,
     assert response is not None and response.status == 410
     expect(page.get_by_role("heading", name="This link does not work")).to_be_visible()
     assert site.db.sql("SELECT email FROM users") == [("ann@example.com",)]
+
+
+def test_a_sign_up_tells_every_problem_at_once_in_our_words(phone: Page, site: Site) -> None:
+    """On a phone without JavaScript: the password rule is shown before any mistake; a form
+    with three wrong fields tells all three next to their fields, the address in our words
+    (not the validation library's), and keeps what was typed."""
+    typed = "ann@@example.com"
+    with pytest.raises(EmailNotValidError) as library:
+        validate_email(typed, check_deliverability=False)
+    phone.goto("/signup")
+    rule = "Use 8 to 1024 characters."
+    expect(phone.get_by_label("Password")).to_have_accessible_description(rule)
+    phone.get_by_label("Name").fill(" ")
+    phone.get_by_label("Email").fill(typed)
+    phone.get_by_label("Password").fill("short")
+    phone.get_by_role("button", name="Create account").click()
+
+    for label, said in (("Name", "The name must be 1 to 200 characters."),
+                        ("Email", "Enter an email address such as name@example.com"),
+                        ("Password", f"{rule} Choose a password of 8 to 1024 characters.")):
+        field = phone.get_by_label(label)
+        expect(field).to_have_attribute("aria-invalid", "true")
+        expect(field).to_have_accessible_description(re.compile(re.escape(said)))
+    expect(phone.get_by_label("Email")).to_have_value(typed)
+    main = phone.get_by_role("main")
+    expect(main).not_to_contain_text(str(library.value))
+    expect(main).not_to_contain_text("@-sign")
+    site.screenshot(phone, "sign-up-every-problem-phone")
+    assert fits(phone)
+    assert site.db.sql("SELECT count(*) FROM users") == [(0,)]
