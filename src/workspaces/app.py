@@ -44,6 +44,7 @@ from workspaces.web.guard import SchemaGuard
 from workspaces.web.health import StatusRead
 from workspaces.web.health import router as health_router
 from workspaces.web.middleware import BodyLimit, RequestLog
+from workspaces.web.routing import Route
 from workspaces.webhooks import delivery as webhooks
 from workspaces.webhooks.pages import router as webhooks_pages
 from workspaces.webhooks.routes import instance_router as instance_webhooks_router
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Workspaces", version=__version__, lifespan=lifespan,
                   description="Workspace membership and email invitations.",
                   docs_url=None, redoc_url=None)
+    app.router.route_class = Route  # the routes added here (/docs, /favicon.ico) too
     app.state.settings = settings
     app.state.secret_key = key  # signs flash and anonymous cookies, CSRF tokens
     app.state.guard = guard

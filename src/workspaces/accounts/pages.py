@@ -29,8 +29,9 @@ from workspaces.web.html import (
     session_token,
     start_session,
 )
+from workspaces.web.routing import Route
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=Route, include_in_schema=False)
 
 
 def _signed_in(request: Request, user: service.UserInfo, token: str, target: str,

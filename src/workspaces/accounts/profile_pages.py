@@ -32,8 +32,9 @@ from workspaces.web.html import (
     render,
     session_token,
 )
+from workspaces.web.routing import Route
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=Route, include_in_schema=False)
 
 
 async def account_page(request: Request, conn: AsyncConnection, user: service.UserInfo, *,

@@ -32,9 +32,11 @@ from workspaces.web.deps import (
     Tx,
     client_address,
 )
+from workspaces.web.routing import Route
 from workspaces.web.schemas import errors, json_response
 
-router = APIRouter(prefix="/api", tags=["accounts"], responses=errors(400, 422, 503))
+router = APIRouter(route_class=Route, prefix="/api", tags=["accounts"],
+                   responses=errors(400, 422, 503))
 
 _SESSIONS = TypeAdapter(list[profile.SessionInfo])
 

@@ -30,9 +30,11 @@ from workspaces.web.deps import (
     api_session,
     client_address,
 )
+from workspaces.web.routing import Route
 from workspaces.web.schemas import errors
 
-router = APIRouter(prefix="/api", tags=["accounts"], responses=errors(400, 422, 503))
+router = APIRouter(route_class=Route, prefix="/api", tags=["accounts"],
+                   responses=errors(400, 422, 503))
 
 
 @router.post("/auth/signup", status_code=201, response_model=TokenRead, responses=errors(409, 429))

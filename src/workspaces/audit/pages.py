@@ -13,9 +13,10 @@ from fastapi.responses import Response
 from workspaces.audit.service import ACTIONS, AuditEntry, list_events
 from workspaces.web.deps import Conn
 from workspaces.web.html import SignedIn, render
+from workspaces.web.routing import Route
 from workspaces.workspaces.service import load_access
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=Route, include_in_schema=False)
 PAGE_SIZE = 50
 DELETED_ACCOUNT = "someone whose account was deleted"
 LINK_HOLDER = "someone with the invite link"

@@ -11,10 +11,11 @@ from pydantic import BaseModel, Field
 
 from workspaces.audit import service
 from workspaces.web.deps import Conn, Scoped
+from workspaces.web.routing import Route
 from workspaces.web.schemas import ReadModel, errors
 from workspaces.workspaces.service import Access
 
-router = APIRouter(tags=["audit"], responses=errors(401, 403, 404, 422, 503))
+router = APIRouter(route_class=Route, tags=["audit"], responses=errors(401, 403, 404, 422, 503))
 
 
 class AuditRead(ReadModel):

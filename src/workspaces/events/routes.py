@@ -11,10 +11,11 @@ from workspaces.events import feed
 from workspaces.events.catalogue import PUBLISHED
 from workspaces.events.schemas import EventPage
 from workspaces.web.deps import AppSettings, Conn, InstanceReader, Scoped
+from workspaces.web.routing import Route
 from workspaces.web.schemas import ErrorBody, errors
 from workspaces.workspaces.service import Access
 
-router = APIRouter(tags=["events"], responses={
+router = APIRouter(route_class=Route, tags=["events"], responses={
     **errors(401, 403, 422, 503),
     410: {"model": ErrorBody, "description": (
         "`cursor_expired`: events after the cursor were deleted (older than the retention "

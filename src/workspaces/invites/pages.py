@@ -31,9 +31,10 @@ from workspaces.web.html import (
     sign_in_url,
     start_session,
 )
+from workspaces.web.routing import Route
 from workspaces.workspaces.service import load_access
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=Route, include_in_schema=False)
 
 
 async def _page(request: Request, conn: AsyncConnection, token: str, *, status: int = 200,

@@ -23,9 +23,10 @@ from workspaces.web.html import (
     redirect,
     render,
 )
+from workspaces.web.routing import Route
 from workspaces.workspaces.service import Access, load_access
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=Route, include_in_schema=False)
 
 
 async def members_tab(request: Request, conn: AsyncConnection, access: Access, *,

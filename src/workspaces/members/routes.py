@@ -10,11 +10,12 @@ from pydantic import TypeAdapter
 
 from workspaces.members import service as members
 from workspaces.web.deps import Conn, Scoped
+from workspaces.web.routing import Route
 from workspaces.web.schemas import errors, json_response
 from workspaces.workspaces.schemas import MemberRead, RoleChange
 from workspaces.workspaces.service import Access
 
-router = APIRouter(prefix="/api/workspaces", tags=["members"],
+router = APIRouter(route_class=Route, prefix="/api/workspaces", tags=["members"],
                    responses=errors(400, 401, 403, 422, 503))
 
 

@@ -16,9 +16,10 @@ from fastapi import APIRouter, Request, Response
 from workspaces.oauth import keys, scopes, tokens
 from workspaces.settings import Settings
 from workspaces.web.deps import AppSettings, Conn
+from workspaces.web.routing import Route
 from workspaces.web.schemas import errors
 
-router = APIRouter(tags=["openid connect"])
+router = APIRouter(route_class=Route, tags=["openid connect"])
 
 # The configuration changes only with BASE_URL or a new release: a short cache is enough.
 DISCOVERY_MAX_AGE_SECONDS = 3600

@@ -38,8 +38,9 @@ from workspaces.web.html import (
     signer,
 )
 from workspaces.web.middleware import content_security_policy
+from workspaces.web.routing import Route
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=Route, include_in_schema=False)
 
 AUTHORIZE, LOGOUT = "/oauth/authorize", "/oauth/logout"
 # How long a sign-in detour or an open consent or logout page stays good.

@@ -22,8 +22,9 @@ from workspaces.oauth.clients import Client, Presented, authenticate
 from workspaces.oauth.errors import OAuthError
 from workspaces.settings import Settings
 from workspaces.web.deps import AppSettings, Conn, RequestTransactions, Tx, client_address
+from workspaces.web.routing import Route
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=Route, include_in_schema=False)
 
 # Token responses and everything about tokens are never cached (RFC 6749 5.1).
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

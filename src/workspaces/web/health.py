@@ -17,13 +17,14 @@ from workspaces.errors import SchemaError, SchemaOutOfDate, ServiceUnavailable
 from workspaces.schema.report import describe_keys
 from workspaces.web.errors import error_body
 from workspaces.web.guard import LOOK
+from workspaces.web.routing import Route
 from workspaces.web.schemas import errors
 
 if TYPE_CHECKING:
     from workspaces.schema.report import Report
     from workspaces.schema.serving import ServingStatus
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(route_class=Route, tags=["operations"])
 
 
 class StatusRead:

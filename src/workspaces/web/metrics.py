@@ -25,13 +25,14 @@ from workspaces.metrics import database, process
 from workspaces.networks import in_networks
 from workspaces.web.deps import client_address, from_trusted_proxy
 from workspaces.web.health import ready
+from workspaces.web.routing import Route
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from workspaces.schema.serving import ServingStatus
 
-router = APIRouter()
+router = APIRouter(route_class=Route)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CACHE_SECONDS = 10.0  # one schema status costs ~0.1 s of CPU on PostgreSQL (docs/monitoring.md)

@@ -12,7 +12,9 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
-router = APIRouter(include_in_schema=False)
+from workspaces.web.routing import Route
+
+router = APIRouter(route_class=Route, include_in_schema=False)
 
 # The address a form posts to -> the page it lives on.
 FORM_PAGES = {

@@ -28,12 +28,13 @@ from workspaces.web.html import (
     redirect,
     render,
 )
+from workspaces.web.routing import Route
 from workspaces.webhooks import service
 from workspaces.webhooks.addresses import URL_MAX
 from workspaces.webhooks.service import DESCRIPTION_MAX, EndpointInfo, WithSecret
 from workspaces.workspaces.service import Access, load_access
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=Route, include_in_schema=False)
 PAGE_SIZE = 25
 Url = Annotated[str, Form(max_length=2 * URL_MAX)]
 Description = Annotated[str, Form(max_length=2 * DESCRIPTION_MAX)]

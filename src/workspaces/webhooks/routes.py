@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Response
 
 from workspaces.web.deps import AppSettings, Conn, Scoped, ServiceClient
 from workspaces.web.html import NO_STORE
+from workspaces.web.routing import Route
 from workspaces.web.schemas import errors
 from workspaces.webhooks import service
 from workspaces.webhooks.schemas import (
@@ -43,7 +44,8 @@ def _routes(prefix: str, whose: Any, *, tag: str) -> APIRouter:
     """The endpoints' routes below `prefix`, whose caller the dependency `whose` resolves to
     a `service.Owner`."""
     Owner = Annotated[service.Owner, whose]
-    router = APIRouter(prefix=prefix, tags=[tag], responses=errors(401, 403, 404, 422, 503))
+    router = APIRouter(route_class=Route, prefix=prefix, tags=[tag],
+                       responses=errors(401, 403, 404, 422, 503))
 
     @router.post("", status_code=201, response_model=WebhookWithSecret,
                  responses=errors(400, 409))

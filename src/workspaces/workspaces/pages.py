@@ -17,10 +17,11 @@ from workspaces.invites import service as invites
 from workspaces.members.service import get_member, list_members
 from workspaces.web.deps import AppSettings, Conn, client_address
 from workspaces.web.html import CsrfChecked, SignedIn, act, attempt, field_errors, redirect, render
+from workspaces.web.routing import Route
 from workspaces.workspaces import ownership, service
 from workspaces.workspaces.service import Access, load_access
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=Route, include_in_schema=False)
 
 
 async def _home(request: Request, conn: AsyncConnection, user: UserInfo, *,

@@ -16,6 +16,7 @@ from workspaces.web.deps import (
     TokenUser,
     client_address,
 )
+from workspaces.web.routing import Route
 from workspaces.web.schemas import errors
 from workspaces.workspaces import ownership, service
 from workspaces.workspaces.schemas import (
@@ -27,7 +28,7 @@ from workspaces.workspaces.schemas import (
 )
 from workspaces.workspaces.service import Access
 
-router = APIRouter(prefix="/api/workspaces", tags=["workspaces"],
+router = APIRouter(route_class=Route, prefix="/api/workspaces", tags=["workspaces"],
                    responses=errors(400, 401, 403, 422, 503))
 
 

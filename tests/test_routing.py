@@ -1,0 +1,85 @@
+"""web.routing.Route: what every route matches stays FastAPI's, only found sooner."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from workspaces.app import create_app
+from workspaces.settings import Settings
+from workspaces.web.routing import Route
+
+
+@pytest.fixture(scope="module")
+def app() -> FastAPI:
+    return create_app(Settings(database_url="sqlite:///unused.db", secret_key="x" * 40,
+                               _env_file=None))  # type: ignore[call-arg]
+
+
+def _filled(path_format: str, value: str) -> str:
+    return re.sub(r"\{[^}]+\}", value, path_format)
+
+
+def _paths(routes: Sequence[APIRoute]) -> set[str]:
+    """Every route's path with its parameters filled in several ways, and near misses: a
+    trailing slash, one missing, a segment too many, an empty parameter, a parameter holding a
+    slash, the bare prefix."""
+    values = ("team", "9b2f6c1e-3f0a-4c7e-9a53-7a1c2f0e4d11", "wsi_" + "A" * 43, "a%2Fb",
+              "members", "")
+    found = {"/", "", "/api", "/api/", "/api/workspaces", "/api/workspaces/"}
+    for route in routes:
+        for value in values:
+            path = _filled(route.path_format, value)
+            found |= {path, path + "/", path.rstrip("/"), path + "/x", path + "x", "x" + path,
+                      _filled(route.path_format, value + "/extra")}
+    return found
+
+
+def test_every_route_of_the_application_is_our_route_class(app: FastAPI) -> None:
+    routes = [route for route in app.routes if isinstance(route, APIRoute)]
+    assert len(routes) > 100
+    assert [route.path for route in routes if not isinstance(route, Route)] == []
+
+
+@pytest.mark.parametrize("root_path", ["", "/prefix"])
+def test_each_route_matches_what_fastapi_s_own_matching_matches(app: FastAPI,
+                                                                root_path: str) -> None:
+    """Held against FastAPI's `APIRoute.matches` for every route, every method and every path
+    of every route (and near misses): the same match, partial match (405) or none, with the
+    same path parameters."""
+    routes = [route for route in app.routes if isinstance(route, Route)]
+    paths = _paths(routes)
+    differ: list[tuple[str, str, str]] = []
+    shortcut = 0
+    for route in routes:
+        for path in paths:
+            for method in ("GET", "POST", "DELETE"):
+                scope: dict[str, Any] = {"type": "http", "method": method,
+                                         "path": root_path + path, "root_path": root_path}
+                ours = route.matches(dict(scope))
+                theirs = APIRoute.matches(route, dict(scope))
+                if ours != theirs:
+                    differ.append((route.path, method, path))
+                if not root_path and not path.startswith(route.literal_head):
+                    shortcut += 1
+    assert differ == []
+    assert root_path or shortcut > 0  # the literal ends did turn paths away
+
+
+def test_a_route_reads_the_literal_text_around_its_parameters() -> None:
+    async def endpoint() -> None:  # pragma: no cover (never called)
+        return None
+
+    assert (Route("/api/workspaces/{slug}/members", endpoint).literal_head,
+            Route("/api/workspaces/{slug}/members", endpoint).literal_tail) == \
+        ("/api/workspaces/", "/members")
+    assert (Route("/api/invites/{token}", endpoint).literal_tail,
+            Route("/api/me", endpoint).literal_head, Route("/api/me", endpoint).literal_tail) \
+        == ("", "/api/me", "")
+    route = Route("/api/workspaces/{slug}/invites/{invite_id}/revoke", endpoint)
+    assert (route.literal_head, route.literal_tail) == ("/api/workspaces/", "/revoke")
