@@ -41,27 +41,32 @@ REDACTED = "[redacted]"
 # is not.
 SECRET_PARAMETERS = ("password", "sslpassword", "oauth_client_secret")
 
+# Each pattern with what it needs somewhere in a text to match, lower-cased: `redact` runs only
+# the patterns whose needs a text has (most access lines' paths, `/api/workspaces/x/members`,
+# have none: 0.4 against 7 us; a mailed link's path runs the first alone).
 _SECRETS = (
     # A mailed link's token: /invites/ (and /api/invites/), /reset/, /verify/, /email/ (not
     # /api/auth/email/confirm nor /account/email/cancel), also percent-encoded, as in a sign-in
     # page's ?next=.
     (re.compile(r"((?:/|%2[Ff])(?:invites|reset|verify|email)(?:/|%2[Ff]))(?!(?:confirm|cancel)\b)"
-                r"(?:(?!%2[Ff])[^/?#&\s\"'<>])+"), r"\1" + REDACTED),
+                r"(?:(?!%2[Ff])[^/?#&\s\"'<>])+"), r"\1" + REDACTED,
+     ("invites", "reset", "verify", "email")),
     # A value already shown as [redacted] (a URL rendered by `shown_url`) is left as it is, so
     # that what follows it (the closing parenthesis of "(database ...)") stays.
     (re.compile(r"((?:^|[?&])(?:token|access_token|code|key|secret|"
                 + "|".join(SECRET_PARAMETERS) + r")=)(?!" + re.escape(REDACTED)
                 + r")[^&#\s\"']+", re.I),
-     r"\1" + REDACTED),
-    (re.compile(r"(\bBearer\s+)[^\s\"',;]+", re.I), r"\1" + REDACTED),
+     r"\1" + REDACTED, ("=",)),
+    (re.compile(r"(\bBearer\s+)[^\s\"',;]+", re.I), r"\1" + REDACTED, ("bearer",)),
     # A JWT wherever it stands (an ID token sent back as a logout's id_token_hint, in a query):
     # signed claims about a person (email, name, workspaces), which some apps accept as proof.
     (re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),
-     REDACTED),
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@\s/]+@", re.I), r"\1" + REDACTED + "@"),
+     REDACTED, ("eyj",)),
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/:@\s]*:)[^@\s/]+@", re.I), r"\1" + REDACTED + "@",
+     ("://",)),
     # A Cookie or Set-Cookie header (sessions), as text or as an ASGI header pair.
     (re.compile(r"(\b(?:set-)?cookie\b['\"]?\s*[:,]\s*b?['\"]?)[^'\"\r\n]+", re.I),
-     r"\1" + REDACTED),
+     r"\1" + REDACTED, ("cookie",)),
 )
 
 
@@ -75,29 +80,23 @@ def new_request_id(sent: str | None) -> str:
     return f"{random.getrandbits(128):032x}"
 
 
-# What some pattern of _SECRETS needs somewhere in a text to match, lower-cased: a text with
-# none of them, and no run of the token's length, is returned as it is after a few substring
-# tests instead of seven substitutions (most access lines' paths, `/api/workspaces/x/members`:
-# 0.4 against 7 us).
-_NEEDED = ("invites", "reset", "verify", "email", "=", "bearer", "eyj", "://", "cookie")
-_TOKEN_LONG = re.compile(TOKEN_FORM)
-
-
-def _may_hold_secrets(text: str) -> bool:
-    if not text.isascii():  # re.I matches "cookİe" as "cookie"; lower() does not: read it all
-        return True
-    lower = text.lower()
-    return any(needed in lower for needed in _NEEDED) or _TOKEN_LONG.search(text) is not None
+_TOKEN_LONG = re.compile(TOKEN_FORM)  # what a token-shaped string needs: a run this long
 
 
 def redact(text: str) -> str:
     """`text` without the secrets it may show: mailed links' tokens, bearer tokens, JWTs,
     cookies, the password of a URL, and any token-shaped string (in a path or query no
     pattern above knows)."""
-    if not _may_hold_secrets(text):
+    if text.isascii():
+        lower = text.lower()
+        for pattern, replacement, needs in _SECRETS:
+            if any(needed in lower for needed in needs):
+                text = pattern.sub(replacement, text)
+    else:  # re.I matches "cookİe" as "cookie"; lower() does not: run every pattern
+        for pattern, replacement, _ in _SECRETS:
+            text = pattern.sub(replacement, text)
+    if _TOKEN_LONG.search(text) is None:
         return text
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
     return _token_shaped().sub(REDACTED, text)
 
 
