@@ -17,7 +17,7 @@ from tests.conftest import Cli
 from workspaces import clock, rows
 from workspaces.app import create_app
 from workspaces.db import create_sync_engine, parse_url
-from workspaces.invites.service import _BY_TOKEN
+from workspaces.invites.service import _BY_TOKEN, _PREVIEW
 from workspaces.members.service import _MEMBERS
 from workspaces.security import hash_token
 from workspaces.settings import Settings
@@ -59,6 +59,7 @@ def test_hot_reads_go_to_the_driver_on_postgresql_and_return_what_sqlalchemy_ret
     reads: list[tuple[Any, dict[str, Any]]] = [
         (_MEMBERS, {"workspace_id": uuid.UUID(workspace["id"])}),
         (_BY_TOKEN, {"token_hash": hash_token(token)}),
+        (_PREVIEW, {"token_hash": hash_token(token)}),
         (_ACCESS_BY_TOKEN, {"token_hash": hash_token(ann["Authorization"].split()[1]),
                             "kind": "api", "slug": slug,
                             "now": clock.now()}),

@@ -5,8 +5,11 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+from pydantic import TypeAdapter
+
 from tests.api.conftest import Api, token_of
 from tests.conftest import Sink, link_in
+from workspaces.invites.schemas import InvitePreview
 
 
 def _expire(api: Api, email: str) -> None:
@@ -37,6 +40,10 @@ def test_invite_email_link_preview_and_accept(api: Api, smtp: Sink) -> None:
         "workspace_name": "Acme Inc", "inviter_name": "Ann", "inviter_email": "ann@example.com",
         "email": "bob@example.com",
         "role": "admin", "status": "pending", "expires_at": None}
+    # the documented model, byte for byte (the route serialises the service's Preview itself)
+    model = InvitePreview.model_validate_json(preview.content)
+    assert preview.content == TypeAdapter(InvitePreview).dump_json(model)
+    assert preview.json()["expires_at"].endswith("Z")  # aware, on SQLite too
     for _ in range(3):  # opening the link (a mail scanner's GET) changes nothing
         api.client.get(f"/api/invites/{token}")
     assert api.client.get(f"/api/invites/{token}").json()["status"] == "pending"

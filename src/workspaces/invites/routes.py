@@ -35,11 +35,12 @@ from workspaces.web.deps import (
     api_session,
     bearer_user,
 )
+from workspaces.web.routing import Route
 from workspaces.web.schemas import errors, json_response
 from workspaces.workspaces.schemas import MemberRead
 from workspaces.workspaces.service import Access
 
-router = APIRouter(tags=["invites"], responses=errors(400, 422, 503))
+router = APIRouter(route_class=Route, tags=["invites"], responses=errors(400, 422, 503))
 Managing = Annotated[Access, Scoped("invites:write")]
 
 
@@ -71,7 +72,9 @@ class _Page:
 
 
 _PAGE_JSON = TypeAdapter(_Page)
-_PREVIEW_JSON = TypeAdapter(InvitePreview)
+# The service's Preview is InvitePreview field for field, in its order, and the slug.
+_PREVIEW_JSON = TypeAdapter(service.Preview)
+_PREVIEW_EXCLUDE = {"workspace_slug"}
 # InviteRead is InviteInfo without the workspace (the path names it).
 _PAGE_EXCLUDE = {"items": {"__all__": {"workspace_id"}}}
 
@@ -109,8 +112,8 @@ async def revoke_invite(invite_id: uuid.UUID, conn: Conn, access: Managing) -> I
 async def preview_invite(token: str, conn: Conn) -> Response:
     """Public: what the invite is for. Reading it changes nothing."""
     # (the model leaves out the workspace's slug: nothing beyond what the invitee needs)
-    preview = InvitePreview.model_validate(await service.preview(conn, token=token))
-    return json_response(_PREVIEW_JSON, preview)  # not validated a second time by FastAPI
+    return json_response(_PREVIEW_JSON, await service.preview(conn, token=token),
+                         exclude=_PREVIEW_EXCLUDE)
 
 
 @router.post("/api/invites/{token}/accept", response_model=AcceptResult,

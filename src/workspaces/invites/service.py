@@ -89,14 +89,17 @@ class IssuedInvite:
 
 @dataclass(frozen=True, slots=True)
 class Preview:
+    """What the invitee sees of an invite; the API's `InvitePreview` field for field, in its
+    order, and the workspace's slug (for the page's links only)."""
+
     workspace_name: str
-    workspace_slug: str
     inviter_name: str | None
+    inviter_email: str | None
     email: str
     role: str
     status: str
     expires_at: datetime
-    inviter_email: str | None = None
+    workspace_slug: str
 
     @property
     def inviter(self) -> str | None:
@@ -379,6 +382,15 @@ _BY_TOKEN = (_select(email=False).add_columns(workspaces.c.name.label("workspace
              .join(workspaces, workspaces.c.id == invites.c.workspace_id)
              .where(invites.c.token == bindparam("token_hash")))
 _BY_TOKEN_LOCKED = _BY_TOKEN.with_for_update(of=invites)
+# The invitee's view (`preview`), the API's hottest public read: only the columns it shows.
+_PREVIEW = (select(workspaces.c.name.label("workspace_name"),
+                   users.c.name.label("inviter_name"), users.c.email.label("inviter_email"),
+                   invites.c.email, invites.c.role, invites.c.status, invites.c.expires_at,
+                   workspaces.c.slug.label("workspace_slug"))
+            .select_from(invites)
+            .join(workspaces, workspaces.c.id == invites.c.workspace_id)
+            .outerjoin(users, users.c.id == invites.c.created_by_user_id)
+            .where(invites.c.token == bindparam("token_hash")))
 
 def _claim(match: Any) -> Any:
     """The conditional UPDATE that claims a pending, unexpired invite for the user's address."""
@@ -409,14 +421,20 @@ _FOR_USER = (_select(email=False).add_columns(workspaces.c.name.label("workspace
                     invites.c.email == bindparam("user_email")))
 
 
-async def _by_token(conn: AsyncConnection, token: str, *, lock: bool = False) -> _ByToken:
+async def _row_by_token(conn: AsyncConnection, query: Any, token: str) -> Any:
+    """The row `query` finds for a link's token; 404 `invite_not_found` else."""
     if not token or len(token) > 200:
         raise NotFound("This invite link is not valid.", code="invite_not_found")
-    query = _BY_TOKEN_LOCKED if lock and conn.dialect.name == "postgresql" else _BY_TOKEN
     row = await rows.fetch_first(conn, query, {"token_hash": hash_token(token)})
     if row is None:
         raise NotFound("This invite link is not valid: it may have been re-sent with a new "
                        "link, or mistyped.", code="invite_not_found")
+    return row
+
+
+async def _by_token(conn: AsyncConnection, token: str, *, lock: bool = False) -> _ByToken:
+    query = _BY_TOKEN_LOCKED if lock and conn.dialect.name == "postgresql" else _BY_TOKEN
+    row = await _row_by_token(conn, query, token)
     return _ByToken(_info(row, clock.now()), row.workspace_name, row.workspace_slug)
 
 
@@ -444,11 +462,11 @@ def _check_email(found: _ByToken, user: UserInfo) -> None:
 
 
 async def preview(conn: AsyncConnection, *, token: str) -> Preview:
-    found = await _by_token(conn, token)
-    invite = found.invite
-    return Preview(found.workspace_name, found.workspace_slug, invite.created_by_name,
-                   invite.email, invite.role, invite.status, invite.expires_at,
-                   invite.created_by_email)
+    """What the link's invite is for, as its invitee sees it (whatever its status)."""
+    row = await _row_by_token(conn, _PREVIEW, token)
+    return Preview(row.workspace_name, row.inviter_name, row.inviter_email, row.email, row.role,
+                   statuses.effective(row.status, row.expires_at, clock.now()),
+                   clock.aware(row.expires_at), row.workspace_slug)
 
 
 @dataclass(frozen=True)
