@@ -44,6 +44,34 @@ def held_webhook_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(delivery, "run", held)
 
 
+@pytest.fixture
+def held_email_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's email delivery loop does nothing until the app stops: for tests that need the
+    pool left alone (its poll, every `email_poll_seconds`, would meet a connection the test
+    ended first). Ask for it before the fixture that starts the app."""
+    from workspaces.mail import delivery
+
+    async def held(*args: Any, **kwargs: Any) -> None:
+        stop: asyncio.Event = args[4]
+        await stop.wait()
+
+    monkeypatch.setattr(delivery, "run", held)
+
+
+@pytest.fixture
+def held_housekeeping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's housekeeping loop does not sweep: for tests that sweep themselves and count
+    what their sweep deleted (the app's sweep at start could take the rows first). Ask for it
+    before the fixture that starts the app."""
+    from workspaces import housekeeping
+
+    async def held(*args: Any, **kwargs: Any) -> None:
+        stop: asyncio.Event = args[2]
+        await stop.wait()
+
+    monkeypatch.setattr(housekeeping, "run", held)
+
+
 def token_of(issued: dict[str, Any]) -> str:
     """The invite token in a create or resend answer's `accept_url`."""
     return str(issued["accept_url"]).rsplit("/", 1)[1]

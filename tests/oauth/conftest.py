@@ -19,7 +19,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import insert
 
-from tests.api.conftest import Api, api, held_webhook_loop, settings
+from tests.api.conftest import Api, api, held_housekeeping, held_webhook_loop, settings
 from tests.factories import Factory, User, Workspace
 from workspaces import clock
 from workspaces.app import create_app
@@ -199,4 +199,4 @@ def op(api: Api, make: Factory) -> Provider:
     return Provider(api, make)
 
 
-__all__ = ["api", "held_webhook_loop", "settings"]
+__all__ = ["api", "held_housekeeping", "held_webhook_loop", "settings"]

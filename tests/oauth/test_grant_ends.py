@@ -66,8 +66,8 @@ def test_a_session_signed_out_ends_the_grants_made_in_it(op: Provider, make: Fac
     assert op.refresh(app, from_phone["refresh_token"]).status_code == 200
 
 
-def test_the_sweep_deletes_grants_and_codes_a_day_past_their_end(op: Provider, make: Factory,
-                                                                 settings: Settings) -> None:
+def test_the_sweep_deletes_grants_and_codes_a_day_past_their_end(
+        held_housekeeping: None, op: Provider, make: Factory, settings: Settings) -> None:
     ann = make.user()
     app = op.client()
     live = op.redeem(app, op.code(app, ann))
