@@ -27,8 +27,8 @@ def _sweep(settings: Settings) -> housekeeping.Swept:
     return asyncio.run(run())
 
 
-def test_the_sweep_deletes_old_windows_and_expired_tokens_only(api: Api,
-                                                              settings: Settings) -> None:
+def test_the_sweep_deletes_old_windows_and_expired_tokens_only(
+        held_housekeeping: None, api: Api, settings: Settings) -> None:
     ann = api.signup("ann@example.com")
     bob = api.signup("bob@example.com")
     slug = api.workspace(ann)
