@@ -30,6 +30,17 @@ def settings(app_db: str, smtp: Sink) -> Settings:
     )
 
 
+def _hold(monkeypatch: pytest.MonkeyPatch, module: Any, stop_at: int) -> None:
+    """Replace the background loop `module.run` (its `stop` event the `stop_at`th argument)
+    with one that does nothing until the app stops. Before the app starts, or it is too late."""
+
+    async def held(*args: Any, **kwargs: Any) -> None:
+        stop: asyncio.Event = args[stop_at]
+        await stop.wait()
+
+    monkeypatch.setattr(module, "run", held)
+
+
 @pytest.fixture
 def held_webhook_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     """The app's webhook delivery loop does nothing until the app stops: for tests that read
@@ -37,11 +48,7 @@ def held_webhook_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     woken by the very commit that queued it."""
     from workspaces.webhooks import delivery
 
-    async def held(*args: Any, **kwargs: Any) -> None:
-        stop: asyncio.Event = args[4]
-        await stop.wait()
-
-    monkeypatch.setattr(delivery, "run", held)
+    _hold(monkeypatch, delivery, 4)
 
 
 @pytest.fixture
@@ -51,11 +58,7 @@ def held_email_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     ended first). Ask for it before the fixture that starts the app."""
     from workspaces.mail import delivery
 
-    async def held(*args: Any, **kwargs: Any) -> None:
-        stop: asyncio.Event = args[4]
-        await stop.wait()
-
-    monkeypatch.setattr(delivery, "run", held)
+    _hold(monkeypatch, delivery, 4)
 
 
 @pytest.fixture
@@ -65,11 +68,7 @@ def held_housekeeping(monkeypatch: pytest.MonkeyPatch) -> None:
     before the fixture that starts the app."""
     from workspaces import housekeeping
 
-    async def held(*args: Any, **kwargs: Any) -> None:
-        stop: asyncio.Event = args[2]
-        await stop.wait()
-
-    monkeypatch.setattr(housekeeping, "run", held)
+    _hold(monkeypatch, housekeeping, 2)
 
 
 def token_of(issued: dict[str, Any]) -> str:
