@@ -1,18 +1,19 @@
 """The benchmark: `workspaces serve` under wrk, against the floor serving the same SQL.
 
     python -m bench [--database-url postgresql://...] [--duration 10] [--connections 16,64]
-                    [--workers 2] [--only read,preview,...] [--soak 300] [--runs 5]
-                    [--before REV] [--profile]
+                    [--workers 2] [--only read,preview,...] [--rounds 3] [--soak 300]
+                    [--runs 5] [--before REV] [--profile]
 
 Without --database-url it uses TEST_DATABASE_URL, else an embedded PostgreSQL. It creates a
 scratch database, seeds it (bench/seed.py), measures the CLI, starts the server as a real
 process, then for each workload and connection count runs wrk (bench/lua/load.lua) for
---duration seconds; then pgbench with the statements each workload's requests send
-(bench/statements.py) for as long, and the floor (bench/floor.py) under the same load as the
-server. It prints one table, each row judged against issue 22's goals, relative to the floor.
---before REV serves the application of that revision too (bench/before.py), right before the
-current one on every run, and adds a before/after table; --profile samples one worker with
-py-spy (bench/profile.py). See docs/benchmarks.md.
+--duration seconds against the server and then against the floor (bench/floor.py, the same
+SQL behind a bare ASGI application), --rounds times in turn; then pgbench with the statements
+each workload's requests send (bench/statements.py) for as long. It prints one table, each row
+judged against issue 22's goals relative to the floor of the same rounds. --before REV serves
+the application of that revision too (bench/before.py), right before the current one in every
+round, and adds a before/after table; --profile samples one worker with py-spy
+(bench/profile.py). See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ WRK_THREADS = 2
 WORKLOADS = ("read", "read-jwt", "preview", "write", "accept", "token-refresh", "scale-first",
              "scale-deep")
 PAIRED = ("accept", "refresh")  # modes whose every request uses a pair of its own, once
-PAIRS_PER_SECOND = 4000  # what a run of a paired mode may use, at most
+PAIRS_PER_SECOND = 2000  # what a run of a paired mode may use, at most (the floor's accept
+# serves about 600 a second on the 2-core machine, token-refresh about 370)
 # The server's settings (and the capture's): limits raised so that they are counted but never
 # hit; access tokens that outlive the run (the read-jwt workload's is minted once, up front).
 SETTINGS: dict[str, Any] = {
@@ -170,27 +172,16 @@ def _load(output: str) -> Load:
                 data["p99_us"] / 1000, errors, data["requests"], data["span"])
 
 
-def _floors(url: URL, workloads: list[Workload], levels: list[int], options: Any,
-            folder: Path, next_pairs: dict[str, int]) -> dict[tuple[str, int], Load]:
-    """bench/floor.py under the same load, for each workload whose SQL it can send; accept
-    and token-refresh take their pairs from `next_pairs[name]` on (past the application's)."""
-    found: dict[tuple[str, int], Load] = {}
-    for workload in workloads:
-        script = folder / f"{workload.name}.sql"
-        if workload.mode == "write" or not floor.servable(script.read_text()):
-            continue
-        next_pair = next_pairs.get(workload.name, 0)
-        with _floor_server(url, script, options.workers, folder / "floor.log") as base:
-            for connections in levels:
-                env = {"BENCH_AUTH": "unused", "BENCH_FIRST": str(next_pair)}
-                if workload.mode == "get":
-                    _wrk(base, workload, connections, 2, env)
-                found[(workload.name, connections)] = _wrk(base, workload, connections,
-                                                           options.duration, env)
-                next_pair += found[(workload.name, connections)].span + connections
-                print(f"floor {workload.name} c{connections}: "
-                      f"{found[(workload.name, connections)].rps:.0f} req/s", file=sys.stderr)
-    return found
+def _floor_run(base: str, workload: Workload, connections: int, duration: int,
+               pairs: _Pairs) -> Load:
+    """One run of wrk against the floor, driven as the application's runs are; accept and
+    token-refresh take their pairs from the same counter as the application's runs."""
+    env = {"BENCH_AUTH": "unused", "BENCH_FIRST": str(pairs.first(workload))}
+    if workload.mode == "get":
+        _wrk(base, workload, connections, 2, env)
+    load = _wrk(base, workload, connections, duration, env)
+    pairs.used(workload, load, connections)
+    return load
 
 
 def _analyze(url: URL) -> None:
@@ -324,24 +315,44 @@ class Served:
 AFTER, BEFORE = "after", "before"  # the current tree's application; --before REV's
 
 
-def _verdict(workload: Workload, connections: int, load: Load,
-             bound: Load | None) -> tuple[str, str, str]:
-    """The goal columns against the floor: (app / floor, p99 / floor's p99, result)."""
-    met = load.errors == 0
-    if bound is None:
+def _median(loads: list[Load]) -> Load:
+    """Rounds of one side summed up: the median of each figure, the errors of all of them."""
+    return Load(statistics.median(x.rps for x in loads),
+                statistics.median(x.p50_ms for x in loads),
+                statistics.median(x.p99_ms for x in loads), sum(x.errors for x in loads),
+                sum(x.requests for x in loads), sum(x.span for x in loads))
+
+
+def _spread(values: list[float], shape: str) -> str:
+    """The median of the rounds, and their range when there were several."""
+    middle = shape.format(statistics.median(values))
+    if len(values) < 2:
+        return middle
+    return f"{middle} ({shape.format(min(values))}-{shape.format(max(values))})"
+
+
+def _verdict(workload: Workload, connections: int, loads: list[Load],
+             bounds: list[Load] | None) -> tuple[str, str, str]:
+    """The goal columns against the floor: (app / floor, p99 / floor's p99, result), each the
+    median over the rounds of the ratio within a round (the application's run and the floor's
+    right after it, under the same load: the machine's drift between rounds cancels)."""
+    met = all(x.errors == 0 for x in loads)
+    if bounds is None:
         return "", "", "ok" if met else "MISSED"
-    if not bound.requests:
+    if not all(b.requests for b in bounds):
         return "floor served nothing", "", "MISSED"
-    ratio = load.rps / bound.rps
-    share = f"{ratio:.0%} (no goal)"
+    ratios = [a.rps / b.rps for a, b in zip(loads, bounds, strict=True)]
+    share = _spread(ratios, "{:.0%}")
     if workload.goal is not None:
-        share = f"{ratio:.0%} (goal {workload.goal:.0%})"
-        met = met and ratio >= workload.goal
-    tail = load.p99_ms / bound.p99_ms
-    p99 = f"x{tail:.2f}"
+        share += f" (goal {workload.goal:.0%})"
+        met = met and statistics.median(ratios) >= workload.goal
+    else:
+        share += " (no goal)"
+    tails = [a.p99_ms / b.p99_ms for a, b in zip(loads, bounds, strict=True)]
+    p99 = _spread(tails, "x{:.2f}")
     if connections >= P99_CONNECTIONS:
         p99 += f" (goal <= {P99_GOAL})"
-        met = met and tail <= P99_GOAL
+        met = met and statistics.median(tails) <= P99_GOAL
     return share, p99, "ok" if met else "MISSED"
 
 
@@ -364,12 +375,14 @@ BEFORE_AFTER_HEADER = ["workload", "conns", "req/s before", "after", "change", "
                        "after", "change", "PSS MiB before", "after", "change", "errors"]
 
 
-def _main_row(workload: Workload, connections: int, served: Served, statements_sent: int,
-              tps: float, bound: Load | None) -> list[str]:
-    load, memory = served.load, served.memory
-    share, p99, result = _verdict(workload, connections, load, bound)
+def _main_row(workload: Workload, connections: int, served: list[Served],
+              statements_sent: int, tps: float, bounds: list[Load] | None) -> list[str]:
+    """The median of the rounds; memory as the last round left it."""
+    load, memory = _median([x.load for x in served]), served[-1].memory
+    share, p99, result = _verdict(workload, connections, [x.load for x in served], bounds)
     floor_rps = floor_p99 = ""
-    if bound is not None:
+    if bounds is not None:
+        bound = _median(bounds)
         floor_rps = f"{bound.rps:,.0f}" + (f" ({bound.errors} errors)" if bound.errors else "")
         floor_p99 = f"{bound.p99_ms:.1f}"
     return [workload.name, str(connections), f"{load.rps:,.0f}", f"{load.p50_ms:.1f}",
@@ -377,7 +390,11 @@ def _main_row(workload: Workload, connections: int, served: Served, statements_s
             str(statements_sent), f"{tps:,.0f}", floor_rps, floor_p99, share, p99, result]
 
 
-def _before_after_row(name: str, connections: int, old: Served, new: Served) -> list[str]:
+def _before_after_row(name: str, connections: int, before_rounds: list[Served],
+                      after_rounds: list[Served]) -> list[str]:
+    """Each side's median over the rounds; memory as each side's last round left it."""
+    old, new = (Served(_median([x.load for x in side]), side[-1].memory)
+                for side in (before_rounds, after_rounds))
     cells = [name, str(connections)]
     for was, now, shape in ((old.load.rps, new.load.rps, "{:,.0f}"),
                             (old.load.p50_ms, new.load.p50_ms, "{:.1f}"),
@@ -395,6 +412,9 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--connections", default="16,64")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", default=",".join(WORKLOADS))
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="runs of each workload and connection count, each side's and the "
+                             "floor's in turn; the table gives the medians")
     parser.add_argument("--soak", type=int, default=0,
                         help="seconds of read load while sampling server memory (e.g. 300)")
     parser.add_argument("--runs", type=int, default=5, help="runs of each CLI command")
@@ -443,6 +463,32 @@ def _serve(base: str, pid: int, workload: Workload, connections: int, duration: 
     load = _wrk(base, workload, connections, duration, env)
     pairs.used(workload, load, connections)
     return Served(load, processes.memory(pid))
+
+
+def _rounds(workload: Workload, connections: int, options: argparse.Namespace,
+            servers: dict[str, tuple[str, int]], bound: str | None, pairs: _Pairs, url: URL,
+            results: dict[tuple[str, str, int], list[Served]],
+            floors: dict[tuple[str, int], list[Load]]) -> None:
+    """--rounds of one workload at one connection count: each side's application, then the
+    floor (at `bound`), in turn, so that each ratio compares runs a few seconds apart."""
+    for _ in range(options.rounds):
+        for side, (base, pid) in servers.items():
+            tag = f"{'b' if side == BEFORE else ''}{connections}"
+            results.setdefault((side, workload.name, connections), []).append(_serve(
+                base, pid, workload, connections, options.duration, tag, pairs))
+            if workload.mode != "get":
+                _analyze(url)
+        if bound is not None:
+            floors.setdefault((workload.name, connections), []).append(_floor_run(
+                bound, workload, connections, options.duration, pairs))
+            if workload.mode != "get":
+                _analyze(url)
+        figures = [f"{side} {results[(side, workload.name, connections)][-1].load.rps:.0f}"
+                   for side in servers]
+        if bound is not None:
+            figures.append(f"floor {floors[(workload.name, connections)][-1].rps:.0f}")
+        print(f"{workload.name} c{connections}: " + ", ".join(figures) + " req/s",
+              file=sys.stderr)
 
 
 def _profile(base: str, pid: int, workload: Workload, connections: int, duration: int,
@@ -494,7 +540,8 @@ def _run(options: argparse.Namespace, tree: Path | None, commit: str | None) -> 
         # Enough pairs for every run (accept and token-refresh each use their own: invites,
         # refresh tokens): each side's runs and profile runs, the floor's, and pgbench's.
         per_run = PAIRS_PER_SECOND * options.duration
-        app_runs = len(levels) * (len(sides) + 1) + (len(sides) if options.profile else 0)
+        app_runs = (len(levels) * (len(sides) + 1) * options.rounds
+                    + (len(sides) if options.profile else 0))
         ranges = seed.Ranges(app_pairs=per_run * app_runs + 2,
                              pgbench_pairs=per_run * len(levels))
         started = time.monotonic()
@@ -517,7 +564,8 @@ def _run(options: argparse.Namespace, tree: Path | None, commit: str | None) -> 
                      if w.name in chosen]
         scripts = _captures(database, workloads)
         pairs = _Pairs(workloads, ranges.app_pairs)
-        results: dict[tuple[str, str, int], Served] = {}
+        results: dict[tuple[str, str, int], list[Served]] = {}
+        floors: dict[tuple[str, int], list[Load]] = {}
         pgbench: dict[tuple[str, int], float] = {}
         with _server(database, options.workers, folder / "server.log") as current:
             with ExitStack() as before_up:
@@ -528,18 +576,17 @@ def _run(options: argparse.Namespace, tree: Path | None, commit: str | None) -> 
                 if tree is not None:
                     servers[BEFORE] = before_up.enter_context(_server(
                         database, options.workers, folder / "server-before.log", tree))
+                servers = {side: servers[side] for side in sides}  # before's first
                 for workload in workloads:
-                    for connections in levels:
-                        for side in sides:
-                            base, pid = servers[side]
-                            tag = f"{'b' if side == BEFORE else ''}{connections}"
-                            results[(side, workload.name, connections)] = _serve(
-                                base, pid, workload, connections, options.duration, tag, pairs)
-                            if workload.mode != "get":
-                                _analyze(url)
-                        print(f"{workload.name} c{connections}: " + ", ".join(
-                            f"{side} {results[(side, workload.name, connections)].load.rps:.0f}"
-                            for side in sides) + " req/s", file=sys.stderr)
+                    with ExitStack() as floor_up:
+                        script = folder / f"{workload.name}.sql"
+                        bound = None  # the floor's address, for a workload it can serve
+                        if workload.mode != "write" and floor.servable(script.read_text()):
+                            bound = floor_up.enter_context(_floor_server(
+                                url, script, options.workers, folder / "floor.log"))
+                        for connections in levels:
+                            _rounds(workload, connections, options, servers, bound, pairs,
+                                    url, results, floors)
                     if options.profile and not profiles_refused:
                         for side in sides:
                             base, pid = servers[side]
@@ -569,7 +616,6 @@ def _run(options: argparse.Namespace, tree: Path | None, commit: str | None) -> 
                 memory_line = (f"server memory after the runs: RSS {now.rss:.0f} MiB, PSS "
                                f"{now.pss:.0f} MiB (the goal, RSS <= {MEMORY_GOAL_MIB} MiB "
                                "with no growth, is judged after --soak 300)")
-        floors = _floors(url, workloads, levels, options, folder, pairs.app)
         for workload in workloads:
             for connections in levels:
                 rows.append(_main_row(workload, connections,
@@ -588,8 +634,8 @@ def _run(options: argparse.Namespace, tree: Path | None, commit: str | None) -> 
                 ("JWT read / opaque read", "read", "read-jwt", 1.0)):
             if {first, second} <= chosen:
                 for connections in levels:
-                    cost = (results[(AFTER, first, connections)].load.rps
-                            / results[(AFTER, second, connections)].load.rps)
+                    cost = (_median([x.load for x in results[(AFTER, first, connections)]]).rps
+                            / _median([x.load for x in results[(AFTER, second, connections)]]).rps)
                     rows.append([label, str(connections),
                                  f"cost x{cost:.2f} (goal <= {goal})"]
                                 + [""] * (len(MAIN_HEADER) - 4)
