@@ -1,5 +1,6 @@
 """The application's route class: FastAPI's, turning away a path it cannot match before its
-regular expression.
+regular expression, and solving its dependencies by a plan made once where it can
+(`web.solving`).
 
 The router tries its routes in order, each with `matches` (a regular expression and FastAPI's
 bookkeeping, about 0.7 us a route); the invite preview is the 32nd route and paid about 20 us
@@ -14,13 +15,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import routing as fastapi_routing
 from fastapi.routing import APIRoute
 from starlette.routing import Match
 from starlette.types import Scope
 
+from workspaces.web import solving
+
+# FastAPI's reading of the inclusion a route is being matched for (None: the route is the
+# application's own). Without it (a later FastAPI), every path goes to the expression.
+_inclusion = getattr(fastapi_routing, "_get_scope_effective_route_context", None)
+
 
 class Route(APIRoute):
-    """An APIRoute that answers `Match.NONE` at once for a path outside its literal ends."""
+    """An APIRoute that answers `Match.NONE` at once for a path outside its literal ends, and
+    whose handler solves its dependencies by plan where it can."""
 
     def __init__(self, path: str, endpoint: Any, **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
@@ -32,9 +41,14 @@ class Route(APIRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         # Behind a root path (uvicorn --root-path) the route's path is found by Starlette's
-        # rules for it: the expression decides, as it always did.
-        if scope["type"] == "http" and not scope.get("root_path"):
+        # rules for it, and in a router included with `include_router` by the inclusion's
+        # (its prefix): the expression decides, as it always did.
+        if (scope["type"] == "http" and not scope.get("root_path")
+                and _inclusion is not None and _inclusion(scope) is None):
             path: str = scope["path"]
             if not (path.startswith(self.literal_head) and path.endswith(self.literal_tail)):
                 return Match.NONE, {}
         return super().matches(scope)
+
+    def get_route_handler(self) -> solving.Handler:
+        return solving.handler(self, super().get_route_handler())
