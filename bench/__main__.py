@@ -323,9 +323,10 @@ def _median(loads: list[Load]) -> Load:
                 sum(x.requests for x in loads), sum(x.span for x in loads))
 
 
-def _spread(values: list[float], shape: str) -> str:
-    """The median of the rounds, and their range when there were several."""
-    middle = shape.format(statistics.median(values))
+def _spread(values: list[float], shape: str, middle_shape: str | None = None) -> str:
+    """The median of the rounds (in `middle_shape`, else `shape`), and their range when there
+    were several."""
+    middle = (middle_shape or shape).format(statistics.median(values))
     if len(values) < 2:
         return middle
     return f"{middle} ({shape.format(min(values))}-{shape.format(max(values))})"
@@ -342,7 +343,7 @@ def _verdict(workload: Workload, connections: int, loads: list[Load],
     if not all(b.requests for b in bounds):
         return "floor served nothing", "", "MISSED"
     ratios = [a.rps / b.rps for a, b in zip(loads, bounds, strict=True)]
-    share = _spread(ratios, "{:.0%}")
+    share = _spread(ratios, "{:.0%}", "{:.1%}")  # 64.7% is short of 65%: say so
     if workload.goal is not None:
         share += f" (goal {workload.goal:.0%})"
         met = met and statistics.median(ratios) >= workload.goal
@@ -563,6 +564,8 @@ def _run(options: argparse.Namespace, tree: Path | None, commit: str | None) -> 
         workloads = [w for w in _workloads(Cursor(deep.created_at, deep.id).encode(), jwt)
                      if w.name in chosen]
         scripts = _captures(database, workloads)
+        for name, script in scripts.items():  # what pgbench and the floor send
+            (folder / f"{name}.sql").write_text(script.text)
         pairs = _Pairs(workloads, ranges.app_pairs)
         results: dict[tuple[str, str, int], list[Served]] = {}
         floors: dict[tuple[str, int], list[Load]] = {}
