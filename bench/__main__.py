@@ -564,8 +564,8 @@ def _run(options: argparse.Namespace, tree: Path | None, commit: str | None) -> 
         workloads = [w for w in _workloads(Cursor(deep.created_at, deep.id).encode(), jwt)
                      if w.name in chosen]
         scripts = _captures(database, workloads)
-        for name, script in scripts.items():  # what pgbench and the floor send
-            (folder / f"{name}.sql").write_text(script.text)
+        for name, captured in scripts.items():  # what pgbench and the floor send
+            (folder / f"{name}.sql").write_text(captured.text)
         pairs = _Pairs(workloads, ranges.app_pairs)
         results: dict[tuple[str, str, int], list[Served]] = {}
         floors: dict[tuple[str, int], list[Load]] = {}
