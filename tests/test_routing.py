@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.routing import Match
 
-from workspaces.app import create_app
+from workspaces.app import FIRST_TRIED, create_app
 from workspaces.settings import Settings
-from workspaces.web.routing import Route
+from workspaces.web.routing import FirstTried, Route
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +84,51 @@ def test_a_route_reads_the_literal_text_around_its_parameters() -> None:
         == ("", "/api/me", "")
     route = Route("/api/workspaces/{slug}/invites/{invite_id}/revoke", endpoint)
     assert (route.literal_head, route.literal_tail) == ("/api/workspaces/", "/revoke")
+
+
+def _chosen(routes: Sequence[Any], scope: dict[str, Any]) -> tuple[Any, ...]:
+    """What Starlette's router picks: the first full match, else the first partial one."""
+    partial: tuple[Any, ...] = (Match.NONE, None, {})
+    for route in routes:
+        match, child = route.matches(dict(scope))
+        if match is Match.FULL:
+            return match, child.get("route", route), child.get("path_params")
+        if match is Match.PARTIAL and partial[0] is Match.NONE:
+            partial = (match, child.get("route", route), child.get("path_params"))
+    return partial
+
+
+def test_the_routes_tried_first_change_no_answer(app: FastAPI) -> None:
+    """FirstTried answers a full match of the member list or the invite preview before the
+    router reaches their place: for every path of every route (and near misses) and every
+    method, the router picks what it picks without it."""
+    first = app.router.routes[0]
+    assert isinstance(first, FirstTried)
+    assert {(r.path, frozenset(r.methods or ())) for r in first.routes} == FIRST_TRIED
+    assert all(r in app.router.routes[1:] for r in first.routes)  # also in their place
+    without = app.router.routes[1:]
+    paths = _paths([r for r in without if isinstance(r, APIRoute)])
+    differ, shortened = [], 0
+    for path in paths:
+        for method in ("GET", "HEAD", "POST", "PATCH", "DELETE"):
+            scope: dict[str, Any] = {"type": "http", "method": method, "path": path,
+                                     "root_path": "", "headers": [], "query_string": b""}
+            ours = _chosen(app.router.routes, scope)
+            if ours != _chosen(without, scope):
+                differ.append((method, path))
+            shortened += ours[1] in first.routes and ours[0] is Match.FULL
+    assert differ == []
+    assert shortened > 0
+
+
+def test_a_route_listed_before_a_first_tried_one_with_a_shared_path_is_caught() -> None:
+    """The check above fails when an earlier route shares a path with a route tried first."""
+    async def endpoint() -> None:  # pragma: no cover (never called)
+        return None
+
+    shadow = Route("/api/invites/{anything}", endpoint, methods=["GET"])
+    preview = Route("/api/invites/{token}", endpoint, methods=["GET"])
+    routes: list[Any] = [FirstTried([preview]), shadow, preview]
+    scope = {"type": "http", "method": "GET", "path": "/api/invites/x", "root_path": "",
+             "headers": [], "query_string": b""}
+    assert _chosen(routes, scope)[1] is preview and _chosen(routes[1:], scope)[1] is shadow

@@ -44,7 +44,7 @@ from workspaces.web.guard import SchemaGuard
 from workspaces.web.health import StatusRead
 from workspaces.web.health import router as health_router
 from workspaces.web.middleware import BodyLimit, RequestLog
-from workspaces.web.routing import Route
+from workspaces.web.routing import FirstTried, Route
 from workspaces.webhooks import delivery as webhooks
 from workspaces.webhooks.pages import router as webhooks_pages
 from workspaces.webhooks.routes import instance_router as instance_webhooks_router
@@ -67,6 +67,12 @@ def check_settings(settings: Settings) -> str:
     key = secret_key(settings)
     settings.email_mode  # noqa: B018 (raises when EMAIL_BACKEND cannot work)
     return key
+
+
+# The routes asked for most, tried before the others (web.routing.FirstTried): integrations
+# read the member list, and every invite link opens with the preview (docs/benchmarks.md).
+FIRST_TRIED = {("/api/workspaces/{slug}/members", frozenset({"GET"})),
+               ("/api/invites/{token}", frozenset({"GET"}))}
 
 
 def _route(app: FastAPI, *routers: APIRouter) -> None:
@@ -181,6 +187,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
            workspaces_pages, members_pages, invites_pages, audit_pages, webhooks_pages,
            discovery_router, oauth_pages, reloads.router)
     _describe_webhooks_when_asked(app)
+    app.router.routes.insert(0, FirstTried(
+        [route for route in app.router.routes if isinstance(route, APIRoute)
+         and (route.path, frozenset(route.methods or ())) in FIRST_TRIED]))
     app.mount("/static", StaticFiles(directory=html.HERE / "static"), name="static")
 
     @app.get("/docs", include_in_schema=False)

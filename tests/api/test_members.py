@@ -7,11 +7,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import update
 
 from tests.api.conftest import Api
 from workspaces.db import create_sync_engine, parse_url
 from workspaces.models import members
+from workspaces.workspaces.schemas import MemberRead
 
 PASSWORD = "correct horse battery"
 
@@ -44,6 +46,22 @@ def _roles(api: Api, headers: dict[str, str], slug: str) -> dict[str, str]:
     response = api.client.get(f"/api/workspaces/{slug}/members", headers=headers)
     assert response.status_code == 200, response.text
     return {m["email"]: m["role"] for m in response.json()}
+
+
+def test_the_member_list_is_the_documented_model_byte_for_byte(api: Api) -> None:
+    """The route serialises the service's rows itself (members.list_member_rows): the body is
+    what FastAPI would make of `list[MemberRead]`, with aware times on SQLite too."""
+    ann = api.signup("ann@example.com", "Ann")
+    slug = api.workspace(ann, "Acme")
+    _join(api, ann, slug, "bob@example.com", "admin")
+    response = api.client.get(f"/api/workspaces/{slug}/members", headers=ann)
+    documented = TypeAdapter(list[MemberRead])
+    listed = documented.validate_json(response.content)
+    assert response.content == documented.dump_json(listed)
+    assert [(m.email, m.role) for m in listed] == [("ann@example.com", "owner"),
+                                                    ("bob@example.com", "admin")]
+    assert all(m["joined_at"].endswith("Z") for m in response.json())
+    assert set(response.json()[0]) == set(MemberRead.model_fields)
 
 
 def test_creating_workspaces_derives_unique_ascii_slugs(api: Api) -> None:

@@ -19,13 +19,13 @@ router = APIRouter(route_class=Route, prefix="/api/workspaces", tags=["members"]
                    responses=errors(400, 401, 403, 422, 503))
 
 
-_MEMBERS_JSON = TypeAdapter(list[members.MemberInfo])
+_MEMBERS_JSON = TypeAdapter(list[members.MemberRow])
 
 
 @router.get("/{slug}/members", response_model=list[MemberRead], responses=errors(404))
 async def list_members(conn: Conn, access: Annotated[Access, Scoped("members:read")]
                        ) -> Response:
-    found = await members.list_members(conn, workspace_id=access.workspace.id)
+    found = await members.list_member_rows(conn, workspace_id=access.workspace.id)
     return json_response(_MEMBERS_JSON, found)
 
 
