@@ -5,6 +5,7 @@ does not do is left to FastAPI, whole."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -73,6 +74,18 @@ class Pager:  # a class as a dependency: FastAPI calls it in the thread pool
         self.limit, self.cursor = limit, cursor
 
 
+def logged(function: Any) -> Any:
+    """A sync wrapper of a coroutine function, as a logging decorator might be: FastAPI looks
+    through it (`__wrapped__`) and awaits what it returns."""
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+    return wrapper
+
+
+logged_conn = logged(conn)
+
+
 def build(route_class: type[APIRoute]) -> FastAPI:
     """The same routes, with our route class or FastAPI's."""
     app = FastAPI()
@@ -129,6 +142,10 @@ def build(route_class: type[APIRoute]) -> FastAPI:
     def sync_endpoint() -> Response:
         return JSONResponse({})
 
+    @router.get("/decorated")
+    async def with_decorated(c: Annotated[str, Depends(logged_conn)]) -> Response:
+        return JSONResponse({"c": c})
+
     app.router.routes.extend(router.routes)  # as the application adds its routes (app._route)
     return app
 
@@ -168,7 +185,7 @@ REQUESTS: list[tuple[str, dict[str, str]]] = [
     ("/items/12", {}),
     ("/items/twelve", {}),  # 422 for the path parameter
     ("/model", {}), ("/generator", {}), ("/background", {}), ("/response", {}),
-    ("/scopes", {}), ("/sync", {}),
+    ("/scopes", {}), ("/sync", {}), ("/decorated", {}),
 ]
 
 
@@ -201,8 +218,8 @@ def test_a_plan_answers_as_fastapi_does_with_the_same_calls(
     assert "/w/team/members" in planned  # the 422s fell back to FastAPI
     assert planned.count("/w/team/members") == 2 and planned.count("/items/twelve") == 1
     assert "/items/12" not in planned
-    assert {"/model", "/generator", "/background", "/response", "/scopes", "/sync"} <= set(
-        planned)
+    assert {"/model", "/generator", "/background", "/response", "/scopes", "/sync",
+            "/decorated"} <= set(planned)
 
 
 def test_a_plan_is_made_only_for_what_it_does() -> None:

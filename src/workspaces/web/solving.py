@@ -14,7 +14,8 @@ dependencies' values, the request, FastAPI's own validation of the parameters it
 It makes a plan only for a route that uses nothing else:
 
 - dependencies that are coroutine functions, or plain callables (run in the thread pool, as
-  FastAPI runs them), never generators (they need FastAPI's exit stacks);
+  FastAPI runs them), never generators (they need FastAPI's exit stacks), decorated functions
+  or partials (FastAPI looks through them to decide how to call them);
 - parameters from the path, the query string, headers and cookies, and the `Request`; no body,
   no `Response`, `BackgroundTasks`, `SecurityScopes` or security scopes, no dependency that
   opts out of the cache or limits its concurrency;
@@ -30,6 +31,7 @@ handler on the same requests: the calls, their order, their values and the answe
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Callable, Coroutine, Mapping
@@ -77,10 +79,18 @@ def _is_generator(call: Callable[..., Any]) -> bool:
                for c in (call, method) if c is not None)
 
 
+def _wrapped(call: Callable[..., Any]) -> bool:
+    """A decorated function (`functools.wraps`) or partial: FastAPI looks through those to
+    decide how to call them; the plan leaves them to it."""
+    return isinstance(call, functools.partial) or any(
+        hasattr(c, "__wrapped__") for c in (call, getattr(call, "__call__", None)))  # noqa: B004
+
+
 def _plain(dependant: Dependant, *, root: bool = False) -> bool:
     """The dependency uses nothing the plan leaves to FastAPI. (FastAPI gives the endpoint a
     scope; a dependency's is part of its cache key.)"""
     return (dependant.call is not None and not _is_generator(dependant.call)
+            and not _wrapped(dependant.call)
             and dependant.use_cache and (root or dependant.scope is None)
             and dependant.concurrency is None and not dependant.body_params
             and dependant.websocket_param_name is None
