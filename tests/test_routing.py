@@ -7,8 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from opentelemetry import trace
 from starlette.routing import Match
 
 from workspaces.app import FIRST_TRIED, create_app
@@ -132,3 +135,27 @@ def test_a_route_listed_before_a_first_tried_one_with_a_shared_path_is_caught() 
     scope = {"type": "http", "method": "GET", "path": "/api/invites/x", "root_path": "",
              "headers": [], "query_string": b""}
     assert _chosen(routes, scope)[1] is preview and _chosen(routes[1:], scope)[1] is shadow
+
+
+class _Tracing(trace.TracerProvider):
+    """An OpenTelemetry provider in effect (an SDK's, as `opentelemetry-instrument` sets)."""
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> Any:
+        return trace.NoOpTracer()
+
+
+def test_fastapi_s_telemetry_names_the_route_tried_first() -> None:
+    """With FastAPI's OpenTelemetry on, the router names the route it picks (`http.route`):
+    FirstTried steps aside, and the route is found in its place."""
+    app = FastAPI(telemetry={"tracer_provider": _Tracing(), "metrics": False, "logs": False})
+    router = APIRouter(route_class=Route)
+
+    @router.get("/api/invites/{token}")
+    async def preview(token: str, request: Request) -> Response:
+        found = request.scope.get("fastapi.telemetry")
+        return JSONResponse({"route": getattr(found, "route", None)})
+
+    app.router.routes.extend(router.routes)
+    app.router.routes.insert(0, FirstTried(list(router.routes)))  # type: ignore[arg-type]
+    with TestClient(app) as client:
+        assert client.get("/api/invites/abc").json() == {"route": "/api/invites/{token}"}

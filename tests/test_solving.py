@@ -5,7 +5,9 @@ does not do is left to FastAPI, whole."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from fastapi import routing as fastapi_routing
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 from fastapi.testclient import TestClient
+from pydantic import AfterValidator
 from starlette.responses import JSONResponse
 
 from workspaces.app import create_app
@@ -72,6 +75,39 @@ class Pager:  # a class as a dependency: FastAPI calls it in the thread pool
     def __init__(self, limit: int = 50, cursor: str | None = None) -> None:
         CALLS.append(("pager", (limit, cursor)))
         self.limit, self.cursor = limit, cursor
+
+
+COUNTER = [0]
+
+
+async def nonce() -> int:  # a value that differs on each call
+    COUNTER[0] += 1
+    CALLS.append(("nonce", COUNTER[0]))
+    return COUNTER[0]
+
+
+async def _check_admin(request: Request) -> None:
+    CALLS.append(("admin", request.headers.get("x-admin")))
+    if request.headers.get("x-admin") != "yes":
+        raise HTTPException(403, "admins only")
+
+
+def require_admin(request: Request) -> Any:
+    """A plain function marked as a coroutine function, as asgiref's markcoroutinefunction
+    does before Python 3.12: FastAPI awaits what it returns."""
+    return _check_admin(request)
+
+
+if sys.version_info < (3, 12):
+    require_admin._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+
+
+def known_slug(slug: str) -> str:
+    """A validator of the application's own that answers by itself (404)."""
+    CALLS.append(("validate", slug))
+    if slug != "team":
+        raise HTTPException(404, f"no workspace {slug!r}")
+    return slug
 
 
 def logged(function: Any) -> Any:
@@ -146,6 +182,25 @@ def build(route_class: type[APIRoute]) -> FastAPI:
     async def with_decorated(c: Annotated[str, Depends(logged_conn)]) -> Response:
         return JSONResponse({"c": c})
 
+    @router.get("/nocache")  # the second asks for a value of its own
+    async def no_cache(a: Annotated[int, Depends(nonce)],
+                       b: Annotated[int, Depends(nonce, use_cache=False)]) -> Response:
+        return JSONResponse({"a": a, "b": b})
+
+    @router.get("/request-scope")  # a scope of its own: another cache key
+    async def request_scope(a: Annotated[int, Depends(nonce)],
+                            b: Annotated[int, Depends(nonce, scope="request")]) -> Response:
+        return JSONResponse({"a": a, "b": b})
+
+    @router.get("/admin", dependencies=[Depends(require_admin)])
+    async def admin() -> Response:
+        return JSONResponse({"secret": 42})
+
+    @router.get("/w/{slug}/secret")  # FastAPI authenticates before it validates the slug
+    async def secret(c: Annotated[str, Depends(Scoped("secret:read"))],
+                     slug: Annotated[str, AfterValidator(known_slug)]) -> Response:
+        return JSONResponse({"slug": slug})
+
     app.router.routes.extend(router.routes)  # as the application adds its routes (app._route)
     return app
 
@@ -186,6 +241,10 @@ REQUESTS: list[tuple[str, dict[str, str]]] = [
     ("/items/twelve", {}),  # 422 for the path parameter
     ("/model", {}), ("/generator", {}), ("/background", {}), ("/response", {}),
     ("/scopes", {}), ("/sync", {}), ("/decorated", {}),
+    ("/nocache", {}), ("/request-scope", {}),
+    ("/admin", {}), ("/admin", {"x-admin": "yes"}),
+    ("/w/nope/secret", {}), ("/w/nope/secret", {"authorization": "Bearer t1"}),
+    ("/w/team/secret", {"authorization": "Bearer t1"}),
 ]
 
 
@@ -194,6 +253,7 @@ def _answers(app: FastAPI) -> list[tuple[int, bytes, list[tuple[str, Any]]]]:
     with TestClient(app) as client:
         for path, headers in REQUESTS:
             CALLS.clear()
+            COUNTER[0] = 0
             response = client.get(path, headers=headers)
             found.append((response.status_code, response.content, list(CALLS)))
     return found
@@ -219,14 +279,17 @@ def test_a_plan_answers_as_fastapi_does_with_the_same_calls(
     assert planned.count("/w/team/members") == 2 and planned.count("/items/twelve") == 1
     assert "/items/12" not in planned
     assert {"/model", "/generator", "/background", "/response", "/scopes", "/sync",
-            "/decorated"} <= set(planned)
+            "/decorated", "/nocache", "/request-scope", "/w/nope/secret"} <= set(planned)
+    assert "/admin" not in planned  # planned, and awaited as FastAPI awaits it
+    assert ours[REQUESTS.index(("/admin", {}))][0] == 403
+    assert ours[REQUESTS.index(("/w/nope/secret", {}))][0] == 401  # not the validator's 404
 
 
 def test_a_plan_is_made_only_for_what_it_does() -> None:
     app = build(Route)
     planned = {route.path for route in app.routes
                if isinstance(route, APIRoute) and solving.plan(route) is not None}
-    assert planned == {"/w/{slug}/members", "/items/{item_id}"}
+    assert planned == {"/w/{slug}/members", "/items/{item_id}", "/admin"}
 
 
 def test_overrides_are_fastapi_s(calls: list[tuple[str, Any]],

@@ -71,6 +71,8 @@ class FirstTried(BaseRoute):
         self.routes = tuple(routes)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope.get("fastapi.telemetry") is not None:  # FastAPI's OpenTelemetry names the
+            return Match.NONE, {}  # route the router picks (`path_format`): in their place
         for route in self.routes:
             match, child_scope = route.matches(scope)
             if match is Match.FULL:  # FastAPI names the route in the child scope ("route")

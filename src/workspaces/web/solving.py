@@ -13,12 +13,16 @@ dependencies to call, once each, in the order FastAPI calls them, each with its 
 dependencies' values, the request, FastAPI's own validation of the parameters it declares).
 It makes a plan only for a route that uses nothing else:
 
-- dependencies that are coroutine functions, or plain callables (run in the thread pool, as
-  FastAPI runs them), never generators (they need FastAPI's exit stacks), decorated functions
-  or partials (FastAPI looks through them to decide how to call them);
-- parameters from the path, the query string, headers and cookies, and the `Request`; no body,
-  no `Response`, `BackgroundTasks`, `SecurityScopes` or security scopes, no dependency that
-  opts out of the cache or limits its concurrency;
+- dependencies awaited or run in the thread pool as FastAPI decides (its own test, which on
+  Python 3.11 and 3.12 also reads asgiref's coroutine marker), never generators (they need
+  FastAPI's exit stacks), decorated functions or partials;
+- plain parameters (text, numbers, booleans, UUIDs, choices and lists of them, with their
+  limits; no validator of our own, which could answer or act before the caller is
+  authenticated: the plan validates every parameter before it calls anything) from the path,
+  the query string, headers and cookies, and the `Request`; no body, no `Response`,
+  `BackgroundTasks`, `SecurityScopes` or security scopes;
+- no dependency that opts out of the cache, has a scope of its own or limits its concurrency,
+  wherever it is asked for (FastAPI calls such a dependency again);
 - an endpoint that is a coroutine function annotated to return a `Response`, so that FastAPI
   has nothing to validate or serialise after it.
 
@@ -33,16 +37,20 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 import typing
+import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import routing as fastapi_routing
+from fastapi.dependencies import models as fastapi_models
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import request_params_to_args
 from fastapi.routing import APIRoute
 from fastapi.telemetry import get_telemetry_data
+from pydantic import functional_validators
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -64,19 +72,50 @@ class _Step:
     cookies: tuple[Any, ...]
 
 
+# How FastAPI itself decides to await a dependency or run it in the thread pool, and whether
+# it is a generator: the plan calls each one as FastAPI would (on Python 3.11 and 3.12 an
+# `_is_coroutine` marker, asgiref's `markcoroutinefunction`, makes a plain function awaited).
+# Without them (a later FastAPI) no route has a plan.
+_FASTAPI_CALLS = tuple(getattr(fastapi_models, name, None) for name in (
+    "_is_coroutine_callable", "_is_gen_callable", "_is_async_gen_callable"))
+
+
 def _is_coroutine(call: Callable[..., Any]) -> bool:
-    if inspect.isclass(call):
-        return False
-    return inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(
-        getattr(call, "__call__", None))  # noqa: B004 (an instance whose __call__ is async)
+    return bool(_FASTAPI_CALLS[0](call))  # type: ignore[misc]
 
 
 def _is_generator(call: Callable[..., Any]) -> bool:
-    if inspect.isclass(call):
-        return False
-    method = getattr(call, "__call__", None)  # noqa: B004
-    return any(inspect.isgeneratorfunction(c) or inspect.isasyncgenfunction(c)
-               for c in (call, method) if c is not None)
+    return bool(_FASTAPI_CALLS[1](call) or _FASTAPI_CALLS[2](call))  # type: ignore[misc]
+
+
+# A parameter the plan may validate before any dependency is called (it validates all of them
+# first, so that an invalid one is FastAPI's to answer whole): a plain value, whose validation
+# can only fail with a validation error and does nothing else. A validator of the
+# application's own could answer (an HTTPException) or act before the dependencies FastAPI
+# calls first, the caller's authentication among them.
+_PLAIN_VALUES = (str, int, float, bool, uuid.UUID)
+_VALIDATORS = (functional_validators.AfterValidator, functional_validators.BeforeValidator,
+               functional_validators.PlainValidator, functional_validators.WrapValidator)
+
+
+def _plain_type(annotation: Any) -> bool:
+    """A plain value, a choice of them (Literal), an optional one, or a list of them."""
+    if annotation in _PLAIN_VALUES or annotation is type(None):
+        return True
+    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return all(isinstance(value, (str, int, bool)) for value in arguments)
+    if origin is typing.Annotated:
+        return _plain_type(arguments[0]) and not any(
+            isinstance(item, _VALIDATORS) for item in arguments[1:])
+    if origin in (typing.Union, types.UnionType, list, set, frozenset, tuple):
+        return bool(arguments) and all(_plain_type(a) for a in arguments if a is not ...)
+    return False
+
+
+def _plain_value(field: Any) -> bool:
+    return _plain_type(field.field_info.annotation) and not any(
+        isinstance(item, _VALIDATORS) for item in field.field_info.metadata)
 
 
 def _wrapped(call: Callable[..., Any]) -> bool:
@@ -91,6 +130,9 @@ def _plain(dependant: Dependant, *, root: bool = False) -> bool:
     scope; a dependency's is part of its cache key.)"""
     return (dependant.call is not None and not _is_generator(dependant.call)
             and not _wrapped(dependant.call)
+            and all(_plain_value(field) for field in (
+                *dependant.path_params, *dependant.query_params, *dependant.header_params,
+                *dependant.cookie_params))
             and dependant.use_cache and (root or dependant.scope is None)
             and dependant.concurrency is None and not dependant.body_params
             and dependant.websocket_param_name is None
@@ -110,7 +152,10 @@ def _steps(dependant: Dependant, steps: dict[Callable[..., Any], _Step], *,
         return False
     takes = []
     for sub in dependant.dependencies:
-        if sub.call is None or (sub.call not in steps and not _steps(sub, steps)):
+        # A call already planned is FastAPI's cached value; each place it is asked for in
+        # must allow that too (a second `Depends(f, use_cache=False)` calls f again).
+        if sub.call is None or not _plain(sub) or (
+                sub.call not in steps and not _steps(sub, steps)):
             return False
         if sub.name is not None:
             takes.append((sub.name, sub.call))
@@ -132,7 +177,8 @@ def _returns_response(endpoint: Callable[..., Any]) -> bool:
 
 def plan(route: APIRoute) -> tuple[_Step, ...] | None:
     """The route's steps, the endpoint last; None when FastAPI must solve it."""
-    if (route.body_field is not None or not inspect.iscoroutinefunction(route.endpoint)
+    if (route.body_field is not None or None in _FASTAPI_CALLS
+            or not _is_coroutine(route.endpoint)
             or not _returns_response(route.endpoint)
             # an included router's copy of the route, with the router's own dependencies
             or getattr(fastapi_routing, "_effective_route_context_var", None) is None
