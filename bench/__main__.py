@@ -472,9 +472,10 @@ def _rounds(workload: Workload, connections: int, options: argparse.Namespace,
             floors: dict[tuple[str, int], list[Load]]) -> None:
     """--rounds of one workload at one connection count: each side's application, then the
     floor (at `bound`), in turn, so that each ratio compares runs a few seconds apart."""
-    for _ in range(options.rounds):
+    for round_ in range(options.rounds):
         for side, (base, pid) in servers.items():
-            tag = f"{'b' if side == BEFORE else ''}{connections}"
+            # unique per run: a write run's addresses must not be a previous round's (409)
+            tag = f"{'b' if side == BEFORE else ''}{connections}r{round_}"
             results.setdefault((side, workload.name, connections), []).append(_serve(
                 base, pid, workload, connections, options.duration, tag, pairs))
             if workload.mode != "get":
